@@ -1,0 +1,5 @@
+import sys
+
+from wbc_classic.cli import main
+
+sys.exit(main())

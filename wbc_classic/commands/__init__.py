@@ -1,0 +1,1 @@
+"""Sub-commands of the ``wbc-classic`` command, one module each."""
