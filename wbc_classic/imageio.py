@@ -1,0 +1,490 @@
+"""Robust image reading: every file becomes a C-contiguous ``(H, W, 3)`` ``uint8`` RGB array.
+
+One error type, :class:`ImageReadError` (a :class:`ValueError`), covers every way a file can
+fail to be an image: missing, a directory, zero bytes, not an image, truncated or corrupt, or
+absurdly large (a decompression bomb).  Its message names the file and the problem; its
+``path`` and ``reason`` attributes carry the same information for programs.
+
+Conversions (all done by :func:`read_image`)
+--------------------------------------------
+* grey (``L``, ``1``) -> RGB by repeating the channel;
+* palette (``P``/``PA``) -> RGB(A) through the palette, then as below;
+* alpha (``RGBA``, ``LA``, ``PA``, palette transparency) -> **composited on white**.  Blood
+  smears have a bright background, and the colour under fully transparent pixels is arbitrary
+  (often black), so dropping alpha would invent dark structures; compositing on white does not;
+* 16-bit grey (``I;16*``) -> 8-bit by keeping the high byte (``v >> 8``), i.e. scaling by the
+  container bit depth, so a pixel value maps to the same 8-bit value in every image.  Pillow
+  already reduces 16-bit-per-channel RGB PNG/TIFF to 8-bit the same way;
+* 32-bit integer grey (``I``) -> values up to 255 kept, up to 65535 ``>> 8``, larger shifted by
+  the bit length of the maximum; float grey (``F``) -> ``[0, 1]`` data scaled by 255, other
+  data clipped to ``[0, 255]``;
+* CMYK, YCbCr, LAB, HSV -> RGB with Pillow's conversions;
+* EXIF orientation **is applied** (the array is what a viewer shows); microscope images rarely
+  carry the tag, phone photographs of smears often do;
+* multi-frame files (TIFF stacks, animated GIF/PNG) -> the first frame.
+
+The pixel count is checked from the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "ReadBatch",
+    "ReadFailure",
+    "image_sha256",
+    "image_size",
+    "is_image_file",
+    "read_grey",
+    "read_image",
+    "read_images",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default refusal limit for :func:`read_image`: 100 megapixels (a 10,000 x 10,000 image).
+DEFAULT_MAX_PIXELS: int = 100_000_000
+
+#: File-name extensions (lower case, with dot) treated as images by the dataset loaders.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".gif", ".webp",
+     ".ppm", ".pgm", ".pbm", ".pnm"}
+)
+
+PathLike = str | os.PathLike[str]
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image.
+
+    Parameters
+    ----------
+    path : str or Path
+        The offending file.
+    reason : str
+        What went wrong, in words (``"file not found"``, ``"truncated or corrupt image data:
+        ..."``, ...).
+
+    Attributes
+    ----------
+    path : Path
+    reason : str
+    """
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot read image {str(self.path)!r}: {reason}")
+
+    def __reduce__(self):  # keep pickling (joblib workers) working with two arguments
+        return (type(self), (self.path, self.reason))
+
+
+def is_image_file(path: PathLike) -> bool:
+    """True when ``path``'s extension is one of :data:`IMAGE_EXTENSIONS` (case-insensitive).
+
+    Hidden files and AppleDouble companions (names starting with ``"."``, e.g. ``._a.jpg``)
+    are never image files.
+    """
+    p = Path(path)
+    return (not p.name.startswith(".")) and p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _check_file(path: Path) -> None:
+    """Raise :class:`ImageReadError` for a missing path, a directory or an empty file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot access file: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise ImageReadError(path, "is a directory, not an image file")
+    if st.st_size == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+
+
+def _open_loaded(path: PathLike, max_pixels: int | None) -> Image.Image:
+    """Open ``path`` with Pillow, check the header size, decode the first frame.
+
+    Returns a fully loaded Pillow image with EXIF orientation applied; every failure is
+    turned into :class:`ImageReadError`.
+    """
+    p = Path(path)
+    _check_file(p)
+    if max_pixels is not None and max_pixels <= 0:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    with warnings.catch_warnings():
+        # We enforce our own limit below; Pillow's own (~89 MP warning, ~179 MP error) would
+        # otherwise warn about images the caller explicitly allowed.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(p)
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError(p, f"refused as a possible decompression bomb ({exc})") from None
+        except PermissionError:
+            raise ImageReadError(p, "permission denied") from None
+        except Image.UnidentifiedImageError:
+            raise ImageReadError(p, "not a recognised image format") from None
+        except Exception as exc:  # Pillow plugins raise many types on corrupt headers
+            raise ImageReadError(p, f"corrupt image header: {type(exc).__name__}: {exc}") from None
+        try:
+            width, height = im.size
+            if width <= 0 or height <= 0:
+                raise ImageReadError(p, f"invalid image size {width}x{height} in header")
+            n_pixels = int(width) * int(height)
+            if max_pixels is not None and n_pixels > max_pixels:
+                raise ImageReadError(
+                    p,
+                    f"image is {width}x{height} = {n_pixels:,} pixels, more than max_pixels="
+                    f"{max_pixels:,}; refused as a possible decompression bomb (raise max_pixels "
+                    f"to read it anyway)",
+                )
+            try:
+                im.seek(0)
+                im.load()
+            except Image.DecompressionBombError as exc:
+                raise ImageReadError(p, f"refused as a possible decompression bomb ({exc})") \
+                    from None
+            except MemoryError:
+                raise ImageReadError(p, f"out of memory decoding a {width}x{height} image") \
+                    from None
+            except Exception as exc:
+                raise ImageReadError(
+                    p, f"truncated or corrupt image data: {type(exc).__name__}: {exc}"
+                ) from None
+            try:
+                oriented = ImageOps.exif_transpose(im)
+            except Exception:  # a broken EXIF block must not make a readable image unreadable
+                oriented = im
+            if oriented is not im:
+                oriented.load()
+                im.close()
+                im = oriented
+            return im
+        except BaseException:
+            im.close()
+            raise
+
+
+def _composite_on_white(im: Image.Image) -> np.ndarray:
+    """RGBA Pillow image -> ``(H, W, 3)`` uint8 composited on a white background."""
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3:4] / 255.0
+    out = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert a loaded Pillow image of any mode into ``(H, W, 3)`` uint8 RGB."""
+    mode = im.mode
+    try:
+        if mode == "RGB":
+            arr = np.asarray(im)
+        elif mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            arr = _composite_on_white(im)
+        elif mode == "P":
+            if "transparency" in im.info:
+                arr = _composite_on_white(im.convert("RGBA"))
+            else:
+                arr = np.asarray(im.convert("RGB"))
+        elif mode in ("L", "1"):
+            g = np.asarray(im.convert("L"))
+            arr = np.repeat(g[..., None], 3, axis=2)
+        elif mode.startswith("I;16"):
+            g = np.asarray(im).astype(np.uint16) >> 8
+            arr = np.repeat(g.astype(np.uint8)[..., None], 3, axis=2)
+        elif mode == "I":
+            g = np.asarray(im)
+            a = np.clip(g.astype(np.int64), 0, None)
+            vmax = int(a.max()) if a.size else 0
+            if vmax <= 255:
+                g8 = a.astype(np.uint8)
+            elif vmax <= 65535:
+                g8 = (a >> 8).astype(np.uint8)
+            else:
+                g8 = (a >> (vmax.bit_length() - 8)).astype(np.uint8)
+            arr = np.repeat(g8[..., None], 3, axis=2)
+        elif mode == "F":
+            g = np.asarray(im, dtype=np.float64)
+            g = np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+            finite_max = float(g.max()) if g.size else 0.0
+            if finite_max <= 1.0 and float(g.min()) >= 0.0:
+                g = g * 255.0
+            g8 = np.clip(np.rint(g), 0, 255).astype(np.uint8)
+            arr = np.repeat(g8[..., None], 3, axis=2)
+        else:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+            arr = np.asarray(im.convert("RGB"))
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot convert image mode {mode!r} to RGB: {exc}") from None
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageReadError(
+            path, f"unexpected decoded array {arr.shape} {arr.dtype} from mode {mode!r}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file (JPEG, PNG, BMP, TIFF, ...) as RGB.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to read.
+    max_pixels : int or None, optional
+        Refuse images whose header claims more than this many pixels (width x height),
+        before decoding them: protection against decompression bombs.  Default 100 MP.
+        ``None`` disables the check (Pillow's own hard limit of ~179 MP still applies).
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (H, W, 3)
+        C-contiguous RGB pixels.  See the module docstring for how grey, palette, alpha,
+        16-bit, CMYK and EXIF orientation are handled.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, a directory, empty, not an image, truncated/corrupt, or too large.
+        The message names the file and the problem.
+    """
+    p = Path(path)
+    im = _open_loaded(p, max_pixels)
+    try:
+        return _pil_to_rgb(im, p)
+    finally:
+        im.close()
+
+
+def read_grey(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as one 8-bit channel, e.g. a label mask.
+
+    Grey files are returned as stored (16-bit data whose maximum is <= 255 is kept as is,
+    otherwise shifted to 8 bits); colour files are averaged over their RGB channels (which
+    keeps grey-valued masks saved as RGB exact); alpha is ignored.
+
+    Returns
+    -------
+    grey : ndarray of uint8, shape (H, W)
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`read_image`.
+    """
+    p = Path(path)
+    im = _open_loaded(p, max_pixels)
+    try:
+        mode = im.mode
+        if mode in ("L", "1"):
+            g = np.asarray(im.convert("L"))
+        elif mode.startswith("I;16") or mode == "I":
+            a = np.clip(np.asarray(im).astype(np.int64), 0, None)
+            vmax = int(a.max()) if a.size else 0
+            g = (a >> max(vmax.bit_length() - 8, 0)).astype(np.uint8)
+        elif mode == "F":
+            a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+            if a.size and a.max() <= 1.0 and a.min() >= 0.0:
+                a = a * 255.0
+            g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        else:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint16)
+            g = ((rgb.sum(axis=2) + 1) // 3).astype(np.uint8)
+    except Exception as exc:
+        raise ImageReadError(p, f"cannot convert image mode {im.mode!r} to grey: {exc}") \
+            from None
+    finally:
+        im.close()
+    return np.ascontiguousarray(g, dtype=np.uint8)
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header, without decoding pixels.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing or its header cannot be parsed.
+    """
+    p = Path(path)
+    _check_file(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+        except Image.DecompressionBombError:
+            raise ImageReadError(p, "image header claims a decompression-bomb size") from None
+        except Image.UnidentifiedImageError:
+            raise ImageReadError(p, "not a recognised image format") from None
+        except Exception as exc:
+            raise ImageReadError(p, f"corrupt image header: {type(exc).__name__}: {exc}") \
+                from None
+    return int(h), int(w)
+
+
+def image_sha256(path: PathLike, *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes: a content key for on-disk caches.
+
+    Two byte-identical files share the key wherever they live; renaming a file keeps it.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, a directory or unreadable.
+    """
+    p = Path(path)
+    h = hashlib.sha256()
+    try:
+        with open(p, "rb") as fh:
+            while True:
+                chunk = fh.read(chunk_size)
+                if not chunk:
+                    break
+                h.update(chunk)
+    except FileNotFoundError:
+        raise ImageReadError(p, "file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(p, "is a directory, not an image file") from None
+    except PermissionError:
+        raise ImageReadError(p, "permission denied") from None
+    except OSError as exc:
+        if p.is_dir():
+            raise ImageReadError(p, "is a directory, not an image file") from None
+        raise ImageReadError(p, f"cannot read file: {exc}") from None
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """One file that :func:`read_images` could not read.
+
+    Attributes
+    ----------
+    index : int
+        Position of the file in the input sequence.
+    path : Path
+    reason : str
+        The :attr:`ImageReadError.reason`.
+    """
+
+    index: int
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class ReadBatch:
+    """Result of :func:`read_images`: the images that were read and the files that were not.
+
+    Attributes
+    ----------
+    images : list of ndarray of uint8, each (H, W, 3)
+        The successfully read images, in input order.
+    paths : list of Path
+        Their paths (same length as ``images``).
+    indices : ndarray of int64, shape (n_ok,)
+        Their positions in the input sequence (use it to subset labels).
+    failures : list of ReadFailure
+        Every file that failed, in input order.
+    """
+
+    images: list[np.ndarray]
+    paths: list[Path]
+    indices: np.ndarray
+    failures: list[ReadFailure] = field(default_factory=list)
+
+    @property
+    def n_ok(self) -> int:
+        """Number of images read."""
+        return len(self.images)
+
+    @property
+    def n_failed(self) -> int:
+        """Number of files that failed."""
+        return len(self.failures)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self):
+        """Unpack as ``images, failures = read_images(...)``."""
+        return iter((self.images, self.failures))
+
+    def summary(self, max_listed: int = 10) -> str:
+        """One line of counts, then up to ``max_listed`` failures, one per line."""
+        lines = [f"read {self.n_ok} image(s), {self.n_failed} failed"]
+        lines += [f"  {f}" for f in self.failures[:max_listed]]
+        if self.n_failed > max_listed:
+            lines.append(f"  ... and {self.n_failed - max_listed} more")
+        return "\n".join(lines)
+
+
+def read_images(
+    paths: Iterable[PathLike],
+    *,
+    on_error: Literal["skip", "raise"] = "skip",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> ReadBatch:
+    """Read many images, going on past bad files and reporting them.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    on_error : {"skip", "raise"}, optional
+        ``"skip"`` (default): a bad file is recorded in ``failures`` (and logged as a warning)
+        and reading continues; ``"raise"``: the first :class:`ImageReadError` propagates.
+    max_pixels : int or None, optional
+        Passed to :func:`read_image`.
+
+    Returns
+    -------
+    ReadBatch
+        ``images`` (list of (H, W, 3) uint8), ``paths``, ``indices`` (int64 positions in the
+        input) and ``failures`` (list of :class:`ReadFailure`).  Nothing is dropped silently:
+        ``n_ok + n_failed`` equals the number of inputs.
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    images: list[np.ndarray] = []
+    ok_paths: list[Path] = []
+    indices: list[int] = []
+    failures: list[ReadFailure] = []
+    for i, path in enumerate(paths):
+        p = Path(path)
+        try:
+            img = read_image(p, max_pixels=max_pixels)
+        except ImageReadError as exc:
+            if on_error == "raise":
+                raise
+            failures.append(ReadFailure(i, p, exc.reason))
+            logger.warning("skipping unreadable image %s: %s", p, exc.reason)
+            continue
+        images.append(img)
+        ok_paths.append(p)
+        indices.append(i)
+    if failures:
+        logger.warning("read_images: %d of %d file(s) could not be read",
+                       len(failures), len(failures) + len(images))
+    return ReadBatch(images, ok_paths, np.asarray(indices, dtype=np.int64), failures)
