@@ -84,16 +84,16 @@ _RBC_FRACTION_OF_CROP = 0.28
 _BACKGROUND = (250.0, 226.0, 202.0)
 _COLOURS: dict[str, tuple[float, float, float]] = {
     "nucleus": (80.0, 36.0, 132.0),
-    "nucleus_mono": (112.0, 62.0, 150.0),
+    "nucleus_mono": (100.0, 50.0, 146.0),
     "cyto_neutrophil": (226.0, 194.0, 204.0),
     "gran_neutrophil": (196.0, 150.0, 192.0),
-    "cyto_eosinophil": (232.0, 188.0, 178.0),
-    "gran_eosinophil": (214.0, 92.0, 70.0),
+    "cyto_eosinophil": (230.0, 188.0, 182.0),
+    "gran_eosinophil": (214.0, 128.0, 112.0),
     "cyto_basophil": (200.0, 166.0, 198.0),
     "gran_basophil": (52.0, 20.0, 92.0),
-    "cyto_lymphocyte": (170.0, 172.0, 218.0),
-    "cyto_monocyte": (194.0, 186.0, 216.0),
-    "rbc": (200.0, 148.0, 152.0),
+    "cyto_lymphocyte": (178.0, 176.0, 216.0),
+    "cyto_monocyte": (204.0, 190.0, 210.0),
+    "rbc": (204.0, 156.0, 160.0),
 }
 _STAINED = tuple(_COLOURS)
 
@@ -350,9 +350,9 @@ def _paint_rbcs(od: np.ndarray, rng: np.random.Generator, rbcs: np.ndarray,
         rho = np.hypot(du, dv)
         a = _alpha(rho - r)
         q = rho / r
-        pallor = rng.uniform(0.35, 0.7)
-        prof = (1.0 - pallor * np.exp(-(q / rng.uniform(0.42, 0.55)) ** 2)
-                + 0.18 * np.exp(-((q - 0.88) / 0.12) ** 2))
+        pallor = rng.uniform(0.5, 0.8)
+        prof = (1.0 - pallor * np.exp(-(q / rng.uniform(0.45, 0.6)) ** 4)
+                + 0.12 * np.exp(-((q - 0.85) / 0.12) ** 2))
         dens = a * prof * style.rbc_density * rng.uniform(0.85, 1.15)
         od[y0:y1, x0:x1] += dens[..., None] * colour
 
@@ -380,41 +380,43 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
             n_lobes = int(rng.choice([2, 2, 2, 2, 2, 3]))
         else:
             n_lobes = int(rng.choice([2, 3, 4, 5], p=[0.17, 0.43, 0.3, 0.1]))
-    lobe_r = R * (0.30 if eos else {2: 0.25, 3: 0.22, 4: 0.19, 5: 0.17}[n_lobes])
+    lobe_r = R * (0.34 if eos else {2: 0.32, 3: 0.28, 4: 0.25, 5: 0.225}[n_lobes])
     lobe_r *= rng.uniform(0.9, 1.1)
     strand_r = max(0.035 * R, 0.55)
-    limit = 0.78 * R - lobe_r
-    for _attempt in range(60):
-        pts = []
-        ang = rng.uniform(0, 2 * math.pi)
-        step = lobe_r * rng.uniform(2.2, 2.6) if not eos else lobe_r * rng.uniform(2.1, 2.5)
-        if eos:
-            p = np.array([-0.5 * step * math.cos(ang), -0.5 * step * math.sin(ang)])
-            p = p + rng.normal(0, 0.05 * R, 2)
-        else:
-            p = rng.normal(0, 0.15 * R, 2)
-            # start so that the chain is roughly centred
-            p = p - 0.5 * (n_lobes - 1) * step * 0.6 * np.array([math.cos(ang), math.sin(ang)])
-        pts.append(p)
-        turn = rng.choice([-1.0, 1.0])
-        for _ in range(n_lobes - 1):
-            ang += turn * rng.uniform(0.3, 1.1)
-            p = p + step * np.array([math.cos(ang), math.sin(ang)])
-            pts.append(p)
-        pts_a = np.array(pts)
+    pts_a = np.zeros((n_lobes, 2))
+    for _attempt in range(80):
+        limit = 0.86 * R - lobe_r
+        step = lobe_r * (rng.uniform(2.15, 2.45) if eos else rng.uniform(2.2, 2.6))
+        # lobe centres on a random arc (C/S-like chains), centred on the cell
+        rho_min = 0.5 * step / math.sin(min(math.pi / n_lobes, math.pi / 2) * 0.999)
+        rho_a = rho_min * math.exp(rng.uniform(0.0, 1.2))
+        dth = 2.0 * math.asin(min(step / (2.0 * rho_a), 1.0))
+        th = np.arange(n_lobes) * dth + rng.normal(0.0, 0.12 * dth, n_lobes)
+        rr = rho_a * (1.0 + rng.normal(0.0, 0.06, n_lobes))
+        pts_a = np.column_stack([rr * np.cos(th), rr * np.sin(th)])
+        if not eos and n_lobes >= 3 and rng.random() < 0.3:  # S-shaped: flip the tail
+            k = n_lobes // 2
+            pivot = pts_a[k]
+            tail = pts_a[k + 1:] - pivot
+            axis = pivot / (np.hypot(*pivot) + 1e-9)
+            tail = 2.0 * (tail @ axis)[:, None] * axis[None, :] - tail
+            pts_a[k + 1:] = pivot + tail
+        pts_a = pts_a - pts_a.mean(0) + rng.normal(0.0, 0.06 * R, 2)
+        rot = rng.uniform(0, 2 * math.pi)
+        c, s_ = math.cos(rot), math.sin(rot)
+        pts_a = pts_a @ np.array([[c, s_], [-s_, c]])
         if np.all(np.hypot(pts_a[:, 0], pts_a[:, 1]) <= limit):
             dists = np.hypot(*(pts_a[:, None, :] - pts_a[None, :, :]).transpose(2, 0, 1))
             np.fill_diagonal(dists, np.inf)
             if np.all(dists > 2.15 * lobe_r):
                 break
-        lobe_r *= 0.97
-        limit = 0.78 * R - lobe_r
+        lobe_r *= 0.985
     # each lobe: a short capsule perpendicular-ish to the chain, so lobes look oval/kidney
     a, b, ra, rb = [], [], [], []
     for i, c in enumerate(pts_a):
         nb = pts_a[min(i + 1, len(pts_a) - 1)] - pts_a[max(i - 1, 0)]
         t = math.atan2(nb[1], nb[0]) + math.pi / 2 + rng.normal(0, 0.4)
-        half = lobe_r * rng.uniform(0.2, 0.6)
+        half = lobe_r * rng.uniform(0.2, 0.65)
         d = half * np.array([math.cos(t), math.sin(t)])
         a.append(c - d)
         b.append(c + d)
@@ -454,22 +456,22 @@ def _monocyte_nucleus(rng, u, v, R):
     uu = (u - off[0]) * c + (v - off[1]) * s
     vv = -(u - off[0]) * s + (v - off[1]) * c
     if kind == "kidney":
-        a, b = R * rng.uniform(0.52, 0.62), R * rng.uniform(0.36, 0.46)
+        a, b = R * rng.uniform(0.56, 0.68), R * rng.uniform(0.40, 0.50)
         sdf = _ellipse_sdf(uu, vv, 0.0, 0.0, a, b, 0.0)
         nr = b * rng.uniform(0.55, 0.9)
         sdf = np.maximum(sdf, -(np.hypot(uu, vv - (b + nr * rng.uniform(0.3, 0.65))) - nr))
     elif kind == "horseshoe":
-        rho = R * rng.uniform(0.3, 0.4)
+        rho = R * rng.uniform(0.34, 0.44)
         span = rng.uniform(3.4, 4.6)
         k = 9
         th = np.linspace(-span / 2, span / 2, k) + math.pi / 2
         pts = np.column_stack([rho * np.cos(th), rho * np.sin(th) - 0.3 * rho])
-        tube = R * rng.uniform(0.17, 0.22) * (1 + 0.15 * np.sin(np.linspace(0, math.pi, k)))
+        tube = R * rng.uniform(0.2, 0.25) * (1 + 0.15 * np.sin(np.linspace(0, math.pi, k)))
         sdf = _capsules_sdf(uu, vv, pts[:-1], pts[1:], tube[:-1], tube[1:])
     else:  # folded: overlapping blobs with a cleft
         n = int(rng.integers(2, 4))
         pts = rng.normal(0, 0.2 * R, (n, 2))
-        rr = R * rng.uniform(0.28, 0.38, n)
+        rr = R * rng.uniform(0.32, 0.42, n)
         sdf = _capsules_sdf(uu, vv, pts, np.roll(pts, 1, 0), rr, np.roll(rr, 1))
         ang = rng.uniform(0, 2 * math.pi)
         nr = R * rng.uniform(0.12, 0.2)
@@ -573,7 +575,7 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
         local += (cyto * g * 0.8)[..., None] * style.od["gran_neutrophil"]
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.14, 0.22), max(0.055 * R, 0.7))
+        g = _granules(rng, a_cell, rng.uniform(0.06, 0.1), max(0.065 * R, 0.7))
         local += (a_cell * g * (1.0 - 0.5 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
             * style.od["gran_eosinophil"]
     elif label == "basophil":
