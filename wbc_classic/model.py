@@ -1,0 +1,828 @@
+"""The saved classical model: segmenter settings + feature extractor + fitted classifier.
+
+A :class:`WBCModel` goes from an RGB leukocyte image (or its file) to class probabilities::
+
+    image --read_image--> RGB uint8 --segment--> Segmentation --FeatureExtractor--> features
+          --scaler/selection/classifier--> probabilities over ``model.classes``
+
+It is saved as **one file** with :mod:`skops.io` (a zip of JSON + arrays whose loading
+cannot run arbitrary code).  Loading accepts only the object types this package itself
+writes (:func:`known_types`); a pickle, random bytes, a truncated file or a skops file that
+references any other type (``os.system``, ...) is refused with :class:`ModelFileError`
+naming the file and the problem.  A model written by other package versions loads with a
+:class:`ModelVersionWarning`.
+
+File contents (format ``wbc-classic/model``, ``format_version`` 1), a plain dict:
+
+``classes``          list of str -- the single source of class names and their order
+``classifier``       str -- registry name (or the estimator's class name)
+``pipeline``         the fitted scikit-learn Pipeline (scale, [select], clf)
+``extractor``        {"class": "features.FeatureExtractor", "params": {...}}
+``feature_names``    list of str -- the extractor's output names at training time
+``segmenter``        {"function": "segmentation.segment", "params": {...}}
+``versions``         dict of package versions at training time
+``metadata``         dict: date, data summary, cross-validated accuracy, ...
+
+Example
+-------
+>>> import wbc_classic.model as wm                       # doctest: +SKIP
+>>> model = wm.load("model.skops")                        # doctest: +SKIP
+>>> model.predict(["cell1.jpg", "cell2.jpg"])             # doctest: +SKIP
+array(['neutrophil', 'lymphocyte'], dtype='<U10')
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib
+import importlib.util
+import os
+import platform
+import time
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "ModelVersionWarning",
+    "WBCModel",
+    "known_types",
+    "load",
+    "package_versions",
+]
+
+FORMAT = "wbc-classic/model"
+FORMAT_VERSION = 1
+
+# the only extractor / segmenter entry points a model file may name
+_EXTRACTOR_CLASSES = {"features.FeatureExtractor": ("features", "FeatureExtractor")}
+_SEGMENTERS = {"segmentation.segment": ("segmentation", "segment")}
+
+_VERSIONED = ("wbc_classic", "numpy", "scikit-learn", "scikit-image", "opencv", "xgboost")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: missing, not a model, tampered or unknown types.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The offending file.
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"cannot load model file {str(self.path)!r}: {problem}")
+
+
+class ModelVersionWarning(UserWarning):
+    """The model file was written with other package versions than the running ones."""
+
+
+# --------------------------------------------------------------------------- versions
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a model's behaviour, as ``{name: version}``."""
+    import skimage
+    import sklearn
+    import skops
+
+    import wbc_classic
+
+    out = {
+        "wbc_classic": wbc_classic.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "scikit-image": skimage.__version__,
+        "skops": skops.__version__,
+    }
+    try:
+        import cv2
+
+        out["opencv"] = cv2.__version__
+    except ImportError:  # pragma: no cover - a hard dependency
+        pass
+    try:
+        import xgboost
+
+        out["xgboost"] = xgboost.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+# --------------------------------------------------------------------------- trusted types
+
+def _type_name(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+@functools.lru_cache(maxsize=1)
+def known_types() -> frozenset[str]:
+    """Fully-qualified names of the non-default types a model file of ours may contain.
+
+    Computed from the classes and functions themselves (so a renamed private class in a
+    new scikit-learn release is noticed rather than silently trusted).  Anything a file
+    references beyond these and :mod:`skops`'s own default-trusted scikit-learn/numpy
+    types is refused at load time.
+    """
+    names: set[str] = set()
+    candidates = [
+        ("wbc_classic.classifiers", "BalancedClassifier"),
+        ("sklearn.calibration", "_CalibratedClassifier"),
+        ("sklearn.calibration", "_SigmoidCalibration"),
+        ("sklearn.calibration", "CalibratedClassifierCV"),
+        ("sklearn.feature_selection", "f_classif"),
+        ("sklearn.feature_selection", "SelectKBest"),
+        ("sklearn.feature_selection", "SequentialFeatureSelector"),
+        ("sklearn.model_selection", "StratifiedKFold"),
+        ("sklearn.neighbors", "KDTree"),
+        ("sklearn.neighbors", "BallTree"),
+        ("sklearn.metrics._dist_metrics", "EuclideanDistance64"),
+        ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
+        ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
+        ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer"),
+        ("sklearn.tree._tree", "Tree"),
+        ("sklearn.preprocessing", "LabelEncoder"),
+        ("sklearn.preprocessing", "StandardScaler"),
+        ("sklearn.pipeline", "Pipeline"),
+    ]
+    for module, attr in candidates:
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+        names.add(_type_name(obj))
+    # xgboost is imported only to name its types; skip when not installed
+    try:
+        xgb_spec = importlib.util.find_spec("xgboost")
+    except (ImportError, ValueError):
+        xgb_spec = None
+    if xgb_spec is not None:
+        import xgboost
+
+        names.add(_type_name(xgboost.XGBClassifier))
+        names.add(_type_name(xgboost.Booster))
+    return frozenset(names)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _import_entry(table: dict[str, tuple[str, str]], name: str, what: str):
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(table)}")
+    module, attr = table[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _default_extractor():
+    from features import FeatureExtractor
+
+    return FeatureExtractor()
+
+
+def _extractor_params(extractor: Any) -> dict[str, Any]:
+    return dict(extractor.get_params(deep=False))
+
+
+def _feature_names(extractor: Any) -> list[str]:
+    from sklearn.exceptions import NotFittedError
+
+    try:
+        names = extractor.get_feature_names_out()
+    except (NotFittedError, AttributeError, ValueError, TypeError):
+        extractor.fit([])
+        names = extractor.get_feature_names_out()
+    return [str(n) for n in names]
+
+
+def _as_image(item: Any) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) array from an array or a path (read with wbc_classic.imageio)."""
+    if isinstance(item, (str, os.PathLike)):
+        from wbc_classic.imageio import read_image
+
+        return read_image(item)
+    arr = np.asarray(item)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {arr.shape}")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and arr.max() <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def cell_features(image: np.ndarray, extractor: Any, segment_params: dict | None = None
+                  ) -> tuple[np.ndarray, Any]:
+    """Segment one leukocyte image and extract its features.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+    extractor : features.FeatureExtractor
+    segment_params : dict, optional
+        Keyword arguments of :func:`segmentation.segment`.
+
+    Returns
+    -------
+    features : ndarray of float32, shape (F,)
+    segmentation : segmentation.Segmentation
+    """
+    from segmentation import segment
+
+    seg = segment(image, **(segment_params or {}))
+    x = np.asarray(extractor.transform([(image, seg)]), dtype=np.float32)[0]
+    return x, seg
+
+
+def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict | None,
+                    catch: bool) -> list[tuple[np.ndarray | None, str, bool]]:
+    """Features of a chunk of images/paths: ``(x or None, error message, found)`` each.
+
+    Images are read and segmented one by one (a failure is recorded per item when
+    ``catch``), then the extractor runs once over the chunk's good pairs.
+    """
+    from segmentation import segment
+
+    out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
+    pairs: list[tuple[np.ndarray, Any]] = []
+    good: list[int] = []
+    for i, item in enumerate(items):
+        try:
+            image = _as_image(item)
+            seg = segment(image, **(segment_params or {}))
+        except Exception as exc:  # noqa: BLE001 - reported per image
+            if not catch:
+                raise
+            out[i] = (None, f"{type(exc).__name__}: {exc}" if not isinstance(
+                exc, ValueError) else str(exc), False)
+            continue
+        pairs.append((image, seg))
+        good.append(i)
+    if not pairs:
+        return out
+    try:
+        X = np.asarray(extractor.transform(pairs), dtype=np.float32)
+    except Exception:  # noqa: BLE001 - find the culprit(s) one by one
+        if not catch:
+            raise
+        X = None
+    for j, i in enumerate(good):
+        found = bool(getattr(pairs[j][1], "found", True))
+        if X is not None:
+            out[i] = (X[j], "", found)
+            continue
+        try:
+            out[i] = (np.asarray(extractor.transform([pairs[j]]), np.float32)[0], "", found)
+        except Exception as exc:  # noqa: BLE001
+            out[i] = (None, f"feature extraction failed: {type(exc).__name__}: {exc}", False)
+    return out
+
+
+def _chunks(n: int, n_jobs: int, target: int = 64) -> list[slice]:
+    if n == 0:
+        return []
+    n_chunks = max(1, min(n, max(n_jobs * 4, -(-n // target))))
+    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _effective_jobs(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, int(n_jobs))
+
+
+# --------------------------------------------------------------------------- the model
+
+class WBCModel:
+    """A complete classical leukocyte classifier: image in, class probabilities out.
+
+    Parameters
+    ----------
+    classifier : str or estimator, default="svm"
+        A :data:`wbc_classic.classifiers.CLASSIFIERS` name, or an unfitted scikit-learn
+        classifier/pipeline with ``predict_proba``.
+    extractor : features.FeatureExtractor, optional
+        Feature extractor (default settings when None).  Only its parameters are saved.
+    segment_params : dict, optional
+        Keyword arguments for :func:`segmentation.segment`.
+    classifier_params : dict, optional
+        Extra keyword arguments of :func:`wbc_classic.classifiers.make_classifier`
+        (``class_weight``, ``feature_selection``, ``k``, ``search``, ``cv``).
+    n_jobs : int, default=1
+        Parallel jobs for feature extraction and the classifier.
+    seed : int, default=0
+        Seed of the classifier and of the cross-validation folds.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Class names; column order of :meth:`predict_proba`.
+    pipeline_ : sklearn Pipeline
+        The fitted classifier pipeline over feature vectors.
+    feature_names_ : list of str
+    versions : dict of str to str
+        Package versions at training time.
+    metadata : dict
+        Training date, data summary, cross-validated accuracy, ...
+    """
+
+    def __init__(self, classifier: str | Any = "svm", *, extractor: Any = None,
+                 segment_params: dict | None = None, classifier_params: dict | None = None,
+                 n_jobs: int = 1, seed: int = 0):
+        self.classifier = classifier
+        self.extractor = extractor
+        self.segment_params = segment_params
+        self.classifier_params = classifier_params
+        self.n_jobs = n_jobs
+        self.seed = seed
+        self.classes: tuple[str, ...] = ()
+        self.versions: dict[str, str] = {}
+        self.metadata: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction
+    @property
+    def extractor_(self) -> Any:
+        """The feature extractor in use (created with default settings if none was given)."""
+        if self.extractor is None:
+            self.extractor = _default_extractor()
+        return self.extractor
+
+    @property
+    def classifier_name(self) -> str:
+        """Registry name of the classifier, or its class name for a custom estimator."""
+        if isinstance(self.classifier, str):
+            return self.classifier
+        return type(self.classifier).__name__
+
+    def _make_estimator(self) -> Any:
+        from sklearn.base import clone
+
+        from wbc_classic.classifiers import make_classifier
+
+        if isinstance(self.classifier, str):
+            params = dict(self.classifier_params or {})
+            params.setdefault("seed", self.seed)
+            params.setdefault("n_jobs", self.n_jobs)
+            return make_classifier(self.classifier, **params)
+        return clone(self.classifier)
+
+    # ------------------------------------------------------------------ features
+    def transform(self, images_or_paths: Sequence[Any]) -> np.ndarray:
+        """Feature vectors of leukocyte images (arrays or paths); errors are raised.
+
+        Returns
+        -------
+        X : ndarray of float32, shape (n, F)
+        """
+        rows = self._extract(images_or_paths, catch=False)
+        return np.stack([r[0] for r in rows]) if rows else np.zeros(
+            (0, len(self.feature_names_)), np.float32)
+
+    def _extract(self, items: Sequence[Any], *, catch: bool, n_jobs: int | None = None
+                 ) -> list[tuple[np.ndarray | None, str, bool]]:
+        items = list(items)
+        jobs = _effective_jobs(self.n_jobs if n_jobs is None else n_jobs)
+        extractor = self.extractor_
+        if jobs == 1 or len(items) < 8:
+            return _features_chunk(items, extractor, self.segment_params, catch)
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=jobs)(
+            delayed(_features_chunk)(items[s], extractor, self.segment_params, catch)
+            for s in _chunks(len(items), jobs))
+        return [row for part in parts for row in part]
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, images_or_paths: Sequence[Any], y: Sequence[Any],
+            classes: Sequence[str] | None = None, *, cv: int = 5) -> WBCModel:
+        """Segment, extract features and fit the classifier.
+
+        Parameters
+        ----------
+        images_or_paths : sequence of (H, W, 3) uint8 arrays or paths, length n
+        y : array-like, shape (n,)
+            Integer indices into ``classes``, or class names (then ``classes`` defaults
+            to their sorted unique values).
+        classes : sequence of str, optional
+            Class names in index order.
+        cv : int, default=5
+            Folds of the reported cross-validated accuracy (0 skips it).
+        """
+        X = self.transform(images_or_paths)
+        return self.fit_features(X, y, classes, cv=cv)
+
+    def fit_features(self, X: np.ndarray, y: Sequence[Any],
+                     classes: Sequence[str] | None = None, *, cv: int = 5,
+                     data_summary: dict | None = None) -> WBCModel:
+        """Fit the classifier on precomputed feature vectors (e.g. from the feature cache).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+            Features from this model's extractor (same settings, same column order).
+        y : array-like, shape (n,)
+            Integer class indices into ``classes`` or class names.
+        classes : sequence of str, optional
+        cv : int, default=5
+            Folds of the cross-validated accuracy stored in ``metadata`` (0 skips).
+        data_summary : dict, optional
+            Stored in ``metadata["data"]`` (e.g. the data root); counts per class are
+            added automatically.
+        """
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+        t0 = time.perf_counter()
+        X = np.asarray(X, dtype=np.float32)
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind in "USO":
+            names = tuple(str(c) for c in (classes if classes is not None
+                                           else np.unique(y_arr.astype(str))))
+            lookup = {c: i for i, c in enumerate(names)}
+            unknown = sorted(set(y_arr.astype(str)) - set(lookup))
+            if unknown:
+                raise ValueError(f"labels not in classes: {unknown}")
+            y_idx = np.array([lookup[str(v)] for v in y_arr], dtype=np.int64)
+        else:
+            if classes is None:
+                raise ValueError("integer labels need `classes` (the class names in order)")
+            names = tuple(str(c) for c in classes)
+            y_idx = y_arr.astype(np.int64)
+            if y_idx.size and (y_idx.min() < 0 or y_idx.max() >= len(names)):
+                raise ValueError(f"label indices must be in [0, {len(names)})")
+        if X.ndim != 2 or X.shape[0] != y_idx.shape[0]:
+            raise ValueError(f"X must be (n, F) with n = len(y) = {y_idx.shape[0]}, "
+                             f"got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("features contain NaN or inf")
+        self.classes = names
+        self.feature_names_ = _feature_names(self.extractor_)
+        if len(self.feature_names_) != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} columns but the extractor makes "
+                             f"{len(self.feature_names_)} features")
+
+        estimator = self._make_estimator()
+        cv_info: dict[str, Any] = {}
+        counts = np.bincount(y_idx, minlength=len(names))
+        if hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid"):
+            estimator.fit(X, y_idx)
+            cv_info = {"cv_accuracy": float(estimator.best_score_),
+                       "cv_note": "best mean score of the hyper-parameter search",
+                       "best_params": {k: _plain(v) for k, v in estimator.best_params_.items()}}
+            pipeline = estimator.best_estimator_
+        else:
+            folds = int(min(cv, counts[counts > 0].min())) if cv else 0
+            if folds >= 2:
+                skf = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+                scores = cross_val_score(estimator, X, y_idx, cv=skf, scoring="accuracy")
+                cv_info = {"cv_accuracy": float(scores.mean()),
+                           "cv_accuracy_std": float(scores.std()),
+                           "cv_folds": folds, "cv_scores": [float(s) for s in scores]}
+            pipeline = estimator.fit(X, y_idx)
+        self.pipeline_ = pipeline
+        self.versions = package_versions()
+        data = dict(data_summary or {})
+        data.update({"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+                     "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}})
+        self.metadata = {
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "classifier": self.classifier_name,
+            "classifier_params": {k: _plain(v) for k, v in
+                                  (self.classifier_params or {}).items()},
+            "seed": int(self.seed),
+            "data": data,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            **cv_info,
+        }
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pipeline_"):
+            raise RuntimeError("this WBCModel is not fitted; call fit() or load a model file")
+
+    def predict_proba_features(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities of feature vectors.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+
+        Returns
+        -------
+        proba : ndarray of float64, shape (n, K)
+            Columns in :attr:`classes` order; rows sum to 1.
+        """
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        if X.shape[0] == 0:
+            return np.zeros((0, len(self.classes)))
+        p = np.asarray(self.pipeline_.predict_proba(X), dtype=np.float64)
+        fitted = np.asarray(self.pipeline_.classes_, dtype=np.int64)
+        if p.shape[1] == len(self.classes) and np.array_equal(fitted, np.arange(len(fitted))):
+            return p
+        full = np.zeros((p.shape[0], len(self.classes)))
+        full[:, fitted] = p
+        return full
+
+    def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:
+        """Class probabilities of already segmented cells ``[(image, Segmentation), ...]``.
+
+        Returns
+        -------
+        proba : ndarray of float64, shape (n, K)
+        """
+        self._check_fitted()
+        pairs = list(pairs)
+        if not pairs:
+            return np.zeros((0, len(self.classes)))
+        X = np.asarray(self.extractor_.transform(pairs), dtype=np.float32)
+        return self.predict_proba_features(X)
+
+    def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
+        """Class probabilities of leukocyte images.
+
+        Parameters
+        ----------
+        images : sequence of ndarray (H, W, 3) uint8, or of paths
+            One leukocyte per image (a PBC-style crop).  A single (H, W, 3) array is
+            accepted as a batch of one.
+
+        Returns
+        -------
+        proba : ndarray of float64, shape (n, K)
+            Columns in :attr:`classes` order.
+        """
+        self._check_fitted()
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            images = [images]
+        return self.predict_proba_features(self.transform(images))
+
+    def predict(self, images: Sequence[Any]) -> np.ndarray:
+        """Predicted class names, ndarray of str, shape (n,) (the most probable class)."""
+        proba = self.predict_proba(images)
+        return np.asarray(self.classes)[proba.argmax(axis=1)] if len(proba) else \
+            np.asarray([], dtype=str)
+
+    def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
+                      n_jobs: int | None = None) -> list[dict[str, Any]]:
+        """Classify image files one by one in parallel; a bad file never stops the batch.
+
+        Parameters
+        ----------
+        paths : sequence of path-like
+        n_jobs : int, optional
+            Parallel workers for decoding + segmentation + features (default ``n_jobs``).
+
+        Returns
+        -------
+        rows : list of dict, one per path, in input order, with keys
+            ``path`` (str), ``status`` ("ok" or "error"), ``predicted_class`` (str, "" on
+            error), ``proba`` (ndarray (K,) float64, NaN on error), ``error`` (str, "" if
+            ok) and ``note`` (e.g. "no leukocyte found" when the segmenter found none).
+        """
+        self._check_fitted()
+        paths = [str(p) for p in paths]
+        feats = self._extract(paths, catch=True, n_jobs=n_jobs)
+        ok = [i for i, (x, _, _) in enumerate(feats) if x is not None]
+        proba = np.full((len(paths), len(self.classes)), np.nan)
+        if ok:
+            proba[ok] = self.predict_proba_features(np.stack([feats[i][0] for i in ok]))
+        rows = []
+        for i, (path, (x, err, found)) in enumerate(zip(paths, feats, strict=True)):
+            good = x is not None
+            rows.append({
+                "path": path,
+                "status": "ok" if good else "error",
+                "predicted_class": self.classes[int(np.argmax(proba[i]))] if good else "",
+                "proba": proba[i],
+                "error": err,
+                "note": "" if (not good or found) else "no leukocyte found; "
+                        "prediction from empty-mask features",
+            })
+        return rows
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict written to the model file (see the module docstring)."""
+        self._check_fitted()
+        extractor = self.extractor_
+        cls_name = _type_name(type(extractor))
+        cls_name = {"features.extractor.FeatureExtractor": "features.FeatureExtractor"}.get(
+            cls_name, cls_name)
+        if not cls_name.startswith("features.") or "FeatureExtractor" not in cls_name:
+            raise TypeError(f"cannot save extractor of type {cls_name}")
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "classes": list(self.classes),
+            "classifier": self.classifier_name,
+            "pipeline": self.pipeline_,
+            "extractor": {"class": "features.FeatureExtractor",
+                          "params": {k: _plain(v) for k, v in
+                                     _extractor_params(extractor).items()}},
+            "feature_names": list(self.feature_names_),
+            "segmenter": {"function": "segmentation.segment",
+                          "params": {k: _plain(v) for k, v in
+                                     (self.segment_params or {}).items()}},
+            "versions": dict(self.versions),
+            "metadata": _plain(self.metadata),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model to one ``.skops`` file, atomically (compressed zip).
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        import skops.io as sio
+
+        from wbc_classic.atomic import atomic_path
+
+        path = Path(path)
+        obj = self.to_dict()
+        with atomic_path(path) as tmp:
+            sio.dump(obj, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WBCModel:
+        """Load a model file written by :meth:`save`; see :func:`load`."""
+        return load(path)
+
+    def __repr__(self) -> str:
+        state = f"classes={list(self.classes)}" if self.classes else "unfitted"
+        return f"WBCModel(classifier={self.classifier_name!r}, {state})"
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples inside metadata into plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- loading
+
+def _sniff(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        raise ModelFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ModelFileError(path, "is a directory, not a model file") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read it ({exc.strerror or exc})") from None
+    if not head:
+        raise ModelFileError(path, "file is empty")
+    if head[:1] == b"\x80":
+        raise ModelFileError(path, "this is a pickle file; pickles can run arbitrary code "
+                                   "when loaded and are refused (expected a .skops file)")
+    if head[:2] != b"PK" or not zipfile.is_zipfile(path):
+        raise ModelFileError(path, "not a skops model file (not a zip archive)")
+
+
+def load(path: str | os.PathLike[str]) -> WBCModel:
+    """Load a classical model saved by :meth:`WBCModel.save`, refusing anything else.
+
+    Only the types of :func:`known_types` (plus skops's default-trusted types) are
+    allowed; no pickle is ever unpickled.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.skops`` file.
+
+    Returns
+    -------
+    model : WBCModel
+
+    Raises
+    ------
+    ModelFileError
+        Missing file, not a skops archive (pickle, random bytes), a corrupt archive, a
+        file referencing types outside the trusted set, or a file that is not a
+        wbc-classic model.  The message names the file and the problem.
+
+    Warns
+    -----
+    ModelVersionWarning
+        When the file was written with other versions of wbc_classic, numpy,
+        scikit-learn, scikit-image, OpenCV or XGBoost.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    _sniff(path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise ModelFileError(path, f"corrupt or not a skops file ({type(exc).__name__}: "
+                                   f"{exc})") from None
+    allowed = known_types()
+    refused = sorted(t for t in untrusted if t not in allowed)
+    if refused:
+        raise ModelFileError(path, "it references types that are not part of a "
+                                   f"wbc-classic model and were refused: {refused}")
+    try:
+        obj = sio.load(path, trusted=list(untrusted))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(path, f"corrupt skops file ({type(exc).__name__}: {exc})"
+                             ) from None
+    return _from_dict(obj, path)
+
+
+def _from_dict(obj: Any, path: Path) -> WBCModel:
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(path, "not a wbc-classic model (a skops file holding "
+                                   f"{type(obj).__name__}, without format {FORMAT!r})")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(path, f"model format version {version!r} is newer than this "
+                                   f"wbc-classic understands ({FORMAT_VERSION}); upgrade")
+    required = ("classes", "pipeline", "extractor", "feature_names", "segmenter")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ModelFileError(path, f"model file lacks {missing}")
+    classes = obj["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str)
+                                                          for c in classes)):
+        raise ModelFileError(path, "'classes' must be a non-empty list of names")
+    pipeline = obj["pipeline"]
+    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
+        raise ModelFileError(path, "'pipeline' is not a fitted probabilistic classifier")
+    fitted = np.asarray(pipeline.classes_)
+    if fitted.dtype.kind not in "iu" or fitted.min() < 0 or fitted.max() >= len(classes):
+        raise ModelFileError(path, f"classifier classes {fitted.tolist()} do not index "
+                                   f"the {len(classes)} class names")
+
+    saved = obj.get("versions") or {}
+    if isinstance(saved, dict):
+        current = package_versions()
+        diffs = [f"{k} {saved[k]} (running {current[k]})" for k in _VERSIONED
+                 if k in saved and k in current and _minor(saved[k]) != _minor(current[k])]
+        if diffs:
+            warnings.warn(f"model file {str(path)!r} was written with other package "
+                          f"versions: {', '.join(diffs)}; predictions may differ",
+                          ModelVersionWarning, stacklevel=3)
+
+    ext = obj["extractor"]
+    seg = obj["segmenter"]
+    try:
+        ext_cls = _import_entry(_EXTRACTOR_CLASSES, ext["class"], "extractor")
+        extractor = ext_cls(**dict(ext.get("params") or {}))
+        if seg["function"] not in _SEGMENTERS:  # imported when first used
+            raise ValueError(f"unknown segmenter {seg['function']!r}")
+    except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
+        raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
+    names = [str(n) for n in obj["feature_names"]]
+    try:
+        now = _feature_names(extractor)
+    except Exception:  # noqa: BLE001
+        now = names
+    if now != names:
+        raise ModelFileError(path, f"the feature extractor now makes {len(now)} features "
+                                   f"but the model was trained on {len(names)} different "
+                                   "ones; retrain the model with this version")
+
+    model = WBCModel(classifier=str(obj.get("classifier", "custom")), extractor=extractor,
+                     segment_params=dict(seg.get("params") or {}))
+    model.classes = tuple(classes)
+    model.pipeline_ = pipeline
+    model.feature_names_ = names
+    model.versions = dict(saved) if isinstance(saved, dict) else {}
+    model.metadata = dict(obj.get("metadata") or {})
+    model.metadata["file"] = str(path)
+    return model
