@@ -1,0 +1,228 @@
+"""Colour statistics and granularity of the nucleus and the cytoplasm.
+
+Colour statistics (mean, std, skewness, 10th/50th/90th percentiles) of nine channels per region:
+
+* ``r``, ``g``, ``b`` -- RGB scaled to [0, 1];
+* ``h``, ``s``, ``i`` -- HSI (Gonzalez & Woods): intensity ``(R+G+B)/3``, saturation
+  ``1 - min/I``, and hue in [0, 1) *rotated so that 0 is green* (120 degrees). MGG-stained
+  cells are purple, blue, pink and red -- hues far from green -- so the circular hue does not
+  wrap inside the range the stain produces and linear statistics stay meaningful;
+* ``l``, ``a``, ``bb`` -- CIE L*a*b* (D65; L in [0, 100], a and b roughly [-128, 127]).
+
+Granularity describes the cytoplasmic granules (eosinophil, basophil, neutrophil, ig):
+
+* a granulometry (morphological pattern spectrum) of the *darkness* ``255 - grey`` inside each
+  region: ``gran_{region}_r{k}`` is the fraction of the region's total darkness removed by a
+  grey opening with a disk of radius k after radius k-1; ``gran_{region}_residual`` what is left
+  after the largest opening. Fine granules empty the small radii, coarse granules larger ones;
+* the mean local (5x5) standard deviation of the grey level over each region, and of the
+  Lab ``a`` (red-green) channel, which lights up on eosinophilic granules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from features._common import CellCrop, crop_cell, erode
+from segmentation.result import Segmentation
+
+__all__ = ["colour_features", "colour_statistics", "granularity_features", "rgb_to_hsi",
+           "histogram_statistics", "CHANNELS", "STATS"]
+
+CHANNELS = ("r", "g", "b", "h", "s", "i", "l", "a", "bb")
+STATS = ("mean", "std", "skew", "p10", "p50", "p90")
+_REGIONS = ("nucleus", "cytoplasm")
+_GRAN_RADII = (1, 2, 3, 5, 7)
+_HUE_ORIGIN = 120.0 / 360.0
+
+
+def rgb_to_hsi(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] to HSI with hue in [0, 1) measured from green (see module docstring).
+
+    Parameters
+    ----------
+    rgb : ndarray of float, shape (..., 3), values in [0, 1]
+
+    Returns
+    -------
+    ndarray of float32, shape (..., 3)
+        H (rotated, [0, 1)), S ([0, 1], 0 for black), I ([0, 1]).
+    """
+    rgb = np.asarray(rgb, dtype=np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    i = (r + g + b) / 3.0
+    mn = np.minimum(np.minimum(r, g), b)
+    s = np.where(i > 1e-6, 1.0 - mn / np.maximum(i, 1e-6), 0.0)
+    num = 0.5 * ((r - g) + (r - b))
+    den = np.sqrt((r - g) ** 2 + (r - b) * (g - b))
+    theta = np.arccos(np.clip(num / np.maximum(den, 1e-9), -1.0, 1.0)) / (2 * np.pi)
+    h = np.where(b > g, 1.0 - theta, theta)
+    h = np.where(den > 1e-9, h, 0.0)  # grey pixels: hue undefined, set to 0 (red) like skimage
+    h = np.mod(h - _HUE_ORIGIN, 1.0)
+    return np.stack([h, s, i], axis=-1).astype(np.float32)
+
+
+def _channel_codes(rgb_pixels: np.ndarray) -> list[tuple[np.ndarray, int, float, float]]:
+    """Quantised codes of the nine channels of (N, 3) uint8 pixels.
+
+    Returns one ``(codes, n_bins, scale, offset)`` per channel of :data:`CHANNELS`: the channel
+    value of a pixel is ``offset + scale * code``, with integer ``codes`` in ``[0, n_bins)``.
+    RGB and intensity are exact; hue and saturation use 1024 levels; Lab is OpenCV's 8-bit Lab.
+    """
+    pix = np.ascontiguousarray(rgb_pixels, dtype=np.uint8)
+    r, g, b = (pix[:, k].astype(np.intp) for k in range(3))
+    hsi = rgb_to_hsi(pix.astype(np.float32) / 255.0)
+    h = np.rint(hsi[:, 0] * 1023.0).astype(np.intp)
+    s = np.rint(hsi[:, 1] * 1023.0).astype(np.intp)
+    lab = cv2.cvtColor(pix.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.intp)
+    return [
+        (r, 256, 1 / 255, 0.0), (g, 256, 1 / 255, 0.0), (b, 256, 1 / 255, 0.0),
+        (h, 1024, 1 / 1023, 0.0), (s, 1024, 1 / 1023, 0.0), (r + g + b, 766, 1 / 765, 0.0),
+        (lab[:, 0], 256, 100 / 255, 0.0), (lab[:, 1], 256, 1.0, -128.0),
+        (lab[:, 2], 256, 1.0, -128.0),
+    ]
+
+
+def histogram_statistics(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean, std, skewness, 10th/50th/90th percentiles of a histogram.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (B,)
+        Non-negative counts of each bin.
+    values : ndarray, shape (B,)
+        Value of each bin, increasing.
+
+    Returns
+    -------
+    ndarray of float64, shape (6,)
+        In the order of :data:`STATS`. Percentiles are the lower nearest-rank values (the
+        smallest bin value whose cumulative count reaches the fraction). Zeros for empty
+        counts; skewness 0 for a constant distribution.
+    """
+    n = float(counts.sum())
+    if n == 0:
+        return np.zeros(len(STATS))
+    p = counts / n
+    mean = float(p @ values)
+    d = values - mean
+    d2 = d * d
+    var = float(p @ d2)
+    std = math.sqrt(max(var, 0.0))
+    skew = float(p @ (d2 * d)) / std ** 3 if std > 1e-7 * max(abs(mean), 1.0) else 0.0
+    cdf = np.cumsum(counts)
+    idx = np.searchsorted(cdf, np.ceil(np.array([0.1, 0.5, 0.9]) * n - 1e-9), side="left")
+    pct = values[np.minimum(idx, values.size - 1)]
+    out = np.array([mean, std, skew, pct[0], pct[1], pct[2]])
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def colour_statistics(rgb_pixels: np.ndarray) -> np.ndarray:
+    """Statistics of the nine colour channels of a set of pixels.
+
+    Parameters
+    ----------
+    rgb_pixels : ndarray of uint8, shape (N, 3)
+
+    Returns
+    -------
+    ndarray of float64, shape (9, 6)
+        Rows in the order of :data:`CHANNELS`, columns in the order of :data:`STATS`
+        (see :func:`histogram_statistics`); zeros when N == 0.
+    """
+    if rgb_pixels.shape[0] == 0:
+        return np.zeros((len(CHANNELS), len(STATS)))
+    rows = []
+    for codes, n_bins, scale, offset in _channel_codes(rgb_pixels):
+        counts = np.bincount(codes, minlength=n_bins)[:n_bins].astype(np.float64)
+        values = offset + scale * np.arange(n_bins, dtype=np.float64)
+        rows.append(histogram_statistics(counts, values))
+    return np.vstack(rows)
+
+
+def granularity_features(image: np.ndarray, seg: Segmentation, *,
+                         _crop: CellCrop | None = None) -> dict[str, float]:
+    """Granulometry and local-variance features of the nucleus and the cytoplasm.
+
+    Returns
+    -------
+    dict of str to float
+        ``gran_{region}_r{k}`` for k in (1, 2, 3, 5, 7), ``gran_{region}_residual``,
+        ``gran_{region}_local_std``, ``gran_{region}_local_std_a``. Zeros for an empty region.
+    """
+    crop = _crop if _crop is not None else crop_cell(image, seg)
+    out: dict[str, float] = {}
+    regions = {r: crop.region(r) for r in _REGIONS}
+    if not any(m.any() for m in regions.values()):
+        for region in _REGIONS:
+            for k in _GRAN_RADII:
+                out[f"gran_{region}_r{k}"] = 0.0
+            for key in ("residual", "local_std", "local_std_a"):
+                out[f"gran_{region}_{key}"] = 0.0
+        return out
+    dark = (255 - crop.grey).astype(np.uint8)
+    # pixels outside the cell are set to 0 darkness so that openings of the cell do not
+    # depend on neighbouring red cells or background
+    dark = np.where(crop.cell, dark, 0).astype(np.uint8)
+    opened = [dark]
+    for k in _GRAN_RADII:
+        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+        opened.append(cv2.morphologyEx(dark, cv2.MORPH_OPEN, se))
+    sums = {r: [float(o[m].sum(dtype=np.int64)) for o in opened] for r, m in regions.items()}
+    g = crop.grey.astype(np.float32)
+    a = cv2.cvtColor(crop.rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 1]
+    local_std = {}
+    for name, img in (("local_std", g), ("local_std_a", a)):
+        mean = cv2.blur(img, (5, 5), borderType=cv2.BORDER_REFLECT)
+        sq = cv2.blur(img * img, (5, 5), borderType=cv2.BORDER_REFLECT)
+        local_std[name] = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    for region, mask in regions.items():
+        s = sums[region]
+        total = s[0]
+        for idx, k in enumerate(_GRAN_RADII, start=1):
+            out[f"gran_{region}_r{k}"] = (s[idx - 1] - s[idx]) / total if total > 0 else 0.0
+        out[f"gran_{region}_residual"] = s[-1] / total if total > 0 else 0.0
+        inner = erode(mask, 2)
+        if not inner.any():
+            inner = mask
+        for name, img in local_std.items():
+            out[f"gran_{region}_{name}"] = float(img[inner].mean()) if inner.any() else 0.0
+    return out
+
+
+def colour_features(image: np.ndarray, seg: Segmentation, *,
+                    _crop: CellCrop | None = None) -> dict[str, float]:
+    """Colour statistics and granularity of the nucleus and the cytoplasm.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        RGB image.
+    seg : Segmentation
+
+    Returns
+    -------
+    dict of str to float
+        ``colour_{region}_{channel}_{stat}`` for region in (nucleus, cytoplasm), each of
+        :data:`CHANNELS` and :data:`STATS`; then ``colour_nc_{channel}_diff`` (nucleus mean
+        minus cytoplasm mean); then the :func:`granularity_features`. Zeros for empty regions.
+    """
+    crop = _crop if _crop is not None else crop_cell(image, seg)
+    out: dict[str, float] = {}
+    means = {}
+    for region in _REGIONS:
+        mask = crop.region(region)
+        stats = colour_statistics(crop.rgb[mask])
+        means[region] = stats[:, 0] if mask.any() else None
+        for ci, ch in enumerate(CHANNELS):
+            for si, st in enumerate(STATS):
+                out[f"colour_{region}_{ch}_{st}"] = float(stats[ci, si])
+    for ci, ch in enumerate(CHANNELS):
+        both = means["nucleus"] is not None and means["cytoplasm"] is not None
+        out[f"colour_nc_{ch}_diff"] = (float(means["nucleus"][ci] - means["cytoplasm"][ci])
+                                       if both else 0.0)
+    out.update(granularity_features(image, seg, _crop=crop))
+    return out

@@ -1,0 +1,178 @@
+"""The scikit-learn transformer that turns (image, Segmentation) pairs into a feature matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from features._common import crop_cell, flag_features
+from features.colour import colour_features
+from features.geometry import geometry_features
+from features.ldp import ldp_features
+from features.texture import texture_features
+from segmentation.result import Segmentation
+
+__all__ = ["FeatureExtractor", "FAMILIES", "FLAG_NAMES"]
+
+#: Feature families in their canonical order.
+FAMILIES = ("geometry", "texture", "ldp", "colour")
+#: Always-present leading features (see :func:`features.flag_features`).
+FLAG_NAMES = ("segmentation_found", "nucleus_empty", "cytoplasm_empty")
+
+_BLANK_SHAPE = (4, 4)
+
+
+class FeatureExtractor(TransformerMixin, BaseEstimator):
+    """Hand-crafted features of segmented leukocytes, as a stateless scikit-learn transformer.
+
+    Each row of the output holds, in this order: the flags :data:`FLAG_NAMES`
+    (``segmentation_found``, ``nucleus_empty``, ``cytoplasm_empty``; always present), then the
+    features of every enabled family in the canonical order geometry, texture, ldp, colour. An
+    image whose segmentation found nothing, or whose nucleus/cytoplasm is empty, gets zeros for
+    the missing parts and the flags say so: the output never holds NaN or inf. The transform is
+    deterministic and depends on nothing learnt, so ``fit`` only records the output names.
+
+    Parameters
+    ----------
+    families : tuple of str, default ("geometry", "texture", "ldp", "colour")
+        Families to compute, any subset of :data:`FAMILIES` (order is ignored).
+    glcm_levels : int, default 32
+        Grey levels of the masked co-occurrence matrices.
+    glcm_distances : tuple of int, default (1, 2, 4)
+        Pixel distances of the co-occurrence pairs.
+    lbp : tuple of (int, float), default ((8, 1.0), (16, 2.0))
+        (points, radius) of each uniform LBP operator.
+    um_per_pixel : float or None, default None
+        Physical pixel size. None: absolute geometric sizes in pixels; a number: in micrometres
+        (see :mod:`features.geometry`). Hook for the physical scale of mixed-source data.
+
+    Attributes
+    ----------
+    feature_names_out_ : ndarray of str, shape (n_features,)
+        Set by ``fit``; the same as :meth:`get_feature_names_out`.
+
+    Examples
+    --------
+    >>> from features import FeatureExtractor
+    >>> fx = FeatureExtractor(families=("geometry", "colour"))
+    >>> X = fx.fit_transform([(image, seg) for image, seg in pairs])  # doctest: +SKIP
+    >>> X.dtype, X.shape[1] == len(fx.get_feature_names_out())  # doctest: +SKIP
+    (dtype('float32'), True)
+    """
+
+    def __init__(self, families: Sequence[str] = FAMILIES, glcm_levels: int = 32,
+                 glcm_distances: Sequence[int] = (1, 2, 4),
+                 lbp: Sequence[tuple[int, float]] = ((8, 1.0), (16, 2.0)),
+                 um_per_pixel: float | None = None) -> None:
+        self.families = families
+        self.glcm_levels = glcm_levels
+        self.glcm_distances = glcm_distances
+        self.lbp = lbp
+        self.um_per_pixel = um_per_pixel
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _enabled(self) -> tuple[str, ...]:
+        fams = (self.families,) if isinstance(self.families, str) else tuple(self.families)
+        unknown = sorted(set(fams) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown feature families {unknown}; choose from {FAMILIES}")
+        return tuple(f for f in FAMILIES if f in fams)
+
+    def _family_functions(self) -> list[tuple[str, Callable[..., dict[str, float]]]]:
+        distances = tuple(int(d) for d in self.glcm_distances)
+        lbp = tuple((int(p), float(r)) for p, r in self.lbp)
+        table: dict[str, Callable[..., dict[str, float]]] = {
+            "geometry": lambda im, sg, c: geometry_features(
+                im, sg, um_per_pixel=self.um_per_pixel, _crop=c),
+            "texture": lambda im, sg, c: texture_features(
+                im, sg, levels=int(self.glcm_levels), distances=distances, lbp=lbp, _crop=c),
+            "ldp": lambda im, sg, c: ldp_features(im, sg, _crop=c),
+            "colour": lambda im, sg, c: colour_features(im, sg, _crop=c),
+        }
+        return [(name, table[name]) for name in self._enabled()]
+
+    def extract_one(self, image: np.ndarray, seg: Segmentation) -> dict[str, float]:
+        """All enabled features of one cell, as an ordered name -> value dict.
+
+        Parameters
+        ----------
+        image : ndarray of uint8, shape (H, W, 3)
+        seg : Segmentation
+            Masks of shape (H, W).
+
+        Returns
+        -------
+        dict of str to float
+            Keys in the order of :meth:`get_feature_names_out`; values finite.
+        """
+        image = np.asarray(image)
+        out = flag_features(image, seg)
+        crop = crop_cell(image, seg)
+        for _, func in self._family_functions():
+            out.update(func(image, seg, crop))
+        return out
+
+    def family_slices(self) -> dict[str, slice]:
+        """Column ranges of the flags and of each enabled family in the output."""
+        blank = Segmentation.empty(_BLANK_SHAPE)
+        image = np.zeros((*_BLANK_SHAPE, 3), np.uint8)
+        crop = crop_cell(image, blank)
+        slices = {"flags": slice(0, len(FLAG_NAMES))}
+        start = len(FLAG_NAMES)
+        for name, func in self._family_functions():
+            n = len(func(image, blank, crop))
+            slices[name] = slice(start, start + n)
+            start += n
+        return slices
+
+    # -- scikit-learn API -------------------------------------------------------------------
+    def fit(self, X: Iterable[Any] | None = None, y: Any = None) -> FeatureExtractor:
+        """Validate the parameters and record the output names; returns ``self``."""
+        self.feature_names_out_ = self.get_feature_names_out()
+        return self
+
+    def transform(self, X: Iterable[tuple[np.ndarray, Segmentation]]) -> np.ndarray:
+        """Features of each (image, Segmentation) pair.
+
+        Parameters
+        ----------
+        X : sequence of (image, Segmentation)
+            image: uint8 RGB (H, W, 3); sizes may differ between pairs.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_samples, n_features)
+        """
+        names = self.get_feature_names_out()
+        rows = []
+        for item in X:
+            try:
+                image, seg = item
+            except (TypeError, ValueError) as exc:
+                raise TypeError("X must be a sequence of (image, Segmentation) pairs") from exc
+            values = self.extract_one(image, seg)
+            row = np.fromiter(values.values(), dtype=np.float64, count=len(values))
+            if row.size != names.size:  # pragma: no cover - guards the stable-name contract
+                raise RuntimeError("feature count changed between samples")
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, names.size), dtype=np.float32)
+        out = np.nan_to_num(np.vstack(rows), nan=0.0, posinf=0.0, neginf=0.0)
+        finfo = np.finfo(np.float32)
+        return np.clip(out, finfo.min, finfo.max).astype(np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns, ndarray of str (object dtype), shape (n_features,)."""
+        blank = Segmentation.empty(_BLANK_SHAPE)
+        image = np.zeros((*_BLANK_SHAPE, 3), np.uint8)
+        names = list(self.extract_one(image, blank))
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        return tags

@@ -1,0 +1,253 @@
+"""Geometric features of the nucleus and the whole cell.
+
+Units
+-----
+*Absolute* size features -- ``*_area``, ``*_perimeter``, ``*_major_axis``, ``*_minor_axis``,
+``*_equivalent_diameter`` -- are in pixels (px, px^2) by default, or in micrometres (um, um^2)
+when ``um_per_pixel`` is given; pass it when images of different magnifications are mixed, so
+that sizes become comparable. Every other geometric feature is *dimensionless* and invariant to
+image scale: shape descriptors (circularity, eccentricity, solidity, convexity), ratios of the
+nucleus to the cell (area ratio, relative diameter, centroid offset in cell radii), lobe counts,
+log-scaled Hu moments and Zernike moment magnitudes (computed on the region resampled to a fixed
+radius).
+
+Perimeters and the shape descriptors derived from them are measured on the polygon of the
+region's outer boundary (OpenCV ``CHAIN_APPROX_TC89_KCOS``), which makes a digital disk's
+circularity ~1 and a square's exactly pi/4; holes are ignored. A region with several connected
+components is measured as one set (areas and perimeters summed, one convex hull).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import mahotas
+import numpy as np
+
+from features._common import CellCrop, crop_cell, safe_div
+from segmentation.result import Segmentation
+
+__all__ = ["geometry_features", "count_lobes", "region_shape"]
+
+_SHAPE_KEYS = ("area", "perimeter", "equivalent_diameter", "major_axis", "minor_axis",
+               "eccentricity", "circularity", "solidity", "convexity", "extent")
+_HU = 7
+_ZERNIKE_DEGREE = 8
+_ZERNIKE_RADIUS = 20  # px, region resampled so its enclosing radius is this
+_N_ZERNIKE = 25  # number of |Z_nm| with n <= 8, n - |m| even, m >= 0
+_LOBE_LEVELS = (0.3, 0.45, 0.6)
+
+
+def region_shape(mask: np.ndarray) -> dict[str, float]:
+    """Shape measurements of a bool mask, all in pixels; zeros for an empty mask.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+
+    Returns
+    -------
+    dict of str to float
+        ``area`` (pixel count), ``perimeter`` (outer-boundary polygon length),
+        ``equivalent_diameter`` (``sqrt(4 area / pi)``), ``major_axis``/``minor_axis``
+        (of the ellipse with the same second moments), ``eccentricity`` (0 for a disk),
+        ``circularity`` (``4 pi A_poly / P^2``, ~1 for a disk, pi/4 for a square),
+        ``solidity`` (area over convex-hull area), ``convexity`` (hull perimeter over
+        perimeter), ``extent`` (area over bounding-box area).
+    """
+    out = dict.fromkeys(_SHAPE_KEYS, 0.0)
+    m8 = mask.astype(np.uint8)
+    area = float(np.count_nonzero(m8))
+    if area == 0:
+        return out
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_TC89_KCOS)
+    poly_area = float(sum(cv2.contourArea(c) for c in contours))
+    perimeter = float(sum(cv2.arcLength(c, True) for c in contours))
+    points = np.concatenate(contours, axis=0)
+    hull = cv2.convexHull(points)
+    hull_perimeter = cv2.arcLength(hull, True)
+    hull_mask = np.zeros_like(m8)
+    cv2.fillPoly(hull_mask, [hull], 1)
+    hull_area = float(np.count_nonzero(hull_mask | m8))
+    mom = cv2.moments(m8, binaryImage=True)
+    mu20, mu02, mu11 = mom["mu20"] / area, mom["mu02"] / area, mom["mu11"] / area
+    half_diff = math.sqrt(((mu20 - mu02) / 2.0) ** 2 + mu11 ** 2)
+    lam1 = max((mu20 + mu02) / 2.0 + half_diff, 0.0)
+    lam2 = max((mu20 + mu02) / 2.0 - half_diff, 0.0)
+    x, y, w, h = cv2.boundingRect(points)
+    out.update(
+        area=area,
+        perimeter=perimeter,
+        equivalent_diameter=math.sqrt(4.0 * area / math.pi),
+        major_axis=4.0 * math.sqrt(lam1),
+        minor_axis=4.0 * math.sqrt(lam2),
+        eccentricity=math.sqrt(max(0.0, 1.0 - lam2 / lam1)) if lam1 > 0 else 0.0,
+        circularity=min(safe_div(4.0 * math.pi * poly_area, perimeter ** 2), 1.0),
+        solidity=min(safe_div(area, hull_area), 1.0),
+        convexity=min(safe_div(hull_perimeter, perimeter), 1.0),
+        extent=safe_div(area, w * h),
+    )
+    return out
+
+
+def count_lobes(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
+                min_fraction: float = 0.02) -> tuple[int, int]:
+    """Count the lobes and connected components of a (nuclear) mask.
+
+    A lobe is a thick part of the region: the distance transform is thresholded at each
+    fraction in ``levels`` of its maximum and the components of the cores are counted; the
+    lobe count is the largest count over the levels. Lobes joined by thin chromatin filaments
+    (segmented neutrophils) or separated entirely are both counted.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+    levels : tuple of float
+        Fractions of the maximal distance to the boundary.
+    min_fraction : float
+        Components smaller than this fraction of the mask's area are ignored (noise).
+
+    Returns
+    -------
+    n_lobes, n_components : int
+        Both 0 for an empty mask.
+    """
+    m8 = mask.astype(np.uint8)
+    area = int(np.count_nonzero(m8))
+    if area == 0:
+        return 0, 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
+    n_components = int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_fraction * area))
+    dist = cv2.distanceTransform(np.pad(m8, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dmax = float(dist.max())
+    n_lobes = 0
+    for level in levels:
+        core = (dist > level * dmax).astype(np.uint8)
+        _, _, cstats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+        # cores of a lobe at the level are small; drop only single-pixel specks
+        n_lobes = max(n_lobes, int(np.count_nonzero(cstats[1:, cv2.CC_STAT_AREA] >= 2)))
+    return max(n_lobes, 1 if n_components else 0), n_components
+
+
+def _log_hu(mask: np.ndarray) -> np.ndarray:
+    """Log-scaled Hu moments ``-sign(h) log10|h|``, clipped to [-30, 30]; zeros if empty."""
+    if not mask.any():
+        return np.zeros(_HU)
+    hu = cv2.HuMoments(cv2.moments(mask.astype(np.uint8), binaryImage=True)).ravel()
+    mag = np.clip(np.abs(hu), 1e-30, None)
+    out = -np.sign(hu) * np.log10(mag)
+    out[hu == 0] = 0.0
+    return np.clip(out, -30.0, 30.0)
+
+
+def _zernike(mask: np.ndarray) -> np.ndarray:
+    """Zernike moment magnitudes (degree 8) of the mask resampled to radius ``_ZERNIKE_RADIUS``.
+
+    The region is centred on its centroid and scaled so its farthest pixel is at the
+    reference radius, which makes the magnitudes invariant to translation, rotation and scale.
+    """
+    if not mask.any():
+        return np.zeros(_N_ZERNIKE)
+    rows, cols = np.nonzero(mask)
+    cy, cx = rows.mean(), cols.mean()
+    rmax = float(np.sqrt(((rows - cy) ** 2 + (cols - cx) ** 2).max())) + 0.5
+    size = 2 * _ZERNIKE_RADIUS + 2
+    scale = _ZERNIKE_RADIUS / rmax
+    # affine map: source (x, y) -> centred, scaled destination
+    mat = np.array([[scale, 0.0, size / 2.0 - scale * cx],
+                    [0.0, scale, size / 2.0 - scale * cy]])
+    warped = cv2.warpAffine(mask.astype(np.float32), mat, (size, size),
+                            flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if not warped.any():
+        return np.zeros(_N_ZERNIKE)
+    z = mahotas.features.zernike_moments(warped, _ZERNIKE_RADIUS, degree=_ZERNIKE_DEGREE)
+    return np.nan_to_num(np.asarray(z, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def geometry_features(image: np.ndarray, seg: Segmentation, *,
+                      um_per_pixel: float | None = None,
+                      _crop: CellCrop | None = None) -> dict[str, float]:
+    """Geometric features of the cell and its nucleus.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        RGB image (only its shape is used here).
+    seg : Segmentation
+        Masks of the leukocyte, shape (H, W).
+    um_per_pixel : float, optional
+        Physical pixel size. When given, absolute sizes are in um / um^2 instead of px / px^2
+        (see the module docstring); dimensionless features are unchanged.
+
+    Returns
+    -------
+    dict of str to float
+        Always the same keys in the same order: ``cell_*`` and ``nucleus_*`` shape
+        measurements (see :func:`region_shape`), ``cytoplasm_area``, ``nucleus_cell_area_ratio``,
+        ``nucleus_cell_diameter_ratio``, ``nucleus_centroid_offset``, ``nucleus_lobes``,
+        ``nucleus_components``, ``nucleus_convexity_defects``, ``cell_hu1..7``,
+        ``nucleus_hu1..7`` and ``nucleus_zernike00..24``. Zeros for missing regions.
+    """
+    crop = _crop if _crop is not None else crop_cell(image, seg)
+    if um_per_pixel is not None and not (um_per_pixel > 0 and math.isfinite(um_per_pixel)):
+        raise ValueError(f"um_per_pixel must be a positive finite number, got {um_per_pixel!r}")
+    length = 1.0 if um_per_pixel is None else float(um_per_pixel)
+    out: dict[str, float] = {}
+    shapes = {}
+    for name in ("cell", "nucleus"):
+        shape = region_shape(crop.region(name))
+        shapes[name] = shape
+        for key in _SHAPE_KEYS:
+            value = shape[key]
+            if key == "area":
+                value *= length ** 2
+            elif key in ("perimeter", "equivalent_diameter", "major_axis", "minor_axis"):
+                value *= length
+            out[f"{name}_{key}"] = value
+    cell, nuc = shapes["cell"], shapes["nucleus"]
+    out["cytoplasm_area"] = float(np.count_nonzero(crop.cytoplasm)) * length ** 2
+    out["nucleus_cell_area_ratio"] = safe_div(nuc["area"], cell["area"])
+    out["nucleus_cell_diameter_ratio"] = safe_div(nuc["equivalent_diameter"],
+                                                  cell["equivalent_diameter"])
+    offset = 0.0
+    if nuc["area"] > 0 and cell["area"] > 0:
+        nr, nc = np.nonzero(crop.nucleus)
+        cr, cc = np.nonzero(crop.cell)
+        dist = math.hypot(nr.mean() - cr.mean(), nc.mean() - cc.mean())
+        offset = safe_div(dist, cell["equivalent_diameter"] / 2.0)
+    out["nucleus_centroid_offset"] = offset
+    n_lobes, n_components = count_lobes(crop.nucleus)
+    out["nucleus_lobes"] = float(n_lobes)
+    out["nucleus_components"] = float(n_components)
+    out["nucleus_convexity_defects"] = float(_convexity_defects(crop.nucleus))
+    for name in ("cell", "nucleus"):
+        for i, v in enumerate(_log_hu(crop.region(name)), start=1):
+            out[f"{name}_hu{i}"] = float(v)
+    for i, v in enumerate(_zernike(crop.nucleus)):
+        out[f"nucleus_zernike{i:02d}"] = float(v)
+    return out
+
+
+def _convexity_defects(mask: np.ndarray, min_depth: float = 0.1) -> int:
+    """Number of convexity defects of the largest component deeper than ``min_depth`` times
+    its equivalent diameter (indentations between nuclear lobes)."""
+    m8 = mask.astype(np.uint8)
+    if not m8.any():
+        return 0
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)
+    if len(contour) < 4:
+        return 0
+    hull = cv2.convexHull(contour, returnPoints=False)
+    if hull is None or len(hull) < 3:
+        return 0
+    try:
+        defects = cv2.convexityDefects(contour, hull)
+    except cv2.error:  # self-intersecting / non-monotonous hull on degenerate contours
+        return 0
+    if defects is None:
+        return 0
+    diameter = math.sqrt(4.0 * cv2.contourArea(contour) / math.pi)
+    depths = defects.reshape(-1, 4)[:, 3] / 256.0
+    return int(np.count_nonzero(depths > min_depth * diameter))
