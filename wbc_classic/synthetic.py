@@ -384,12 +384,12 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
     lobe_r *= rng.uniform(0.9, 1.1)
     strand_r = max(0.035 * R, 0.55)
     pts_a = np.zeros((n_lobes, 2))
-    for _attempt in range(80):
+    for attempt in range(80):
         limit = 0.86 * R - lobe_r
         step = lobe_r * (rng.uniform(2.15, 2.45) if eos else rng.uniform(2.2, 2.6))
         # lobe centres on a random arc (C/S-like chains), centred on the cell
         rho_min = 0.5 * step / math.sin(min(math.pi / n_lobes, math.pi / 2) * 0.999)
-        rho_a = rho_min * math.exp(rng.uniform(0.0, 1.2))
+        rho_a = rho_min * math.exp(rng.uniform(0.0, 0.9))
         dth = 2.0 * math.asin(min(step / (2.0 * rho_a), 1.0))
         th = np.arange(n_lobes) * dth + rng.normal(0.0, 0.12 * dth, n_lobes)
         rr = rho_a * (1.0 + rng.normal(0.0, 0.06, n_lobes))
@@ -410,7 +410,8 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
             np.fill_diagonal(dists, np.inf)
             if np.all(dists > 2.15 * lobe_r):
                 break
-        lobe_r *= 0.985
+        if attempt % 8 == 7:  # hard to fit: make the lobes a little smaller
+            lobe_r *= 0.96
     # each lobe: a short capsule perpendicular-ish to the chain, so lobes look oval/kidney
     a, b, ra, rb = [], [], [], []
     for i, c in enumerate(pts_a):
@@ -456,28 +457,28 @@ def _monocyte_nucleus(rng, u, v, R):
     uu = (u - off[0]) * c + (v - off[1]) * s
     vv = -(u - off[0]) * s + (v - off[1]) * c
     if kind == "kidney":
-        a, b = R * rng.uniform(0.56, 0.68), R * rng.uniform(0.40, 0.50)
+        a, b = R * rng.uniform(0.6, 0.72), R * rng.uniform(0.44, 0.54)
         sdf = _ellipse_sdf(uu, vv, 0.0, 0.0, a, b, 0.0)
         nr = b * rng.uniform(0.55, 0.9)
         sdf = np.maximum(sdf, -(np.hypot(uu, vv - (b + nr * rng.uniform(0.3, 0.65))) - nr))
     elif kind == "horseshoe":
-        rho = R * rng.uniform(0.34, 0.44)
+        rho = R * rng.uniform(0.36, 0.46)
         span = rng.uniform(3.4, 4.6)
         k = 9
         th = np.linspace(-span / 2, span / 2, k) + math.pi / 2
         pts = np.column_stack([rho * np.cos(th), rho * np.sin(th) - 0.3 * rho])
-        tube = R * rng.uniform(0.2, 0.25) * (1 + 0.15 * np.sin(np.linspace(0, math.pi, k)))
+        tube = R * rng.uniform(0.21, 0.27) * (1 + 0.15 * np.sin(np.linspace(0, math.pi, k)))
         sdf = _capsules_sdf(uu, vv, pts[:-1], pts[1:], tube[:-1], tube[1:])
     else:  # folded: overlapping blobs with a cleft
         n = int(rng.integers(2, 4))
         pts = rng.normal(0, 0.2 * R, (n, 2))
-        rr = R * rng.uniform(0.32, 0.42, n)
+        rr = R * rng.uniform(0.35, 0.45, n)
         sdf = _capsules_sdf(uu, vv, pts, np.roll(pts, 1, 0), rr, np.roll(rr, 1))
         ang = rng.uniform(0, 2 * math.pi)
         nr = R * rng.uniform(0.12, 0.2)
         cx, cy = 0.5 * R * math.cos(ang), 0.5 * R * math.sin(ang)
         sdf = np.maximum(sdf, -(np.hypot(uu - cx, vv - cy) - nr))
-    sdf = sdf + 0.03 * R * _smooth_noise(rng, u.shape, max(0.15 * R, 1.0))
+    sdf = sdf + 0.025 * R * _smooth_noise(rng, u.shape, max(0.2 * R, 1.0))
     return sdf.astype(np.float32), {"nucleus_kind": kind}
 
 
@@ -492,13 +493,17 @@ def _basophil_nucleus(rng, u, v, R):
     return sdf.astype(np.float32), {}
 
 
-def _granules(rng: np.random.Generator, region: np.ndarray, per_px: float,
+def _granules(rng: np.random.Generator, region: np.ndarray, coverage: float,
               radius: float) -> np.ndarray:
-    """Saturating field of Gaussian granules scattered over ``region`` (float32 in [0, 1])."""
+    """Saturating field of Gaussian granules scattered over ``region`` (float32 in [0, 1]).
+
+    ``coverage`` is the expected number of granules per granule area (pi * radius**2), so the
+    look does not change with the pixel size of the cell.
+    """
     idx = np.flatnonzero(region.ravel() > 0.5)
     if idx.size == 0:
         return np.zeros(region.shape, np.float32)
-    n = int(rng.poisson(per_px * idx.size))
+    n = int(rng.poisson(coverage * idx.size / (math.pi * radius * radius)))
     pos = idx[rng.integers(0, idx.size, n)]
     img = np.bincount(pos, minlength=region.size).astype(np.float32).reshape(region.shape)
     sig = max(radius * 0.7, 0.5)
@@ -555,7 +560,7 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     if label == "monocyte":
         band = _smooth_noise(rng, shape, max(0.07 * R, 1.2))
         lace = 1.0 - 2.0 * np.abs(np.tanh(band))  # bright ridges -> lacy network
-        chrom = 0.85 + 0.3 * lace + 0.06 * fine
+        chrom = 0.9 + 0.22 * lace + 0.06 * fine
         nuc_col = style.od["nucleus_mono"]
     elif label == "lymphocyte":
         chrom = 1.08 + 0.16 * coarse + 0.06 * fine
@@ -571,16 +576,16 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     if label == "neutrophil":
         base = rng.uniform(0.8, 1.2) * (1.0 + 0.12 * tex)
         local += (cyto * base)[..., None] * style.od["cyto_neutrophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.05, 0.12), max(0.025 * R, 0.5))
+        g = _granules(rng, a_cell, rng.uniform(0.08, 0.2), max(0.025 * R, 0.5))
         local += (cyto * g * 0.8)[..., None] * style.od["gran_neutrophil"]
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.06, 0.1), max(0.065 * R, 0.7))
+        g = _granules(rng, a_cell, rng.uniform(0.7, 1.1), max(0.065 * R, 0.7))
         local += (a_cell * g * (1.0 - 0.5 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
             * style.od["gran_eosinophil"]
     elif label == "basophil":
         local += (cyto * rng.uniform(0.8, 1.2))[..., None] * style.od["cyto_basophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.07, 0.12), max(0.06 * R, 0.7))
+        g = _granules(rng, a_cell, rng.uniform(0.7, 1.2), max(0.06 * R, 0.7))
         local += (a_cell * g * rng.uniform(0.8, 1.1))[..., None] * style.od["gran_basophil"]
     elif label == "lymphocyte":
         edge = 0.75 + 0.5 * np.clip(rho, 0, 1.2) ** 3
