@@ -1,0 +1,151 @@
+"""Throughput of classical prediction from image files: decode + segment + features + classify.
+
+Measures :meth:`wbc_classic.model.WBCModel.predict_paths` (the code behind
+``wbc-classic predict``) on real single-cell images, after one warm-up call that starts
+the worker processes, and reports the median cells/s over repeats, a per-stage
+breakdown on one core, the model file size and its load time.
+
+Targets (issue 5): >= 100 cells/s on 2 cores, image decoding included; model file <= 20 MB.
+
+Usage::
+
+    python -m benchmarks.bench_predict --model model.skops --data ../shared/data/pbc \\
+        --n-images 400 --n-jobs 2 --repeats 5 --out runs/bench_predict.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_CELLS_PER_S = 100.0
+TARGET_MODEL_MB = 20.0
+
+
+def sample_paths(root: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` image paths spread evenly over the class folders of ``root`` (seeded)."""
+    from wbc_classic.datasets import load_class_folders
+
+    data = load_class_folders(root)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.paths))
+    # round-robin over classes so every class is represented
+    by_class: dict[int, list[int]] = {}
+    for i in order:
+        by_class.setdefault(int(data.y[i]), []).append(int(i))
+    picked: list[int] = []
+    while len(picked) < min(n, len(data.paths)):
+        for idx in by_class.values():
+            if idx and len(picked) < n:
+                picked.append(idx.pop())
+    return [Path(data.paths[i]) for i in picked]
+
+
+def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, float]:
+    """Median milliseconds per cell of each stage, one core, one image at a time."""
+    from segmentation import segment
+    from wbc_classic.imageio import read_image
+
+    times: dict[str, list[float]] = {"decode": [], "segment": [], "features": [],
+                                     "classify": []}
+    for p in paths:
+        t0 = time.perf_counter()
+        image = read_image(p)
+        t1 = time.perf_counter()
+        seg = segment(image, **(model.segment_params or {}))
+        t2 = time.perf_counter()
+        x = model.extractor_.transform([(image, seg)])
+        t3 = time.perf_counter()
+        model.predict_proba_features(x)
+        t4 = time.perf_counter()
+        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            times[key].append(dt * 1e3)
+    out = {k: round(statistics.median(v), 3) for k, v in times.items()}
+    out["total"] = round(sum(out.values()), 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns 0 when the throughput and size targets are met, else 1."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--data", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "pbc")
+    parser.add_argument("--n-images", type=int, default=400)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--breakdown", type=int, default=60,
+                        help="images for the one-core per-stage breakdown (0: skip)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
+    args = parser.parse_args(argv)
+
+    from wbc_classic.model import load
+
+    t0 = time.perf_counter()
+    model = load(args.model)
+    load_s = time.perf_counter() - t0
+    size_mb = os.path.getsize(args.model) / 2**20
+    paths = sample_paths(args.data, args.n_images, args.seed)
+    print(f"model {args.model} ({model.classifier_name}, {len(model.classes)} classes, "
+          f"{size_mb:.2f} MB, loads in {load_s:.2f} s); {len(paths)} images from {args.data}")
+
+    model.predict_paths(paths[: max(8, 4 * args.n_jobs)], n_jobs=args.n_jobs)  # warm-up
+    rates = []
+    for r in range(args.repeats):
+        t0 = time.perf_counter()
+        rows = model.predict_paths(paths, n_jobs=args.n_jobs)
+        dt = time.perf_counter() - t0
+        n_ok = sum(row["status"] == "ok" for row in rows)
+        rates.append(len(paths) / dt)
+        print(f"  repeat {r + 1}: {len(paths)} images ({n_ok} ok) in {dt:.2f} s "
+              f"= {rates[-1]:.1f} cells/s")
+    median_rate = statistics.median(rates)
+
+    breakdown = stage_breakdown(model, paths[: args.breakdown]) if args.breakdown else {}
+    if breakdown:
+        print("  one-core median ms/cell: " + ", ".join(f"{k} {v:.2f}"
+                                                        for k, v in breakdown.items()))
+    ok_rate = median_rate >= TARGET_CELLS_PER_S
+    ok_size = size_mb <= TARGET_MODEL_MB
+    print(f"median throughput: {median_rate:.1f} cells/s on n_jobs={args.n_jobs} "
+          f"(target >= {TARGET_CELLS_PER_S:.0f}: {'PASS' if ok_rate else 'FAIL'}); "
+          f"model file {size_mb:.2f} MB (target <= {TARGET_MODEL_MB:.0f}: "
+          f"{'PASS' if ok_size else 'FAIL'})")
+
+    if args.out:
+        from wbc_classic.atomic import atomic_write_text
+
+        report: dict[str, Any] = {
+            "benchmark": "bench_predict", "model": str(args.model),
+            "classifier": model.classifier_name, "classes": list(model.classes),
+            "model_mb": round(size_mb, 3), "load_seconds": round(load_s, 3),
+            "n_images": len(paths), "n_jobs": args.n_jobs, "repeats": args.repeats,
+            "cells_per_s": [round(r, 2) for r in rates],
+            "median_cells_per_s": round(median_rate, 2),
+            "one_core_ms_per_cell": breakdown,
+            "targets": {"cells_per_s": TARGET_CELLS_PER_S, "model_mb": TARGET_MODEL_MB},
+            "pass": {"throughput": ok_rate, "model_size": ok_size},
+        }
+        try:
+            from benchmarks.environment import capture_environment
+
+            report["environment"] = capture_environment(seed=args.seed,
+                                                        command=sys.argv)
+        except Exception as exc:  # noqa: BLE001 - the numbers matter more than the context
+            report["environment"] = {"error": str(exc)}
+        atomic_write_text(args.out, json.dumps(report, indent=2, default=str) + "\n")
+        print(f"report -> {args.out}")
+    return 0 if (ok_rate and ok_size) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
