@@ -474,10 +474,14 @@ def _monocyte_nucleus(rng, u, v, R):
         pts = rng.normal(0, 0.2 * R, (n, 2))
         rr = R * rng.uniform(0.35, 0.45, n)
         sdf = _capsules_sdf(uu, vv, pts, np.roll(pts, 1, 0), rr, np.roll(rr, 1))
+        # a cleft cut in from outside the nucleus (a fold), never a hole
         ang = rng.uniform(0, 2 * math.pi)
-        nr = R * rng.uniform(0.12, 0.2)
-        cx, cy = 0.5 * R * math.cos(ang), 0.5 * R * math.sin(ang)
-        sdf = np.maximum(sdf, -(np.hypot(uu - cx, vv - cy) - nr))
+        depth = R * rng.uniform(0.15, 0.35)
+        cr = R * rng.uniform(0.04, 0.08)
+        d = np.array([math.cos(ang), math.sin(ang)])
+        cleft = _capsules_sdf(uu, vv, (d * 1.3 * R)[None], (d * depth)[None],
+                              np.array([1.8 * cr]), np.array([cr]))
+        sdf = np.maximum(sdf, -cleft)
     sdf = sdf + 0.025 * R * _smooth_noise(rng, u.shape, max(0.2 * R, 1.0))
     return sdf.astype(np.float32), {"nucleus_kind": kind}
 
@@ -554,19 +558,21 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     local = np.zeros((*shape, 3), np.float32)
     rho = np.hypot(u, v) / R
 
-    # ---- nucleus chromatin
+    # ---- nucleus chromatin: coarse clumps + medium grain + pixel noise, denser at the rim
     coarse = _smooth_noise(rng, shape, max(0.09 * R, 1.2))
+    medium = _smooth_noise(rng, shape, max(0.03 * R, 1.0))
     fine = _fine_noise(rng, shape, 0.6)
+    rim = np.exp(np.minimum(nuc_sdf, 0.0) / max(0.06 * R, 1.0))
     if label == "monocyte":
-        band = _smooth_noise(rng, shape, max(0.07 * R, 1.2))
+        band = _smooth_noise(rng, shape, max(0.06 * R, 1.2))
         lace = 1.0 - 2.0 * np.abs(np.tanh(band))  # bright ridges -> lacy network
-        chrom = 0.9 + 0.22 * lace + 0.06 * fine
+        chrom = 0.88 + 0.22 * lace + 0.06 * medium + 0.05 * fine + 0.08 * rim
         nuc_col = style.od["nucleus_mono"]
     elif label == "lymphocyte":
-        chrom = 1.08 + 0.16 * coarse + 0.06 * fine
+        chrom = 1.05 + 0.12 * coarse + 0.1 * medium + 0.05 * fine + 0.1 * rim
         nuc_col = style.od["nucleus"]
     else:
-        chrom = 1.0 + 0.14 * coarse + 0.06 * fine
+        chrom = 0.98 + 0.1 * coarse + 0.1 * medium + 0.05 * fine + 0.12 * rim
         nuc_col = style.od["nucleus"]
     chrom = np.clip(chrom, 0.35, None) * rng.uniform(0.9, 1.1)
     local += (a_nuc * chrom)[..., None] * nuc_col
@@ -576,8 +582,8 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     if label == "neutrophil":
         base = rng.uniform(0.8, 1.2) * (1.0 + 0.12 * tex)
         local += (cyto * base)[..., None] * style.od["cyto_neutrophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.08, 0.2), max(0.025 * R, 0.5))
-        local += (cyto * g * 0.8)[..., None] * style.od["gran_neutrophil"]
+        g = _granules(rng, a_cell, rng.uniform(0.25, 0.5), max(0.025 * R, 0.5))
+        local += (cyto * g * 0.55)[..., None] * style.od["gran_neutrophil"]
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
         g = _granules(rng, a_cell, rng.uniform(0.7, 1.1), max(0.065 * R, 0.7))
