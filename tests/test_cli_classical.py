@@ -1,0 +1,146 @@
+"""``wbc-classic train / predict / count`` end to end on tiny synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wbc_classic.cli import build_parser, main
+from wbc_classic.imageio import read_image
+from wbc_classic.synthetic import make_smear, write_class_folders
+
+CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A logreg model trained by the CLI on 3 synthetic classes x 8 images."""
+    root = tmp_path_factory.mktemp("cli")
+    data = write_class_folders(root / "data", 8, classes=CLASSES, size=96, seed=0)
+    model = root / "model.skops"
+    code = main(["train", "--data", str(data), "--classes", *CLASSES, "--classifier",
+                 "logreg", "--out", str(model), "--cache-dir", str(root / "cache"),
+                 "--cv", "2", "--test-split", "80/20", "--seed", "0"])
+    assert code == 0
+    return root, data, model
+
+
+def test_train_writes_one_complete_model(trained, capsys):
+    from wbc_classic.model import load
+
+    root, _, model_path = trained
+    model = load(model_path)
+    assert model.classes == CLASSES
+    meta = model.metadata
+    assert meta["classifier"] == "logreg"
+    assert meta["data"]["n_images"] == 24 and meta["data"]["split_scheme"] == "80/20"
+    assert 0.0 <= meta["cv_accuracy"] <= 1.0
+    hold = meta["holdout"]
+    assert hold["n"] == meta["data"]["n_test"] > 0
+    assert set(hold["sensitivity"]) == set(CLASSES)
+    assert list(root.glob("*.skops")) == [model_path]  # no stray temporary files
+
+
+def test_predict_batch_with_bad_files_goes_on(trained, tmp_path, capsys):
+    _, data, model_path = trained
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    out = tmp_path / "preds.csv"
+    code = main(["predict", "--model", str(model_path), str(data / "lymphocyte"), str(bad),
+                 str(tmp_path / "missing.png"), "--out", str(out)])
+    assert code == 1
+    rows = _read_csv(out)
+    assert len(rows) == 8 + 2
+    assert list(rows[0]) == ["path", "status", "predicted_class",
+                             *[f"p_{c}" for c in CLASSES], "error", "note"]
+    by_path = {Path(r["path"]).name: r for r in rows}
+    for name in ("corrupt.jpg", "missing.png"):
+        r = by_path[name]
+        assert r["status"] == "error" and name in r["error"] and r["predicted_class"] == ""
+    good = [r for r in rows if r["status"] == "ok"]
+    assert len(good) == 8
+    for r in good:
+        p = np.array([float(r[f"p_{c}"]) for c in CLASSES])
+        assert abs(p.sum() - 1) < 1e-4 and r["predicted_class"] == CLASSES[int(p.argmax())]
+    assert "failed" in capsys.readouterr().err
+
+
+def test_predict_all_ok_and_python_twin_agree(trained, tmp_path):
+    from wbc_classic.model import load
+
+    _, data, model_path = trained
+    files = sorted((data / "neutrophil").glob("*.png"))[:3]
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model_path), *map(str, files),
+                 "--out", str(out), "--n-jobs", "1"]) == 0
+    rows = _read_csv(out)
+    model = load(model_path)
+    labels = model.predict([read_image(f) for f in files])
+    assert [r["predicted_class"] for r in rows] == list(labels)
+    proba = model.predict_proba(files)  # paths work too
+    np.testing.assert_allclose(proba, [[float(r[f"p_{c}"]) for c in CLASSES] for r in rows],
+                               atol=1e-6)
+
+
+def test_predict_refuses_bad_model(tmp_path, capsys):
+    fake = tmp_path / "model.skops"
+    fake.write_bytes(b"not a model")
+    img = tmp_path / "x.png"
+    assert main(["predict", "--model", str(fake), str(img), "--out",
+                 str(tmp_path / "p.csv")]) == 2
+    assert "cannot load model file" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_count_fields(trained, tmp_path):
+    from wbc_classic.atomic import atomic_write_bytes
+
+    _, _, model_path = trained
+    import cv2
+
+    fields = []
+    for i in range(2):
+        f = make_smear(shape=(240, 320), n_leukocytes=2, classes=CLASSES, seed=i)
+        path = tmp_path / f"field{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+        fields.append(path)
+    broken = tmp_path / "broken.png"
+    atomic_write_bytes(broken, b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "counts"
+    code = main(["count", "--model", str(model_path), *map(str, fields), str(broken),
+                 "--out", str(out)])
+    assert code == 1  # the broken field failed, the others were counted
+    report = json.loads((out / "counts.json").read_text())
+    assert report["classes"] == list(CLASSES)
+    status = {Path(e["image"]).name: e["status"] for e in report["images"]}
+    assert status == {"field0.png": "ok", "field1.png": "ok", "broken.png": "error"}
+    overall = report["overall"]
+    per_image = sum(e["n_cells"] for e in report["images"])
+    assert overall["n_cells"] == per_image == sum(overall["counts"].values())
+    if overall["n_cells"]:
+        assert abs(sum(overall["percentages"].values()) - 100) < 0.1
+    rows = _read_csv(out / "counts.csv")
+    assert [r["image"] for r in rows][-1] == "ALL"
+    assert int(rows[-1]["n_cells"]) == overall["n_cells"]
+    cells = _read_csv(out / "cells.csv")
+    assert len(cells) >= overall["n_cells"]
+    for path in fields:
+        drawn = read_image(out / "annotated" / f"{path.stem}.png")
+        assert drawn.shape == (240, 320, 3)
+
+
+def test_help_shows_examples(capsys):
+    parser = build_parser()
+    for cmd in ("train", "predict", "count"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([cmd, "--help"])
+        assert f"wbc-classic {cmd}" in capsys.readouterr().out
