@@ -1,0 +1,218 @@
+"""Decode + resize each image once, keep the result as a uint8 memory-mapped array.
+
+The cache is one ``.npy`` file per (image list, size, resize settings) in a cache directory.
+Its name is a SHA-256 over the *content* hashes of the image files (not their paths or mtimes),
+the size and the settings, so a renamed file hits the cache and a changed file misses it.
+The array is written through :func:`wbc_classic.atomic.atomic_path`, so a killed run never
+leaves a half-written cache behind; a re-run with the same files is a memory-map open.
+
+Only numpy, OpenCV and the project's image reader are used here (no torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["CachedImages", "build_cache", "default_cache_dir", "file_digest", "resize_square"]
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$WBC_CACHE_DIR/deep`` if set, else ``~/.cache/wbc_classic/deep``."""
+    env = os.environ.get("WBC_CACHE_DIR")
+    base = Path(env) if env else Path.home() / ".cache" / "wbc_classic"
+    return base / "deep"
+
+
+def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.ndarray:
+    """Centre-crop an RGB image to a square and resize it to ``size`` x ``size``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8
+        RGB image.
+    size : int
+        Output side in pixels (>= 8).
+    crop : {"center", "none"}
+        ``"center"`` crops the longer side to the shorter before resizing (keeps the aspect
+        ratio, the cell is centred in PBC/CellaVision crops); ``"none"`` stretches.
+
+    Returns
+    -------
+    ndarray, shape (size, size, 3), uint8
+        Area interpolation when shrinking, bicubic when enlarging.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {image.shape}")
+    if size < 8:
+        raise ValueError(f"size must be >= 8 pixels, got {size}")
+    h, w = image.shape[:2]
+    if crop == "center" and h != w:
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        image = image[top:top + s, left:left + s]
+    elif crop not in ("center", "none"):
+        raise ValueError(f"crop must be 'center' or 'none', got {crop!r}")
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if min(h, w) >= size else cv2.INTER_CUBIC
+    out = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interp)
+    return out.astype(np.uint8, copy=False)
+
+
+def _default_reader() -> Callable[[Path], np.ndarray]:
+    from wbc_classic.imageio import read_image
+
+    return read_image
+
+
+@dataclass(frozen=True)
+class CachedImages:
+    """A decoded, resized image set backed by a memory-mapped ``.npy`` file.
+
+    Attributes
+    ----------
+    images : ndarray, shape (N, size, size, 3), uint8
+        Read-only memory map (rows of failed images are zeros).
+    ok : ndarray, shape (N,), bool
+        False where the image could not be read.
+    errors : dict[int, str]
+        Index -> error message for the failed images.
+    path : Path
+        The ``.npy`` file.
+    size : int
+    """
+
+    images: np.ndarray
+    ok: np.ndarray
+    errors: dict[int, str]
+    path: Path
+    size: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _key(digests: Sequence[str], size: int, crop: str) -> str:
+    h = hashlib.sha256()
+    h.update(f"v{CACHE_VERSION}|size={size}|crop={crop}|n={len(digests)}|".encode())
+    for d in digests:
+        h.update(d.encode())
+    return h.hexdigest()[:32]
+
+
+def build_cache(
+    paths: Sequence[str | os.PathLike[str]],
+    size: int = 64,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    crop: str = "center",
+    on_error: str = "raise",
+    reader: Callable[[Path], np.ndarray] | None = None,
+    progress: bool = False,
+) -> CachedImages:
+    """Decode and resize every image once; return a memory-mapped uint8 array.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Image files, in the order the rows should have.
+    size : int
+        Output side in pixels.
+    cache_dir : path-like, optional
+        Where the ``.npy`` (and a ``.json`` sidecar with paths and errors) live;
+        :func:`default_cache_dir` when None.
+    crop : {"center", "none"}
+        See :func:`resize_square`.
+    on_error : {"raise", "skip"}
+        ``"raise"`` stops at the first unreadable image with a message naming it;
+        ``"skip"`` leaves its row zero, sets ``ok[i] = False`` and records the message.
+    reader : callable, optional
+        ``reader(path) -> (H, W, 3) uint8``; ``wbc_classic.imageio.read_image`` by default.
+    progress : bool
+        Show a tqdm bar while decoding.
+
+    Returns
+    -------
+    CachedImages
+    """
+    from wbc_classic.atomic import atomic_path, atomic_write_text
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("build_cache: no image paths given")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    digests = [file_digest(p) for p in paths]
+    key = _key(digests, size, crop)
+    npy = cache_dir / f"images_{size}px_{key}.npy"
+    meta = npy.with_suffix(".json")
+    if npy.is_file() and meta.is_file():
+        try:
+            info = json.loads(meta.read_text())
+            arr = np.load(npy, mmap_mode="r")
+            if arr.shape == (len(paths), size, size, 3) and arr.dtype == np.uint8:
+                errors = {int(k): v for k, v in info.get("errors", {}).items()}
+                ok = np.ones(len(paths), bool)
+                ok[list(errors)] = False
+                if errors and on_error == "raise":
+                    i = min(errors)
+                    raise ValueError(f"cannot read image {paths[i]}: {errors[i]}")
+                return CachedImages(arr, ok, errors, npy, size)
+        except (ValueError, OSError, json.JSONDecodeError) as exc:
+            if "cannot read image" in str(exc):
+                raise
+            # a damaged cache file: rebuild it below
+    read = reader if reader is not None else _default_reader()
+    errors: dict[int, str] = {}
+    iterator = range(len(paths))
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=f"decode+resize {size}px", unit="img")
+    with atomic_path(npy) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(paths), size, size, 3))
+        for i in iterator:
+            try:
+                img = read(paths[i])
+                arr[i] = resize_square(np.asarray(img), size, crop=crop)
+            except (OSError, ValueError) as exc:
+                if on_error == "raise":
+                    raise ValueError(f"cannot read image {paths[i]}: {exc}") from exc
+                errors[i] = f"{type(exc).__name__}: {exc}"
+        arr.flush()
+        del arr
+    atomic_write_text(meta, json.dumps({
+        "version": CACHE_VERSION, "size": size, "crop": crop,
+        "paths": [str(p) for p in paths], "digests": digests,
+        "errors": {str(k): v for k, v in errors.items()},
+    }))
+    ok = np.ones(len(paths), bool)
+    ok[list(errors)] = False
+    return CachedImages(np.load(npy, mmap_mode="r"), ok, errors, npy, size)

@@ -1,0 +1,189 @@
+"""Torch datasets over cached uint8 image arrays, with ``transforms.v2`` augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+__all__ = [
+    "ArrayDataset",
+    "build_augmentation",
+    "channel_stats",
+    "class_weights",
+    "normalize_batch",
+    "stratified_holdout",
+    "to_float_batch",
+]
+
+
+def build_augmentation(
+    *,
+    rotation: float = 180.0,
+    shift: float = 0.05,
+    shear: float = 5.0,
+    zoom: float = 0.1,
+    hflip: bool = True,
+    vflip: bool = True,
+    brightness: float = 0.1,
+    contrast: float = 0.1,
+    saturation: float = 0.0,
+    hue: float = 0.0,
+) -> v2.Compose:
+    """A composable ``v2`` augmentation for uint8 CHW cell crops.
+
+    Each argument switches one transform off when 0/False, so the pipeline is easy to ablate.
+
+    Parameters
+    ----------
+    rotation : float
+        Maximum absolute rotation in degrees (cells have no preferred orientation).
+    shift : float
+        Maximum translation as a fraction of the side.
+    shear : float
+        Maximum shear in degrees.
+    zoom : float
+        Scale range ``[1 - zoom, 1 + zoom]``.
+    hflip, vflip : bool
+        Random horizontal / vertical flips.
+    brightness, contrast, saturation, hue : float
+        ``v2.ColorJitter`` strengths.
+
+    Returns
+    -------
+    v2.Compose
+        Takes and returns a uint8 tensor of shape (3, H, W) (or a batch (N, 3, H, W), in which
+        case all images of the batch share the random parameters).
+    """
+    ts: list[v2.Transform] = []
+    if hflip:
+        ts.append(v2.RandomHorizontalFlip())
+    if vflip:
+        ts.append(v2.RandomVerticalFlip())
+    if rotation or shift or shear or zoom:
+        ts.append(v2.RandomAffine(
+            degrees=rotation,
+            translate=(shift, shift) if shift else None,
+            scale=(1 - zoom, 1 + zoom) if zoom else None,
+            shear=shear if shear else None,
+            interpolation=v2.InterpolationMode.BILINEAR,
+            fill=_FILL,
+        ))
+    if brightness or contrast or saturation or hue:
+        ts.append(v2.ColorJitter(brightness=brightness, contrast=contrast,
+                                 saturation=saturation, hue=hue))
+    return v2.Compose(ts)
+
+
+# PBC/CellaVision backgrounds are light; a near-background fill avoids black corners after rotation
+_FILL = [220, 210, 200]
+
+
+def channel_stats(images: np.ndarray, max_images: int = 2000, seed: int = 0
+                  ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std in [0, 1] units of a uint8 (N, H, W, 3) array (subsampled)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) uint8 images, got shape {images.shape}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(images), min(len(images), max_images), replace=False))
+    x = np.asarray(images[idx], dtype=np.float64) / 255.0
+    mean = x.mean(axis=(0, 1, 2))
+    std = x.std(axis=(0, 1, 2)) + 1e-6
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced class weights ``n / (k * count)`` as float32, shape (n_classes,)."""
+    counts = np.bincount(np.asarray(y, np.int64), minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    return w.astype(np.float32)
+
+
+def stratified_holdout(y: np.ndarray, fraction: float = 0.1, seed: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions ``0..len(y)-1`` into (keep, holdout), stratified by class.
+
+    Used to carve a validation part out of a 2-way Split's train indices for early stopping.
+    Every class with >= 2 members contributes at least one hold-out sample.
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    hold: list[np.ndarray] = []
+    for c in np.unique(y):
+        pos = np.flatnonzero(y == c)
+        rng.shuffle(pos)
+        n = int(round(fraction * len(pos)))
+        if len(pos) >= 2:
+            n = min(max(n, 1), len(pos) - 1)
+        else:
+            n = 0
+        hold.append(pos[:n])
+    h = np.sort(np.concatenate(hold)) if hold else np.empty(0, np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), h)
+    return keep.astype(np.int64), h.astype(np.int64)
+
+
+def to_float_batch(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) or (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
+    if x.ndim != 4:
+        raise ValueError(f"expected a 4-D image batch, got shape {tuple(x.shape)}")
+    if x.shape[1] != 3 and x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    if x.shape[1] != 3:
+        raise ValueError(f"expected 3 colour channels, got a batch of shape {tuple(x.shape)}")
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def normalize_batch(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8/float image batch -> normalised float32 (N, 3, H, W)."""
+    x = to_float_batch(x)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+class ArrayDataset(Dataset):
+    """Samples of a uint8 (N, H, W, 3) array (e.g. a :class:`deep.cache.CachedImages` memmap).
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, H, W, 3), uint8
+    y : ndarray, shape (N,), int
+    indices : ndarray of int, optional
+        Rows to expose (e.g. ``split.train``); all rows when None.
+    transform : callable, optional
+        Applied to the uint8 tensor (3, H, W) on the fly (augmentation).
+
+    Returns, per item, ``(uint8 tensor (3, H, W), int64 label)``; normalisation happens on the
+    batch in the training loop (cheaper than per sample and identical at inference).
+    """
+
+    def __init__(self, images: np.ndarray, y: np.ndarray, indices: np.ndarray | None = None,
+                 transform=None) -> None:
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) images, got shape {images.shape}")
+        if len(images) != len(y):
+            raise ValueError(f"{len(images)} images but {len(y)} labels")
+        self.images = images
+        self.y = np.asarray(y, np.int64)
+        self.indices = (np.arange(len(y)) if indices is None
+                        else np.asarray(indices, np.int64))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        j = int(self.indices[i])
+        x = torch.from_numpy(np.array(self.images[j], copy=True)).permute(2, 0, 1).contiguous()
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.y[j])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of the exposed rows, shape (len(self),)."""
+        return self.y[self.indices]
