@@ -7,8 +7,8 @@ a PBC class-folder tree (or synthetic 360x363 cells when the data are absent).
 
 Segmentation is not timed. It uses ``segmentation.segment`` when available, or with
 ``--standin`` (or when ``segment`` is missing) a quick stand-in good enough for timing only:
-nucleus = Otsu on HSV saturation (largest central component), cell = nucleus grown to the
-convex hull and dilated by 12 px.
+nucleus = Otsu on HSV saturation (largest central component, closed, holes filled),
+cell = nucleus grown to its convex hull and dilated by 12 px.
 
 Example::
 
@@ -51,7 +51,10 @@ def standin_segment(image: np.ndarray) -> Segmentation:
     d = np.hypot(cents[1:, 0] - w / 2, cents[1:, 1] - h / 2)
     score = stats[1:, cv2.CC_STAT_AREA] / (1.0 + d)
     keep = 1 + int(np.argmax(score))
-    nucleus = lab == keep
+    nucleus = (lab == keep).astype(np.uint8)
+    nucleus = cv2.morphologyEx(nucleus, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    contours, _ = cv2.findContours(nucleus, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    nucleus = cv2.drawContours(np.zeros_like(nucleus), contours, -1, 1, cv2.FILLED).astype(bool)
     pts = cv2.findNonZero(nucleus.astype(np.uint8))
     cell = np.zeros((h, w), np.uint8)
     cv2.fillPoly(cell, [cv2.convexHull(pts)], 1)

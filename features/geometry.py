@@ -113,21 +113,33 @@ def count_lobes(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
     n_lobes, n_components : int
         Both 0 for an empty mask.
     """
+    n_lobes, n_components, _ = _lobe_stats(mask, levels, min_fraction)
+    return n_lobes, n_components
+
+
+def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
+                min_fraction: float = 0.02) -> tuple[int, int, float]:
+    """(n_lobes, n_components, maximal distance to the boundary of the hole-filled mask)."""
     m8 = mask.astype(np.uint8)
     area = int(np.count_nonzero(m8))
     if area == 0:
-        return 0, 0
+        return 0, 0, 0.0
     n, _, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
     n_components = int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_fraction * area))
-    dist = cv2.distanceTransform(np.pad(m8, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # lobes describe the outline: fill holes (pale chromatin) before the distance transform
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros((m8.shape[0] + 2, m8.shape[1] + 2), np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED, offset=(1, 1))
+    dist = cv2.distanceTransform(filled, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     dmax = float(dist.max())
+    # a core smaller than a disk of 15 % of the thickest lobe's radius is a ragged-edge bump
+    min_core = max(2.0, math.pi * (0.15 * dmax) ** 2)
     n_lobes = 0
     for level in levels:
         core = (dist > level * dmax).astype(np.uint8)
         _, _, cstats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
-        # cores of a lobe at the level are small; drop only single-pixel specks
-        n_lobes = max(n_lobes, int(np.count_nonzero(cstats[1:, cv2.CC_STAT_AREA] >= 2)))
-    return max(n_lobes, 1 if n_components else 0), n_components
+        n_lobes = max(n_lobes, int(np.count_nonzero(cstats[1:, cv2.CC_STAT_AREA] >= min_core)))
+    return max(n_lobes, 1 if n_components else 0), n_components, dmax
 
 
 def _log_hu(mask: np.ndarray) -> np.ndarray:
@@ -186,8 +198,9 @@ def geometry_features(image: np.ndarray, seg: Segmentation, *,
         Always the same keys in the same order: ``cell_*`` and ``nucleus_*`` shape
         measurements (see :func:`region_shape`), ``cytoplasm_area``, ``nucleus_cell_area_ratio``,
         ``nucleus_cell_diameter_ratio``, ``nucleus_centroid_offset``, ``nucleus_lobes``,
-        ``nucleus_components``, ``nucleus_convexity_defects``, ``cell_hu1..7``,
-        ``nucleus_hu1..7`` and ``nucleus_zernike00..24``. Zeros for missing regions.
+        ``nucleus_components``, ``nucleus_thickness``, ``nucleus_convexity_defects``,
+        ``cell_hu1..7``, ``nucleus_hu1..7`` and ``nucleus_zernike01..24``. Zeros for missing
+        regions.
     """
     crop = _crop if _crop is not None else crop_cell(image, seg)
     if um_per_pixel is not None and not (um_per_pixel > 0 and math.isfinite(um_per_pixel)):
@@ -217,14 +230,19 @@ def geometry_features(image: np.ndarray, seg: Segmentation, *,
         dist = math.hypot(nr.mean() - cr.mean(), nc.mean() - cc.mean())
         offset = safe_div(dist, cell["equivalent_diameter"] / 2.0)
     out["nucleus_centroid_offset"] = offset
-    n_lobes, n_components = count_lobes(crop.nucleus)
+    n_lobes, n_components, dmax = _lobe_stats(crop.nucleus)
     out["nucleus_lobes"] = float(n_lobes)
     out["nucleus_components"] = float(n_components)
+    # largest inscribed disk's diameter over the equivalent diameter: 1 for a disk, small for
+    # thin, lobed or band-shaped nuclei
+    out["nucleus_thickness"] = min(safe_div(2.0 * max(dmax - 0.5, 0.0),
+                                            nuc["equivalent_diameter"]), 1.0)
     out["nucleus_convexity_defects"] = float(_convexity_defects(crop.nucleus))
     for name in ("cell", "nucleus"):
         for i, v in enumerate(_log_hu(crop.region(name)), start=1):
             out[f"{name}_hu{i}"] = float(v)
-    for i, v in enumerate(_zernike(crop.nucleus)):
+    # |Z00| is constant (the area normalisation), so it is left out
+    for i, v in enumerate(_zernike(crop.nucleus)[1:], start=1):
         out[f"nucleus_zernike{i:02d}"] = float(v)
     return out
 

@@ -69,9 +69,14 @@ def quantise(grey: np.ndarray, mask: np.ndarray, levels: int,
 
 
 def _offsets(distance: int) -> list[tuple[int, int]]:
-    """(row, col) offsets for 0, 45, 90, 135 degrees (skimage's convention)."""
+    """(row, col) offsets for 0, 45, 90, 135 degrees (rows pointing down).
+
+    Diagonal neighbours are at chessboard distance d, ``(d, +-d)``, as in Haralick (1973);
+    ``skimage.feature.graycomatrix`` uses ``(round(d sin a), round(d cos a))`` instead, which is
+    the same for d = 1 only.
+    """
     d = distance
-    return [(0, d), (-d, d), (-d, 0), (-d, -d)]
+    return [(0, d), (d, d), (d, 0), (d, -d)]
 
 
 def _pairs(q: np.ndarray, dr: int, dc: int) -> tuple[np.ndarray, np.ndarray]:
