@@ -104,8 +104,10 @@ def canonical_label(name: str, aliases: Mapping[str, str] | None = None) -> str:
     name : str
         Raw label, e.g. ``"Neutrophils"``, ``"SEG_NEUTROPHIL"``, ``"immature granulocyte"``.
     aliases : mapping of str to str, optional
-        User aliases, applied before (and overriding) :data:`LABEL_ALIASES`.  Keys and values
-        are normalised the same way as ``name``.
+        User aliases ``raw name -> class name``, applied before (and overriding)
+        :data:`LABEL_ALIASES`.  Keys are matched like ``name``; values are final class names
+        (lower-cased, spaces to ``"_"``; not looked up again in the built-in table, so
+        ``{"band": "band_neutrophil"}`` keeps band forms as their own class).
 
     Returns
     -------
@@ -117,7 +119,7 @@ def canonical_label(name: str, aliases: Mapping[str, str] | None = None) -> str:
     if aliases:
         user = {_norm(k): v for k, v in aliases.items()}
         if key in user:
-            return canonical_label(user[key])
+            return _norm(user[key]).replace(" ", "_")
     if key in LABEL_ALIASES:
         return LABEL_ALIASES[key]
     return key.replace(" ", "_")
