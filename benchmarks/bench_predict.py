@@ -51,8 +51,8 @@ def sample_paths(root: Path, n: int, seed: int = 0) -> list[Path]:
 
 def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, float]:
     """Median milliseconds per cell of each stage, one core, one image at a time."""
-    from segmentation import segment
     from wbc_classic.imageio import read_image
+    from wbc_classic.model import segment_image
 
     times: dict[str, list[float]] = {"decode": [], "segment": [], "features": [],
                                      "classify": []}
@@ -60,7 +60,7 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, float]:
         t0 = time.perf_counter()
         image = read_image(p)
         t1 = time.perf_counter()
-        seg = segment(image, **(model.segment_params or {}))
+        seg = segment_image(image, model.segment_params)
         t2 = time.perf_counter()
         x = model.extractor_.transform([(image, seg)])
         t3 = time.perf_counter()

@@ -70,7 +70,9 @@ def test_round_trip_keeps_everything(saved):
     assert again.classes == tuple(CLASSES)
     assert again.feature_names_ == model.feature_names_
     assert again.extractor.get_params() == model.extractor.get_params()
-    assert again.segment_params == {}
+    from segmentation.pipeline import SegmenterParams
+
+    assert SegmenterParams(**again.segment_params) == SegmenterParams()
     assert again.versions == model.versions and "scikit-learn" in again.versions
     meta = again.metadata
     assert meta["classifier"] == "logreg" and meta["data"]["counts"]["eosinophil"] == 14

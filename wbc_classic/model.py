@@ -191,6 +191,35 @@ def _import_entry(table: dict[str, tuple[str, str]], name: str, what: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def segmenter_params(segment_params: dict | None) -> Any:
+    """:class:`segmentation.SegmenterParams` from a plain dict of its fields (None: defaults)."""
+    if not segment_params:
+        return None
+    from segmentation.pipeline import SegmenterParams
+
+    return SegmenterParams(**segment_params)
+
+
+def full_segment_params(segment_params: dict | None) -> dict[str, Any]:
+    """Every :class:`segmentation.SegmenterParams` field, defaults filled in, as a plain dict.
+
+    Saved in the model so later changes of the segmenter's defaults cannot silently change
+    what a trained model sees.
+    """
+    import dataclasses
+
+    from segmentation.pipeline import SegmenterParams
+
+    return dataclasses.asdict(SegmenterParams(**(segment_params or {})))
+
+
+def segment_image(image: np.ndarray, segment_params: dict | None = None) -> Any:
+    """:func:`segmentation.segment` with the parameters of a plain dict (see above)."""
+    from segmentation import segment
+
+    return segment(image, segmenter_params(segment_params))
+
+
 def _default_extractor():
     from features import FeatureExtractor
 
@@ -240,16 +269,14 @@ def cell_features(image: np.ndarray, extractor: Any, segment_params: dict | None
     image : ndarray of uint8, shape (H, W, 3)
     extractor : features.FeatureExtractor
     segment_params : dict, optional
-        Keyword arguments of :func:`segmentation.segment`.
+        :class:`segmentation.SegmenterParams` fields (see :func:`segment_image`).
 
     Returns
     -------
     features : ndarray of float32, shape (F,)
     segmentation : segmentation.Segmentation
     """
-    from segmentation import segment
-
-    seg = segment(image, **(segment_params or {}))
+    seg = segment_image(image, segment_params)
     x = np.asarray(extractor.transform([(image, seg)]), dtype=np.float32)[0]
     return x, seg
 
@@ -261,15 +288,15 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
     Images are read and segmented one by one (a failure is recorded per item when
     ``catch``), then the extractor runs once over the chunk's good pairs.
     """
-    from segmentation import segment
-
     out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
     pairs: list[tuple[np.ndarray, Any]] = []
     good: list[int] = []
     for i, item in enumerate(items):
         try:
             image = _as_image(item)
-            seg = segment(image, **(segment_params or {}))
+            seg = segment_image(image, segment_params)
+        except (ImportError, MemoryError):
+            raise  # broken installation or machine, not a bad image
         except Exception as exc:  # noqa: BLE001 - reported per image
             if not catch:
                 raise
@@ -327,7 +354,8 @@ class WBCModel:
     extractor : features.FeatureExtractor, optional
         Feature extractor (default settings when None).  Only its parameters are saved.
     segment_params : dict, optional
-        Keyword arguments for :func:`segmentation.segment`.
+        :class:`segmentation.SegmenterParams` fields to change from their defaults
+        (the saved file records every field).
     classifier_params : dict, optional
         Extra keyword arguments of :func:`wbc_classic.classifiers.make_classifier`
         (``class_weight``, ``feature_selection``, ``k``, ``search``, ``cv``).
@@ -646,7 +674,7 @@ class WBCModel:
             "feature_names": list(self.feature_names_),
             "segmenter": {"function": "segmentation.segment",
                           "params": {k: _plain(v) for k, v in
-                                     (self.segment_params or {}).items()}},
+                                     full_segment_params(self.segment_params).items()}},
             "versions": dict(self.versions),
             "metadata": _plain(self.metadata),
         }
@@ -803,8 +831,10 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
     try:
         ext_cls = _import_entry(_EXTRACTOR_CLASSES, ext["class"], "extractor")
         extractor = ext_cls(**dict(ext.get("params") or {}))
-        if seg["function"] not in _SEGMENTERS:  # imported when first used
+        if seg["function"] not in _SEGMENTERS:
             raise ValueError(f"unknown segmenter {seg['function']!r}")
+        seg_params = dict(seg.get("params") or {})
+        segmenter_params(seg_params)  # fails on fields this segmenter does not know
     except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
         raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
     names = [str(n) for n in obj["feature_names"]]
@@ -818,7 +848,7 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
                                    "ones; retrain the model with this version")
 
     model = WBCModel(classifier=str(obj.get("classifier", "custom")), extractor=extractor,
-                     segment_params=dict(seg.get("params") or {}))
+                     segment_params=seg_params)
     model.classes = tuple(classes)
     model.pipeline_ = pipeline
     model.feature_names_ = names

@@ -114,6 +114,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     from segmentation import segment_field
     from wbc_classic.atomic import atomic_open, atomic_path, atomic_write_text
     from wbc_classic.imageio import read_image
+    from wbc_classic.model import segmenter_params
 
     classes = list(model.classes)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,10 +127,12 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
         try:
             image = read_image(path)
-            cells = segment_field(image)
+            cells = segment_field(image, segmenter_params(model.segment_params))
             proba = model.predict_proba_segmented(
                 [(c.crop, c.segmentation) for c in cells]) if cells else \
                 np.zeros((0, len(classes)))
+        except (ImportError, MemoryError):
+            raise  # broken installation or machine, not a bad image
         except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
             entry.update(status="error", error=f"{type(exc).__name__}: {exc}",
                          **_summary(np.zeros(len(classes), np.int64), classes))
