@@ -94,6 +94,7 @@ _COLOURS: dict[str, tuple[float, float, float]] = {
     "cyto_lymphocyte": (178.0, 176.0, 216.0),
     "cyto_monocyte": (204.0, 190.0, 210.0),
     "rbc": (204.0, 156.0, 160.0),
+    "platelet": (150.0, 96.0, 176.0),
 }
 _STAINED = tuple(_COLOURS)
 
@@ -355,6 +356,35 @@ def _paint_rbcs(od: np.ndarray, rng: np.random.Generator, rbcs: np.ndarray,
                 + 0.12 * np.exp(-((q - 0.85) / 0.12) ** 2))
         dens = a * prof * style.rbc_density * rng.uniform(0.85, 1.15)
         od[y0:y1, x0:x1] += dens[..., None] * colour
+
+
+def _paint_platelets(od: np.ndarray, rng: np.random.Generator, r_rbc: float,
+                     wbcs: Sequence[tuple[float, float, float]], amount: float,
+                     style: _Style) -> int:
+    """Scatter a few small granular purple platelets (distractors, not in any mask)."""
+    h, w = od.shape[:2]
+    expected = 0.05 * amount * h * w / (math.pi * r_rbc * r_rbc)
+    n = int(rng.poisson(max(expected, 0.0)))
+    wb = np.asarray(wbcs, np.float32).reshape(-1, 3)
+    colour = style.od["platelet"]
+    painted = 0
+    for _ in range(n):
+        rp = r_rbc * rng.uniform(0.12, 0.22)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        if len(wb) and np.any(np.hypot(wb[:, 0] - x, wb[:, 1] - y) < wb[:, 2] + 2.5 * rp):
+            continue
+        pad = int(math.ceil(1.6 * rp)) + 2
+        x0, x1 = max(int(x) - pad, 0), min(int(x) + pad + 1, w)
+        y0, y1 = max(int(y) - pad, 0), min(int(y) + pad + 1, h)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        sdf = _ellipse_sdf(xx, yy, x, y, rp * rng.uniform(1.0, 1.5), rp, rng.uniform(0, math.pi))
+        sdf = sdf + 0.25 * rp * _smooth_noise(rng, sdf.shape, max(0.5 * rp, 1.0))
+        grain = 0.7 + 0.5 * np.clip(_fine_noise(rng, sdf.shape, 0.5), -1.5, 1.5)
+        od[y0:y1, x0:x1] += (_alpha(sdf) * grain * rng.uniform(0.6, 1.1))[..., None] * colour
+        painted += 1
+    return painted
 
 
 # --------------------------------------------------------------------------------------
@@ -655,8 +685,8 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
               stain_jitter: float = 1.0, blur: float | None = None, noise: float | None = None,
               illumination: float = 1.0, brightness: float = 1.0, rotation: float | None = None,
               position_jitter: float = 0.05, scale_jitter: float = 0.08,
-              rbc_density: float = 1.0, background: Sequence[float] | None = None
-              ) -> SyntheticCell:
+              rbc_density: float = 1.0, platelets: float = 1.0,
+              background: Sequence[float] | None = None) -> SyntheticCell:
     """Render one single-leukocyte crop (like a CellaVision/PBC crop) with exact masks.
 
     Parameters
@@ -694,6 +724,9 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
         Std of the random log-size variation of the leukocyte and red cells.
     rbc_density : float, default 1.0
         Red-cell crowding (0: no red cells).
+    platelets : float, default 1.0
+        Multiplier of the expected number of platelets (small purple distractor blobs, part
+        of no mask; ~0.8 per 128-px crop at 1.0; 0: none).
     background : (3,) RGB or None
         Colour of the empty glass; ``None`` draws one near a PBC-like cream.
 
@@ -728,6 +761,7 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     od = np.zeros((size, size, 3), np.float32)
     rbcs = _place_rbcs(gen, (size, size), r_rbc, [(cx, cy, R)], rbc_density * 0.95)
     _paint_rbcs(od, gen, rbcs, style)
+    n_plt = _paint_platelets(od, gen, r_rbc, [(cx, cy, R)], platelets, style)
     nuc_w, cell_w, (y0, x0), info = _paint_leukocyte(od, gen, name, cx, cy, R, rot, style)
     nucleus = np.zeros((size, size), bool)
     cell = np.zeros((size, size), bool)
@@ -736,7 +770,7 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     image = _expose(od, gen, style, blur=blur, noise=noise, illumination=illumination,
                     brightness=brightness, ref_size=size)
     params = {"radius_px": R, "rbc_radius_px": r_rbc, "centre": (cx, cy), "rotation": rot,
-              "n_rbc": len(rbcs), **info}
+              "n_rbc": len(rbcs), "n_platelets": n_plt, **info}
     return SyntheticCell(image=image, nucleus=nucleus, cell=cell, label=name, params=params)
 
 
@@ -806,7 +840,8 @@ def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple
                stain_shift: float | Sequence[float] = 0.0, stain_jitter: float = 1.0,
                blur: float | None = None, noise: float | None = None,
                illumination: float = 1.0, brightness: float = 1.0, rbc_density: float = 1.1,
-               background: Sequence[float] | None = None) -> SyntheticField:
+               platelets: float = 1.0, background: Sequence[float] | None = None
+               ) -> SyntheticField:
     """Render a blood-smear field with several non-overlapping leukocytes and many red cells.
 
     Parameters
@@ -825,7 +860,7 @@ def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple
     rbc_diameter : float, optional
         Red-cell diameter in pixels; default ``min(H, W) / 7 * scale``.
     scale, stain_shift, stain_jitter, blur, noise, illumination, brightness, rbc_density,
-    background
+    platelets, background
         As in :func:`make_cell` (``blur=None`` draws ``U(0, 1.2)`` px here).
 
     Returns
@@ -871,6 +906,7 @@ def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple
     od = np.zeros((h, w, 3), np.float32)
     rbcs = _place_rbcs(gen, (h, w), r_rbc, [(x, y, r) for x, y, r, _ in placed], rbc_density)
     _paint_rbcs(od, gen, rbcs, style)
+    _paint_platelets(od, gen, r_rbc, [(x, y, r) for x, y, r, _ in placed], platelets, style)
     nucleus = np.zeros((h, w), bool)
     cell = np.zeros((h, w), bool)
     instances = np.zeros((h, w), np.int32)
