@@ -177,10 +177,12 @@ def test_variation_controls():
     assert dark.image.mean() < base.image.mean() - 15
     noisy = make_cell("neutrophil", rng=11, blur=0, noise=8.0)
     assert np.abs(noisy.image.astype(int) - base.image.astype(int)).std() > 4
-    empty = make_cell("lymphocyte", rng=2, rbc_density=0, noise=0, blur=0, illumination=0)
+    empty = make_cell("lymphocyte", rng=2, rbc_density=0, platelets=0, noise=0, blur=0,
+                      illumination=0)
     bg = empty.image[~ndi.binary_dilation(empty.cell, iterations=3)]
     assert np.ptp(bg.astype(int), axis=0).max() <= 1  # no red cells, flat illumination
-    lit = make_cell("lymphocyte", rng=2, rbc_density=0, noise=0, blur=0, illumination=2)
+    lit = make_cell("lymphocyte", rng=2, rbc_density=0, platelets=0, noise=0, blur=0,
+                    illumination=2)
     bg = lit.image[~ndi.binary_dilation(lit.cell, iterations=3)]
     assert np.ptp(bg.astype(int), axis=0).max() > 5
 
