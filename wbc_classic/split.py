@@ -311,21 +311,26 @@ def _py(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-def _largest_remainder(n: int, fractions: Sequence[Fraction]) -> list[int]:
+def _largest_remainder(n: int, fractions: Sequence[Fraction],
+                       excess: Sequence[Fraction] | None = None) -> list[int]:
     """Integer counts summing to ``n``, proportional to ``fractions`` (Hamilton's method).
 
-    Ties in the remainders go to the earlier part (train before val before test).
+    Equal remainders go first to the part with the smallest running ``excess`` (how far
+    earlier classes already pushed that part above its ideal size), then to the earlier part,
+    so ties do not pile up in one part across classes.
     """
     ideal = [n * f for f in fractions]
     counts = [int(q.numerator // q.denominator) for q in ideal]
     rest = n - sum(counts)
-    order = sorted(range(len(fractions)), key=lambda i: (-(ideal[i] - counts[i]), i))
+    ex = list(excess) if excess is not None else [Fraction(0)] * len(fractions)
+    order = sorted(range(len(fractions)), key=lambda i: (-(ideal[i] - counts[i]), ex[i], i))
     for i in order[:rest]:
         counts[i] += 1
     return counts
 
 
-def _holdout_counts(n_c: int, fr: Sequence[Fraction], cname: Any) -> list[int]:
+def _holdout_counts(n_c: int, fr: Sequence[Fraction], cname: Any,
+                    excess: Sequence[Fraction]) -> list[int]:
     """Per-class part sizes with at least one member in each part of positive share."""
     needed = [i for i, f in enumerate(fr) if f > 0]
     if n_c < len(needed):
@@ -334,7 +339,7 @@ def _holdout_counts(n_c: int, fr: Sequence[Fraction], cname: Any) -> list[int]:
             f"{'three' if len(needed) == 3 else 'two'}-way split needs at least {len(needed)} "
             f"per class (drop or merge the class, or pass stratify=False)"
         )
-    counts = _largest_remainder(n_c, fr)
+    counts = _largest_remainder(n_c, fr, excess)
     for i in needed:
         while counts[i] == 0:
             donor = max(needed, key=lambda j: (counts[j], -j))
@@ -393,8 +398,11 @@ def make_split(
     groups = ([np.flatnonzero(codes == c) for c in range(codes.max() + 1)] if stratify
               else [np.arange(n, dtype=np.int64)])
     raw = np.unique(np.asarray(y).reshape(n, -1)[:, 0]) if stratify else ["all"]
+    excess = [Fraction(0)] * 3
     for cname, idx in zip(raw, groups, strict=True):
-        counts = _holdout_counts(len(idx), parsed.fractions, cname)
+        counts = _holdout_counts(len(idx), parsed.fractions, cname, excess)
+        excess = [e + c - len(idx) * f for e, c, f in zip(excess, counts, parsed.fractions,
+                                                          strict=True)]
         perm = rng.permutation(idx)
         bounds = np.cumsum([0, *counts])
         for k in range(3):
