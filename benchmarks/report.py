@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.environment import format_environment
 from wbc_classic.atomic import atomic_write_bytes, atomic_write_text
 from wbc_classic.metrics import (
     METRIC_LABELS,
@@ -44,6 +45,10 @@ __all__ = [
     "write_report",
     "results_rows",
     "format_bytes",
+    "plot_confusion",
+    "plot_roc",
+    "plot_per_class",
+    "plot_metric_intervals",
 ]
 
 FAMILIES = ("classical", "deep")
@@ -852,7 +857,8 @@ max-width:1250px;padding:0 1em;color:#222;line-height:1.4}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:.86em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+th{background:#f3f3f3;white-space:normal;vertical-align:bottom}
+td small{color:#666} td:first-child,th:first-child{text-align:left}
 td.best{font-weight:bold;background:#eef6ee}
 .scroll{overflow-x:auto}
 .banner{padding:.8em 1em;margin:.8em 0;border-radius:4px;font-weight:bold;font-size:1.05em}
@@ -869,6 +875,10 @@ details{margin:.4em 0 1em} summary{cursor:pointer;font-weight:600}
 """
 
 
+class _Raw(str):
+    """Already-escaped HTML for a table cell."""
+
+
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
                 best: Mapping[int, set[int]] | None = None) -> str:
     parts = ['<div class="scroll"><table><thead><tr>']
@@ -878,7 +888,8 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
         parts.append("<tr>")
         for j, v in enumerate(row):
             cls = ' class="best"' if best and i in best.get(j, set()) else ""
-            parts.append(f"<td{cls}>{html.escape(str(v))}</td>")
+            text = v if isinstance(v, _Raw) else html.escape(str(v))
+            parts.append(f"<td{cls}>{text}</td>")
         parts.append("</tr>")
     parts.append("</tbody></table></div>")
     return "".join(parts)
@@ -913,6 +924,12 @@ def _render_html(ctx: dict[str, Any], figs: Mapping[str, bytes], galleries: Mapp
              f"({ev0.n_resamples} resamples, seed {e(str(ev0.seed))}); best value per column "
              f"highlighted.</p>")
     header, rows = _main_table(results, bold="")
+    for row, r in zip(rows, results, strict=True):  # value on top, CI small underneath
+        for j, n in enumerate(METRIC_NAMES):
+            m = r.evaluation.metrics[n]
+            if math.isfinite(m.value) and math.isfinite(m.low) and math.isfinite(m.high):
+                row[2 + j] = _Raw(f"{m.value:.3f}<br><small>[{m.low:.3f}, {m.high:.3f}]"
+                                  "</small>")
     best = {2 + j: _best_index(results, n) for j, n in enumerate(METRIC_NAMES)}
     p.append(_html_table(header, rows, best))
     if "intervals" in figs:
@@ -1080,6 +1097,8 @@ def write_report(
 
         environment = capture_environment(seed=seed, command=command)
     command = command or environment.get("command")
+    if seed is None:
+        seed = environment.get("seed")
     if comparison == "auto":
         comparison = compare_best(results, y_true, metric=select_by)
     if comparison is None:
@@ -1092,8 +1111,6 @@ def write_report(
                      + comparison.sentence())
     split_info = _split_dict(split)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-    from benchmarks.environment import format_environment
 
     env_rows = [(k, v) for k, v in format_environment(environment) if k not in ("Command", "Seed")]
     setup_rows = [("Data", f"{dataset.name}" + (" (SYNTHETIC)" if dataset.synthetic else ""))]
@@ -1177,8 +1194,13 @@ def write_report(
 
     if save_figures:
         fig_dir = out / "figures"
+        written = set()
         for key, png in figs.items():
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-            atomic_write_bytes(fig_dir / f"{safe}.png", png)
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key) + ".png"
+            atomic_write_bytes(fig_dir / safe, png)
+            written.add(safe)
+        for old in fig_dir.glob("*.png"):  # plots of models no longer in the report
+            if old.name not in written and old.name.startswith(("confusion_", "roc_")):
+                old.unlink(missing_ok=True)
         paths["figures"] = fig_dir
     return paths
