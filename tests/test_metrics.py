@@ -286,3 +286,16 @@ def test_model_size_bytes(tmp_path):
     assert M.model_size_bytes(f) == 123
     assert M.model_size_bytes(str(tmp_path)) == 123
     assert M.model_size_bytes(b"abcd") == 4
+
+
+@pytest.mark.torch
+def test_model_size_bytes_torch_module():
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):  # defined outside torch: the isinstance check must see it
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(100, 10)
+
+    size = M.model_size_bytes(Net())
+    assert 1010 * 4 <= size < 1010 * 4 + 4000  # float32 weights + torch.save framing
