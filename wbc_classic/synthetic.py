@@ -81,18 +81,18 @@ _RBC_FRACTION_OF_CROP = 0.28
 # Nominal background (illuminant seen through the glass) and the component colours, as the
 # RGB a unit density of each component shows over that background (May-Gruenwald-Giemsa look,
 # measured roughly on PBC / CellaVision images).
-_BACKGROUND = (250.0, 226.0, 202.0)
+_BACKGROUND = (248.0, 218.0, 193.0)
 _COLOURS: dict[str, tuple[float, float, float]] = {
     "nucleus": (80.0, 36.0, 132.0),
     "nucleus_mono": (100.0, 50.0, 146.0),
-    "cyto_neutrophil": (226.0, 194.0, 204.0),
-    "gran_neutrophil": (196.0, 150.0, 192.0),
-    "cyto_eosinophil": (230.0, 188.0, 182.0),
-    "gran_eosinophil": (214.0, 128.0, 112.0),
-    "cyto_basophil": (200.0, 166.0, 198.0),
-    "gran_basophil": (52.0, 20.0, 92.0),
-    "cyto_lymphocyte": (178.0, 176.0, 216.0),
-    "cyto_monocyte": (204.0, 190.0, 210.0),
+    "cyto_neutrophil": (220.0, 184.0, 192.0),
+    "gran_neutrophil": (192.0, 146.0, 178.0),
+    "cyto_eosinophil": (226.0, 180.0, 182.0),
+    "gran_eosinophil": (206.0, 116.0, 116.0),
+    "cyto_basophil": (196.0, 160.0, 194.0),
+    "gran_basophil": (74.0, 32.0, 116.0),
+    "cyto_lymphocyte": (176.0, 166.0, 210.0),
+    "cyto_monocyte": (202.0, 180.0, 204.0),
     "rbc": (204.0, 156.0, 160.0),
     "platelet": (150.0, 96.0, 176.0),
 }
@@ -599,7 +599,7 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
         chrom = 0.88 + 0.22 * lace + 0.06 * medium + 0.05 * fine + 0.08 * rim
         nuc_col = style.od["nucleus_mono"]
     elif label == "lymphocyte":
-        chrom = 1.05 + 0.12 * coarse + 0.1 * medium + 0.05 * fine + 0.1 * rim
+        chrom = 1.0 + 0.12 * coarse + 0.1 * medium + 0.05 * fine + 0.1 * rim
         nuc_col = style.od["nucleus"]
     else:
         chrom = 0.98 + 0.1 * coarse + 0.1 * medium + 0.05 * fine + 0.12 * rim
@@ -617,12 +617,13 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
         g = _granules(rng, a_cell, rng.uniform(0.7, 1.1), max(0.065 * R, 0.7))
-        local += (a_cell * g * (1.0 - 0.5 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
+        local += (a_cell * g * (1.0 - 0.8 * a_nuc) * rng.uniform(0.9, 1.2))[..., None] \
             * style.od["gran_eosinophil"]
     elif label == "basophil":
         local += (cyto * rng.uniform(0.8, 1.2))[..., None] * style.od["cyto_basophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.7, 1.2), max(0.06 * R, 0.7))
-        local += (a_cell * g * rng.uniform(0.8, 1.1))[..., None] * style.od["gran_basophil"]
+        g = _granules(rng, a_cell, rng.uniform(0.7, 1.3), max(0.06 * R, 0.7))
+        local += (a_cell * g * (1.0 - 0.3 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
+            * style.od["gran_basophil"]
     elif label == "lymphocyte":
         edge = 0.75 + 0.5 * np.clip(rho, 0, 1.2) ** 3
         local += (cyto * edge * rng.uniform(0.7, 1.1) * (1 + 0.08 * tex))[..., None] \
