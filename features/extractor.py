@@ -81,12 +81,14 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"unknown feature families {unknown}; choose from {FAMILIES}")
         return tuple(f for f in FAMILIES if f in fams)
 
-    def _family_functions(self) -> list[tuple[str, Callable[..., dict[str, float]]]]:
+    def _family_functions(self, um_per_pixel: float | None = None
+                          ) -> list[tuple[str, Callable[..., dict[str, float]]]]:
+        um = self.um_per_pixel if um_per_pixel is None else um_per_pixel
         distances = tuple(int(d) for d in self.glcm_distances)
         lbp = tuple((int(p), float(r)) for p, r in self.lbp)
         table: dict[str, Callable[..., dict[str, float]]] = {
             "geometry": lambda im, sg, c: geometry_features(
-                im, sg, um_per_pixel=self.um_per_pixel, _crop=c),
+                im, sg, um_per_pixel=um, _crop=c),
             "texture": lambda im, sg, c: texture_features(
                 im, sg, levels=int(self.glcm_levels), distances=distances, lbp=lbp, _crop=c),
             "ldp": lambda im, sg, c: ldp_features(im, sg, _crop=c),
@@ -94,7 +96,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         }
         return [(name, table[name]) for name in self._enabled()]
 
-    def extract_one(self, image: np.ndarray, seg: Segmentation) -> dict[str, float]:
+    def extract_one(self, image: np.ndarray, seg: Segmentation, *,
+                    um_per_pixel: float | None = None) -> dict[str, float]:
         """All enabled features of one cell, as an ordered name -> value dict.
 
         Parameters
@@ -102,6 +105,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         image : ndarray of uint8, shape (H, W, 3)
         seg : Segmentation
             Masks of shape (H, W).
+        um_per_pixel : float, optional
+            This image's pixel size (overrides the parameter of the same name).
 
         Returns
         -------
@@ -111,7 +116,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         image = np.asarray(image)
         out = flag_features(image, seg)
         crop = crop_cell(image, seg)
-        for _, func in self._family_functions():
+        for _, func in self._family_functions(um_per_pixel):
             out.update(func(image, seg, crop))
         return out
 
@@ -139,8 +144,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of (image, Segmentation)
-            image: uint8 RGB (H, W, 3); sizes may differ between pairs.
+        X : sequence of (image, Segmentation) or (image, Segmentation, um_per_pixel)
+            image: uint8 RGB (H, W, 3); sizes may differ between pairs. The optional third
+            element is the image's own pixel size in micrometres (None: use the
+            ``um_per_pixel`` parameter) -- the per-image physical-scale hook.
 
         Returns
         -------
@@ -150,10 +157,13 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         rows = []
         for item in X:
             try:
-                image, seg = item
+                image, seg, *rest = item
             except (TypeError, ValueError) as exc:
                 raise TypeError("X must be a sequence of (image, Segmentation) pairs") from exc
-            values = self.extract_one(image, seg)
+            if len(rest) > 1 or not isinstance(seg, Segmentation):
+                raise TypeError("X must be a sequence of (image, Segmentation) pairs or "
+                                "(image, Segmentation, um_per_pixel) triples")
+            values = self.extract_one(image, seg, um_per_pixel=rest[0] if rest else None)
             row = np.fromiter(values.values(), dtype=np.float64, count=len(values))
             if row.size != names.size:  # pragma: no cover - guards the stable-name contract
                 raise RuntimeError("feature count changed between samples")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from pathlib import Path
@@ -168,6 +169,14 @@ def test_segmenter_settings_are_deterministic():
                                                                             radius=9))
     assert segmenter_settings(part) != segmenter_settings(disk_segmenter)
     assert segmenter_settings(disk_segmenter)["defaults"] == {"radius": 12}
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        sigma: float = 1.0
+
+    a = segmenter_settings(functools.partial(disk_segmenter, params=Params(1.0)))
+    b = segmenter_settings(functools.partial(disk_segmenter, params=Params(2.0)))
+    assert a != b and "2.0" in str(b)
     assert cache_key("abc", {"a": 1}) == cache_key("abc", {"a": 1}) != cache_key("abd", {"a": 1})
 
 

@@ -352,6 +352,18 @@ def test_features_do_not_depend_on_canvas_size():
     np.testing.assert_array_equal(a, b)
 
 
+def test_per_image_pixel_size_hook():
+    image, seg = _cell()
+    fx = FeatureExtractor(families=("geometry",))
+    names = list(fx.get_feature_names_out())
+    X = fx.transform([(image, seg), (image, seg, 0.5), (image, seg, None)])
+    area = names.index("cell_area")
+    assert X[1, area] == pytest.approx(X[0, area] * 0.25)
+    assert X[2, area] == X[0, area]
+    scaled = FeatureExtractor(families=("geometry",), um_per_pixel=0.5).transform([(image, seg)])
+    np.testing.assert_array_equal(scaled[0], X[1])
+
+
 def test_bad_inputs_raise():
     image, seg = _cell()
     fx = FeatureExtractor()

@@ -54,6 +54,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -167,6 +168,10 @@ def _jsonable(obj: Any) -> Any:
         return obj
     if hasattr(obj, "get_params"):
         return {"class": _qualname(type(obj)), "params": _jsonable(obj.get_params(deep=False))}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"class": _qualname(type(obj)),
+                "fields": {f.name: _jsonable(getattr(obj, f.name))
+                           for f in dataclasses.fields(obj)}}
     if callable(obj):
         return _qualname(obj)
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
