@@ -1,0 +1,331 @@
+"""Seeded numpy image augmentations for both model families (no torch).
+
+Each augmentation exists as a plain function ``f(image, rng, **params) -> image`` and as a small
+callable class holding its parameters (``HEDJitter(sigma=0.05)(image, rng)``), so they compose::
+
+    aug = Compose([HEDJitter(), BrightnessContrast(), RandomApply(GaussianBlur(), p=0.3)])
+    rng = np.random.default_rng(0)
+    out = aug(image, rng)
+
+Conventions: ``image`` is RGB ``uint8`` of shape (H, W, 3) (float images in [0, 1] are accepted
+and returned as float64 in [0, 1]); every function returns an array of the same shape and dtype;
+``rng`` is a :class:`numpy.random.Generator` (or an int seed), so a given seed always yields the
+same output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+from skimage.color import hed2rgb, rgb2hed
+
+from wbc_classic.scale import rescale_image, rescale_mask
+
+__all__ = [
+    "hed_jitter",
+    "brightness_contrast",
+    "scale_jitter",
+    "gaussian_blur",
+    "flip_rotate",
+    "HEDJitter",
+    "BrightnessContrast",
+    "ScaleJitter",
+    "GaussianBlur",
+    "FlipRotate",
+    "RandomApply",
+    "Compose",
+    "default_augmentation",
+]
+
+Augmentation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _to_float01(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float64) / 255.0
+    return np.clip(image.astype(np.float64), 0.0, 1.0)
+
+
+def _back(out: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> dtype of ``like``."""
+    out = np.clip(out, 0.0, 1.0)
+    if like.dtype == np.uint8:
+        return np.rint(out * 255.0).astype(np.uint8)
+    return out.astype(like.dtype, copy=False)
+
+
+def hed_jitter(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
+               sigma: float = 0.05, bias: float = 0.02) -> np.ndarray:
+    """Stain jitter in haematoxylin-eosin-DAB space (Tellez et al., 2018).
+
+    Each HED channel ``c`` becomes ``c * a + b`` with ``a ~ U(1 - sigma, 1 + sigma)`` and
+    ``b ~ U(-bias, bias)``, independently per channel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8 (or float in [0, 1])
+    rng : numpy.random.Generator or int, optional
+    sigma : float
+        Relative amplitude of the per-channel scale.
+    bias : float
+        Amplitude of the per-channel shift (HED units; stained pixels are ~0.05-0.3).
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``image``
+    """
+    rng = _rng(rng)
+    alpha = rng.uniform(1.0 - sigma, 1.0 + sigma, size=3)
+    beta = rng.uniform(-bias, bias, size=3)
+    hed = rgb2hed(_to_float01(image))
+    return _back(hed2rgb(hed * alpha + beta), np.asarray(image))
+
+
+def brightness_contrast(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
+                        brightness: float = 0.1, contrast: float = 0.1) -> np.ndarray:
+    """Random brightness (additive) and contrast (around the image mean) change.
+
+    ``out = (x - mean) * c + mean + b`` with ``c ~ U(1 - contrast, 1 + contrast)``,
+    ``b ~ U(-brightness, brightness)`` (on the [0, 1] scale).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8 (or float in [0, 1])
+    rng : numpy.random.Generator or int, optional
+    brightness, contrast : float
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``image``
+    """
+    rng = _rng(rng)
+    c = rng.uniform(1.0 - contrast, 1.0 + contrast)
+    b = rng.uniform(-brightness, brightness)
+    x = _to_float01(image)
+    mean = x.mean()
+    return _back((x - mean) * c + mean + b, np.asarray(image))
+
+
+def _fit_to_shape(image: np.ndarray, shape: tuple[int, int], fill: np.ndarray | float
+                  ) -> np.ndarray:
+    """Centre-crop or pad (with ``fill``) ``image`` to ``shape`` (H, W)."""
+    h, w = shape
+    ih, iw = image.shape[:2]
+    out = np.empty((h, w) + image.shape[2:], dtype=image.dtype)
+    out[...] = fill
+    # source and destination windows, centred
+    sy, dy = max(0, (ih - h) // 2), max(0, (h - ih) // 2)
+    sx, dx = max(0, (iw - w) // 2), max(0, (w - iw) // 2)
+    ch, cw = min(h, ih), min(w, iw)
+    out[dy:dy + ch, dx:dx + cw] = image[sy:sy + ch, sx:sx + cw]
+    return out
+
+
+def scale_jitter(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
+                 scale_range: tuple[float, float] = (0.8, 1.25),
+                 masks: Sequence[np.ndarray] | None = None, keep_shape: bool = True
+                 ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    """Random zoom by a log-uniform factor in ``scale_range``.
+
+    Enlarged images are centre-cropped; shrunk ones are padded with the background colour
+    (the median of the border pixels), so the output keeps the input's shape by default.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8 (or float)
+    rng : numpy.random.Generator or int, optional
+    scale_range : (float, float)
+        Minimum and maximum zoom factors (> 0).
+    masks : sequence of ndarray of bool/int, shape (H, W), optional
+        Masks transformed identically (nearest neighbour, padded with 0/False).
+    keep_shape : bool
+        Crop/pad back to (H, W); if False the resized image is returned.
+
+    Returns
+    -------
+    ndarray, same dtype as ``image`` (same shape when ``keep_shape``), or
+    ``(image, masks)`` when ``masks`` is given.
+    """
+    rng = _rng(rng)
+    lo, hi = scale_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must satisfy 0 < lo <= hi, got {scale_range}")
+    factor = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    image = np.asarray(image)
+    out = rescale_image(image, factor)
+    out_masks = [rescale_mask(np.asarray(m), factor) for m in (masks or [])]
+    if keep_shape:
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]], axis=0)
+        fill = np.median(border, axis=0).astype(image.dtype)
+        out = _fit_to_shape(out, image.shape[:2], fill)
+        out_masks = [_fit_to_shape(m, image.shape[:2], 0) for m in out_masks]
+    if masks is not None:
+        return out, out_masks
+    return out
+
+
+def gaussian_blur(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
+                  sigma_range: tuple[float, float] = (0.0, 1.5)) -> np.ndarray:
+    """Gaussian blur with ``sigma ~ U(sigma_range)`` pixels (defocus).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8 (or float)
+    rng : numpy.random.Generator or int, optional
+    sigma_range : (float, float)
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``image``
+    """
+    rng = _rng(rng)
+    sigma = float(rng.uniform(*sigma_range))
+    image = np.asarray(image)
+    if sigma < 0.1:
+        return image.copy()
+    work = image if image.dtype in (np.uint8, np.float32, np.float64) else image.astype(float)
+    out = cv2.GaussianBlur(work, (0, 0), sigmaX=sigma, sigmaY=sigma,
+                           borderType=cv2.BORDER_REFLECT)
+    return out.astype(image.dtype, copy=False)
+
+
+def flip_rotate(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
+                masks: Sequence[np.ndarray] | None = None
+                ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    """One of the 8 flips / right-angle rotations (cells have no orientation).
+
+    Returns
+    -------
+    ndarray (same dtype; H and W swapped for odd rotations of non-square images), or
+    ``(image, masks)`` when ``masks`` is given.
+    """
+    rng = _rng(rng)
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+
+    def f(a: np.ndarray) -> np.ndarray:
+        a = np.rot90(np.asarray(a), k, axes=(0, 1))
+        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+    if masks is not None:
+        return f(image), [f(m) for m in masks]
+    return f(image)
+
+
+# --------------------------------------------------------------------------------------------
+# composable callables
+
+
+class _Aug:
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+
+class HEDJitter(_Aug):
+    """Callable form of :func:`hed_jitter`."""
+
+    def __init__(self, sigma: float = 0.05, bias: float = 0.02) -> None:
+        self.sigma = sigma
+        self.bias = bias
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        return hed_jitter(image, rng, sigma=self.sigma, bias=self.bias)
+
+
+class BrightnessContrast(_Aug):
+    """Callable form of :func:`brightness_contrast`."""
+
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1) -> None:
+        self.brightness = brightness
+        self.contrast = contrast
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        return brightness_contrast(image, rng, brightness=self.brightness,
+                                   contrast=self.contrast)
+
+
+class ScaleJitter(_Aug):
+    """Callable form of :func:`scale_jitter` (shape-preserving, image only)."""
+
+    def __init__(self, scale_range: tuple[float, float] = (0.8, 1.25)) -> None:
+        self.scale_range = scale_range
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        return scale_jitter(image, rng, scale_range=self.scale_range)  # type: ignore[return-value]
+
+
+class GaussianBlur(_Aug):
+    """Callable form of :func:`gaussian_blur`."""
+
+    def __init__(self, sigma_range: tuple[float, float] = (0.0, 1.5)) -> None:
+        self.sigma_range = sigma_range
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        return gaussian_blur(image, rng, sigma_range=self.sigma_range)
+
+
+class FlipRotate(_Aug):
+    """Callable form of :func:`flip_rotate`."""
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        return flip_rotate(image, rng)  # type: ignore[return-value]
+
+
+class RandomApply(_Aug):
+    """Apply ``transform`` with probability ``p``."""
+
+    def __init__(self, transform: Augmentation, p: float = 0.5) -> None:
+        self.transform = transform
+        self.p = p
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        rng = _rng(rng)
+        if rng.random() < self.p:
+            return self.transform(image, rng)
+        return np.asarray(image).copy()
+
+
+class Compose(_Aug):
+    """Apply augmentations in order, sharing one generator."""
+
+    def __init__(self, transforms: Sequence[Augmentation]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | int | None = None
+                 ) -> np.ndarray:
+        rng = _rng(rng)
+        out = np.asarray(image)
+        for t in self.transforms:
+            out = t(out, rng)
+        return out
+
+
+def default_augmentation(strength: float = 1.0) -> Compose:
+    """A sensible cross-lab augmentation: HED stain jitter, brightness/contrast, scale jitter
+    (+-20 %), occasional blur, and flips/rotations; ``strength`` scales the amplitudes."""
+    s = float(strength)
+    return Compose([
+        HEDJitter(sigma=0.05 * s, bias=0.02 * s),
+        BrightnessContrast(brightness=0.08 * s, contrast=0.1 * s),
+        ScaleJitter((1.0 / (1.0 + 0.2 * s), 1.0 + 0.2 * s)),
+        RandomApply(GaussianBlur((0.3, 1.0 + 0.5 * s)), p=0.3),
+        FlipRotate(),
+    ])
