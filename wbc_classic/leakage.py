@@ -47,6 +47,7 @@ PathLike = str | os.PathLike[str]
 HashName = Literal["phash", "dhash"]
 
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+_HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")  # NumPy >= 2.0
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -148,7 +149,7 @@ def pixel_sha256(image: np.ndarray) -> str:
 def popcount64(x: np.ndarray) -> np.ndarray:
     """Number of set bits of each element of a uint64 array (same shape, uint8)."""
     x = np.asarray(x, dtype=np.uint64)
-    if hasattr(np, "bitwise_count"):
+    if _HAS_BITWISE_COUNT:
         return np.bitwise_count(x).astype(np.uint8, copy=False)
     b = np.ascontiguousarray(x).view(np.uint8).reshape(*x.shape, 8)
     return _POP8[b].sum(axis=-1, dtype=np.uint8)
