@@ -12,6 +12,13 @@ from typing import IO
 __all__ = ["atomic_path", "atomic_open", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; give results the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -28,6 +35,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
