@@ -94,7 +94,7 @@ _COLOURS: dict[str, tuple[float, float, float]] = {
     "cyto_lymphocyte": (176.0, 166.0, 210.0),
     "cyto_monocyte": (202.0, 180.0, 204.0),
     "rbc": (204.0, 156.0, 160.0),
-    "platelet": (150.0, 96.0, 176.0),
+    "platelet": (128.0, 76.0, 164.0),
 }
 _STAINED = tuple(_COLOURS)
 
@@ -294,10 +294,11 @@ def _draw_style(rng: np.random.Generator, stain_shift: float | Sequence[float],
 def _place_rbcs(rng: np.random.Generator, shape: tuple[int, int], r_rbc: float,
                 wbcs: Sequence[tuple[float, float, float]], density: float,
                 max_overlap: float = 0.35) -> np.ndarray:
-    """Random red-cell discs (n, 4: cx, cy, radius, unused) around the leukocytes.
+    """Random red-cell discs (n, 3: cx, cy, radius) around the leukocytes.
 
     Red cells may overlap each other a little (``max_overlap`` of a radius), and may touch or
-    slightly overlap a leukocyte edge.
+    slightly overlap a leukocyte edge; a few candidates are put right against each leukocyte
+    first, as red cells crowd against white cells in a real film.
     """
     h, w = shape
     if density <= 0:
@@ -313,8 +314,20 @@ def _place_rbcs(rng: np.random.Generator, shape: tuple[int, int], r_rbc: float,
     acc = np.zeros((target + 1, 3), np.float32)
     n = 0
     wb = np.asarray(wbcs, np.float32).reshape(-1, 3)
-    # a red cell may reach into a leukocyte by at most ~0.25 of its own radius
+    # a red cell may reach into a leukocyte by at most ~0.3 of its own radius
     wb_depth = rng.uniform(-0.15, 0.3, n_cand).astype(np.float32)
+    # contact candidates first: red cells lying against each leukocyte's edge
+    contact = []
+    for x, y, rw in wb:
+        k = int(rng.poisson(2.5 * min(density, 1.5)))
+        ang = rng.uniform(0.0, 2.0 * math.pi, k)
+        r = r_rbc * np.exp(rng.normal(0.0, 0.07, k))
+        dist = rw + r * (1.0 - rng.uniform(0.0, 0.3, k)) + 0.5
+        contact.append(np.column_stack([x + dist * np.cos(ang), y + dist * np.sin(ang), r]))
+    if contact:
+        cand = np.concatenate([*contact, cand]).astype(np.float32)
+        wb_depth = np.concatenate([np.full(len(cand) - n_cand, 0.35, np.float32), wb_depth])
+        n_cand = len(cand)
     for i in range(n_cand):
         if n >= target:
             break
@@ -369,7 +382,7 @@ def _paint_platelets(od: np.ndarray, rng: np.random.Generator, r_rbc: float,
     colour = style.od["platelet"]
     painted = 0
     for _ in range(n):
-        rp = r_rbc * rng.uniform(0.12, 0.22)
+        rp = r_rbc * rng.uniform(0.2, 0.34)
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         if len(wb) and np.any(np.hypot(wb[:, 0] - x, wb[:, 1] - y) < wb[:, 2] + 2.5 * rp):
             continue
@@ -380,8 +393,8 @@ def _paint_platelets(od: np.ndarray, rng: np.random.Generator, r_rbc: float,
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         sdf = _ellipse_sdf(xx, yy, x, y, rp * rng.uniform(1.0, 1.5), rp, rng.uniform(0, math.pi))
-        sdf = sdf + 0.25 * rp * _smooth_noise(rng, sdf.shape, max(0.5 * rp, 1.0))
-        grain = 0.7 + 0.5 * np.clip(_fine_noise(rng, sdf.shape, 0.5), -1.5, 1.5)
+        sdf = sdf + 0.12 * rp * _smooth_noise(rng, sdf.shape, max(0.8 * rp, 1.0))
+        grain = 0.85 + 0.3 * np.clip(_fine_noise(rng, sdf.shape, 0.7), -1.5, 1.5)
         od[y0:y1, x0:x1] += (_alpha(sdf) * grain * rng.uniform(0.6, 1.1))[..., None] * colour
         painted += 1
     return painted
@@ -770,8 +783,10 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     cell[y0:y0 + cell_w.shape[0], x0:x0 + cell_w.shape[1]] = cell_w
     image = _expose(od, gen, style, blur=blur, noise=noise, illumination=illumination,
                     brightness=brightness, ref_size=size)
+    gap = (np.hypot(rbcs[:, 0] - cx, rbcs[:, 1] - cy) - rbcs[:, 2] - R) if len(rbcs) else rbcs
     params = {"radius_px": R, "rbc_radius_px": r_rbc, "centre": (cx, cy), "rotation": rot,
-              "n_rbc": len(rbcs), "n_platelets": n_plt, **info}
+              "n_rbc": len(rbcs), "n_rbc_touching": int(np.sum(gap < 1.5)),
+              "n_platelets": n_plt, **info}
     return SyntheticCell(image=image, nucleus=nucleus, cell=cell, label=name, params=params)
 
 
