@@ -292,7 +292,10 @@ def load_class_folders(
             continue
         folders.setdefault(canonical_label(d.name, aliases), []).append(d)
     if not folders:
-        raise DatasetError(f"no class folders found in {str(root_p)!r}")
+        loose = sum(1 for p in root_p.iterdir() if p.is_file() and is_image_file(p))
+        hint = (f"; it holds {loose} image file(s) directly -- pass the folder *containing* "
+                f"one sub-folder per class" if loose else "")
+        raise DatasetError(f"no class folders found in {str(root_p)!r}{hint}")
 
     if wanted is None:
         wanted = tuple(sorted(folders))

@@ -66,6 +66,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 PathLike = str | os.PathLike[str]
+_EXIF_ORIENTATION = 0x0112
 
 
 class ImageReadError(ValueError):
@@ -170,10 +171,11 @@ def _open_loaded(path: PathLike, max_pixels: int | None) -> Image.Image:
                     p, f"truncated or corrupt image data: {type(exc).__name__}: {exc}"
                 ) from None
             try:
-                oriented = ImageOps.exif_transpose(im)
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                oriented = ImageOps.exif_transpose(im) if orientation in range(2, 9) else im
             except Exception:  # a broken EXIF block must not make a readable image unreadable
                 oriented = im
-            if oriented is not im:
+            if oriented is not None and oriented is not im:
                 oriented.load()
                 im.close()
                 im = oriented
