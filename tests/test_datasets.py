@@ -62,6 +62,9 @@ def test_constants() -> None:
     ("Immature Granulocyte", "ig"), ("immature_granulocytes", "ig"), ("IG", "ig"),
     ("Platelets", "platelet"), ("thrombocyte", "platelet"), ("erythroblasts", "erythroblast"),
     ("Mixt Cells", "mixt_cells"), ("unknown", "unknown"),
+    # LISC folder names
+    ("Baso", "basophil"), ("eosi", "eosinophil"), ("lymp", "lymphocyte"), ("neut", "neutrophil"),
+    ("mixt", "mixt"),
 ])
 def test_canonical_label(raw: str, canon: str) -> None:
     assert canonical_label(raw) == canon
