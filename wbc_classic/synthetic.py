@@ -425,7 +425,7 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
             n_lobes = int(rng.choice([2, 3, 4, 5], p=[0.17, 0.43, 0.3, 0.1]))
     lobe_r = R * (0.34 if eos else {2: 0.32, 3: 0.28, 4: 0.25, 5: 0.225}[n_lobes])
     lobe_r *= rng.uniform(0.9, 1.1)
-    strand_r = max(0.035 * R, 0.55)
+    strand_r = max(0.03 * R, 0.55)
     pts_a = np.zeros((n_lobes, 2))
     for attempt in range(80):
         limit = 0.86 * R - lobe_r
@@ -467,8 +467,20 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
         r = lobe_r * rng.uniform(0.85, 1.05)
         ra.append(r * rng.uniform(0.85, 1.0))
         rb.append(r * rng.uniform(0.85, 1.0))
-    lobes = _capsules_sdf(u, v, np.array(a), np.array(b), np.array(ra), np.array(rb))
-    lobes = lobes + 0.05 * lobe_r * _smooth_noise(rng, u.shape, max(lobe_r * 0.6, 1.0))
+    noise = 0.05 * lobe_r * _smooth_noise(rng, u.shape, max(lobe_r * 0.6, 1.0))
+    # each lobe is clipped by planes half-way to its chain neighbours, so neighbouring lobes
+    # never touch (only the thin strand joins them) but may lie close, pressed together
+    gap = max(0.1 * R, 2.5)
+    lobes = np.full(u.shape, np.inf, np.float32)
+    for i in range(n_lobes):
+        li = _capsules_sdf(u, v, np.array(a[i:i + 1]), np.array(b[i:i + 1]),
+                           np.array(ra[i:i + 1]), np.array(rb[i:i + 1])) + noise
+        for j in (i - 1, i + 1):
+            if 0 <= j < n_lobes:
+                m = 0.5 * (pts_a[i] + pts_a[j])
+                d = (pts_a[j] - pts_a[i]) / (np.hypot(*(pts_a[j] - pts_a[i])) + 1e-9)
+                li = np.maximum(li, (u - m[0]) * d[0] + (v - m[1]) * d[1] + 0.5 * gap)
+        np.minimum(lobes, li, out=lobes)
     sa = pts_a[:-1]
     sb = pts_a[1:]
     sr = np.full(len(sa), strand_r) * rng.uniform(0.9, 1.3, len(sa))
