@@ -180,6 +180,15 @@ def test_segmenter_settings_are_deterministic():
     assert cache_key("abc", {"a": 1}) == cache_key("abc", {"a": 1}) != cache_key("abd", {"a": 1})
 
 
+def test_code_fingerprint():
+    from wbc_classic.extraction import code_fingerprint
+
+    a = code_fingerprint("features.extractor")
+    assert len(a) == 64 and a == code_fingerprint("features")
+    assert code_fingerprint("no_such_package_xyz") == "?"
+    assert code_fingerprint("sklearn.svm").startswith("sklearn ")  # big package: version
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError):
         extract_features("one/path.png", segmenter=disk_segmenter, progress=False)

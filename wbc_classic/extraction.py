@@ -23,8 +23,10 @@ One ``.npz`` per image, ``<cache_dir>/<key[:2]>/<key>.npz``, holding ``x`` (floa
 It holds no pickled objects and is read with ``np.load(allow_pickle=False)``; an unreadable or
 mismatching entry is recomputed and overwritten. The segmenter's settings are taken from its
 ``get_params()`` when it has one, else its qualified name and default arguments (and the
-arguments of a :func:`functools.partial`); a segmenter whose code changes without a version
-bump should be given a new ``segmenter_key`` (or the cache directory removed).
+arguments of a :func:`functools.partial`). The key also holds a fingerprint of the source of
+the packages defining the segmenter and the extractor (:func:`code_fingerprint`), so editing
+their code invalidates the cache; with an explicit ``segmenter_key`` the segmenter's
+fingerprint is left out (the key is then the caller's responsibility).
 
 Parallelism and clusters
 ------------------------
@@ -72,7 +74,7 @@ from wbc_classic import __version__
 from wbc_classic.atomic import atomic_open
 
 __all__ = ["ExtractionFailure", "ExtractionResult", "extract_features", "cache_key",
-           "segmenter_settings", "extractor_settings", "CACHE_FORMAT"]
+           "segmenter_settings", "extractor_settings", "code_fingerprint", "CACHE_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +206,60 @@ def segmenter_settings(segmenter: Callable[..., Any]) -> Any:
             pass
         return {"function": _qualname(segmenter), "defaults": defaults}
     return {"callable": _qualname(type(segmenter))}
+
+
+@functools.lru_cache(maxsize=64)
+def code_fingerprint(module_name: str, max_files: int = 300) -> str:
+    """SHA-256 of the source of the top-level package that defines ``module_name``.
+
+    Used in the cache key so that editing the segmenter's or the extractor's code (during
+    development, without a version bump) invalidates their cached rows. Large third-party
+    packages (more than ``max_files`` files) are identified by their ``__version__`` instead.
+
+    Parameters
+    ----------
+    module_name : str
+        E.g. ``"segmentation.pipeline"``; its top-level package (``segmentation``) is hashed.
+
+    Returns
+    -------
+    str
+        Hex digest, or ``"<package> <version>"``, or ``"?"`` when it cannot be located.
+    """
+    import importlib
+    import sys
+
+    top = module_name.split(".")[0]
+    try:
+        package = sys.modules.get(top) or importlib.import_module(top)
+    except ImportError:
+        return "?"
+    location = getattr(package, "__file__", None)
+    if location is None:
+        return "?"
+    root = Path(location).parent
+    files = sorted(root.rglob("*.py")) if Path(location).name == "__init__.py" else [Path(
+        location)]
+    if len(files) > max_files:
+        return f"{top} {getattr(package, '__version__', '?')}"
+    h = hashlib.sha256()
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError:
+            continue
+        h.update(str(f.relative_to(root.parent) if f.is_relative_to(root.parent) else f.name)
+                 .encode())
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def _module_of(obj: Any) -> str:
+    if isinstance(obj, functools.partial):
+        return _module_of(obj.func)
+    module = getattr(obj, "__module__", None) if (inspect.isfunction(obj) or inspect.isclass(
+        obj) or inspect.isbuiltin(obj)) else type(obj).__module__
+    return module or "?"
 
 
 def extractor_settings(extractor: Any) -> Any:
@@ -400,6 +456,8 @@ def extract_features(
         "version": __version__,
         "segmenter": segmenter_key if segmenter_key is not None else segmenter_settings(segmenter),
         "extractor": extractor_settings(extractor),
+        "code": {"segmenter": None if segmenter_key is not None else code_fingerprint(
+            _module_of(segmenter)), "extractor": code_fingerprint(_module_of(extractor))},
     }
     job = _Job(segmenter=segmenter, extractor=extractor, names=names, settings=settings,
                cache_dir=None if cache_dir is None else os.fspath(cache_dir),
