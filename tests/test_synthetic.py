@@ -121,6 +121,20 @@ def test_neutrophil_nucleus_is_lobed(samples):
         assert ndi.label(ndi.binary_opening(c.nucleus, structure=disk))[1] == 1
 
 
+def test_eosinophil_nucleus_is_bilobed(samples):
+    disk = np.hypot(*np.mgrid[-2:3, -2:3]) <= 2.0
+    lobes = [ndi.label(ndi.binary_opening(c.nucleus, structure=disk))[1]
+             for c in samples["eosinophil"]]
+    assert np.mean([2 <= k <= 3 for k in lobes]) >= 0.9
+    assert all(c.params["n_lobes"] in (2, 3) for c in samples["eosinophil"])
+
+
+def test_red_cells_touch_the_leukocyte(samples):
+    touching = [c.params["n_rbc_touching"] > 0 for v in samples.values() for c in v]
+    assert np.mean(touching) >= 0.7
+    assert all(c.params["n_rbc"] >= 3 for v in samples.values() for c in v)
+
+
 def test_lymphocyte_nc_ratio_higher_than_monocyte(samples):
     def nc(cells):
         return np.array([c.nucleus.sum() / c.cell.sum() for c in cells])
@@ -171,6 +185,9 @@ def test_variation_controls():
     # the stain shift changes colours, not geometry
     assert np.array_equal(base.nucleus, shifted.nucleus)
     assert np.abs(base.image.astype(int) - shifted.image.astype(int)).mean() > 3
+    as_tuple = make_cell("neutrophil", rng=11, blur=0, noise=0,
+                         stain_shift=(20.0, np.exp(0.3), np.exp(0.2)))
+    assert np.array_equal(as_tuple.image, shifted.image)
     big = make_cell("neutrophil", rng=11, scale=1.3)
     assert big.cell.sum() > 1.4 * base.cell.sum()
     dark = make_cell("neutrophil", rng=11, blur=0, noise=0, brightness=0.8)
@@ -227,6 +244,10 @@ def test_write_class_folders(tmp_path):
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     assert files == ["lymphocyte/lymphocyte_0000.png", "lymphocyte/lymphocyte_0001.png",
                      "neutrophil/neutrophil_0000.png", "neutrophil/neutrophil_0001.png"]
+    again = write_class_folders(tmp_path / "cf2", 2, classes=("lymphocyte", "neutrophil"),
+                                size=64, seed=1)
+    for f in files:
+        assert (root / f).read_bytes() == (again / f).read_bytes()
     img = np.asarray(Image.open(root / "neutrophil" / "neutrophil_0001.png"))
     x, _, _ = make_cells(2, classes=("lymphocyte", "neutrophil"), size=64, seed=1)
     assert np.array_equal(img, x[3])
