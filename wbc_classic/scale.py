@@ -190,8 +190,11 @@ def _foreground(image: np.ndarray, exclude: np.ndarray | None, threshold_factor:
     thr = float(np.clip(threshold_factor * threshold_otsu(values), 0.02, 0.25))
     fg = odm > thr
     fg = ndi.binary_opening(fg, iterations=1)
-    fg = ndi.binary_closing(fg, iterations=2)  # close pale rings around the central pallor
-    fg = ndi.binary_fill_holes(fg)
+    # central pallor: fill compact holes, but not the concave gaps enclosed by touching cells;
+    # a closing first mends pale rings, holes it creates anew are judged after it
+    rejected = _fill_round_holes(fg, return_rejected=True)
+    fg = ndi.binary_closing(fg, iterations=2) | fg
+    fg = _fill_round_holes(fg, veto=rejected)
     # the leukocyte's component(s) are removed as a whole ...
     lab, n = ndi.label(fg)
     touching = np.unique(lab[exclude & fg])
@@ -200,6 +203,29 @@ def _foreground(image: np.ndarray, exclude: np.ndarray | None, threshold_factor:
     # ... but red cells touching it are kept: only the leukocyte region itself is cut out
     fg &= ~ndi.binary_dilation(wbc, iterations=1)
     return fg, exclude, nuclear
+
+
+def _fill_round_holes(fg: np.ndarray, min_solidity: float = 0.8, *,
+                      veto: np.ndarray | None = None, return_rejected: bool = False
+                      ) -> np.ndarray:
+    """Fill holes that are compact (a red cell's central pallor, noise) but not the concave
+    star-shaped gaps enclosed between touching cells (nor holes overlapping ``veto``).
+    With ``return_rejected`` the mask of the holes left open is returned instead."""
+    holes = ndi.binary_fill_holes(fg) & ~fg
+    lab, n = ndi.label(holes)
+    out = fg.copy()
+    rejected = np.zeros_like(fg)
+    for rp in measure.regionprops(lab):
+        sl = rp.slice
+        hole = lab[sl] == rp.label
+        ok = rp.area <= 9 or rp.solidity >= min_solidity
+        if veto is not None and np.any(veto[sl] & hole):
+            ok = False
+        if ok:
+            out[sl] |= hole
+        else:
+            rejected[sl] |= hole
+    return rejected if return_rejected else out
 
 
 def detect_red_cells(
