@@ -1,0 +1,104 @@
+"""Speed benchmark of the classical segmenter: median time per single-cell image, one core.
+
+Run::
+
+    python -m benchmarks.bench_segmentation --data ../shared/data/cellavision_seg
+    python -m benchmarks.bench_segmentation --data ../shared/data/pbc --n 200
+    python -m benchmarks.bench_segmentation            # synthetic cells when no data given
+
+Images are decoded before timing; each image is segmented ``--repeat`` times and the
+best of those runs is its time (less noise from other processes), the median over images is
+reported with images per second.  Threads are pinned to one (OMP_NUM_THREADS=1 and
+cv2.setNumThreads(1)) so the figure is per core.  The target of issue 2 is >= 20 images/s.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+cv2.setNumThreads(1)
+
+TARGET_IMAGES_PER_SECOND = 20.0
+
+
+def _load_images(data: Path | None, n: int, seed: int) -> tuple[list[np.ndarray], str]:
+    from wbc_classic.imageio import is_image_file, read_image
+
+    if data is None:
+        from wbc_classic.synthetic import make_cell
+
+        labels = ["neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil"]
+        imgs = [make_cell(labels[i % 5], size=300, rng=seed + i).image for i in range(n)]
+        return imgs, "synthetic make_cell 300x300"
+    files = sorted(p for p in Path(data).rglob("*") if p.is_file() and is_image_file(p)
+                   and "mask" not in p.parent.name.lower())
+    if not files:
+        raise SystemExit(f"no images under {data}")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(files), size=min(n, len(files)), replace=False)
+    return [read_image(files[i]) for i in sorted(pick)], str(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder of single-cell images (searched recursively); "
+                             "default: synthetic cells")
+    parser.add_argument("--n", type=int, default=100, help="images to time (100)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per image, best kept (3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    args = parser.parse_args(argv)
+
+    from segmentation import segment
+
+    images, source = _load_images(args.data, args.n, args.seed)
+    segment(images[0])  # warm-up (imports, caches)
+    times, found = [], 0
+    for im in images:
+        best = np.inf
+        for _ in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            seg = segment(im)
+            best = min(best, time.perf_counter() - t0)
+        times.append(best)
+        found += bool(seg.found)
+    t = np.asarray(times)
+    med = float(np.median(t))
+    result = {
+        "source": source, "n_images": len(images),
+        "image_shape": list(images[0].shape),
+        "median_ms": 1000 * med, "p90_ms": 1000 * float(np.percentile(t, 90)),
+        "mean_ms": 1000 * float(t.mean()),
+        "images_per_second": 1.0 / med if med > 0 else float("inf"),
+        "found_rate": found / len(images),
+        "target_images_per_second": TARGET_IMAGES_PER_SECOND,
+        "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+                    "cv2": cv2.getNumThreads()},
+    }
+    print(f"segmentation speed on {source} ({len(images)} images, {images[0].shape[1]}x"
+          f"{images[0].shape[0]}, 1 thread): median {result['median_ms']:.1f} ms/image, "
+          f"p90 {result['p90_ms']:.1f} ms -> {result['images_per_second']:.1f} images/s "
+          f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}); found {100 * result['found_rate']:.0f}%")
+    if args.json:
+        from wbc_classic.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,433 @@
+"""The classical leukocyte segmenter: :func:`segment` (one cell) and :func:`segment_field`.
+
+Method (every step's image is kept in ``Segmentation.stages``):
+
+1. **Nucleus channel** -- the normalised blue-green chromaticity ``(B - G) / (R + G + B)``
+   (or another channel of :data:`segmentation.color.NUCLEUS_CHANNELS`), lightly smoothed.
+2. **Otsu threshold** of that channel over the whole image (``otsu_nucleus``).
+3. **Clean-up** -- opening, small-object removal, hole filling; the nucleus is the large
+   component nearest the image centre plus the lobes within about one nuclear radius of it
+   (segmented neutrophils).  Its equivalent radius ``r_n`` sets every length below, so
+   the method adapts to magnification without per-dataset constants.
+4. **Cell channel** -- ``B - R`` (cytoplasm is bluer than red cells and background), with
+   the nucleus painted over by the surrounding cytoplasm colour so only the *outer* cell
+   border has an edge, smoothed with ``sigma ~ r_n / 12``.
+5. **Objects and watershed** -- the foreground (cells of any kind) is the Otsu threshold of
+   the colour distance to the background colour; its distance transform, markers (the
+   nucleus for the leukocyte, distance peaks away from it for red cells, the background)
+   and a marker-controlled watershed give the leukocyte's region, which bounds the
+   outline search from outside.
+6. **Outline** -- a minimum-cost closed path in polar coordinates around the nucleus
+   (``segmentation.contour``), maximising the outward drop of the cell channel and rise
+   of lightness, between the nucleus and the watershed region's edge.
+7. The cell mask is the filled outline, united with the nucleus.
+
+An image without a leukocyte (blank, too small, no nucleus-coloured object with enough
+contrast) gives ``Segmentation.empty`` with a message, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from segmentation import color, contour, morphology, threshold, watershed
+from segmentation.result import FieldCell, Segmentation
+
+__all__ = ["SegmenterParams", "segment", "segment_field", "as_rgb_uint8", "overlay"]
+
+
+@dataclass(frozen=True)
+class SegmenterParams:
+    """Parameters of :func:`segment` and :func:`segment_field`.
+
+    Lengths are relative to the nuclear radius ``r_n`` (estimated from each image), so the
+    defaults carry over between magnifications; thresholds are computed from each image.
+
+    Attributes
+    ----------
+    nucleus_channel : str
+        Name in :data:`segmentation.color.NUCLEUS_CHANNELS`.
+    nucleus_sigma : float
+        Gaussian smoothing of the nucleus channel, pixels (noise level, not a scale).
+    min_contrast : float
+        Smallest difference of the nucleus channel between the nucleus and its
+        surroundings (channel units) for a nucleus to count; guards against images with
+        no leukocyte, where Otsu still splits something.
+    min_nucleus_fraction : float
+        Smallest nucleus area as a fraction of the image area.
+    lobe_join : float
+        Nuclear fragments within ``lobe_join * r_n`` of the main one are lobes of it.
+    min_lobe_fraction : float
+        Lobes smaller than this fraction of the main fragment are ignored.
+    centre_prior : float
+        Length scale, as a fraction of the image's shorter side, of the preference for
+        the nucleus nearest the centre (single-cell crops are centred).
+    edge_sigma : float or None
+        Smoothing of the cell channel before edge detection; None = ``clip(r_n/12, 1, 3)``.
+    n_angles : int
+        Angles of the polar outline search.
+    max_radius : float
+        The cell outline lies within ``max_radius * r_n`` of the nucleus centre (and never
+        closer than the nucleus edge).
+    max_slope : float
+        Largest radius change per unit arc length of the outline (smoothness).
+    blue_weight, light_weight : float
+        Weights of the two edge cues: drop of ``B - R`` and rise of luma (lightness).
+    bound_by_watershed : bool
+        Limit the outline to the watershed region of the leukocyte (plus a margin).
+    watershed_margin : float
+        That margin, in units of ``r_n``.
+    work_radius : float
+        The outline is searched on a copy resized so the nucleus radius is about this many
+        pixels (only ever shrunk; 0 = full size).  Speed only; masks are full size.
+    min_size : int
+        Images with a side shorter than this give an empty result.
+    """
+
+    nucleus_channel: str = "bg_chromaticity"
+    nucleus_sigma: float = 1.0
+    min_contrast: float = 0.04
+    min_nucleus_fraction: float = 0.002
+    lobe_join: float = 1.0
+    min_lobe_fraction: float = 0.05
+    centre_prior: float = 0.25
+    edge_sigma: float | None = None
+    n_angles: int = 180
+    max_radius: float = 3.0
+    max_slope: float = 1.0
+    blue_weight: float = 1.0
+    light_weight: float = 1.0
+    bound_by_watershed: bool = True
+    watershed_margin: float = 0.3
+    work_radius: float = 20.0
+    min_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.nucleus_channel not in color.NUCLEUS_CHANNELS:
+            raise ValueError(f"unknown nucleus_channel {self.nucleus_channel!r}; choose from "
+                             f"{sorted(color.NUCLEUS_CHANNELS)}")
+        if self.n_angles < 8:
+            raise ValueError("n_angles must be >= 8")
+        if self.max_radius <= 1.0:
+            raise ValueError("max_radius must be > 1 (it is relative to the nuclear radius)")
+
+
+# ----------------------------------------------------------------------------- input checks
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Validate an image and return it as RGB ``uint8`` (H, W, 3).
+
+    Grey (H, W) or (H, W, 1) images are replicated to three channels; RGBA drops alpha.
+    Float images are taken as [0, 1]; other integer types are scaled by their maximum.
+
+    Raises
+    ------
+    ValueError
+        For other shapes, non-numeric or boolean dtypes, or non-finite values.
+    """
+    image = np.asarray(image)
+    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer)
+                                   or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"image must be numeric (uint8 RGB expected), got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    elif not (image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError("image must be (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; "
+                         f"got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ValueError("image contains NaN or infinite values")
+        return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    info = np.iinfo(image.dtype)
+    return np.round(np.clip(image, 0, info.max) * (255.0 / info.max)).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- nucleus
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return x
+    return cv2.GaussianBlur(x, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT)
+
+
+def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
+                  hint: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+    """Threshold + clean-up; returns (nucleus mask or None, message)."""
+    h, w = chan.shape
+    t, eta = threshold.otsu_separability(chan)
+    if not np.isfinite(t):
+        return None, "no leukocyte found: the image has no contrast"
+    raw = chan > t
+    stages["otsu_nucleus"] = raw
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(raw.astype(np.uint8), 8)
+    if n <= 1:
+        return None, "no leukocyte found: nothing above the Otsu threshold"
+    r0 = np.sqrt(stats[1:, cv2.CC_STAT_AREA].max() / np.pi)
+    clean = morphology.binary_open(raw, max(1.0, r0 / 20.0))
+    clean = morphology.remove_small_objects(clean, max(4.0, 0.02 * np.pi * r0 ** 2))
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(clean.astype(np.uint8), 8)
+    if n <= 1:
+        return None, "no leukocyte found: no nucleus-sized object"
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    cents = cents[1:]  # (x, y)
+    if hint is not None and hint.any():
+        overlap = np.bincount(labels[hint], minlength=n)[1:].astype(np.float64)
+        score = overlap if overlap.max() > 0 else areas
+    else:
+        d = np.hypot(cents[:, 1] - (h - 1) / 2.0, cents[:, 0] - (w - 1) / 2.0)
+        score = areas / (1.0 + (d / (params.centre_prior * min(h, w))) ** 2)
+    main = int(np.argmax(score)) + 1
+    main_mask = labels == main
+    r_main = np.sqrt(areas[main - 1] / np.pi)
+    reach = _dilate_fast(main_mask, params.lobe_join * r_main)
+    near = np.zeros(n, dtype=bool)
+    near[np.unique(labels[reach])] = True
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = (areas >= params.min_lobe_fraction * areas[main - 1]) & near[1:]
+    keep[main] = True
+    nucleus = morphology.fill_holes(keep[labels])
+    stages["nucleus_clean"] = nucleus
+    area = int(nucleus.sum())
+    if area < max(12, params.min_nucleus_fraction * h * w):
+        return None, f"no leukocyte found: largest nucleus candidate too small ({area} px)"
+    d_out = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 3)
+    ring = (d_out <= max(2.0, 0.5 * r_main)) & ~raw
+    if not ring.any():
+        ring = ~nucleus
+    contrast = float(np.mean(chan[nucleus]) - np.median(chan[ring])) if ring.any() else 0.0
+    if contrast < params.min_contrast:
+        return None, (f"no leukocyte found: nucleus candidate contrast {contrast:.3f} "
+                      f"< min_contrast {params.min_contrast}")
+    return nucleus, ""
+
+
+# ----------------------------------------------------------------------------- cell
+def _dilate_fast(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Disk dilation through the distance transform (fast for large radii)."""
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3) <= radius
+
+
+def _background_colour(lab: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    light = lab[..., 0]
+    sel = ~exclude
+    if sel.sum() < 10:
+        sel = np.ones_like(exclude)
+    cut = np.percentile(light[sel], 75)
+    bright = sel & (light >= cut)
+    return np.median(lab[bright], axis=0)
+
+
+def _leukocyte_region(lab: np.ndarray, nucleus: np.ndarray, nucleus_raw: np.ndarray,
+                      r_n: float, stages: dict) -> np.ndarray:
+    """Watershed region of the leukocyte among all objects; bool (h, w), working scale."""
+    bg = _background_colour(lab, _dilate_fast(nucleus, r_n))
+    delta = np.sqrt(((lab - bg) ** 2).sum(axis=-1)).astype(np.float32)
+    t = threshold.otsu_threshold(delta, ~nucleus_raw)
+    if not np.isfinite(t):
+        return np.ones(nucleus.shape, dtype=bool)
+    fg = morphology.fill_holes((delta > t) | nucleus)
+    fg = morphology.binary_open(fg, max(1.0, r_n / 10.0)) | nucleus
+    stages["otsu_cell"] = fg
+    dist = watershed.distance_transform(fg)
+    stages["distance"] = dist
+    peaks = watershed.distance_peaks(dist, min_distance=max(2.0, r_n / 3.0),
+                                     min_height=r_n / 4.0, mask=fg)
+    d_nuc = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 5)
+    ys, xs = np.nonzero(peaks)
+    markers = np.zeros(nucleus.shape, dtype=np.int32)
+    markers[~_dilate_fast(fg, 2)] = 1                       # background
+    label = 3
+    for y, x in zip(ys, xs, strict=True):
+        # a red-cell marker: its inscribed disc does not reach the nucleus
+        if d_nuc[y, x] > dist[y, x] and not nucleus_raw[y, x]:
+            cv2.circle(markers, (int(x), int(y)), max(1, int(0.5 * dist[y, x])), label, -1)
+            label += 1
+    markers[nucleus] = 2                                    # the leukocyte
+    stages["markers"] = markers
+    ws = watershed.marker_watershed(-dist, markers)
+    stages["watershed"] = ws
+    return ws == 2
+
+
+def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
+             region: np.ndarray | None, params: SegmenterParams,
+             stages: dict) -> tuple[np.ndarray, tuple[float, float]]:
+    """Polar minimum-cost outline; returns (radii in working pixels, centre (row, col))."""
+    h, w = nucleus.shape
+    d_nuc = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 5)
+    pad = max(1.5, r_n / 10.0)
+    ring = (d_nuc > pad) & (d_nuc < pad + max(3.0, 0.2 * r_n))
+    painted = rgb_f.copy()
+    fill = np.median(rgb_f[ring], axis=0) if ring.any() else rgb_f[~nucleus].mean(axis=0)
+    painted[d_nuc <= pad] = fill
+    sigma = params.edge_sigma if params.edge_sigma is not None else \
+        float(np.clip(r_n / 12.0, 1.0, 3.0))
+    sm = _smooth(painted, sigma)
+    cell_chan = sm[..., 2] - sm[..., 0]
+    light = sm @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # luma, [0, 1]
+    stages["cell_channel"] = cell_chan
+    ys, xs = np.nonzero(nucleus)
+    cy, cx = float(ys.mean()), float(xs.mean())
+    r_ext = float(np.hypot(ys - cy, xs - cx).max())
+    radius = max(r_ext * 1.2, params.max_radius * r_n)
+    radius = min(radius, 1.5 * max(h, w))
+    n_a = int(params.n_angles)
+    pb = contour.polar_unwrap(cell_chan, (cy, cx), radius, n_a)
+    pl = contour.polar_unwrap(light, (cy, cx), radius, n_a)
+    e_blue = np.maximum(-np.gradient(pb, axis=1), 0.0)
+    e_light = np.maximum(np.gradient(pl, axis=1), 0.0)
+    e_blue /= np.percentile(e_blue, 99) + 1e-6
+    e_light /= np.percentile(e_light, 99) + 1e-6
+    edges = params.blue_weight * e_blue + params.light_weight * e_light
+    # rays leaving the image: no boundary beyond the border
+    inside = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
+    n_r = edges.shape[1]
+    last_in = n_r - 1 - np.argmax(inside[:, ::-1], axis=1)
+    r_min = np.minimum(contour.radial_extent(nucleus, (cy, cx), radius, n_a) + 1, n_r - 1)
+    r_max = np.minimum(last_in, n_r - 1)
+    if region is not None and params.bound_by_watershed:
+        r_reg = contour.radial_extent(region, (cy, cx), radius, n_a)
+        r_max = np.minimum(r_max, r_reg + int(round(params.watershed_margin * r_n)))
+    r_max = np.maximum(r_max, r_min)
+    step = max(1, int(round(params.max_slope * 2.0 * np.pi * 1.5 * r_n / n_a)))
+    path = contour.closed_min_path(-edges, r_min, r_max, step)
+    stages["edges"] = _polar_edges_to_image(edges, (cy, cx), (h, w))
+    return path.astype(np.float64), (cy, cx)
+
+
+def _polar_edges_to_image(edges: np.ndarray, centre: tuple[float, float],
+                          shape: tuple[int, int]) -> np.ndarray:
+    n_a, n_r = edges.shape
+    cy, cx = centre
+    return cv2.warpPolar(edges.astype(np.float32), (shape[1], shape[0]), (cx, cy), float(n_r),
+                         cv2.WARP_POLAR_LINEAR + cv2.WARP_INVERSE_MAP + cv2.INTER_LINEAR)
+
+
+def _resize_stage(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if x.shape[:2] == tuple(shape):
+        return x
+    size = (shape[1], shape[0])
+    if x.dtype == bool:
+        return cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8:
+        return cv2.resize(x.astype(np.int32).astype(np.float32), size,
+                          interpolation=cv2.INTER_NEAREST).astype(x.dtype)
+    interp = cv2.INTER_NEAREST if x.dtype == np.uint8 and x.ndim == 2 else cv2.INTER_LINEAR
+    return cv2.resize(x, size, interpolation=interp)
+
+
+# ----------------------------------------------------------------------------- public API
+def overlay(image: np.ndarray, nucleus: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """RGB ``uint8`` (H, W, 3) copy of ``image`` with the cell outline (green) and the
+    nucleus outline (magenta) drawn on it."""
+    out = as_rgb_uint8(image).copy()
+    thick = max(1, int(round(min(out.shape[:2]) / 200)))
+    for mask, col in ((cell, (0, 200, 0)), (nucleus, (255, 0, 255))):
+        cs, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
+                                 cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, cs, -1, col, thick)
+    return out
+
+
+def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
+            nucleus_hint: np.ndarray | None = None) -> Segmentation:
+    """Segment the leukocyte nearest the centre of a single-cell image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3) uint8 RGB
+        Also accepted: (H, W) grey, (H, W, 4) RGBA, float in [0, 1] (see
+        :func:`as_rgb_uint8`).  A PBC/CellaVision-style crop with one leukocyte near the
+        centre and red cells around it.
+    params : SegmenterParams, optional
+        Defaults adapt to the image.
+    nucleus_hint : ndarray of bool, shape (H, W), optional
+        Pixels known to belong to the wanted nucleus (used by :func:`segment_field`); the
+        nucleus component overlapping it most is chosen instead of the most central one.
+
+    Returns
+    -------
+    Segmentation
+        ``nucleus`` and ``cell`` bool (H, W) masks, ``scale`` = equivalent radius of the
+        cell in pixels, and every intermediate image in ``stages``.  When no leukocyte
+        is found, ``found`` is False, the masks are empty and ``message`` says why.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` has an unsupported shape or dtype.
+    """
+    params = params or SegmenterParams()
+    rgb = as_rgb_uint8(image)
+    h, w = rgb.shape[:2]
+    stages: dict[str, np.ndarray] = {"input": rgb}
+    if min(h, w) < params.min_size:
+        return Segmentation.empty((h, w), f"no leukocyte found: image {h}x{w} is smaller "
+                                  f"than min_size={params.min_size}", stages)
+    if nucleus_hint is not None:
+        nucleus_hint = np.asarray(nucleus_hint, dtype=bool)
+        if nucleus_hint.shape != (h, w):
+            raise ValueError(f"nucleus_hint shape {nucleus_hint.shape} != image shape {(h, w)}")
+    rgb_f = color.as_float_rgb(rgb)
+    stages["hsi_saturation"] = color.hsi_saturation(rgb_f)
+    chan = _smooth(color.channel(rgb_f, params.nucleus_channel), params.nucleus_sigma)
+    stages["nucleus_channel"] = chan
+    nucleus, message = _find_nucleus(chan, params, stages, nucleus_hint)
+    if nucleus is None:
+        return Segmentation.empty((h, w), message, stages)
+    stages["nucleus"] = nucleus
+    r_n = float(np.sqrt(nucleus.sum() / np.pi))
+    # the cell outline is searched at a working scale where the nucleus radius is about
+    # params.work_radius pixels (speed); the outline polygon is drawn back at full size
+    f = max(1.0, r_n / params.work_radius) if params.work_radius else 1.0
+    if f > 1.0:
+        hs, ws_ = max(8, int(round(h / f))), max(8, int(round(w / f)))
+        fy, fx = h / hs, w / ws_
+        small = cv2.resize(rgb_f, (ws_, hs), interpolation=cv2.INTER_AREA)
+        nuc_s = cv2.resize(nucleus.astype(np.float32), (ws_, hs),
+                           interpolation=cv2.INTER_AREA) > 0.5
+        raw_s = cv2.resize(stages["otsu_nucleus"].astype(np.float32), (ws_, hs),
+                           interpolation=cv2.INTER_AREA) > 0.5
+        if not nuc_s.any():
+            nuc_s, f, fy, fx, small, raw_s = nucleus, 1.0, 1.0, 1.0, rgb_f, stages["otsu_nucleus"]
+    else:
+        small, nuc_s, raw_s, fy, fx = rgb_f, nucleus, stages["otsu_nucleus"], 1.0, 1.0
+    r_s = float(np.sqrt(nuc_s.sum() / np.pi))
+    work: dict[str, np.ndarray] = {}
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+    region = _leukocyte_region(lab, nuc_s, raw_s, r_s, work)
+    radii, (cy, cx) = _outline(small, nuc_s, r_s, region, params, work)
+    n_a = len(radii)
+    ang = 2.0 * np.pi * np.arange(n_a) / n_a
+    # back to full-size coordinates (pixel centres: x_full = (x_small + 0.5) * f - 0.5)
+    px = (cx + (radii + 0.5) * np.cos(ang) + 0.5) * fx - 0.5
+    py = (cy + (radii + 0.5) * np.sin(ang) + 0.5) * fy - 0.5
+    cell = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillPoly(cell, [np.round(np.stack([px, py], 1) * 16).astype(np.int32)], 1,
+                 lineType=cv2.LINE_8, shift=4)
+    cell = morphology.fill_holes(cell.astype(bool) | nucleus)
+    for name, arr in work.items():
+        stages[name] = _resize_stage(arr, (h, w))
+    stages["cell"] = cell
+    stages["overlay"] = overlay(rgb, nucleus, cell)
+    scale = float(np.sqrt(cell.sum() / np.pi))
+    return Segmentation(nucleus=nucleus, cell=cell, found=True, stages=stages, scale=scale,
+                        message="")
+
+
+def segment_field(image: np.ndarray, params: SegmenterParams | None = None) -> list[FieldCell]:
+    """Find and segment every leukocyte in a smear field.  See module docs."""
+    from segmentation.field import segment_field as _impl
+
+    return _impl(image, params)
+
+
+def _with(params: SegmenterParams | None, **changes) -> SegmenterParams:
+    return replace(params or SegmenterParams(), **changes)
