@@ -10,14 +10,14 @@ cell masks are exact (``sdf < 0``) and the nucleus mask is always a subset of th
 The five mature leukocyte classes carry their textbook traits:
 
 * **neutrophil** -- 2-5 nuclear lobes joined by thin chromatin strands, pale pink/lilac
-  finely granular cytoplasm, ~1.65 red-cell diameters;
+  finely granular cytoplasm, ~1.75 red-cell diameters;
 * **eosinophil** -- bilobed ("spectacle") nucleus, cytoplasm packed with coarse orange-red
-  granules, ~1.7 red-cell diameters;
+  granules, ~1.8 red-cell diameters;
 * **basophil** -- irregular nucleus obscured by coarse dark purple/blue-black granules over
-  nucleus and cytoplasm, ~1.55 red-cell diameters;
-* **lymphocyte** -- small cell (~1.15 red-cell diameters), large round dense nucleus, thin
+  nucleus and cytoplasm, ~1.6 red-cell diameters;
+* **lymphocyte** -- small cell (~1.2 red-cell diameters), large round dense nucleus, thin
   pale-blue cytoplasm rim;
-* **monocyte** -- largest (~2.15 red-cell diameters), kidney/horseshoe/folded nucleus with
+* **monocyte** -- largest (~2.2 red-cell diameters), kidney/horseshoe/folded nucleus with
   lacy chromatin, abundant grey-blue cytoplasm, sometimes vacuoles.
 
 Variation (all seeded, no global random state): stain colour (hue/saturation/density of
@@ -67,16 +67,16 @@ CLASSES5: tuple[str, ...] = ("basophil", "eosinophil", "lymphocyte", "monocyte",
 
 #: Mean leukocyte diameter of each class, in red-cell diameters.
 CELL_DIAMETER_RBC: dict[str, float] = {
-    "basophil": 1.55,
-    "eosinophil": 1.70,
-    "lymphocyte": 1.15,
-    "monocyte": 2.15,
-    "neutrophil": 1.65,
+    "basophil": 1.6,
+    "eosinophil": 1.8,
+    "lymphocyte": 1.2,
+    "monocyte": 2.2,
+    "neutrophil": 1.75,
 }
 
 # Red-cell diameter as a fraction of the crop width for make_cell at scale=1
-# (neutrophil ~0.46, lymphocyte ~0.32, monocyte ~0.60 of the crop width).
-_RBC_FRACTION_OF_CROP = 0.28
+# (neutrophil ~0.47, lymphocyte ~0.32, monocyte ~0.59 of the crop width).
+_RBC_FRACTION_OF_CROP = 0.27
 
 # Nominal background (illuminant seen through the glass) and the component colours, as the
 # RGB a unit density of each component shows over that background (May-Gruenwald-Giemsa look,
@@ -364,9 +364,9 @@ def _paint_rbcs(od: np.ndarray, rng: np.random.Generator, rbcs: np.ndarray,
         rho = np.hypot(du, dv)
         a = _alpha(rho - r)
         q = rho / r
-        pallor = rng.uniform(0.5, 0.8)
-        prof = (1.0 - pallor * np.exp(-(q / rng.uniform(0.45, 0.6)) ** 4)
-                + 0.12 * np.exp(-((q - 0.85) / 0.12) ** 2))
+        pallor = rng.uniform(0.55, 0.9)
+        prof = (1.0 - pallor * np.exp(-(q / rng.uniform(0.5, 0.64)) ** 6)
+                + 0.25 * np.exp(-((q - 0.82) / 0.1) ** 2))
         dens = a * prof * style.rbc_density * rng.uniform(0.85, 1.15)
         od[y0:y1, x0:x1] += dens[..., None] * colour
 
@@ -423,7 +423,7 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
             n_lobes = int(rng.choice([2, 2, 2, 2, 2, 3]))
         else:
             n_lobes = int(rng.choice([2, 3, 4, 5], p=[0.17, 0.43, 0.3, 0.1]))
-    lobe_r = R * (0.34 if eos else {2: 0.32, 3: 0.28, 4: 0.25, 5: 0.225}[n_lobes])
+    lobe_r = R * (0.34 if eos else {2: 0.33, 3: 0.3, 4: 0.27, 5: 0.245}[n_lobes])
     lobe_r *= rng.uniform(0.9, 1.1)
     strand_r = max(0.03 * R, 0.55)
     pts_a = np.zeros((n_lobes, 2))
@@ -459,8 +459,8 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
     a, b, ra, rb = [], [], [], []
     for i, c in enumerate(pts_a):
         nb = pts_a[min(i + 1, len(pts_a) - 1)] - pts_a[max(i - 1, 0)]
-        t = math.atan2(nb[1], nb[0]) + math.pi / 2 + rng.normal(0, 0.4)
-        half = lobe_r * rng.uniform(0.2, 0.65)
+        t = math.atan2(nb[1], nb[0]) + math.pi / 2 + rng.normal(0, 0.6)
+        half = lobe_r * rng.uniform(0.25, 0.8)
         d = half * np.array([math.cos(t), math.sin(t)])
         a.append(c - d)
         b.append(c + d)
@@ -725,8 +725,8 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
         Seed or generator; ``None`` draws fresh entropy (not reproducible).  The function
         never touches global random state; the same int seed gives identical bytes.
     scale : float, default 1.0
-        Systematic size factor of all objects (1.0: red cell = 0.28 * size, so a neutrophil
-        fills ~46 %, a lymphocyte ~32 % and a monocyte ~60 % of the crop width).
+        Systematic size factor of all objects (1.0: red cell = 0.27 * size, so a neutrophil
+        fills ~47 %, a lymphocyte ~32 % and a monocyte ~59 % of the crop width).
     stain_shift : float or (hue_deg, saturation_factor, density_factor), default 0.0
         Systematic stain shift applied to every stained component.  A float ``s`` means
         ``(20 * s degrees, exp(0.3 * s), exp(0.2 * s))``; ``s = +-1`` is a strong shift
