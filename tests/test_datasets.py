@@ -19,6 +19,7 @@ from wbc_classic.datasets import (
     SmearAnnotation,
     canonical_label,
     load_class_folders,
+    load_image_manifest,
     load_medmnist,
     load_segmentation_set,
     load_voc_smears,
@@ -227,6 +228,30 @@ def test_imageset_validation() -> None:
     assert s.paths == [Path("a.png")] and s.y.dtype == np.int64 and s.classes == ("x",)
     with pytest.raises(ValueError):
         s.y[0] = 1  # read-only labels
+
+
+def test_image_manifest(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "d", {"neut": 2, "mono": 2})
+    (root / "manifest.csv").write_text(
+        "Path,Label\nmono/img_01.png,Monocyte\nneut/img_00.png,neutrophils\n"
+        "mono/img_00.png,mono\n\nneut/img_01.png,NEUTROPHIL\n")
+    ds = load_image_manifest(root / "manifest.csv")
+    assert ds.classes == ("monocyte", "neutrophil")
+    assert [p.relative_to(root).as_posix() for p in ds.paths] == [
+        "mono/img_01.png", "mono/img_00.png", "neut/img_00.png", "neut/img_01.png"]
+    np.testing.assert_array_equal(ds.y, [0, 0, 1, 1])
+    only = load_image_manifest(root / "manifest.csv", ["neutrophil"])
+    assert len(only) == 2 and only.classes == ("neutrophil",)
+    with pytest.raises(DatasetError, match="no rows"):
+        load_image_manifest(root / "manifest.csv", ["basophil"])
+    (root / "bad.csv").write_text("file,label\na.png,x\n")
+    with pytest.raises(DatasetError, match="columns"):
+        load_image_manifest(root / "bad.csv")
+    (root / "gone.csv").write_text("path,label\nmono/nothere.png,mono\n")
+    with pytest.raises(DatasetError, match="do not exist.*nothere"):
+        load_image_manifest(root / "gone.csv")
+    with pytest.raises(FileNotFoundError):
+        load_image_manifest(root / "absent.csv")
 
 
 # ----------------------------------------------------------------------------- segmentation
@@ -528,6 +553,9 @@ def test_real_pbc(pbc_dir: Path) -> None:
     assert ds.class_counts() == PBC_COUNTS
     assert all(p.suffix.lower() == ".jpg" for p in ds.paths)
     assert load_class_folders(pbc_dir).paths == ds.paths
+    man = load_image_manifest(pbc_dir / "manifest.csv")
+    assert man.class_counts() == PBC_COUNTS
+    assert sorted(man.paths) == sorted(ds.paths)
 
 
 @pytest.mark.realdata

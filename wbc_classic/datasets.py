@@ -37,6 +37,7 @@ __all__ = [
     "SmearAnnotation",
     "canonical_label",
     "load_class_folders",
+    "load_image_manifest",
     "load_medmnist",
     "load_segmentation_set",
     "load_voc_smears",
@@ -333,6 +334,88 @@ def load_class_folders(
         paths += [f for _, f in class_files]
         labels += [label] * len(class_files)
     return ImageSet(paths, np.asarray(labels, dtype=np.int64), wanted, root_p)
+
+
+def load_image_manifest(
+    csv_path: PathLike,
+    classes: Sequence[str] | str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    *,
+    path_column: str = "path",
+    label_column: str = "label",
+) -> ImageSet:
+    """Load an image list from a CSV manifest (e.g. PBC's ``manifest.csv``: ``path,label``).
+
+    Paths are relative to the CSV's folder (absolute paths are kept).  Labels go through
+    :func:`canonical_label`.  Rows of classes not in ``classes`` are ignored.  Unlike
+    :func:`load_class_folders` the manifest order is kept within each class (files are
+    grouped by class in ``classes`` order, then in manifest order).
+
+    Parameters
+    ----------
+    csv_path : str or Path
+    classes : sequence of str or str, optional
+        As in :func:`load_class_folders`; default: every label found, sorted.
+    aliases : mapping, optional
+    path_column, label_column : str, optional
+        Column names (matched case-insensitively).
+
+    Returns
+    -------
+    ImageSet
+
+    Raises
+    ------
+    FileNotFoundError
+        The CSV does not exist.
+    DatasetError
+        Missing columns, empty fields, listed files that do not exist, a requested class
+        without rows, or no rows at all.
+    """
+    man = Path(csv_path)
+    if not man.is_file():
+        raise FileNotFoundError(f"manifest {str(man)!r} does not exist")
+    wanted = _resolve_classes(classes, aliases)
+    rows: list[tuple[str, Path]] = []
+    with open(man, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = {(f or "").strip().lower(): f for f in (reader.fieldnames or [])}
+        pc, lc = path_column.lower(), label_column.lower()
+        if pc not in cols or lc not in cols:
+            raise DatasetError(f"manifest {str(man)!r} must have columns {path_column!r} and "
+                               f"{label_column!r}, found {reader.fieldnames}")
+        missing: list[str] = []
+        for lineno, row in enumerate(reader, start=2):
+            rel = (row.get(cols[pc]) or "").strip()
+            raw = (row.get(cols[lc]) or "").strip()
+            if not rel and not raw:
+                continue
+            if not rel or not raw:
+                raise DatasetError(f"{str(man)!r} line {lineno}: empty path or label")
+            label = canonical_label(raw, aliases)
+            if wanted is not None and label not in wanted:
+                continue
+            p = man.parent / rel
+            if not p.is_file():
+                missing.append(rel)
+                continue
+            rows.append((label, p))
+    if missing:
+        raise DatasetError(f"{len(missing)} file(s) listed in {str(man)!r} do not exist, e.g. "
+                           f"{missing[:3]}")
+    found = sorted({lab for lab, _ in rows})
+    if wanted is None:
+        wanted = tuple(found)
+    absent = [c for c in wanted if c not in found]
+    if absent:
+        raise DatasetError(f"class(es) {absent} have no rows in {str(man)!r}")
+    if not rows:
+        raise DatasetError(f"manifest {str(man)!r} lists no images")
+    index = {c: i for i, c in enumerate(wanted)}
+    order = sorted(range(len(rows)), key=lambda k: (index[rows[k][0]], k))
+    return ImageSet([rows[k][1] for k in order],
+                    np.asarray([index[rows[k][0]] for k in order], dtype=np.int64),
+                    wanted, man.parent)
 
 
 # --------------------------------------------------------------------------- segmentation sets
