@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
-from skimage.color import hed2rgb, rgb2hed
+from skimage.color import hed_from_rgb, rgb_from_hed
 
 from wbc_classic.scale import rescale_image, rescale_mask
 
@@ -69,7 +69,8 @@ def hed_jitter(image: np.ndarray, rng: np.random.Generator | int | None = None, 
                sigma: float = 0.05, bias: float = 0.02) -> np.ndarray:
     """Stain jitter in haematoxylin-eosin-DAB space (Tellez et al., 2018).
 
-    Each HED channel ``c`` becomes ``c * a + b`` with ``a ~ U(1 - sigma, 1 + sigma)`` and
+    Each HED channel ``c`` (Ruifrok-Johnston colour deconvolution, natural-log optical
+    density) becomes ``c * a + b`` with ``a ~ U(1 - sigma, 1 + sigma)`` and
     ``b ~ U(-bias, bias)``, independently per channel.
 
     Parameters
@@ -88,8 +89,13 @@ def hed_jitter(image: np.ndarray, rng: np.random.Generator | int | None = None, 
     rng = _rng(rng)
     alpha = rng.uniform(1.0 - sigma, 1.0 + sigma, size=3)
     beta = rng.uniform(-bias, bias, size=3)
-    hed = rgb2hed(_to_float01(image))
-    return _back(hed2rgb(hed * alpha + beta), np.asarray(image))
+    # Ruifrok-Johnston HED colour deconvolution without skimage's clipping of negative
+    # stain amounts, so that zero jitter is an exact identity even for colours (pink red
+    # cells, blue cytoplasm) outside the H-E-DAB cone
+    od = -np.log(np.maximum(_to_float01(image), 1e-6))
+    hed = od @ hed_from_rgb
+    out = np.exp(-((hed * alpha + beta) @ rgb_from_hed))
+    return _back(out, np.asarray(image))
 
 
 def brightness_contrast(image: np.ndarray, rng: np.random.Generator | int | None = None, *,
