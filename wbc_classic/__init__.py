@@ -1,4 +1,30 @@
-"""wbc-classic: leukocyte image analysis, classical and deep, benchmarked side by side."""
+"""wbc-classic: leukocyte image analysis, classical and deep, benchmarked side by side.
+
+The front door: ``wbc_classic.load(path)`` opens a saved classical model
+(:class:`wbc_classic.model.WBCModel`), ``wbc_classic.read_image`` reads any image file.
+Heavy modules are imported on first use so ``import wbc_classic`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "load": ("wbc_classic.model", "load"),
+    "WBCModel": ("wbc_classic.model", "WBCModel"),
+    "read_image": ("wbc_classic.imageio", "read_image"),
+    "ImageReadError": ("wbc_classic.imageio", "ImageReadError"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'wbc_classic' has no attribute {name!r}")
