@@ -27,10 +27,14 @@ def data():
     return X.astype(np.float32), y
 
 
+#: keep the ensembles small so the tests stay fast
+SMALL = {"random-forest": {"n_estimators": 20}, "xgboost": {"n_estimators": 30}}
+
+
 @pytest.mark.parametrize("name", list(CLASSIFIERS))
 def test_every_classifier_fits_and_predicts(name, data):
     X, y = data
-    clf = make_classifier(name, seed=0)
+    clf = make_classifier(name, seed=0, params=SMALL.get(name))
     assert isinstance(clf, Pipeline)
     assert [s for s, _ in clf.steps] == ["scale", "clf"]
     with warnings.catch_warnings():
@@ -48,8 +52,8 @@ def test_every_classifier_fits_and_predicts(name, data):
 
 def test_deterministic_with_seed(data):
     X, y = data
-    p1 = make_classifier("xgboost", seed=3).fit(X, y).predict_proba(X)
-    p2 = make_classifier("xgboost", seed=3).fit(X, y).predict_proba(X)
+    p1 = make_classifier("xgboost", seed=3, params=SMALL["xgboost"]).fit(X, y).predict_proba(X)
+    p2 = make_classifier("xgboost", seed=3, params=SMALL["xgboost"]).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(p1, p2)
 
 
@@ -63,10 +67,10 @@ def test_unknown_name_lists_valid_ones():
 @pytest.mark.parametrize("selection", ["univariate", "sfs"])
 def test_feature_selection_step(selection, data):
     X, y = data
-    clf = make_classifier("logreg", feature_selection=selection, k=4).fit(X, y)
+    clf = make_classifier("logreg", feature_selection=selection, k=4).fit(X[:, :6], y)
     assert [s for s, _ in clf.steps] == ["scale", "select", "clf"]
     assert clf.named_steps["select"].get_support().sum() == 4
-    assert clf.predict_proba(X).shape == (len(y), 4)
+    assert clf.predict_proba(X[:, :6]).shape == (len(y), 4)
 
 
 def test_search_is_seeded_stratified_and_refits(data):
@@ -99,6 +103,13 @@ def test_balanced_wrapper_weights_classes():
     assert set(bal.predict(X)) <= {"a", "b"}
     plain = BalancedClassifier(GaussianNB(), class_weight=None).fit(X, y)
     np.testing.assert_allclose(plain.estimator_.class_prior_, [0.9, 0.1])
+
+
+def test_params_override_the_bare_estimator():
+    assert final_estimator(make_classifier("svm", params={"C": 3.0})).C == 3.0
+    assert final_estimator(make_classifier("xgboost", params={"max_depth": 2})).max_depth == 2
+    with pytest.raises(ValueError):
+        make_classifier("knn", params={"no_such_parameter": 1})
 
 
 def test_class_weight_reaches_estimators():

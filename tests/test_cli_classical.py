@@ -91,6 +91,20 @@ def test_predict_all_ok_and_python_twin_agree(trained, tmp_path):
                                atol=1e-6)
 
 
+def test_training_and_prediction_features_are_identical(trained):
+    """The cached training extraction and the prediction path compute the same numbers."""
+    from wbc_classic.commands.train import extract_dataset
+    from wbc_classic.model import load
+
+    root, data, model_path = trained
+    model = load(model_path)
+    files = sorted(data.rglob("*.png"))[::5]
+    X_train, errors = extract_dataset(files, model.extractor, segment_params=model.segment_params,
+                                      n_jobs=1, cache_dir=root / "cache", progress=False)
+    assert not any(errors)
+    np.testing.assert_array_equal(X_train, model.transform(files))
+
+
 def test_predict_refuses_bad_model(tmp_path, capsys):
     fake = tmp_path / "model.skops"
     fake.write_bytes(b"not a model")

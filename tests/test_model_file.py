@@ -24,6 +24,8 @@ from wbc_classic.model import (
 )
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte"]
+#: keep the ensembles small so the tests stay fast
+SMALL = {"random-forest": {"n_estimators": 20}, "xgboost": {"n_estimators": 30}}
 
 
 def _data(n_features: int, seed: int = 0):
@@ -42,7 +44,9 @@ def _fitted(name: str, extractor, cv: int = 0) -> tuple[WBCModel, np.ndarray]:
     X, y = _data(len(extractor.get_feature_names_out()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = WBCModel(name, extractor=extractor, seed=0).fit_features(X, y, CLASSES, cv=cv)
+        model = WBCModel(name, extractor=extractor, seed=0,
+                         classifier_params={"params": SMALL.get(name)}
+                         ).fit_features(X, y, CLASSES, cv=cv)
     return model, X
 
 
@@ -203,7 +207,8 @@ def test_known_types_cover_every_classifier():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in CLASSIFIERS:
-            clf = make_classifier(name, feature_selection="univariate", k=4).fit(X, y)
+            clf = make_classifier(name, feature_selection="univariate", k=4,
+                                  params=SMALL.get(name)).fit(X, y)
             seen |= set(sio.get_untrusted_types(data=sio.dumps(clf)))
     missing = seen - known_types()
     assert not missing, f"add to known_types(): {sorted(missing)}"

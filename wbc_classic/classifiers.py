@@ -256,6 +256,7 @@ def make_classifier(
     cv: int = 5,
     seed: int = 0,
     n_jobs: int = 1,
+    params: dict[str, Any] | None = None,
 ) -> Any:
     """Build an unfitted classification pipeline for leukocyte feature vectors.
 
@@ -286,6 +287,10 @@ def make_classifier(
     n_jobs : int, default=1
         Parallel jobs of the estimator (kNN, XGBoost, random forest, calibration) or of
         the search when ``search`` is set (the estimator then runs single-threaded).
+    params : dict, optional
+        Overrides of the bare classifier's parameters, e.g. ``{"C": 30.0}`` for
+        ``"svm"`` or ``{"n_estimators": 100}`` for ``"xgboost"`` (set through the
+        calibration / balancing wrappers).
 
     Returns
     -------
@@ -330,6 +335,9 @@ def make_classifier(
             cv=StratifiedKFold(3, shuffle=True, random_state=seed), n_jobs=inner_jobs)))
     steps.append(("clf", clf))
     pipe = Pipeline(steps)
+    if params:
+        prefix = _inner_prefix(clf)
+        pipe.set_params(**{prefix + key: value for key, value in params.items()})
     if not search:
         return pipe
 

@@ -33,6 +33,7 @@ array(['neutrophil', 'lymphocyte'], dtype='<U10')
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import importlib
@@ -206,8 +207,6 @@ def full_segment_params(segment_params: dict | None) -> dict[str, Any]:
     Saved in the model so later changes of the segmenter's defaults cannot silently change
     what a trained model sees.
     """
-    import dataclasses
-
     from segmentation.pipeline import SegmenterParams
 
     return dataclasses.asdict(SegmenterParams(**(segment_params or {})))
@@ -303,6 +302,8 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
             out[i] = (None, f"{type(exc).__name__}: {exc}" if not isinstance(
                 exc, ValueError) else str(exc), False)
             continue
+        if getattr(seg, "stages", None):
+            seg = dataclasses.replace(seg, stages={})  # intermediate images: ~MBs per cell
         pairs.append((image, seg))
         good.append(i)
     if not pairs:

@@ -74,58 +74,36 @@ def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
 
 
 def extract_dataset(paths: Sequence[Path], extractor: Any, *, segment_params: dict | None,
-                    n_jobs: int, cache_dir: Path | None) -> tuple[np.ndarray, list[str]]:
-    """Features of every image, through the shared cached extraction when available.
+                    n_jobs: int, cache_dir: Path | None, progress: bool = True
+                    ) -> tuple[np.ndarray, list[str]]:
+    """Features of every image through :func:`wbc_classic.extraction.extract_features`.
+
+    Uses the same segmenter settings as :class:`wbc_classic.model.WBCModel` will at
+    prediction time, and the on-disk per-image cache when ``cache_dir`` is given.
 
     Returns
     -------
     X : ndarray of float32, shape (n, F)
         Rows of failed images are NaN.
     errors : list of str, length n
-        "" for a good image, else its error message.
+        "" for a good image, else ``"<file>: <stage> failed: <reason>"``.
     """
-    try:
-        from wbc_classic import extraction
-    except ImportError:
-        extraction = None
-    if extraction is not None and hasattr(extraction, "extract_features"):
-        result = extraction.extract_features(
-            list(paths), extractor, segment_params=segment_params, n_jobs=n_jobs,
-            cache_dir=cache_dir)
-        return _normalise_extraction(result, len(paths), len(extractor.get_feature_names_out()))
-    # fallback: the model's own (uncached) parallel per-image path
-    from wbc_classic.model import WBCModel
+    import functools
 
-    helper = WBCModel(extractor=extractor, segment_params=segment_params, n_jobs=n_jobs)
-    rows = helper._extract(list(paths), catch=True)
-    n_feat = len(extractor.get_feature_names_out())
-    X = np.full((len(paths), n_feat), np.nan, dtype=np.float32)
-    errors = []
-    for i, (x, err, _) in enumerate(rows):
-        if x is not None:
-            X[i] = x
-        errors.append(err)
-    return X, errors
+    from segmentation import segment
+    from wbc_classic.extraction import extract_features
+    from wbc_classic.model import segmenter_params
 
-
-def _normalise_extraction(result: Any, n: int, n_feat: int) -> tuple[np.ndarray, list[str]]:
-    """Accept the extraction module's result: an array, or (X, errors) / an object with them."""
-    errors: Any = None
-    if isinstance(result, tuple):
-        X, errors = result[0], result[1] if len(result) > 1 else None
-    elif hasattr(result, "X"):
-        X, errors = result.X, getattr(result, "errors", None)
-    else:
-        X = result
-    X = np.asarray(X, dtype=np.float32)
-    if errors is None:
-        errors = ["" for _ in range(n)]
-    elif isinstance(errors, dict):
-        errors = [str(errors.get(i, "") or "") for i in range(n)]
-    else:
-        errors = [str(e or "") for e in errors]
-    if X.shape != (n, n_feat):
-        raise RuntimeError(f"feature extraction returned shape {X.shape}, expected {(n, n_feat)}")
+    params = segmenter_params(segment_params)
+    segmenter = segment if params is None else functools.partial(segment, params=params)
+    result = extract_features([str(p) for p in paths], segmenter=segmenter,
+                              extractor=extractor, n_jobs=n_jobs, cache_dir=cache_dir,
+                              progress=progress)
+    X = np.array(result.X, dtype=np.float32)
+    X[~result.ok] = np.nan
+    errors = ["" for _ in range(len(paths))]
+    for failure in result.failures:
+        errors[failure.index] = str(failure)
     return X, errors
 
 
@@ -152,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     cache_dir = None if args.no_cache else args.cache_dir
     t0 = time.perf_counter()
     X, errors = extract_dataset(data.paths, extractor, segment_params={}, n_jobs=args.n_jobs,
-                                cache_dir=cache_dir)
+                                cache_dir=cache_dir, progress=sys.stderr.isatty())
     t_feat = time.perf_counter() - t0
     bad = [i for i, e in enumerate(errors) if e]
     print(f"features: {X.shape[1]} per image, {len(data.paths)} images in {t_feat:.1f} s"
