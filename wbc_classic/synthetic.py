@@ -328,17 +328,17 @@ def _place_rbcs(rng: np.random.Generator, shape: tuple[int, int], r_rbc: float,
         cand = np.concatenate([*contact, cand]).astype(np.float32)
         wb_depth = np.concatenate([np.full(len(cand) - n_cand, 0.35, np.float32), wb_depth])
         n_cand = len(cand)
-    for i in range(n_cand):
+    if len(wb):  # leukocyte clearance, vectorised over all candidates
+        d = np.hypot(cand[:, None, 0] - wb[None, :, 0], cand[:, None, 1] - wb[None, :, 1])
+        cand = cand[~np.any(d < wb[None, :, 2] + cand[:, 2:3] * (1.0 - wb_depth[:, None]),
+                            axis=1)]
+    keep = 1.0 - max_overlap * 0.5
+    for x, y, r in cand.tolist():
         if n >= target:
             break
-        x, y, r = cand[i]
-        if len(wb):
-            d = np.hypot(wb[:, 0] - x, wb[:, 1] - y)
-            if np.any(d < wb[:, 2] + r * (1.0 - wb_depth[i])):
-                continue
         if n:
-            d = np.hypot(acc[:n, 0] - x, acc[:n, 1] - y)
-            if np.any(d < (acc[:n, 2] + r) * (1.0 - max_overlap * 0.5)):
+            d2 = (acc[:n, 0] - x) ** 2 + (acc[:n, 1] - y) ** 2
+            if (d2 < ((acc[:n, 2] + r) * keep) ** 2).any():
                 continue
         acc[n] = (x, y, r)
         n += 1
@@ -357,11 +357,12 @@ def _paint_rbcs(od: np.ndarray, rng: np.random.Generator, rbcs: np.ndarray,
         y0, y1 = max(int(y - 1.3 * r) - 1, 0), min(int(y + 1.3 * r) + 2, h)
         if x0 >= x1 or y0 >= y1:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - float(x)
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - float(y)
         c, s = math.cos(ang), math.sin(ang)
-        du = ((xx - x) * c + (yy - y) * s) / ax
-        dv = (-(xx - x) * s + (yy - y) * c) * ax
-        rho = np.hypot(du, dv)
+        du = (xx * (c / ax) + yy * (s / ax))
+        dv = (xx * (-s * ax) + yy * (c * ax))
+        rho = np.sqrt(du * du + dv * dv)
         a = _alpha(rho - r)
         q = rho / r
         pallor = rng.uniform(0.55, 0.9)
@@ -677,14 +678,14 @@ def _expose(od: np.ndarray, rng: np.random.Generator, style: _Style, *, blur: fl
             noise: float | None, illumination: float, brightness: float,
             ref_size: float) -> np.ndarray:
     h, w = od.shape[:2]
-    img = style.background * np.exp(-od)
+    img = cv2.exp(-od) * style.background
     yy = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
     xx = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
-    gx, gy = rng.normal(0.0, 0.04 * illumination, 2)
-    vig = rng.uniform(0.0, 0.12 * illumination)
+    gx, gy = (float(t) for t in rng.normal(0.0, 0.04 * illumination, 2))
+    vig = float(rng.uniform(0.0, 0.12 * illumination))
     gain = float(brightness) * math.exp(rng.normal(0.0, 0.04 * illumination))
     field_ = gain * (1.0 + gx * xx + gy * yy) * (1.0 - vig * 0.5 * (xx * xx + yy * yy))
-    img = img * field_[..., None]
+    img *= field_[..., None]
     sigma = rng.uniform(0.0, 0.8) * ref_size / 128.0 if blur is None else float(blur)
     if sigma > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
@@ -692,8 +693,9 @@ def _expose(od: np.ndarray, rng: np.random.Generator, style: _Style, *, blur: fl
     if g_sigma > 0:
         shot = rng.uniform(0.0, 0.25) * g_sigma
         std = np.sqrt(g_sigma * g_sigma + shot * np.maximum(img, 0.0))
-        img = img + std * rng.standard_normal(img.shape, dtype=np.float32)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        img += std * rng.standard_normal(img.shape, dtype=np.float32)
+    np.clip(img, 0.0, 255.0, out=img)
+    return np.rint(img).astype(np.uint8)
 
 
 def _check_label(label: str) -> str:
