@@ -20,10 +20,20 @@ The five mature leukocyte classes carry their textbook traits:
 * **monocyte** -- largest (~2.2 red-cell diameters), kidney/horseshoe/folded nucleus with
   lacy chromatin, abundant grey-blue cytoplasm, sometimes vacuoles.
 
+Around the leukocyte lie pale-centred (biconcave) red cells, several pressed against or
+slightly over its edge, and a few platelets (small purple distractors that belong to no mask).
+
 Variation (all seeded, no global random state): stain colour (hue/saturation/density of
 each component, plus a systematic ``stain_shift``), illumination (brightness, gradient,
 vignetting), Gaussian blur, Gaussian + signal-dependent (Poisson-like) noise, scale,
-rotation and position jitter.  The same seed gives identical bytes.
+rotation and position jitter, red-cell crowding and platelet count.  The same seed gives
+identical bytes (for a given numpy/OpenCV build).
+
+To render a shifted test set, pass the same keyword to every call, e.g.
+``make_cells(50, seed=1, stain_shift=1.0, scale=1.25)``; ``stain_shift`` changes colours only
+(the geometry drawn from a seed is unchanged), ``scale`` changes the pixel size of all cells.
+Colours were set against the cellavision_seg ground-truth masks and PBC crops; at
+``scale=0.72`` the framing resembles a PBC crop (leukocyte ~1/3 of the width).
 
 Public API
 ----------
