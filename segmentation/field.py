@@ -186,8 +186,8 @@ def segment_field(image: np.ndarray, params: SegmenterParams | None = None) -> l
         ys, xs = np.nonzero(mask)
         r_g = np.sqrt(mask.sum() / np.pi)
         margin = int(round(max(r_rbc, 1.2 * r_g)))
-        r0, r1 = max(0, ys.min() - margin), min(h, ys.max() + 1 + margin)
-        c0, c1 = max(0, xs.min() - margin), min(w, xs.max() + 1 + margin)
+        r0, r1 = int(max(0, ys.min() - margin)), int(min(h, ys.max() + 1 + margin))
+        c0, c1 = int(max(0, xs.min() - margin)), int(min(w, xs.max() + 1 + margin))
         crop = rgb[r0:r1, c0:c1]
         seg = segment(crop, params, nucleus_hint=mask[r0:r1, c0:c1])
         if not seg.found or not (seg.nucleus & mask[r0:r1, c0:c1]).any():
@@ -195,8 +195,8 @@ def segment_field(image: np.ndarray, params: SegmenterParams | None = None) -> l
         bb = seg.bbox
         assert bb is not None
         pad = max(2, int(round(0.1 * seg.scale)))
-        fr0, fc0 = max(0, r0 + bb[0] - pad), max(0, c0 + bb[1] - pad)
-        fr1, fc1 = min(h, r0 + bb[2] + pad), min(w, c0 + bb[3] + pad)
+        fr0, fc0 = int(max(0, r0 + bb[0] - pad)), int(max(0, c0 + bb[1] - pad))
+        fr1, fc1 = int(min(h, r0 + bb[2] + pad)), int(min(w, c0 + bb[3] + pad))
         # masks in the coordinates of the final (padded) crop
         nuc = np.zeros((fr1 - fr0, fc1 - fc0), dtype=bool)
         cel = np.zeros_like(nuc)

@@ -89,7 +89,7 @@ class SegmenterParams:
 
     nucleus_channel: str = "bg_chromaticity"
     nucleus_sigma: float = 1.0
-    min_contrast: float = 0.04
+    min_contrast: float = 0.08
     min_nucleus_fraction: float = 0.002
     lobe_join: float = 1.0
     min_lobe_fraction: float = 0.05

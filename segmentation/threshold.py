@@ -68,10 +68,15 @@ def _otsu(values: np.ndarray, nbins: int) -> tuple[float, float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (mu_t * w0 - mu) ** 2 / (w0 * w1)
     between[~np.isfinite(between)] = 0.0
-    k = int(np.argmax(between[:-1]))
+    b = between[:-1]
+    k = int(np.argmax(b))
+    # empty bins between two populations give a plateau of equal scores: take its middle
+    k_hi = k
+    while k_hi + 1 < b.size and b[k_hi + 1] >= b[k] * (1 - 1e-9):
+        k_hi += 1
     total = float(np.sum(p * (centres - mu_t) ** 2))
-    eta = float(between[k] / total) if total > 0 else 0.0
-    return float(edges[k + 1]), eta
+    eta = float(b[k] / total) if total > 0 else 0.0
+    return float(0.5 * (edges[k + 1] + edges[k_hi + 1])), eta
 
 
 def multi_otsu_thresholds(channel: np.ndarray, classes: int = 3,
