@@ -235,6 +235,15 @@ def _capsules_sdf(u: np.ndarray, v: np.ndarray, a: np.ndarray, b: np.ndarray,
     return out
 
 
+def _smooth_max(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
+    """Polynomial smooth maximum (intersection with corners rounded over ~``k`` px).
+
+    Never smaller than ``max(a, b)``, so a clipped shape stays inside the hard clip.
+    """
+    h = np.clip(0.5 + 0.5 * (a - b) / k, 0.0, 1.0)
+    return (b + (a - b) * h + k * h * (1.0 - h)).astype(np.float32)
+
+
 def _ellipse_sdf(u: np.ndarray, v: np.ndarray, cx: float, cy: float, a: float, b: float,
                  ang: float) -> np.ndarray:
     """Approximate signed distance (px) to an ellipse with semi-axes a, b rotated by ang."""
@@ -490,7 +499,8 @@ def _neutrophil_nucleus(rng, u, v, R, n_lobes=None, eos=False):
             if 0 <= j < n_lobes:
                 m = 0.5 * (pts_a[i] + pts_a[j])
                 d = (pts_a[j] - pts_a[i]) / (np.hypot(*(pts_a[j] - pts_a[i])) + 1e-9)
-                li = np.maximum(li, (u - m[0]) * d[0] + (v - m[1]) * d[1] + 0.5 * gap)
+                li = _smooth_max(li, (u - m[0]) * d[0] + (v - m[1]) * d[1] + 0.5 * gap,
+                                 0.3 * lobe_r)
         np.minimum(lobes, li, out=lobes)
     sa = pts_a[:-1]
     sb = pts_a[1:]
@@ -652,7 +662,7 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
         local += (cyto * g * 0.55)[..., None] * style.od["gran_neutrophil"]
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
-        g = _granules(rng, a_cell, rng.uniform(0.7, 1.1), max(0.065 * R, 0.7))
+        g = _granules(rng, a_cell, rng.uniform(0.8, 1.2), max(0.05 * R, 0.7))
         local += (a_cell * g * (1.0 - 0.8 * a_nuc) * rng.uniform(0.9, 1.2))[..., None] \
             * style.od["gran_eosinophil"]
     elif label == "basophil":
