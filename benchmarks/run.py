@@ -1,0 +1,993 @@
+"""The project's main job: both model families on one Split, one table, one report.
+
+::
+
+    python -m benchmarks.run                       # embedded default: synthetic cells, < 3 min
+    python -m benchmarks.run --preset pbc8         # PBC, 8 classes (../shared/data/pbc)
+    python -m benchmarks.run --preset pbc5 --models classical,wbcnet --split kfold:5
+    python -m benchmarks.run --data cells/ --test-data ../shared/data/cellavision_seg
+    python -m benchmarks.run --config runs/benchmark-pbc8-0/config.yaml   # repeat a run
+
+What a run does, stage by stage (each stage logs a line with its wall time to stderr):
+
+1. **data** -- the synthetic preset renders labelled cells with :mod:`wbc_classic.synthetic`
+   into ``<cache>/synthetic/`` as PNG class folders (once; re-runs reuse them) and says plainly
+   in the report that the data are synthetic; otherwise a class-per-folder set is read
+   (:func:`wbc_classic.datasets.load_class_folders`). ``--test-data`` adds another lab's set
+   (class folders, or a segmentation-set layout whose ``manifest.csv`` gives the labels):
+   the model is trained on all of ``--data`` and tested on all of it (domain shift).
+2. **split** -- one :class:`wbc_classic.split.Split` (``make_split``, seeded) or the ``k``
+   folds of ``kfold_splits``; every model of both families is trained on its train part and
+   scored on *the same* test indices.
+3. **leakage** -- exact and near-duplicate images between train and test
+   (:func:`wbc_classic.leakage.find_leakage`); the count is in the table header and a run
+   with duplicates is flagged in the report.
+4. **segmentation** -- Dice and IoU of :func:`segmentation.segment` against ground-truth
+   masks (a generated set for the synthetic preset, ``cellavision_seg`` for the real ones).
+5. **classical** -- read + segment + features for every image
+   (:func:`wbc_classic.extraction.extract_features`, parallel, cached per image under
+   ``--cache-dir``), then each classifier as a :class:`wbc_classic.model.WBCModel` fitted on the
+   cached features of the train part (saved under ``<out>/models/``).
+6. **deep** -- decode + resize once (:func:`deep.cache.build_cache`, cached), then each zoo
+   model trained with :func:`deep.train.fit` (torch is imported only here; without it the deep
+   models are skipped with a note).
+7. **report** -- :func:`benchmarks.report.write_report`: ``results.csv``, ``results.json``,
+   ``report.md``, ``report.html`` (plots, galleries, environment), plus ``config.yaml``
+   (the effective settings; ``--config`` reads it back) and ``environment.json``.
+
+Scoring conventions
+-------------------
+* Every metric comes from :func:`wbc_classic.metrics.evaluate` with a 95% percentile bootstrap
+  CI (``n_resamples`` resamples, same seed for every model: paired resamples).
+* **Images that fail** (unreadable file, segmenter or feature error; undecodable image for the
+  deep path) are never dropped: they are listed in the report and *scored as errors* -- the
+  prediction is set to a wrong class (``(y + 1) mod K``) with uniform class probabilities --
+  so a model cannot look better by failing on hard images. Failed *training* images are left
+  out of training (and counted). A cell the segmenter does not find is not a failure: the
+  classifier still predicts from its (empty-mask) features, and the count is reported.
+* **k-fold** (``--split kfold:K``): every model is trained K times; the out-of-fold predictions
+  are **pooled**, so each image is predicted once by a model that did not see it and the one
+  table (with bootstrap CIs and McNemar) covers all images. The per-fold accuracies, with their
+  mean +- sd, are in an extra table. Training time is the sum over the folds.
+* **Training time**: classical -- the classifier fit on cached features (feature extraction is
+  a separate stage, shown with its time per image); deep -- the training loop.
+* **Throughput (cells/s)**: end to end, from the image file to the class. The front end is
+  timed once per family on ``throughput_images`` test files in one process (classical: decode
+  + segment + features; deep: decode + resize) and added to the model's own prediction time
+  on the whole test set (median of 3 timed calls).
+* **Peak memory**: the process's resident-set high-water mark during the model's training and
+  prediction calls (:func:`wbc_classic.metrics.measure_call`), so it includes the baseline
+  of the process (Python, NumPy, torch, ...).
+* **Model size**: the saved ``.skops`` file (classical) or the serialized state dict (deep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.config import (
+    BenchmarkConfig,
+    build_config,
+    load_config_file,
+    resolve_models,
+    save_config,
+    shared_data_root,
+)
+from benchmarks.report import (
+    DatasetInfo,
+    LeakageSummary,
+    Misclassified,
+    ModelResult,
+    Section,
+    write_report,
+)
+
+__all__ = ["LoadedData", "RunOutput", "StageLog", "build_parser", "main", "run"]
+
+logger = logging.getLogger("benchmarks.run")
+
+EXAMPLE = """examples:
+  python -m benchmarks.run                                  # synthetic default, < 3 min
+  python -m benchmarks.run --quick --no-deep                # smoke test, seconds
+  python -m benchmarks.run --preset pbc8 --n-jobs 2         # PBC 8 classes
+  python -m benchmarks.run --preset pbc5 --models classical,wbcnet --split kfold:5
+  python -m benchmarks.run --data ../shared/data/pbc --classes pbc5 \\
+      --test-data ../shared/data/cellavision_seg            # train on PBC, test on another lab
+  python -m benchmarks.run --config runs/benchmark-pbc8-0/config.yaml
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# progress: stage log lines with timings
+# --------------------------------------------------------------------------------------------
+class StageLog:
+    """Stage log lines with wall times on stderr; the timings also go into the report."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.perf_counter()
+        self.rows: list[dict[str, Any]] = []
+
+    def say(self, text: str) -> None:
+        """One line prefixed with the elapsed run time."""
+        print(f"[{time.perf_counter() - self.t0:7.1f}s] {text}", file=self.stream, flush=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, Any]]:
+        """Time a stage; put a short result into the yielded dict's ``"detail"``."""
+        info: dict[str, Any] = {"detail": ""}
+        self.say(f"{name} ...")
+        t = time.perf_counter()
+        try:
+            yield info
+        finally:
+            dt = time.perf_counter() - t
+            self.rows.append({"stage": name, "seconds": round(dt, 2), "detail": info["detail"]})
+            self.say(f"{name} done in {dt:.1f} s" + (f": {info['detail']}" if info["detail"]
+                                                       else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LoadedData:
+    """The images of a run: ``paths[:n_data]`` from ``--data``, the rest from ``--test-data``.
+
+    Attributes
+    ----------
+    paths : list of Path, length N
+    y : ndarray of int64, shape (N,)
+    classes : tuple of str, length K
+    n_data : int
+        Items that came from the main data set.
+    name, description, root, test_name : str
+    synthetic : bool
+    notes : list of str
+        Excluded items, subsampling, ...
+    """
+
+    paths: list[Path]
+    y: np.ndarray
+    classes: tuple[str, ...]
+    n_data: int
+    name: str
+    synthetic: bool
+    description: str = ""
+    root: str | None = None
+    test_name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def rel(self, i: int) -> str:
+        """Short name of item ``i`` (path relative to its data root)."""
+        p = self.paths[i]
+        for base in (self.root, self.test_name):
+            if base:
+                try:
+                    return p.relative_to(base).as_posix()
+                except ValueError:
+                    pass
+        return p.name
+
+
+def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
+                      log: StageLog) -> Path:
+    """Render (once) the synthetic class-folder set; return its root."""
+    from wbc_classic.atomic import atomic_write_text
+    from wbc_classic.synthetic import write_class_folders
+
+    tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{cfg.n_per_class}-s{cfg.synthetic_size}" \
+          f"-seed{cfg.seed}"
+    root = cache / "synthetic" / tag
+    marker = root / "complete.json"
+    if not marker.is_file():
+        log.say(f"rendering {cfg.n_per_class} synthetic cells per class into {root}")
+        write_class_folders(root, cfg.n_per_class, classes=classes, size=cfg.synthetic_size,
+                            seed=cfg.seed)
+        atomic_write_text(marker, json.dumps({"n_per_class": cfg.n_per_class,
+                                              "size": cfg.synthetic_size, "seed": cfg.seed,
+                                              "classes": list(classes)}))
+    else:
+        log.say(f"reusing the synthetic cells in {root}")
+    return root
+
+
+def _subsample(iset: Any, max_per_class: int | None, seed: int) -> tuple[Any, str | None]:
+    if max_per_class is None:
+        return iset, None
+    rng = np.random.default_rng([seed, 1])
+    keep = []
+    for c in range(len(iset.classes)):
+        idx = np.flatnonzero(iset.y == c)
+        keep.append(np.sort(rng.choice(idx, max_per_class, replace=False))
+                    if len(idx) > max_per_class else idx)
+    sub = iset.subset(np.concatenate(keep))
+    if len(sub) == len(iset):
+        return iset, None
+    return sub, (f"subsampled to at most {max_per_class} images per class (seeded): "
+                 f"{len(sub)} of {len(iset)} images")
+
+
+def _is_segmentation_layout(root: Path) -> bool:
+    man = root / "manifest.csv"
+    if man.is_file():
+        head = man.read_text(encoding="utf-8-sig").splitlines()[:1]
+        cols = {c.strip().lower() for c in head[0].split(",")} if head else set()
+        return {"image", "mask"} <= cols
+    return (root / "images").is_dir() and (root / "masks").is_dir()
+
+
+def _load_labelled(root: Path, classes: Sequence[str] | None) -> tuple[list[Path], list[str]]:
+    """Paths and label names of a class-folder or labelled segmentation-set layout."""
+    from wbc_classic.datasets import load_class_folders, load_segmentation_set
+
+    if _is_segmentation_layout(root):
+        samples = load_segmentation_set(root)
+        unlabelled = [s.image_path for s in samples if not s.label]
+        if unlabelled:
+            raise ValueError(f"{root}: {len(unlabelled)} image(s) have no label in "
+                             f"manifest.csv (e.g. {unlabelled[0]}); a test set needs labels")
+        return [s.image_path for s in samples], [str(s.label) for s in samples]
+    iset = load_class_folders(root, classes=classes)
+    return list(iset.paths), iset.labels
+
+
+def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
+    """Load (or render) the images of the run; see the module docstring."""
+    from wbc_classic.datasets import ImageSet, canonical_label, load_class_folders
+    from wbc_classic.synthetic import CLASSES5
+
+    notes: list[str] = []
+    if cfg.preset == "synthetic" and not cfg.data:
+        classes = tuple(canonical_label(c) for c in (cfg.classes or CLASSES5))
+        bad = [c for c in classes if c not in CLASSES5]
+        if bad:
+            raise ValueError(f"the synthetic generator has no class {bad}; it draws "
+                             f"{', '.join(CLASSES5)}")
+        root = _synthetic_folder(cfg, cache, classes, log)
+        iset = load_class_folders(root, classes=classes)
+        name = "synthetic"
+        synthetic = True
+        description = (f"SYNTHETIC cells drawn by wbc_classic.synthetic (seed {cfg.seed}): "
+                       f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops. "
+                       "Not real blood: the numbers only show that the pipeline works.")
+    else:
+        root = Path(cfg.data)  # type: ignore[arg-type]
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist"
+                                    + (" (set WBC_SHARED_DATA or --data)"
+                                       if cfg.preset in ("pbc8", "pbc5") else ""))
+        if _is_segmentation_layout(root):
+            paths, labels = _load_labelled(root, None)
+            names = tuple(cfg.classes) if cfg.classes else tuple(sorted(set(labels)))
+            lookup = {c: i for i, c in enumerate(names)}
+            keep = [i for i, lab in enumerate(labels) if lab in lookup]
+            iset = ImageSet([paths[i] for i in keep],
+                            np.array([lookup[labels[i]] for i in keep], np.int64), names, root)
+        else:
+            iset = load_class_folders(root, classes=cfg.classes)
+        name = cfg.preset if cfg.preset in ("pbc8", "pbc5") else root.name
+        synthetic = False
+        description = (f"{len(iset.classes)}-class set from {root}"
+                       + (" (PBC, Acevedo et al. 2020, CC BY 4.0; 40% sample)"
+                          if cfg.preset in ("pbc8", "pbc5") else ""))
+    iset, note = _subsample(iset, cfg.max_per_class, cfg.seed)
+    if note:
+        notes.append(note)
+    paths, y, classes = list(iset.paths), np.asarray(iset.y, np.int64), tuple(iset.classes)
+    n_data = len(paths)
+    test_name = None
+    if cfg.test_data:
+        troot = Path(cfg.test_data)
+        if not troot.is_dir():
+            raise FileNotFoundError(f"test data folder {troot} does not exist")
+        tpaths, tlabels = _load_labelled(troot, None)
+        lookup = {c: i for i, c in enumerate(classes)}
+        keep = [i for i, lab in enumerate(tlabels) if lab in lookup]
+        dropped: dict[str, int] = {}
+        for lab in tlabels:
+            if lab not in lookup:
+                dropped[lab] = dropped.get(lab, 0) + 1
+        if dropped:
+            notes.append("test images of classes the model was not trained on were left out: "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+        if not keep:
+            raise ValueError(f"no test image in {troot} belongs to the training classes "
+                             f"{classes}")
+        paths += [tpaths[i] for i in keep]
+        y = np.concatenate([y, np.array([lookup[tlabels[i]] for i in keep], np.int64)])
+        test_name = str(troot)
+        description += f"; tested on another set: {troot} ({len(keep)} images)"
+    return LoadedData(paths, y, classes, n_data, name, synthetic, description,
+                      str(iset.root) if iset.root else None, test_name, notes)
+
+
+# --------------------------------------------------------------------------------------------
+# split and leakage
+# --------------------------------------------------------------------------------------------
+def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
+    """The run's Split(s): one holdout split, the k folds, or data/test-data."""
+    from wbc_classic.split import Split, kfold_splits, make_split, parse_scheme
+
+    n = len(data.paths)
+    if data.test_name is not None:
+        if parse_scheme(cfg.split).kind == "kfold":
+            raise ValueError("--split kfold:K cannot be combined with --test-data (the test "
+                             "set is fixed)")
+        return [Split(np.arange(data.n_data), np.zeros(0, np.int64),
+                      np.arange(data.n_data, n), cfg.seed, "external-test", n)]
+    parsed = parse_scheme(cfg.split)
+    if parsed.kind == "kfold":
+        return kfold_splits(data.y, k=parsed.k, seed=cfg.seed)  # type: ignore[arg-type]
+    return [make_split(data.y, cfg.split, seed=cfg.seed)]
+
+
+def check_leakage(cfg: BenchmarkConfig, data: LoadedData, folds: Sequence[Any]
+                  ) -> tuple[LeakageSummary, list[str]]:
+    """Exact and near duplicates between the train and test sides of the split(s)."""
+    from wbc_classic.leakage import find_duplicates, find_leakage
+
+    method = f"pixel SHA-256 (exact) + pHash Hamming <= {cfg.leakage_max_distance}/64 (near)"
+    notes: list[str] = []
+    if len(folds) == 1:
+        f = folds[0]
+        train = np.sort(np.concatenate([f.train, f.val]))
+        rep = find_leakage([data.paths[i] for i in train], [data.paths[i] for i in f.test],
+                           max_distance=cfg.leakage_max_distance, n_jobs=max(1, cfg.n_jobs))
+        ex = [(data.rel(int(train[i])), data.rel(int(f.test[j])))
+              for i, j in rep.exact_pairs[:5]]
+        ex += [(data.rel(int(train[i])), data.rel(int(f.test[j])))
+               for i, j, _ in rep.near_pairs[:5]]
+        n_fail = len(rep.train_failures) + len(rep.test_failures)
+        if n_fail:
+            notes.append(f"leakage check: {n_fail} unreadable image(s) could not be compared")
+        return LeakageSummary(exact=rep.n_exact, near=rep.n_near, method=method,
+                              leaked_test=rep.n_leaked_test, examples=tuple(ex[:10])), notes
+    # k-fold: duplicates within the whole set; a pair leaks when its two images are in
+    # different folds (then one of them is in the training part of the other's fold).
+    rep = find_duplicates(data.paths, max_distance=cfg.leakage_max_distance,
+                          n_jobs=max(1, cfg.n_jobs))
+    fold_of = np.empty(len(data.paths), np.int64)
+    for k, f in enumerate(folds):
+        fold_of[f.test] = k
+    ex_pairs = [(int(i), int(j)) for i, j in rep.exact_pairs if fold_of[i] != fold_of[j]]
+    near_pairs = [(int(i), int(j)) for i, j, _ in rep.near_pairs if fold_of[i] != fold_of[j]]
+    leaked = {i for p in ex_pairs + near_pairs for i in p}
+    examples = [(data.rel(i), data.rel(j)) for i, j in (ex_pairs + near_pairs)[:10]]
+    within = rep.n_exact + rep.n_near - len(ex_pairs) - len(near_pairs)
+    if within:
+        notes.append(f"leakage check: {within} duplicate pair(s) fall inside one fold "
+                     "(harmless for scoring)")
+    return LeakageSummary(exact=len(ex_pairs), near=len(near_pairs),
+                          method=method + ", across folds", leaked_test=len(leaked),
+                          examples=tuple(examples)), notes
+
+
+# --------------------------------------------------------------------------------------------
+# segmentation scores
+# --------------------------------------------------------------------------------------------
+def segmentation_section(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> Section | None:
+    """Dice/IoU of the classical segmenter against ground-truth masks, as a report table."""
+    if cfg.seg_images <= 0:
+        return None
+    from wbc_classic.datasets import load_segmentation_set
+    from wbc_classic.seg_eval import evaluate_segmentation_set
+
+    if cfg.seg_data:
+        root, what = Path(cfg.seg_data), f"ground truth from {cfg.seg_data}"
+    elif cfg.preset == "synthetic" and not cfg.data:
+        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.synthetic import write_segmentation_set
+
+        root = cache / "synthetic" / f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}" \
+                                     f"-seed{cfg.seed}"
+        if not (root / "complete.json").is_file():
+            write_segmentation_set(root, cfg.seg_images, seed=cfg.seed, size=cfg.synthetic_size)
+            atomic_write_text(root / "complete.json", "{}")
+        what = ("SYNTHETIC cells with exact masks (wbc_classic.synthetic."
+                "write_segmentation_set)")
+    else:
+        root = shared_data_root() / "cellavision_seg"
+        what = "cellavision_seg (Zheng et al. 2018, 255 nucleus / 128 cytoplasm masks)"
+    if not root.is_dir():
+        log.say(f"segmentation scoring skipped: {root} not found")
+        return Section("Segmentation", [{"note": f"skipped: {root} not found"}])
+    samples = load_segmentation_set(root)[:cfg.seg_images]
+    rep = evaluate_segmentation_set(samples)
+    keys = ("nucleus_dice", "nucleus_iou", "cell_dice", "cell_iou")
+
+    def row(name: str, rows: list[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"images": name, "n": len(rows),
+                               "found": f"{sum(r.found for r in rows)}/{len(rows)}"}
+        for k in keys:
+            v = np.array([getattr(r, k) for r in rows], float)
+            out[k.replace("_", " ")] = (f"{v.mean():.3f} +- {v.std(ddof=1):.3f}" if len(v) > 1
+                                        else f"{v.mean():.3f}")
+        return out
+
+    rows = [row("all", rep.rows)]
+    labels = sorted({r.label for r in rep.rows if r.label})
+    rows += [row(lab, [r for r in rep.rows if r.label == lab]) for lab in labels]
+    s = rep.summary
+    note = (f"segmentation.segment vs {what}: Dice and IoU per image, mean +- sd over images "
+            f"(a cell not found scores 0). {s['images_per_second']:.1f} images/s "
+            f"(segmentation only).")
+    log.say(f"segmentation: nucleus Dice {s['nucleus_dice']:.3f}, cell Dice "
+            f"{s['cell_dice']:.3f} on {s['n_images']} images")
+    return Section("Segmentation scores", rows, note)
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------------------------
+def _score_failed(pred: np.ndarray, score: np.ndarray, idx: np.ndarray, y: np.ndarray) -> None:
+    """Failed test images count as errors: a wrong class, uniform probabilities."""
+    k = score.shape[1]
+    pred[idx] = (y[idx] + 1) % k
+    score[idx] = 1.0 / k
+
+
+def _misclassified(data: LoadedData, test: np.ndarray, pred: np.ndarray, score: np.ndarray,
+                   limit: int = 24) -> list[Misclassified]:
+    wrong = test[pred[test] != data.y[test]][:limit]
+    return [Misclassified(str(data.paths[i]), int(data.y[i]), int(pred[i]),
+                          float(score[i, pred[i]]), data.rel(int(i))) for i in wrong]
+
+
+@dataclass
+class _Scored:
+    """Pooled predictions of one model over all folds."""
+
+    name: str
+    family: str
+    pred: np.ndarray
+    score: np.ndarray
+    train_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    n_predicted: int = 0
+    peak_rss: int = 0
+    model_bytes: int | None = None
+    fold_acc: list[float] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _peak(*ms: Any) -> int:
+    return max((m.rss_peak_bytes or 0) for m in ms)
+
+
+# --------------------------------------------------------------------------------------------
+# classical family
+# --------------------------------------------------------------------------------------------
+def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
+                  folds: Sequence[Any], cache: Path, out: Path, log: StageLog,
+                  failures: list[dict[str, Any]]) -> list[_Scored]:
+    """Extract (cached) features once, then fit and score every classifier on every fold."""
+    from wbc_classic.extraction import extract_features
+    from wbc_classic.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.model import WBCModel
+
+    n, k = len(data.paths), len(data.classes)
+    with log.stage("classical: read + segment + features") as st:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ext = extract_features(data.paths, n_jobs=cfg.n_jobs, cache_dir=cache,
+                                   progress=cfg.progress)
+        dt = time.perf_counter() - t0
+        not_found = int((ext.ok & ~ext.found).sum())
+        st["detail"] = (f"{n} images, {ext.n_cached} from the cache, "
+                        f"{len(ext.failures)} failed, {not_found} without a segmented cell, "
+                        f"{ext.X.shape[1]} features ({dt / max(n, 1) * 1000:.1f} ms/image "
+                        f"with {cfg.n_jobs} job(s))")
+    for f in ext.failures:
+        failures.append({"family": "classical", "file": data.rel(f.index), "stage": f.stage,
+                         "reason": f.reason})
+    ok = ext.ok
+    X = ext.X
+
+    # end-to-end front-end cost, measured once on a few test files (uncached, one process)
+    test_all = np.unique(np.concatenate([f.test for f in folds]))
+    probe = [int(i) for i in test_all if ok[i]][:cfg.throughput_images]
+    front = float("nan")
+    if probe:
+        fe_model = WBCModel(n_jobs=1)
+        t0 = time.perf_counter()
+        fe_model.transform([data.paths[i] for i in probe])
+        front = (time.perf_counter() - t0) / len(probe)
+        log.say(f"classical front end (decode + segment + features): "
+                f"{front * 1000:.1f} ms/image on {len(probe)} test images")
+
+    results = []
+    models_dir = out / "models"
+    for name in names:
+        sc = _Scored(name, "classical", np.zeros(n, np.int64), np.zeros((n, k)))
+        with log.stage(f"classical: {name}") as st:
+            model = None
+            for fold in folds:
+                tr = np.sort(np.concatenate([fold.train, fold.val]))
+                tr = tr[ok[tr]]
+                te = fold.test
+                te_ok, te_bad = te[ok[te]], te[~ok[te]]
+                model = WBCModel(name, n_jobs=cfg.n_jobs, seed=cfg.seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # convergence chatter of small folds
+                    _, m_fit = measure_call(model.fit_features, X[tr], data.y[tr],
+                                            data.classes, cv=0)
+                    proba, m_pred = time_inference(model.predict_proba_features, X[te_ok],
+                                                   repeats=3, trace_python=False)
+                sc.score[te_ok] = proba
+                sc.pred[te_ok] = proba.argmax(1)
+                _score_failed(sc.pred, sc.score, te_bad, data.y)
+                sc.train_seconds += m_fit.seconds
+                sc.predict_seconds += m_pred.seconds
+                sc.n_predicted += len(te_ok)
+                sc.peak_rss = max(sc.peak_rss, _peak(m_fit, m_pred))
+                sc.fold_acc.append(float(np.mean(sc.pred[te] == data.y[te])))
+            assert model is not None
+            path = model.save(models_dir / f"{name}.skops")
+            sc.model_bytes = model_size_bytes(path)
+            sc.params = {"classifier": name, "n_features": int(X.shape[1]),
+                         "n_train": int(len(tr)), "saved_model": str(path)}
+            sc.notes += ["training time: classifier fit on cached features (feature "
+                         "extraction is the separate 'read + segment + features' stage)"]
+            if len(folds) > 1:
+                sc.notes.append(f"k-fold: {len(folds)} fits, out-of-fold predictions pooled; "
+                                "the saved model is the last fold's")
+            st["detail"] = f"accuracy {np.mean(sc.fold_acc):.3f}, fit {sc.train_seconds:.2f} s"
+        clf_per_img = sc.predict_seconds / max(sc.n_predicted, 1)
+        sc.params["throughput_front_end_ms"] = round(front * 1000, 2) if math.isfinite(front) \
+            else None
+        sc.params["throughput_classifier_ms"] = round(clf_per_img * 1000, 4)
+        sc.params["_throughput"] = 1.0 / (front + clf_per_img) if math.isfinite(front) else None
+        results.append(sc)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# deep family
+# --------------------------------------------------------------------------------------------
+def _torch_available() -> str | None:
+    """None when torch and torchvision import, else the reason."""
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
+             folds: Sequence[Any], cache: Path, out: Path, log: StageLog,
+             failures: list[dict[str, Any]]) -> list[_Scored]:
+    """Decode + resize once (cached), then train and score every deep model on every fold."""
+    import torch
+
+    from deep.cache import build_cache, resize_square
+    from deep.data import ArrayDataset, build_augmentation, channel_stats, stratified_holdout
+    from deep.models import get_model
+    from deep.predict import predict_proba
+    from deep.train import TrainConfig, fit, set_seed
+    from wbc_classic.imageio import read_image
+    from wbc_classic.metrics import measure_call, model_size_bytes, time_inference
+
+    threads = (os.cpu_count() or 1) if cfg.n_jobs < 0 else max(1, cfg.n_jobs)
+    torch.set_num_threads(threads)
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    n, k = len(data.paths), len(data.classes)
+    with log.stage(f"deep: decode + resize to {cfg.img_size} px") as st:
+        t0 = time.time()
+        cached = build_cache(data.paths, cfg.img_size, cache_dir=cache / "deep",
+                             on_error="skip", progress=cfg.progress)
+        reused = cached.path.stat().st_mtime < t0
+        st["detail"] = (f"{n} images, {'read from the cache' if reused else 'decoded'}, "
+                        f"{len(cached.errors)} failed")
+    for i, msg in sorted(cached.errors.items()):
+        failures.append({"family": "deep", "file": data.rel(i), "stage": "read",
+                         "reason": msg})
+    ok = np.asarray(cached.ok)
+    images = cached.images
+
+    test_all = np.unique(np.concatenate([f.test for f in folds]))
+    probe = [int(i) for i in test_all if ok[i]][:cfg.throughput_images]
+    front = float("nan")
+    if probe:
+        t0 = time.perf_counter()
+        for i in probe:
+            resize_square(read_image(data.paths[i]), cfg.img_size)
+        front = (time.perf_counter() - t0) / len(probe)
+        log.say(f"deep front end (decode + resize): {front * 1000:.1f} ms/image on "
+                f"{len(probe)} test images")
+
+    results = []
+    for name in names:
+        kwargs = dict(cfg.deep_model_kwargs.get(name, {}))
+        sc = _Scored(name, "deep", np.zeros(n, np.int64), np.zeros((n, k)))
+        with log.stage(f"deep: {name} ({cfg.epochs} epoch(s), {cfg.img_size} px, "
+                       f"{device})") as st:
+            model = None
+            epochs_run: list[int] = []
+            for fi, fold in enumerate(folds):
+                tr = fold.train[ok[fold.train]]
+                va = fold.val[ok[fold.val]]
+                if len(va) == 0:
+                    keep, hold = stratified_holdout(data.y[tr], 0.1, seed=cfg.seed)
+                    tr, va = tr[keep], tr[hold]
+                te = fold.test
+                te_ok, te_bad = te[ok[te]], te[~ok[te]]
+                set_seed(cfg.seed)
+                model = get_model(name, num_classes=k, img_size=cfg.img_size, **kwargs)
+                mean, std = channel_stats(images[np.sort(tr)])
+                meta = {"model": name, "model_kwargs": kwargs, "classes": list(data.classes),
+                        "img_size": cfg.img_size, "mean": list(mean), "std": list(std)}
+                tcfg = TrainConfig(model=name, img_size=cfg.img_size, epochs=cfg.epochs,
+                                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                   device=device, progress=cfg.progress,
+                                   max_minutes=cfg.deep_max_minutes,
+                                   warmup_epochs=min(1.0, cfg.epochs / 4))
+                train_ds = ArrayDataset(images, data.y, tr, transform=build_augmentation())
+                val_ds = ArrayDataset(images, data.y, va) if len(va) else None
+                ck = out / "deep" / (name if len(folds) == 1 else f"{name}-fold{fi}")
+                if (ck / "metrics.jsonl").exists():
+                    (ck / "metrics.jsonl").unlink()
+                hist, m_fit = measure_call(fit, model, train_ds, val_ds, tcfg, meta=meta,
+                                           out=ck, device=torch.device(device))
+                epochs_run.append(len(hist["history"]))
+                if (ck / "best.pt").is_file():
+                    from deep.checkpoint import load_checkpoint
+
+                    model.load_state_dict(load_checkpoint(ck / "best.pt")["state_dict"])
+                model.eval()
+                x_te = np.asarray(images[te_ok])
+
+                def predict(x: np.ndarray, _m: Any = model, _meta: dict = meta) -> np.ndarray:
+                    return predict_proba(_m, x, _meta, batch_size=256, device=device)
+
+                proba, m_pred = time_inference(predict, x_te, repeats=3, trace_python=False)
+                proba = np.asarray(proba, np.float64)
+                sc.score[te_ok] = proba
+                sc.pred[te_ok] = proba.argmax(1)
+                _score_failed(sc.pred, sc.score, te_bad, data.y)
+                sc.train_seconds += m_fit.seconds
+                sc.predict_seconds += m_pred.seconds
+                sc.n_predicted += len(te_ok)
+                sc.peak_rss = max(sc.peak_rss, _peak(m_fit, m_pred))
+                sc.fold_acc.append(float(np.mean(sc.pred[te] == data.y[te])))
+            assert model is not None
+            sc.model_bytes = model_size_bytes(model)
+            sc.params = {"img_size": cfg.img_size, "epochs": cfg.epochs,
+                         "epochs_run": epochs_run, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                         "n_parameters": int(sum(p.numel() for p in model.parameters())),
+                         "device": device, **({"kwargs": kwargs} if kwargs else {})}
+            sc.notes.append("trained on the split's train part minus a stratified 10% "
+                            "early-stopping hold-out (the split's val part when it has one); "
+                            "weights of the epoch with the lowest validation loss")
+            if len(folds) > 1:
+                sc.notes.append(f"k-fold: {len(folds)} trainings, out-of-fold predictions "
+                                "pooled")
+            st["detail"] = (f"accuracy {np.mean(sc.fold_acc):.3f}, train "
+                            f"{sc.train_seconds:.1f} s, epochs {epochs_run}")
+        per_img = sc.predict_seconds / max(sc.n_predicted, 1)
+        sc.params["throughput_front_end_ms"] = round(front * 1000, 2) if math.isfinite(front) \
+            else None
+        sc.params["throughput_model_ms"] = round(per_img * 1000, 4)
+        sc.params["_throughput"] = 1.0 / (front + per_img) if math.isfinite(front) else None
+        results.append(sc)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RunOutput:
+    """What :func:`run` produced.
+
+    Attributes
+    ----------
+    out : Path
+    paths : dict of str to Path
+        ``csv, json, markdown, html, config, environment`` (and ``figures``).
+    results : list of ModelResult
+        One per model, in table order.
+    test_indices : dict of str to ndarray of int64
+        Per model, the data indices it was scored on (all identical by construction).
+    split : list of Split
+    data : LoadedData
+    leakage : LeakageSummary
+    stages : list of dict
+        Stage timings.
+    """
+
+    out: Path
+    paths: dict[str, Path]
+    results: list[ModelResult]
+    test_indices: dict[str, np.ndarray]
+    split: list[Any]
+    data: LoadedData
+    leakage: LeakageSummary
+    stages: list[dict[str, Any]]
+
+
+def run(cfg: BenchmarkConfig, *, command: str | None = None, log: StageLog | None = None
+        ) -> RunOutput:
+    """Run the benchmark described by ``cfg`` and write its outputs.
+
+    Parameters
+    ----------
+    cfg : BenchmarkConfig
+    command : str, optional
+        The command line to record (default: this process's).
+    log : StageLog, optional
+
+    Returns
+    -------
+    RunOutput
+    """
+    from benchmarks.environment import capture_environment
+    from wbc_classic.atomic import atomic_write_text
+    from wbc_classic.metrics import evaluate
+
+    log = log or StageLog()
+    out = cfg.resolved_out()
+    cache = cfg.resolved_cache()
+    out.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    classical_names, deep_names = resolve_models(cfg.models, cfg.deep_models)
+    notes: list[str] = []
+    sections: list[Section] = []
+    failures: list[dict[str, Any]] = []
+    log.say(f"benchmark: preset {cfg.preset}, models {classical_names + deep_names}, "
+            f"split {cfg.split}, seed {cfg.seed}, out {out}, cache {cache}")
+
+    with log.stage("data") as st:
+        data = load_data(cfg, cache, log)
+        counts = np.bincount(data.y[:data.n_data], minlength=len(data.classes))
+        st["detail"] = (f"{data.n_data} images, " + ", ".join(
+            f"{c} {n}" for c, n in zip(data.classes, counts, strict=True))
+            + (f"; {len(data.paths) - data.n_data} test images from {data.test_name}"
+               if data.test_name else ""))
+    notes += data.notes
+    if data.synthetic:
+        notes.insert(0, "SYNTHETIC DATA: every image was generated by wbc_classic.synthetic; "
+                        "these numbers say nothing about performance on real blood smears.")
+
+    with log.stage("split") as st:
+        folds = make_folds(cfg, data)
+        f0 = folds[0]
+        st["detail"] = (f"{f0.scheme}: " + (f"{len(folds)} folds of ~{len(f0.test)} test "
+                                             "images" if len(folds) > 1 else
+                                             f"train {len(f0.train)}, val {len(f0.val)}, "
+                                             f"test {len(f0.test)}"))
+    test_idx = np.unique(np.concatenate([f.test for f in folds]))
+    if len(folds) == 1:
+        folds[0].save(out / "split.json")
+    else:
+        atomic_write_text(out / "split.json", json.dumps([f.to_dict() for f in folds]))
+
+    with log.stage("leakage check") as st:
+        leakage, leak_notes = check_leakage(cfg, data, folds)
+        st["detail"] = leakage.headline()
+    notes += leak_notes
+
+    with log.stage("segmentation scores") as st:
+        try:
+            sec = segmentation_section(cfg, cache, log)
+        except Exception as exc:  # noqa: BLE001 - the classification benchmark goes on
+            sec = Section("Segmentation scores", [{"note": f"failed: {exc}"}])
+            st["detail"] = f"failed: {exc}"
+        if sec is not None:
+            sections.append(sec)
+
+    scored: list[_Scored] = []
+    if classical_names:
+        scored += run_classical(cfg, classical_names, data, folds, cache, out, log, failures)
+    if deep_names:
+        reason = "--no-deep was given" if cfg.no_deep else _torch_available()
+        if reason is None:
+            scored += run_deep(cfg, deep_names, data, folds, cache, out, log, failures)
+        else:
+            msg = (f"deep models skipped ({', '.join(deep_names)}): {reason}"
+                   + ("" if cfg.no_deep else "; install them with pip install "
+                      "'wbc-classic[deep]'"))
+            notes.append(msg)
+            log.say(msg)
+
+    with log.stage("scoring") as st:
+        y_true = data.y[test_idx]
+        results = []
+        test_indices: dict[str, np.ndarray] = {}
+        for s in scored:
+            ev = evaluate(y_true, s.pred[test_idx], s.score[test_idx],
+                          class_names=data.classes, n_resamples=cfg.n_resamples,
+                          seed=cfg.seed)
+            thr = s.params.pop("_throughput", None)
+            results.append(ModelResult(
+                name=s.name, family=s.family, evaluation=ev, y_pred=s.pred[test_idx],
+                y_score=s.score[test_idx], train_seconds=s.train_seconds, throughput=thr,
+                model_bytes=s.model_bytes, peak_memory_bytes=s.peak_rss or None,
+                misclassified=_misclassified(data, test_idx, s.pred, s.score),
+                params=s.params, notes=s.notes))
+            test_indices[s.name] = test_idx.copy()
+        st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images"
+
+    n_fail_test = {fam: sum(1 for f in failures if f["family"] == fam) for fam in
+                   ("classical", "deep")}
+    if failures:
+        notes.append("images that failed are scored as errors (a wrong class, uniform "
+                     "probabilities) and listed in the 'Failed images' table: "
+                     + ", ".join(f"{fam} {n}" for fam, n in n_fail_test.items() if n))
+        sections.append(Section("Failed images", failures[:200],
+                                f"{len(failures)} failure(s); test images among them are "
+                                "scored as errors, training images are left out of training"))
+    if len(folds) > 1:
+        sections.append(Section("Per-fold accuracy (k-fold)", [
+            {"model": s.name, "family": s.family,
+             **{f"fold {i}": round(a, 4) for i, a in enumerate(s.fold_acc)},
+             "mean +- sd": f"{np.mean(s.fold_acc):.4f} +- {np.std(s.fold_acc, ddof=1):.4f}"}
+            for s in scored],
+            "The main table scores the pooled out-of-fold predictions (every image predicted "
+            "once by a model that did not train on it); here each fold's accuracy."))
+    notes.append("throughput = cells/s from the image file to the class: front end (decode + "
+                 "segment + features, or decode + resize) timed on "
+                 f"{cfg.throughput_images} test files in one process, plus the model's "
+                 "prediction time on the whole test set")
+    notes.append("peak memory = resident-set high-water mark of the process during the "
+                 "model's training and prediction calls (includes the interpreter's baseline)")
+
+    with log.stage("report") as st:
+        stage_rows = [dict(r) for r in log.rows]
+        sections.append(Section("Run stages", stage_rows,
+                                "Wall time of each stage (a second run with the same "
+                                "settings reads features and decoded images from the cache)."))
+        env = capture_environment(seed=cfg.seed, command=command,
+                                  extra={"device": cfg.device, "n_jobs": cfg.n_jobs})
+        split_info: Any = folds[0] if len(folds) == 1 else {
+            "scheme": folds[0].scheme, "seed": cfg.seed, "folds": len(folds),
+            "n_test_pooled": int(len(test_idx))}
+        n_train = None if len(folds) > 1 else int(len(folds[0].train))
+        n_val = None if len(folds) > 1 else int(len(folds[0].val))
+        dataset = DatasetInfo(name=data.name, synthetic=data.synthetic,
+                              description=data.description, root=data.root,
+                              test_name=data.test_name, n_train=n_train, n_val=n_val,
+                              n_test=int(len(test_idx)))
+        if not results:
+            raise RuntimeError("no model was run: " + "; ".join(notes[-3:]))
+        paths = write_report(out, results, class_names=data.classes, dataset=dataset,
+                             leakage=leakage, split=split_info, seed=cfg.seed,
+                             command=env.get("command"), environment=env, y_true=y_true,
+                             sections=sections, notes=notes, config=cfg.to_dict(),
+                             title="wbc-classic benchmark"
+                                   + (" (SYNTHETIC DATA)" if data.synthetic else ""))
+        paths["config"] = out / "config.yaml"
+        paths["environment"] = out / "environment.json"
+        atomic_write_text(paths["environment"], json.dumps(env, indent=1, default=str) + "\n")
+        st["detail"] = f"{out}"
+    return RunOutput(out, paths, results, test_indices, list(folds), data, leakage, log.rows)
+
+
+def summary_table(results: Sequence[ModelResult]) -> str:
+    """A plain-text table of the main numbers, for the terminal."""
+    head = f"{'model':<14}{'family':<10}{'acc':>7}{'bal.acc':>9}{'F1':>7}{'AUC':>7}" \
+           f"{'kappa':>7}{'train s':>9}{'cells/s':>9}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        m = r.evaluation.metrics
+
+        def f(x: float) -> str:
+            return f"{x:.3f}" if math.isfinite(x) else "n/a"
+
+        lines.append(f"{r.name:<14}{r.family:<10}{f(m['accuracy'].value):>7}"
+                     f"{f(m['balanced_accuracy'].value):>9}{f(m['f1_macro'].value):>7}"
+                     f"{f(m['roc_auc_macro'].value):>7}{f(m['cohen_kappa'].value):>7}"
+                     f"{(r.train_seconds or 0):>9.2f}"
+                     f"{(r.throughput or float('nan')):>9.1f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m benchmarks.run`` argument parser (every default is SUPPRESSed, so only
+    the flags actually given override the preset and the config file)."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", argument_default=argparse.SUPPRESS,
+        description="Benchmark the classical and the deep leukocyte classifiers on one split: "
+                    "one table with 95%% bootstrap CIs, per-class tables, confusion matrices, "
+                    "McNemar, leakage check, segmentation scores; writes results.csv/json, "
+                    "report.md/html, config.yaml. Without arguments: a synthetic-data run.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--config", metavar="FILE", help="YAML or TOML file with the same settings as the flags "
+      "(flags override it); the config.yaml of an earlier run repeats it")
+    a("--preset", choices=["synthetic", "pbc8", "pbc5", "custom"],
+      help="synthetic (default), pbc8/pbc5 (../shared/data/pbc or $WBC_SHARED_DATA, or --data)")
+    a("--data", metavar="DIR", help="class-per-folder image set")
+    a("--test-data", metavar="DIR", help="separate test set (class folders or a segmentation "
+      "set with labels in manifest.csv): train on --data, test here (domain shift)")
+    a("--classes", help="comma-separated classes in label order, or pbc8 / pbc5")
+    a("--models", help="comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
+      "random-forest, mlp, any deep zoo name, or the groups classical, deep, all")
+    a("--split", help="80/20 (default), 90/10, 50/25/25 or kfold:K (pooled out-of-fold)")
+    a("--img-size", type=int, help="deep input side in pixels")
+    a("--epochs", type=int, help="deep training epochs")
+    a("--batch-size", type=int, help="deep batch size")
+    a("--lr", type=float, help="deep learning rate")
+    a("--deep-max-minutes", type=float, help="time budget per deep model and fold")
+    a("--device", help="torch device (cpu, cuda, cuda:1); default CUDA when available")
+    a("--n-jobs", type=int, help="parallel workers (features, hashing, classifiers, torch "
+      "threads)")
+    a("--seed", type=int, help="seed of split, data, models and bootstrap")
+    a("--out", metavar="DIR", help="output folder (default runs/benchmark-<preset>-<seed>)")
+    a("--cache-dir", metavar="DIR", help="cache folder (default $WBC_CACHE_DIR or .wbc_cache)")
+    a("--no-deep", action="store_true", help="skip the deep models")
+    a("--quick", action="store_true", help="a small fast run (smoke test)")
+    a("--n-per-class", type=int, help="synthetic cells per class")
+    a("--synthetic-size", type=int, help="synthetic crop side in pixels")
+    a("--max-per-class", type=int, help="use at most N images per class (seeded subsample)")
+    a("--seg-images", type=int, help="images for the segmentation scores (0 skips)")
+    a("--seg-data", metavar="DIR", help="segmentation ground-truth set for the scores")
+    a("--n-resamples", type=int, help="bootstrap resamples (default 1000)")
+    a("--throughput-images", type=int, help="test files timed end to end")
+    a("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    a("--print-config", action="store_true",
+      help="print the effective configuration as YAML and exit")
+    return p
+
+
+def config_from_argv(argv: Sequence[str] | None = None) -> tuple[BenchmarkConfig, bool]:
+    """Parse the command line into the effective config; also returns ``--print-config``."""
+    ns = vars(build_parser().parse_args(argv))
+    print_only = bool(ns.pop("print_config", False))
+    file_settings = load_config_file(ns.pop("config")) if "config" in ns else {}
+    return build_config(ns, file_settings), print_only
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m benchmarks.run``; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg, print_only = config_from_argv(argv)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if print_only:
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    command = None
+    if argv is not None:
+        from benchmarks.environment import command_line
+
+        command = command_line([sys.executable, "-m", "benchmarks.run", *argv])
+    try:
+        res = run(cfg, command=command)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(res.leakage.headline())
+    print(summary_table(res.results))
+    print(f"\nreport: {res.paths['html']}\n        {res.paths['markdown']}\n"
+          f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
