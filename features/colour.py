@@ -206,14 +206,14 @@ def colour_features(image: np.ndarray, seg: Segmentation, *,
     Returns
     -------
     dict of str to float
-        ``colour_{region}_{channel}_{stat}`` for region in (nucleus, cytoplasm), each of
+        ``colour_{region}_{channel}_{stat}`` for region in (nucleus, cytoplasm, cell), each of
         :data:`CHANNELS` and :data:`STATS`; then ``colour_nc_{channel}_diff`` (nucleus mean
         minus cytoplasm mean); then the :func:`granularity_features`. Zeros for empty regions.
     """
     crop = _crop if _crop is not None else crop_cell(image, seg)
     out: dict[str, float] = {}
     means = {}
-    for region in _REGIONS:
+    for region in (*_REGIONS, "cell"):
         mask = crop.region(region)
         stats = colour_statistics(crop.rgb[mask])
         means[region] = stats[:, 0] if mask.any() else None

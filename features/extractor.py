@@ -45,6 +45,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         Pixel distances of the co-occurrence pairs.
     lbp : tuple of (int, float), default ((8, 1.0), (16, 2.0))
         (points, radius) of each uniform LBP operator.
+    ldp_rotation_invariant : bool, default False
+        LDP as 7-bin histograms of rotation classes instead of 56-bin histograms of codes
+        (see :func:`features.ldp_features`).
     um_per_pixel : float or None, default None
         Physical pixel size. None: absolute geometric sizes in pixels; a number: in micrometres
         (see :mod:`features.geometry`). Hook for the physical scale of mixed-source data.
@@ -66,11 +69,13 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def __init__(self, families: Sequence[str] = FAMILIES, glcm_levels: int = 32,
                  glcm_distances: Sequence[int] = (1, 2, 4),
                  lbp: Sequence[tuple[int, float]] = ((8, 1.0), (16, 2.0)),
+                 ldp_rotation_invariant: bool = False,
                  um_per_pixel: float | None = None) -> None:
         self.families = families
         self.glcm_levels = glcm_levels
         self.glcm_distances = glcm_distances
         self.lbp = lbp
+        self.ldp_rotation_invariant = ldp_rotation_invariant
         self.um_per_pixel = um_per_pixel
 
     # -- helpers ---------------------------------------------------------------------------
@@ -91,7 +96,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                 im, sg, um_per_pixel=um, _crop=c),
             "texture": lambda im, sg, c: texture_features(
                 im, sg, levels=int(self.glcm_levels), distances=distances, lbp=lbp, _crop=c),
-            "ldp": lambda im, sg, c: ldp_features(im, sg, _crop=c),
+            "ldp": lambda im, sg, c: ldp_features(
+                im, sg, rotation_invariant=bool(self.ldp_rotation_invariant), _crop=c),
             "colour": lambda im, sg, c: colour_features(im, sg, _crop=c),
         }
         return [(name, table[name]) for name in self._enabled()]

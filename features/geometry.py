@@ -28,7 +28,7 @@ import numpy as np
 from features._common import CellCrop, crop_cell, safe_div
 from segmentation.result import Segmentation
 
-__all__ = ["geometry_features", "count_lobes", "region_shape"]
+__all__ = ["geometry_features", "count_lobes", "region_shape", "fourier_descriptors"]
 
 _SHAPE_KEYS = ("area", "perimeter", "equivalent_diameter", "major_axis", "minor_axis",
                "eccentricity", "circularity", "solidity", "convexity", "extent")
@@ -113,17 +113,18 @@ def count_lobes(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
     n_lobes, n_components : int
         Both 0 for an empty mask.
     """
-    n_lobes, n_components, _ = _lobe_stats(mask, levels, min_fraction)
+    n_lobes, n_components, _, _ = _lobe_stats(mask, levels, min_fraction)
     return n_lobes, n_components
 
 
 def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
-                min_fraction: float = 0.02) -> tuple[int, int, float]:
-    """(n_lobes, n_components, maximal distance to the boundary of the hole-filled mask)."""
+                min_fraction: float = 0.02) -> tuple[int, int, float, float]:
+    """(n_lobes, n_components, max and mean distance to the boundary of the hole-filled
+    mask)."""
     m8 = mask.astype(np.uint8)
     area = int(np.count_nonzero(m8))
     if area == 0:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, 0.0
     n, _, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
     n_components = int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_fraction * area))
     # lobes describe the outline: fill holes (pale chromatin) before the distance transform
@@ -139,7 +140,8 @@ def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
         core = (dist > level * dmax).astype(np.uint8)
         _, _, cstats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
         n_lobes = max(n_lobes, int(np.count_nonzero(cstats[1:, cv2.CC_STAT_AREA] >= min_core)))
-    return max(n_lobes, 1 if n_components else 0), n_components, dmax
+    dmean = float(dist[filled > 0].mean())
+    return max(n_lobes, 1 if n_components else 0), n_components, dmax, dmean
 
 
 def _log_hu(mask: np.ndarray) -> np.ndarray:
@@ -198,9 +200,10 @@ def geometry_features(image: np.ndarray, seg: Segmentation, *,
         Always the same keys in the same order: ``cell_*`` and ``nucleus_*`` shape
         measurements (see :func:`region_shape`), ``cytoplasm_area``, ``nucleus_cell_area_ratio``,
         ``nucleus_cell_diameter_ratio``, ``nucleus_centroid_offset``, ``nucleus_lobes``,
-        ``nucleus_components``, ``nucleus_thickness``, ``nucleus_convexity_defects``,
-        ``cell_hu1..7``, ``nucleus_hu1..7`` and ``nucleus_zernike01..24``. Zeros for missing
-        regions.
+        ``nucleus_components``, ``nucleus_thickness``, ``nucleus_mean_thickness``,
+        ``nucleus_convexity_defects``, ``cell_hu1..7``, ``nucleus_hu1..7``, Fourier descriptors
+        ``cell_fd1..8`` and ``nucleus_fd1..8`` (see :func:`fourier_descriptors`) and
+        ``nucleus_zernike01..24``. Zeros for missing regions.
     """
     crop = _crop if _crop is not None else crop_cell(image, seg)
     if um_per_pixel is not None and not (um_per_pixel > 0 and math.isfinite(um_per_pixel)):
@@ -230,21 +233,70 @@ def geometry_features(image: np.ndarray, seg: Segmentation, *,
         dist = math.hypot(nr.mean() - cr.mean(), nc.mean() - cc.mean())
         offset = safe_div(dist, cell["equivalent_diameter"] / 2.0)
     out["nucleus_centroid_offset"] = offset
-    n_lobes, n_components, dmax = _lobe_stats(crop.nucleus)
+    n_lobes, n_components, dmax, dmean = _lobe_stats(crop.nucleus)
     out["nucleus_lobes"] = float(n_lobes)
     out["nucleus_components"] = float(n_components)
     # largest inscribed disk's diameter over the equivalent diameter: 1 for a disk, small for
     # thin, lobed or band-shaped nuclei
     out["nucleus_thickness"] = min(safe_div(2.0 * max(dmax - 0.5, 0.0),
                                             nuc["equivalent_diameter"]), 1.0)
+    # mean distance to the boundary over the equivalent diameter: 1/3 for a disk
+    out["nucleus_mean_thickness"] = min(safe_div(2.0 * dmean, nuc["equivalent_diameter"]), 1.0)
     out["nucleus_convexity_defects"] = float(_convexity_defects(crop.nucleus))
     for name in ("cell", "nucleus"):
         for i, v in enumerate(_log_hu(crop.region(name)), start=1):
             out[f"{name}_hu{i}"] = float(v)
+    for name in ("cell", "nucleus"):
+        for i, v in enumerate(fourier_descriptors(crop.region(name)), start=1):
+            out[f"{name}_fd{i}"] = float(v)
     # |Z00| is constant (the area normalisation), so it is left out
     for i, v in enumerate(_zernike(crop.nucleus)[1:], start=1):
         out[f"nucleus_zernike{i:02d}"] = float(v)
     return out
+
+
+def fourier_descriptors(mask: np.ndarray, n_harmonics: int = 8,
+                        n_points: int = 64) -> np.ndarray:
+    """Fourier descriptors of the outline of the largest component of a mask.
+
+    The centroid-distance signature of the outer boundary, resampled at ``n_points`` equally
+    spaced arc-length positions, is Fourier transformed; the magnitudes of harmonics
+    1..``n_harmonics`` divided by the mean distance are invariant to translation, rotation,
+    scale and starting point. A disk gives ~0; lobes and indentations raise the harmonics.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+    n_harmonics, n_points : int
+
+    Returns
+    -------
+    ndarray of float64, shape (n_harmonics,)
+        Zeros for an empty or tiny mask.
+    """
+    m8 = mask.astype(np.uint8)
+    if not m8.any():
+        return np.zeros(n_harmonics)
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+    if len(contour) < 8:
+        return np.zeros(n_harmonics)
+    closed = np.vstack([contour, contour[:1]])
+    seg_len = np.hypot(*np.diff(closed, axis=0).T)
+    arc = np.concatenate([[0.0], np.cumsum(seg_len)])
+    if arc[-1] <= 0:
+        return np.zeros(n_harmonics)
+    t = np.linspace(0.0, arc[-1], n_points, endpoint=False)
+    x = np.interp(t, arc, closed[:, 0])
+    y = np.interp(t, arc, closed[:, 1])
+    mom = cv2.moments(m8, binaryImage=True)
+    cx, cy = mom["m10"] / mom["m00"], mom["m01"] / mom["m00"]
+    r = np.hypot(x - cx, y - cy)
+    spectrum = np.abs(np.fft.rfft(r)) / n_points
+    if spectrum[0] <= 0:
+        return np.zeros(n_harmonics)
+    out = spectrum[1:n_harmonics + 1] / spectrum[0]
+    return np.pad(out, (0, n_harmonics - out.size))
 
 
 def _convexity_defects(mask: np.ndarray, min_depth: float = 0.1) -> int:

@@ -21,7 +21,8 @@ import numpy as np
 from features._common import CellCrop, crop_cell, erode, masked_histogram
 from segmentation.result import Segmentation
 
-__all__ = ["ldp_features", "ldp_codes", "kirsch_responses", "KIRSCH", "LDP_CODES"]
+__all__ = ["ldp_features", "ldp_codes", "kirsch_responses", "KIRSCH", "LDP_CODES",
+           "LDP_RI_CLASS"]
 
 _E = np.array([[-3, -3, 5], [-3, 0, 5], [-3, -3, 5]], dtype=np.float32)
 
@@ -51,6 +52,26 @@ LDP_CODES = np.array(sorted(sum(1 << b for b in c) for c in combinations(range(8
                      dtype=np.int64)
 _CODE_TO_BIN = np.full(256, -1, dtype=np.intp)
 _CODE_TO_BIN[LDP_CODES] = np.arange(LDP_CODES.size)
+
+
+def _rotation_classes() -> np.ndarray:
+    def rot(c: int) -> int:
+        return ((c << 1) | (c >> 7)) & 0xFF
+
+    minimal = []
+    for code in LDP_CODES:
+        c, seen = int(code), []
+        for _ in range(8):
+            seen.append(c)
+            c = rot(c)
+        minimal.append(min(seen))
+    classes = sorted(set(minimal))
+    return np.array([classes.index(m) for m in minimal], dtype=np.intp)
+
+
+#: Class (0..6) of each of the 56 LDP bins under circular rotation of the code's bits.
+LDP_RI_CLASS = _rotation_classes()
+_N_RI = int(LDP_RI_CLASS.max()) + 1
 
 
 def kirsch_responses(grey: np.ndarray) -> np.ndarray:
@@ -97,20 +118,25 @@ def ldp_codes(grey: np.ndarray, k: int = 3) -> np.ndarray:
     return code
 
 
-def ldp_features(image: np.ndarray, seg: Segmentation, *,
+def ldp_features(image: np.ndarray, seg: Segmentation, *, rotation_invariant: bool = False,
                  _crop: CellCrop | None = None) -> dict[str, float]:
-    """56-bin LDP histograms of the nucleus and of the cytoplasm.
+    """LDP histograms of the nucleus and of the cytoplasm.
 
     Parameters
     ----------
     image : ndarray of uint8, shape (H, W, 3)
     seg : Segmentation
+    rotation_invariant : bool, default False
+        False: the 56-bin histogram of the codes. True: the 7-bin histogram of the codes'
+        classes under circular bit rotation (a rotation of the cell by a multiple of 45
+        degrees rotates the code's bits), see :data:`LDP_RI_CLASS`.
 
     Returns
     -------
     dict of str to float
-        ``ldp_{region}_{b:02d}`` for b in 0..55 (bin b is code ``LDP_CODES[b]``): fraction of
-        the region's (1-pixel eroded) pixels with that code. Zeros for an empty region.
+        ``ldp_{region}_{b:02d}`` for b in 0..55 (bin b is code ``LDP_CODES[b]``), or with
+        ``rotation_invariant`` ``ldpri_{region}_{k}`` for k in 0..6: fraction of the region's
+        (1-pixel eroded) pixels with that code. Zeros for an empty region.
     """
     crop = _crop if _crop is not None else crop_cell(image, seg)
     inner = {r: erode(crop.region(r), 1) for r in ("nucleus", "cytoplasm")}
@@ -121,6 +147,11 @@ def ldp_features(image: np.ndarray, seg: Segmentation, *,
     out: dict[str, float] = {}
     for region, mask in inner.items():
         hist = masked_histogram(bins, mask, LDP_CODES.size)
-        for b in range(LDP_CODES.size):
-            out[f"ldp_{region}_{b:02d}"] = float(hist[b])
+        if rotation_invariant:
+            ri = np.bincount(LDP_RI_CLASS, weights=hist, minlength=_N_RI)
+            for k in range(_N_RI):
+                out[f"ldpri_{region}_{k}"] = float(ri[k])
+        else:
+            for b in range(LDP_CODES.size):
+                out[f"ldp_{region}_{b:02d}"] = float(hist[b])
     return out

@@ -74,6 +74,22 @@ def test_ellipse_axes_and_eccentricity():
     assert shape["minor_axis"] == pytest.approx(60, rel=0.03)
 
 
+def test_fourier_descriptors():
+    from features.geometry import fourier_descriptors
+
+    round_ = fourier_descriptors(_disk_mask((120, 120), (60, 60), 40))
+    assert np.all(round_ < 0.01)
+    two = _disk_mask((80, 140), (40, 40), 25) | _disk_mask((80, 140), (40, 95), 25)
+    two[38:43, 40:95] = True
+    fd = fourier_descriptors(two)
+    assert fd[1] > 0.1  # the 2nd harmonic of a dumbbell
+    # invariant to scale and rotation (up to digitisation)
+    big = np.kron(two, np.ones((2, 2), bool))
+    np.testing.assert_allclose(fourier_descriptors(big)[:4], fd[:4], atol=0.02)
+    np.testing.assert_allclose(fourier_descriptors(two.T.copy())[:4], fd[:4], atol=0.02)
+    assert not fourier_descriptors(np.zeros((5, 5), bool)).any()
+
+
 def test_empty_mask_shape_is_zero():
     assert all(v == 0 for v in region_shape(np.zeros((10, 10), bool)).values())
 
@@ -215,6 +231,27 @@ def test_ldp_code_of_a_known_patch():
     # -> M0, M6 and the first of the 24s, M1: 1 + 2 + 64 = 67
     patch = np.array([[3, 9, 1], [6, 0, 2], [8, 4, 7]], dtype=np.uint8)
     assert ldp_codes(patch)[1, 1] == 67
+
+
+def test_rotation_invariant_ldp():
+    from features.ldp import LDP_RI_CLASS
+
+    assert np.bincount(LDP_RI_CLASS).tolist() == [8] * 7  # 7 classes of 8 rotations each
+    image, seg = _cell()
+    full = ldp_features(image, seg)
+    ri = ldp_features(image, seg, rotation_invariant=True)
+    assert len(ri) == 14
+    for region in ("nucleus", "cytoplasm"):
+        h = np.array([full[f"ldp_{region}_{b:02d}"] for b in range(56)])
+        np.testing.assert_allclose([ri[f"ldpri_{region}_{k}"] for k in range(7)],
+                                   np.bincount(LDP_RI_CLASS, weights=h), atol=1e-12)
+    # a 90-degree rotation of the image moves codes within their rotation class
+    rot = ldp_features(np.ascontiguousarray(np.rot90(image)),
+                       Segmentation(nucleus=np.rot90(seg.nucleus), cell=np.rot90(seg.cell)),
+                       rotation_invariant=True)
+    assert rot == pytest.approx(ri, abs=0.02)
+    fx = FeatureExtractor(families=("ldp",), ldp_rotation_invariant=True)
+    assert fx.get_feature_names_out().size == 3 + 14
 
 
 def test_ldp_codes_have_three_bits_and_histograms_sum_to_one():
