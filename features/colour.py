@@ -133,14 +133,28 @@ def colour_statistics(rgb_pixels: np.ndarray) -> np.ndarray:
         Rows in the order of :data:`CHANNELS`, columns in the order of :data:`STATS`
         (see :func:`histogram_statistics`); zeros when N == 0.
     """
+    return _region_statistics(rgb_pixels, {"all": np.ones(rgb_pixels.shape[0], bool)})["all"]
+
+
+def _region_statistics(rgb_pixels: np.ndarray, groups: dict[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
+    """Statistics (9, 6) of several subsets of the pixels, converting colours only once.
+
+    ``groups`` maps a name to a bool (N,) selection; the name ``"*"`` is not allowed. A group
+    may also be a tuple of names of earlier groups, whose histograms are then added.
+    """
+    n_groups = {k: v for k, v in groups.items() if not isinstance(v, tuple)}
+    out = {k: np.zeros((len(CHANNELS), len(STATS))) for k in groups}
     if rgb_pixels.shape[0] == 0:
-        return np.zeros((len(CHANNELS), len(STATS)))
-    rows = []
-    for codes, n_bins, scale, offset in _channel_codes(rgb_pixels):
-        counts = np.bincount(codes, minlength=n_bins)[:n_bins].astype(np.float64)
+        return out
+    for ci, (codes, n_bins, scale, offset) in enumerate(_channel_codes(rgb_pixels)):
         values = offset + scale * np.arange(n_bins, dtype=np.float64)
-        rows.append(histogram_statistics(counts, values))
-    return np.vstack(rows)
+        counts = {k: np.bincount(codes[sel], minlength=n_bins)[:n_bins].astype(np.float64)
+                  for k, sel in n_groups.items()}
+        for k, sel in groups.items():
+            c = sum(counts[m] for m in sel) if isinstance(sel, tuple) else counts[k]
+            out[k][ci] = histogram_statistics(c, values)
+    return out
 
 
 def granularity_features(image: np.ndarray, seg: Segmentation, *,
@@ -213,9 +227,12 @@ def colour_features(image: np.ndarray, seg: Segmentation, *,
     crop = _crop if _crop is not None else crop_cell(image, seg)
     out: dict[str, float] = {}
     means = {}
+    in_nucleus = crop.nucleus[crop.cell]
+    all_stats = _region_statistics(crop.rgb[crop.cell], {
+        "nucleus": in_nucleus, "cytoplasm": ~in_nucleus, "cell": ("nucleus", "cytoplasm")})
     for region in (*_REGIONS, "cell"):
         mask = crop.region(region)
-        stats = colour_statistics(crop.rgb[mask])
+        stats = all_stats[region]
         means[region] = stats[:, 0] if mask.any() else None
         for ci, ch in enumerate(CHANNELS):
             for si, st in enumerate(STATS):
