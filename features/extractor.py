@@ -182,10 +182,15 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns, ndarray of str (object dtype), shape (n_features,)."""
-        blank = Segmentation.empty(_BLANK_SHAPE)
-        image = np.zeros((*_BLANK_SHAPE, 3), np.uint8)
-        names = list(self.extract_one(image, blank))
-        return np.asarray(names, dtype=object)
+        key = repr(sorted(self.get_params(deep=False).items()))
+        cached = getattr(self, "_names_cache", None)
+        if cached is None or cached[0] != key:
+            blank = Segmentation.empty(_BLANK_SHAPE)
+            image = np.zeros((*_BLANK_SHAPE, 3), np.uint8)
+            names = tuple(self.extract_one(image, blank))
+            cached = (key, names)
+            self._names_cache = cached
+        return np.asarray(cached[1], dtype=object)
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
