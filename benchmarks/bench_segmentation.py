@@ -7,9 +7,12 @@ Run::
     python -m benchmarks.bench_segmentation            # synthetic cells when no data given
 
 Images are decoded before timing; each image is segmented ``--repeat`` times and the
-best of those runs is its time (less noise from other processes), the median over images is
-reported with images per second.  Threads are pinned to one (OMP_NUM_THREADS=1 and
-cv2.setNumThreads(1)) so the figure is per core.  The target of issue 2 is >= 20 images/s.
+best of those runs is its time (less noise from other processes).  Both the wall-clock
+time and the CPU time of this process are measured; the median over images of each is
+reported.  On a shared machine the wall-clock time includes waiting for a core, so the CPU
+time is the per-core cost; on an idle machine the two agree.  Threads are pinned to one
+(OMP_NUM_THREADS=1 and cv2.setNumThreads(1)) so the figure is per core.
+The target of issue 2 is >= 20 images/s.
 """
 
 from __future__ import annotations
@@ -67,32 +70,45 @@ def main(argv: list[str] | None = None) -> int:
 
     images, source = _load_images(args.data, args.n, args.seed)
     segment(images[0])  # warm-up (imports, caches)
-    times, found = [], 0
+    times, cpu_times, found = [], [], 0
     for im in images:
-        best = np.inf
+        best, best_cpu = np.inf, np.inf
         for _ in range(max(1, args.repeat)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             seg = segment(im)
             best = min(best, time.perf_counter() - t0)
+            best_cpu = min(best_cpu, time.process_time() - c0)
         times.append(best)
+        cpu_times.append(best_cpu)
         found += bool(seg.found)
     t = np.asarray(times)
+    tc = np.asarray(cpu_times)
     med = float(np.median(t))
+    med_cpu = float(np.median(tc))
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platform without load average
+        load = float("nan")
     result = {
         "source": source, "n_images": len(images),
         "image_shape": list(images[0].shape),
         "median_ms": 1000 * med, "p90_ms": 1000 * float(np.percentile(t, 90)),
         "mean_ms": 1000 * float(t.mean()),
-        "images_per_second": 1.0 / med if med > 0 else float("inf"),
+        "median_cpu_ms": 1000 * med_cpu,
+        "images_per_second_wall": 1.0 / med if med > 0 else float("inf"),
+        "images_per_second": 1.0 / med_cpu if med_cpu > 0 else float("inf"),
+        "load_average_1min": load,
         "found_rate": found / len(images),
         "target_images_per_second": TARGET_IMAGES_PER_SECOND,
         "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "cv2": cv2.getNumThreads()},
     }
     print(f"segmentation speed on {source} ({len(images)} images, {images[0].shape[1]}x"
-          f"{images[0].shape[0]}, 1 thread): median {result['median_ms']:.1f} ms/image, "
-          f"p90 {result['p90_ms']:.1f} ms -> {result['images_per_second']:.1f} images/s "
-          f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}); found {100 * result['found_rate']:.0f}%")
+          f"{images[0].shape[0]}, 1 thread): median CPU {result['median_cpu_ms']:.1f} ms/image "
+          f"-> {result['images_per_second']:.1f} images/s per core "
+          f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}); wall-clock median "
+          f"{result['median_ms']:.1f} ms (p90 {result['p90_ms']:.1f} ms, load average "
+          f"{load:.1f}); found {100 * result['found_rate']:.0f}%")
     if args.json:
         from wbc_classic.atomic import atomic_write_text
 

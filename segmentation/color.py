@@ -125,8 +125,8 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
 def blue_green_chromaticity(image: np.ndarray) -> np.ndarray:
     """Normalised blue-minus-green ``(B - G) / (R + G + B)``, float32 (H, W) in [-1, 1]."""
     rgb = as_float_rgb(image)
-    s = rgb.sum(axis=-1)
-    return ((rgb[..., 2] - rgb[..., 1]) / np.maximum(s, 3 * _EPS)).astype(np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return ((b - g) / np.maximum(r + g + b, 3 * _EPS)).astype(np.float32)
 
 
 def blue_minus_red(image: np.ndarray) -> np.ndarray:
@@ -144,8 +144,9 @@ def blue_ratio(image: np.ndarray) -> np.ndarray:
 def hsi_saturation(image: np.ndarray) -> np.ndarray:
     """HSI saturation, float32 (H, W) in [0, 1] (see :func:`rgb_to_hsi`)."""
     rgb = as_float_rgb(image)
-    i = rgb.sum(axis=-1) / 3.0
-    s = 1.0 - rgb.min(axis=-1) / np.maximum(i, _EPS)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    i = (r + g + b) * np.float32(1.0 / 3.0)
+    s = 1.0 - np.minimum(np.minimum(r, g), b) / np.maximum(i, np.float32(_EPS))
     return np.where(i > _EPS, np.clip(s, 0.0, 1.0), 0.0).astype(np.float32)
 
 

@@ -81,9 +81,9 @@ def closed_min_path(cost: np.ndarray, r_min: np.ndarray | None = None,
 
     Notes
     -----
-    Closure is handled by running the recursion over three copies of the angles and
-    keeping the middle one, which makes the start and end agree in practice without a
-    quadratic search over start radii.
+    Closure is handled by running the recursion over two copies of the angles and
+    keeping the second one (its start is conditioned on a full turn already walked), which
+    makes the start and end agree in practice without a quadratic search over start radii.
     """
     cost = np.asarray(cost, dtype=np.float32)
     n_a, n_r = cost.shape
@@ -95,12 +95,12 @@ def closed_min_path(cost: np.ndarray, r_min: np.ndarray | None = None,
         allowed &= idx[None, :] <= np.asarray(r_max)[:, None]
     allowed[~allowed.any(axis=1)] = True  # never leave an angle without a choice
     c = np.where(allowed, cost, _BIG)
-    c3 = np.concatenate([c, c, c], axis=0)
+    c3 = np.concatenate([c, c], axis=0)
     step = max(1, int(max_step))
     acc = c3[0].copy()
-    back = np.empty((3 * n_a, n_r), dtype=np.int32)
+    back = np.empty((2 * n_a, n_r), dtype=np.int32)
     back[0] = idx
-    for t in range(1, 3 * n_a):
+    for t in range(1, 2 * n_a):
         best = acc.copy()
         arg = idx.copy()
         for s in range(1, step + 1):
@@ -114,11 +114,11 @@ def closed_min_path(cost: np.ndarray, r_min: np.ndarray | None = None,
             arg[s:] = np.where(better, idx[:-s], arg[s:])
         back[t] = arg
         acc = best + c3[t]
-    path = np.empty(3 * n_a, dtype=np.int64)
+    path = np.empty(2 * n_a, dtype=np.int64)
     path[-1] = int(np.argmin(acc))
-    for t in range(3 * n_a - 1, 0, -1):
+    for t in range(2 * n_a - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
-    return path[n_a:2 * n_a]
+    return path[n_a:]
 
 
 def radii_to_mask(radii: np.ndarray, centre: tuple[float, float], shape: tuple[int, int],

@@ -76,6 +76,10 @@ class SegmenterParams:
         Largest radius change per unit arc length of the outline (smoothness).
     blue_weight, light_weight : float
         Weights of the two edge cues: drop of ``B - R`` and rise of luma (lightness).
+    region_weight : float
+        Weight of the region term of the outline cost: enclosing pixels whose cell channel
+        is below its Otsu threshold (red cells, background) costs, enclosing cytoplasm-like
+        pixels gains (per nuclear radius of ray length).  0 = edges only.
     bound_by_watershed : bool
         Limit the outline to the watershed region of the leukocyte (plus a margin).
     watershed_margin : float
@@ -100,6 +104,7 @@ class SegmenterParams:
     max_slope: float = 1.0
     blue_weight: float = 1.0
     light_weight: float = 1.0
+    region_weight: float = 0.5
     bound_by_watershed: bool = True
     watershed_margin: float = 0.3
     work_radius: float = 20.0
@@ -286,6 +291,19 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
     e_blue /= np.percentile(e_blue, 99) + 1e-6
     e_light /= np.percentile(e_light, 99) + 1e-6
     edges = params.blue_weight * e_blue + params.light_weight * e_light
+    cost = -edges
+    if params.region_weight > 0:
+        # region term: every pixel enclosed that looks like red cell / background (B-R below
+        # the Otsu threshold of the search disc) costs, every cytoplasm-like pixel pays back
+        disc = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
+        pn = contour.polar_unwrap(nucleus.astype(np.float32), (cy, cx), radius, n_a) > 0.5
+        sel = disc & ~pn
+        t_cell = threshold.otsu_threshold(pb, sel) if sel.sum() > 10 else float("nan")
+        if np.isfinite(t_cell):
+            spread = float(np.std(pb[sel])) + 1e-6
+            score = np.clip((t_cell - pb) / spread, -2.0, 2.0)
+            score[~disc] = 2.0
+            cost = cost + params.region_weight * np.cumsum(score, axis=1) / max(r_n, 1.0)
     # rays leaving the image: no boundary beyond the border
     inside = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
     n_r = edges.shape[1]
@@ -297,7 +315,7 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
         r_max = np.minimum(r_max, r_reg + int(round(params.watershed_margin * r_n)))
     r_max = np.maximum(r_max, r_min)
     step = max(1, int(round(params.max_slope * 2.0 * np.pi * 1.5 * r_n / n_a)))
-    path = contour.closed_min_path(-edges, r_min, r_max, step)
+    path = contour.closed_min_path(cost, r_min, r_max, step)
     stages["edges"] = _polar_edges_to_image(edges, (cy, cx), (h, w))
     return path.astype(np.float64), (cy, cx)
 
