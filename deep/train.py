@@ -90,7 +90,7 @@ class TrainConfig:
     num_workers: int = 0
     cache_dir: str | None = None
     resume: bool = False
-    max_minutes: float | None = None
+    max_minutes: float | None = None  # time budget: cosine follows elapsed time, then stop
     tta: bool = True
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only
@@ -134,13 +134,20 @@ def _device(name: str | None) -> torch.device:
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.01,
-              cosine: bool = True) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio``."""
+              cosine: bool = True, progress: float | None = None) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio``.
+
+    ``progress`` (0..1, e.g. the elapsed fraction of a time budget) overrides ``step / total``
+    when it is further along, so a time-budgeted run still anneals fully before it stops.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     if not cosine:
         return 1.0
     t = (step - warmup) / max(1, total - warmup)
+    if progress is not None:
+        w = warmup / max(1, total)
+        t = max(t, (progress - w) / max(1e-9, 1 - w))
     t = min(max(t, 0.0), 1.0)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -315,8 +322,11 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         for i, (xb, yb) in enumerate(bar):
             step = epoch * steps_per_epoch + i
             if plateau is None:
+                prog = None
+                if cfg.max_minutes:
+                    prog = (time.perf_counter() - t_start) / (60 * cfg.max_minutes)
                 f = lr_factor(step, total_steps, warmup, cfg.min_lr_ratio,
-                              cosine=cfg.scheduler == "cosine")
+                              cosine=cfg.scheduler == "cosine", progress=prog)
                 for grp, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
                     grp["lr"] = lr0 * f
             x = normalize_batch(xb.to(device, non_blocking=True), mean, std)
@@ -373,7 +383,9 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                                 extra=state)
         stop = (cfg.patience > 0 and val_loader is not None
                 and state["bad_epochs"] >= cfg.patience)
-        if cfg.max_minutes is not None and row["elapsed_seconds"] > 60 * cfg.max_minutes:
+        # stop when another epoch would overrun the time budget
+        if cfg.max_minutes is not None and \
+                row["elapsed_seconds"] + row["epoch_seconds"] > 60 * cfg.max_minutes:
             stop = True
             if rank == 0:
                 print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)

@@ -1,0 +1,195 @@
+"""Classify images with a trained deep checkpoint; the same CSV as ``wbc-classic predict``.
+
+::
+
+    python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
+
+CSV columns: ``path, status, predicted_class, p_<class>... (checkpoint class order), error,
+note``. An unreadable image gets ``status=error`` with its message and the batch goes on.
+Exit code 0 when every image was classified, 1 when any failed, 2 when the checkpoint itself
+cannot be loaded. The CSV is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cache import resize_square
+from .data import normalize_batch
+
+__all__ = ["expand_inputs", "predict_paths", "predict_proba", "write_predictions_csv", "main"]
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
+                  batch_size: int = 64, device: str | torch.device = "cpu",
+                  tta: bool = False) -> np.ndarray:
+    """Class probabilities (softmax) for uint8 images already at the model's size.
+
+    Parameters
+    ----------
+    model : nn.Module
+    images : ndarray, shape (N, S, S, 3), uint8
+        RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.resize_square`).
+    meta : dict
+        Checkpoint metadata (``mean``, ``std``, ``img_size``).
+    tta : bool
+        Average the logits over the 4 flips.
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), float32
+    """
+    images = np.asarray(images)
+    s = int(meta["img_size"])
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images of shape (N, {s}, {s}, 3), got {images.shape}")
+    if images.shape[1:3] != (s, s):
+        raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} px but the model "
+                         f"expects {s}x{s}: resize them with deep.cache.resize_square")
+    model.eval()
+    device = torch.device(device)
+    out = []
+    for i in range(0, len(images), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device)
+        x = normalize_batch(xb, meta["mean"], meta["std"])
+        z = model(x)
+        if tta:
+            z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
+        out.append(torch.softmax(z.float(), 1).cpu())
+    n_classes = len(meta["classes"])
+    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), np.float32)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; folders replaced by the image files under them (sorted, recursive,
+    hidden entries skipped). Paths that do not exist are kept so they get an error row."""
+    from wbc_classic.imageio import is_image_file
+
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)
+                              and not any(part.startswith(".")
+                                          for part in f.relative_to(p).parts)))
+        else:
+            out.append(p)
+    return out
+
+
+def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],
+                  *, batch_size: int = 64, device: str | torch.device = "cpu",
+                  tta: bool = False) -> list[dict[str, Any]]:
+    """Read, resize and classify image files; one row dict per path, errors included.
+
+    Row keys: ``path, status ("ok"|"error"), predicted_class, proba (list), error, note``.
+    """
+    from wbc_classic.imageio import read_image
+
+    classes = list(meta["classes"])
+    s = int(meta["img_size"])
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(paths), batch_size):
+        chunk = [Path(p) for p in paths[start:start + batch_size]]
+        imgs, ok_rows = [], []
+        for p in chunk:
+            row = {"path": str(p), "status": "error", "predicted_class": "",
+                   "proba": [float("nan")] * len(classes), "error": "", "note": ""}
+            try:
+                img = read_image(p)
+                h, w = img.shape[:2]
+                if min(h, w) < 8:
+                    raise ValueError(f"image {p} is too small ({h}x{w} px, minimum 8 px)")
+                if min(h, w) < s // 2:
+                    row["note"] = f"upsampled from {h}x{w} px"
+                imgs.append(resize_square(img, s))
+                ok_rows.append(row)
+            except (OSError, ValueError) as exc:
+                msg = str(exc)
+                row["error"] = msg if str(p) in msg else f"{p}: {msg}"
+            rows.append(row)
+        if imgs:
+            proba = predict_proba(model, np.stack(imgs), meta, batch_size=batch_size,
+                                  device=device, tta=tta)
+            for row, pr in zip(ok_rows, proba, strict=True):
+                row.update(status="ok", predicted_class=classes[int(pr.argmax())],
+                           proba=[float(v) for v in pr])
+    return rows
+
+
+def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
+                          classes: Sequence[str]) -> None:
+    """Write prediction rows as CSV atomically (same columns as ``wbc-classic predict``)."""
+    from wbc_classic.atomic import atomic_open
+
+    header = ["path", "status", "predicted_class", *[f"p_{c}" for c in classes], "error", "note"]
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in rows:
+            ok = r["status"] == "ok"
+            probs = [f"{float(p):.6f}" if ok else "" for p in r["proba"]]
+            w.writerow([r["path"], r["status"], r["predicted_class"], *probs, r["error"],
+                        r.get("note", "")])
+
+
+EXAMPLE = """example:
+  python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m deep.predict`` argument parser."""
+    p = argparse.ArgumentParser(prog="python -m deep.predict", epilog=EXAMPLE,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Classify images with a deep checkpoint.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
+    p.add_argument("--out", required=True, type=Path, help="CSV file (written atomically)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--tta", action="store_true", help="average over the 4 flips")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if present)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit code 0 all ok, 1 some images failed, 2 checkpoint unusable."""
+    from .checkpoint import load_model
+
+    a = build_parser().parse_args(argv)
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model, meta = load_model(a.checkpoint, device=device)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = expand_inputs(a.inputs)
+    if not paths:
+        print("error: no image files found in the given inputs", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    rows = predict_paths(model, meta, paths, batch_size=a.batch_size, device=device, tta=a.tta)
+    dt = time.perf_counter() - t0
+    write_predictions_csv(a.out, rows, meta["classes"])
+    failed = [r for r in rows if r["status"] != "ok"]
+    print(f"{len(rows)} images, {len(rows) - len(failed)} classified, {len(failed)} failed "
+          f"({len(rows) / max(dt, 1e-9):.1f} images/s) -> {a.out}")
+    for r in failed[:20]:
+        print(f"  failed: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
