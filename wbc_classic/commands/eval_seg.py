@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mean over {s['n_images']} images: nucleus Dice {s['nucleus_dice']:.4f} "
               f"IoU {s['nucleus_iou']:.4f} | cell Dice {s['cell_dice']:.4f} "
               f"IoU {s['cell_iou']:.4f} | found {100 * s['found_rate']:.1f}% | "
-              f"{s['images_per_second']:.1f} images/s "
-              f"(median {1000 * s['median_seconds']:.1f} ms/image)")
+              f"{s['images_per_second']:.1f} images/s wall-clock "
+              f"(median {1000 * s['median_seconds']:.1f} ms/image), "
+              f"{s['images_per_second_cpu']:.1f} images/s of CPU time")
     else:
         anns = load_voc_smears(args.data)
 
