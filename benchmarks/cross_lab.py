@@ -168,6 +168,8 @@ def load_sets(data: Path, per_class: int | None, test_per_class: int | None, n_s
     if n_synth > 0:
         from wbc_classic.synthetic import make_cells
 
+        ims, y, _ = make_cells(2 * n_synth, classes=CLASSES5, size=synth_size, seed=11)
+        sets["synth-train"] = (list(ims), np.asarray(y, dtype=np.int64))
         for name, kw in SYNTH_CONDITIONS:
             ims, y, _ = make_cells(n_synth, classes=CLASSES5, size=synth_size, seed=7, **kw)
             sets[name] = (list(ims), np.asarray(y, dtype=np.int64))
@@ -212,8 +214,28 @@ def _unpack(d: dict, name: str) -> np.ndarray:
 # features per configuration
 
 
-def features_for(sources, segs, norm, scale_on: bool, target_um: float, subset: str
-                 ) -> np.ndarray:
+def _augmented_views(image, nucleus, cell, um, n, rng):
+    """``n`` augmented copies (HED stain jitter, brightness/contrast, zoom, blur) of a raw
+    crop with its masks and its (changed) physical scale."""
+    from wbc_classic.augment import brightness_contrast, gaussian_blur, hed_jitter
+
+    views = []
+    for _ in range(n):
+        im = hed_jitter(image, rng, sigma=0.15, bias=0.03)
+        im = brightness_contrast(im, rng, brightness=0.08, contrast=0.15)
+        factor = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        im = rescale_image(im, factor)
+        nu, ce = rescale_mask(nucleus, factor), rescale_mask(cell, factor)
+        if rng.random() < 0.3:
+            im = gaussian_blur(im, rng, sigma_range=(0.5, 1.5))
+        views.append((im, nu, ce, um / factor))
+    return views
+
+
+def features_for(sources, segs, norm, scale_on: bool, target_um: float, subset: str,
+                 augment: int = 0, seed: int = 0) -> np.ndarray:
+    """Feature rows of the sources; with ``augment`` > 0, each source gives ``1 + augment``
+    consecutive rows (the original, then augmented copies)."""
     from features import FeatureExtractor
     from segmentation.result import Segmentation
 
@@ -227,28 +249,33 @@ def features_for(sources, segs, norm, scale_on: bool, target_um: float, subset: 
     if subset == "robust+gran":
         keep = np.array([not n.startswith("colour_") for n in names])
     rows = []
+    rng = np.random.default_rng(seed)
     for src, d in zip(sources, segs, strict=True):
-        image = src if isinstance(src, np.ndarray) else _read(Path(src))
-        nucleus, cell = _unpack(d, "nucleus"), _unpack(d, "cell")
-        image = norm.transform(image)
-        if scale_on and np.isfinite(float(d["um"])):
-            factor = float(d["um"]) / target_um
-            image = rescale_image(image, factor)
-            nucleus, cell = rescale_mask(nucleus, factor), rescale_mask(cell, factor)
-            cell |= nucleus
-        seg = (Segmentation(nucleus=nucleus, cell=cell) if bool(d["found"]) and cell.any()
-               else Segmentation.empty(cell.shape))
-        x = fx.transform([(image, seg)])[0][keep]
-        if subset.startswith("robust"):
-            rbc = d["rbc"] if np.all(np.isfinite(d["rbc"])) else None
-            # background and red cells were measured on the raw image; re-measure after
-            # normalisation only when the normaliser changed the pixels
-            extra = robust_colour_features(
-                image, nucleus, cell,
-                background=None if norm.name != "none" else d["bg"],
-                red_cells=rbc if norm.name == "none" else None)
-            x = np.concatenate([x, np.array(list(extra.values()), dtype=np.float32)])
-        rows.append(x)
+        raw = src if isinstance(src, np.ndarray) else _read(Path(src))
+        nucleus0, cell0 = _unpack(d, "nucleus"), _unpack(d, "cell")
+        views = [(raw, nucleus0, cell0, float(d["um"]))]
+        if augment:
+            views += _augmented_views(raw, nucleus0, cell0, float(d["um"]), augment, rng)
+        for k, (image, nucleus, cell, um) in enumerate(views):
+            image = norm.transform(image)
+            if scale_on and np.isfinite(um):
+                factor = um / target_um
+                image = rescale_image(image, factor)
+                nucleus, cell = rescale_mask(nucleus, factor), rescale_mask(cell, factor)
+            cell = cell | nucleus
+            seg = (Segmentation(nucleus=nucleus, cell=cell) if bool(d["found"]) and cell.any()
+                   else Segmentation.empty(cell.shape))
+            x = fx.transform([(image, seg)])[0][keep]
+            if subset.startswith("robust"):
+                rbc = d["rbc"] if np.all(np.isfinite(d["rbc"])) else None
+                # background and red cells were measured on the raw image; re-measure when
+                # the pixels changed (normalisation or augmentation)
+                same = norm.name == "none" and k == 0
+                extra = robust_colour_features(
+                    image, nucleus, cell, background=d["bg"] if same else None,
+                    red_cells=rbc if same else None)
+                x = np.concatenate([x, np.array(list(extra.values()), dtype=np.float32)])
+            rows.append(x)
     return np.nan_to_num(np.asarray(rows, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -275,12 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-per-class", type=int, default=0,
                     help="PBC test images per class (0: the whole test split)")
     ap.add_argument("--synth", type=int, default=20,
-                    help="synthetic cells per class and condition")
+                    help="synthetic cells per class and test condition (training: twice "
+                         "as many nominal ones); 0 skips the synthetic protocol")
     ap.add_argument("--synth-size", type=int, default=256)
     ap.add_argument("--norms", default="none,reinhard,macenko,histogram,white-balance")
     ap.add_argument("--scales", default="off,on")
     ap.add_argument("--subsets", default=",".join(SUBSETS))
     ap.add_argument("--target-um", type=float, default=0.1)
+    ap.add_argument("--augment", type=int, default=0,
+                    help="augmented copies of each training image (HED stain jitter, "
+                         "brightness/contrast, zoom 0.8-1.25, blur)")
     ap.add_argument("--n-ref", type=int, default=50,
                     help="PBC training images the normaliser is fitted on")
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -301,40 +332,54 @@ def main(argv: list[str] | None = None) -> int:
               f"{q3:.4f}] red-cells={np.mean(meth == 'red-cells'):.2f} "
               f"({time.time() - t0:.0f}s)", flush=True)
 
-    rng = np.random.default_rng(0)
-    tr_srcs = sets["pbc-train"][0]
-    ref_idx = rng.choice(len(tr_srcs), min(args.n_ref, len(tr_srcs)), replace=False)
-    refs = [tr_srcs[i] if isinstance(tr_srcs[i], np.ndarray) else _read(Path(tr_srcs[i]))
-            for i in ref_idx]
+    def refs_of(name: str) -> list[np.ndarray]:
+        srcs = sets[name][0]
+        idx = np.random.default_rng(0).choice(len(srcs), min(args.n_ref, len(srcs)),
+                                              replace=False)
+        return [srcs[i] if isinstance(srcs[i], np.ndarray) else _read(Path(srcs[i]))
+                for i in idx]
+
+    # protocol A: train on PBC, test on PBC test and cellavision_seg
+    # protocol B: train on nominal synthetic cells, test on synthetic cells with shifted
+    # stain / scale (the normaliser is then fitted on the synthetic training images)
+    protocols = [("pbc-train", ["pbc-test", "cellavision"])]
+    if "synth-train" in sets:
+        protocols.append(("synth-train", [n for n in sets if n.startswith("synth-")
+                                          and n != "synth-train"]))
+    refs = {train: refs_of(train) for train, _ in protocols}
+    test_names = [n for _, tests in protocols for n in tests]
+    print(f"{'norm':14s} {'scale':5s} {'features':12s} " + " ".join(
+        f"{n[:14]:>14s}" for n in test_names))
     results = []
-    test_names = [n for n in sets if n != "pbc-train"]
-    header = f"{'norm':14s} {'scale':5s} {'features':12s} " + " ".join(
-        f"{n[:14]:>14s}" for n in test_names)
-    print(header)
     for norm_name in args.norms.split(","):
-        norm = make_normalizer(norm_name).fit(refs)
         for scale in args.scales.split(","):
             for subset in args.subsets.split(","):
-                cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
-                           args.target_um, 3)
-                feats = {}
-                for name, (srcs, _) in sets.items():
-                    tag = _key(*map(str, srcs[:3]), len(srcs))
-                    f = args.cache / "feat" / f"{cfg}_{name}_{tag}.npy"
-                    if f.exists():
-                        feats[name] = np.load(f)
-                    else:
-                        feats[name] = features_for(srcs, segs[name], norm, scale == "on",
-                                                   args.target_um, subset)
-                        f.parent.mkdir(parents=True, exist_ok=True)
-                        np.save(f, feats[name])
-                clf = make_classifier().fit(feats["pbc-train"], sets["pbc-train"][1])
-                row = {"norm": norm_name, "scale": scale, "subset": subset}
-                for name in test_names:
-                    y = sets[name][1]
-                    p = clf.predict(feats[name])
-                    row[name] = float(np.mean(p == y))
-                    row[name + "/per_class"] = per_class_accuracy(y, p)
+                row = {"norm": norm_name, "scale": scale, "subset": subset,
+                       "augment": args.augment}
+                for train, tests in protocols:
+                    norm = make_normalizer(norm_name).fit(refs[train])
+                    cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
+                               args.target_um, 3)
+                    feats = {}
+                    for name in [train, *tests]:
+                        srcs = sets[name][0]
+                        aug = args.augment if name == train else 0
+                        tag = _key(*map(str, srcs[:3]), len(srcs), *([aug] if aug else []))
+                        f = args.cache / "feat" / f"{cfg}_{name}_{tag}.npy"
+                        if f.exists():
+                            feats[name] = np.load(f)
+                        else:
+                            feats[name] = features_for(srcs, segs[name], norm, scale == "on",
+                                                       args.target_um, subset, augment=aug)
+                            f.parent.mkdir(parents=True, exist_ok=True)
+                            np.save(f, feats[name])
+                    y_train = np.repeat(sets[train][1], 1 + args.augment)
+                    clf = make_classifier().fit(feats[train], y_train)
+                    for name in tests:
+                        y = sets[name][1]
+                        p = clf.predict(feats[name])
+                        row[name] = float(np.mean(p == y))
+                        row[name + "/per_class"] = per_class_accuracy(y, p)
                 results.append(row)
                 print(f"{norm_name:14s} {scale:5s} {subset:12s} " + " ".join(
                     f"{row[n]:14.3f}" for n in test_names) + f"   ({time.time() - t0:.0f}s)",
