@@ -279,6 +279,40 @@ def features_for(sources, segs, norm, scale_on: bool, target_um: float, subset: 
     return np.nan_to_num(np.asarray(rows, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def scale_survey(data: Path, n: int, seed: int = 0) -> list[dict]:
+    """Estimated um/pixel per data set (PBC, cellavision_seg, BCCD fields): median, IQR and the
+    share of each estimation method, over up to ``n`` images per set (random, seeded)."""
+    rng = np.random.default_rng(seed)
+    globs = {"pbc": sorted((data / "pbc").glob("*/*.jpg")),
+             "cellavision_seg": sorted((data / "cellavision_seg" / "images").glob("*.png")),
+             "bccd": sorted((data / "bccd" / "JPEGImages").glob("*.jpg"))}
+    out = []
+    for name, paths in globs.items():
+        if not paths:
+            continue
+        pick = [paths[i] for i in np.sort(rng.choice(len(paths), min(n, len(paths)),
+                                                     replace=False))]
+        t = time.time()
+        ests = [estimate_scale(_read(p)) for p in pick]
+        um = np.array([e.um_per_pixel for e in ests])
+        meth = np.array([e.method for e in ests])
+        rc = um[meth == "red-cells"]
+        row = {"dataset": name, "n": len(pick), "median": float(np.nanmedian(um)),
+               "q1": float(np.nanpercentile(um, 25)), "q3": float(np.nanpercentile(um, 75)),
+               "red_cells_share": float(np.mean(meth == "red-cells")),
+               "red_cells_median": float(np.median(rc)) if rc.size else float("nan"),
+               "red_cells_q1": float(np.percentile(rc, 25)) if rc.size else float("nan"),
+               "red_cells_q3": float(np.percentile(rc, 75)) if rc.size else float("nan"),
+               "seconds_per_image": (time.time() - t) / len(pick)}
+        out.append(row)
+        print(f"{name:16s} n={row['n']:4d} um/px median={row['median']:.4f} "
+              f"IQR=[{row['q1']:.4f}, {row['q3']:.4f}]  "
+              f"red-cell method {row['red_cells_share']:.0%}"
+              f" (median {row['red_cells_median']:.4f}, IQR [{row['red_cells_q1']:.4f}, "
+              f"{row['red_cells_q3']:.4f}])  {row['seconds_per_image']:.2f} s/image", flush=True)
+    return out
+
+
 def make_classifier():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -315,7 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-ref", type=int, default=50,
                     help="PBC training images the normaliser is fitted on")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--scale-survey", type=int, default=0, metavar="N",
+                    help="only report estimated um/pixel over N images per data set, and exit")
     args = ap.parse_args(argv)
+    if args.scale_survey:
+        rows = scale_survey(args.data, args.scale_survey)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
 
     t0 = time.time()
     sets = load_sets(args.data, args.per_class or None, args.test_per_class or None,
