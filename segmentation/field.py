@@ -189,7 +189,8 @@ def segment_field(image: np.ndarray, params: SegmenterParams | None = None) -> l
         r0, r1 = int(max(0, ys.min() - margin)), int(min(h, ys.max() + 1 + margin))
         c0, c1 = int(max(0, xs.min() - margin)), int(min(w, xs.max() + 1 + margin))
         crop = rgb[r0:r1, c0:c1]
-        seg = segment(crop, params, nucleus_hint=mask[r0:r1, c0:c1])
+        others = (groups[r0:r1, c0:c1] > 0) & ~mask[r0:r1, c0:c1]
+        seg = segment(crop, params, nucleus_hint=mask[r0:r1, c0:c1], nucleus_exclude=others)
         if not seg.found or not (seg.nucleus & mask[r0:r1, c0:c1]).any():
             continue
         bb = seg.bbox

@@ -163,7 +163,8 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
-                  hint: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+                  hint: np.ndarray | None = None, exclude: np.ndarray | None = None
+                  ) -> tuple[np.ndarray | None, str]:
     """Threshold + clean-up; returns (nucleus mask or None, message)."""
     h, w = chan.shape
     t, eta = threshold.otsu_separability(chan)
@@ -196,6 +197,11 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
     near[np.unique(labels[reach])] = True
     keep = np.zeros(n, dtype=bool)
     keep[1:] = (areas >= params.min_lobe_fraction * areas[main - 1]) & near[1:]
+    if exclude is not None and exclude.any():
+        # fragments that belong more to another leukocyte than to the wanted one
+        other = np.bincount(labels[exclude], minlength=n)
+        mine = np.bincount(labels[hint], minlength=n) if hint is not None else np.zeros(n)
+        keep &= ~(other > mine)
     keep[main] = True
     nucleus = morphology.fill_holes(keep[labels])
     stages["nucleus_clean"] = nucleus
@@ -355,7 +361,8 @@ def overlay(image: np.ndarray, nucleus: np.ndarray, cell: np.ndarray) -> np.ndar
 
 
 def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
-            nucleus_hint: np.ndarray | None = None) -> Segmentation:
+            nucleus_hint: np.ndarray | None = None,
+            nucleus_exclude: np.ndarray | None = None) -> Segmentation:
     """Segment the leukocyte nearest the centre of a single-cell image.
 
     Parameters
@@ -369,6 +376,9 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     nucleus_hint : ndarray of bool, shape (H, W), optional
         Pixels known to belong to the wanted nucleus (used by :func:`segment_field`); the
         nucleus component overlapping it most is chosen instead of the most central one.
+    nucleus_exclude : ndarray of bool, shape (H, W), optional
+        Pixels known to belong to *other* leukocytes' nuclei; fragments overlapping them more
+        than the hint are not taken as lobes (touching leukocytes in a field).
 
     Returns
     -------
@@ -393,11 +403,16 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
         nucleus_hint = np.asarray(nucleus_hint, dtype=bool)
         if nucleus_hint.shape != (h, w):
             raise ValueError(f"nucleus_hint shape {nucleus_hint.shape} != image shape {(h, w)}")
+    if nucleus_exclude is not None:
+        nucleus_exclude = np.asarray(nucleus_exclude, dtype=bool)
+        if nucleus_exclude.shape != (h, w):
+            raise ValueError(f"nucleus_exclude shape {nucleus_exclude.shape} != image shape "
+                             f"{(h, w)}")
     rgb_f = color.as_float_rgb(rgb)
     stages["hsi_saturation"] = color.hsi_saturation(rgb_f)
     chan = _smooth(color.channel(rgb_f, params.nucleus_channel), params.nucleus_sigma)
     stages["nucleus_channel"] = chan
-    nucleus, message = _find_nucleus(chan, params, stages, nucleus_hint)
+    nucleus, message = _find_nucleus(chan, params, stages, nucleus_hint, nucleus_exclude)
     if nucleus is None:
         return Segmentation.empty((h, w), message, stages)
     stages["nucleus"] = nucleus
