@@ -74,6 +74,8 @@ def robust_colour_features(image: np.ndarray, nucleus: np.ndarray, cell: np.ndar
     channel's share of the total OD: the stain's "hue" in absorbance, independent of how
     thick or strong the stain is), the OD relative to the red cells' OD of the same image
     (stain-strength-invariant), and the std of the total OD (texture contrast in OD units).
+    Cytoplasm pixels with a total OD <= 0.06 (background caught by a loose outline) are
+    ignored.
 
     Parameters
     ----------
@@ -98,7 +100,10 @@ def robust_colour_features(image: np.ndarray, nucleus: np.ndarray, cell: np.ndar
     else:
         rbc_od = np.maximum(-np.log10(np.clip(red_cells, 1, 255) / bg), 1e-2)
     out: dict[str, float] = {}
-    regions = {"nucleus": nucleus, "cytoplasm": cell & ~nucleus}
+    # cytoplasm without background-like pixels: outlines of thin-rimmed cells (small
+    # lymphocytes) often include a ring of background, which would dominate its colour
+    stained = od.sum(axis=-1) > 0.06
+    regions = {"nucleus": nucleus, "cytoplasm": cell & ~nucleus & stained}
     for rname, mask in regions.items():
         pix = od[mask]
         if pix.shape[0] < 5:
@@ -400,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 for train, tests in protocols:
                     norm = make_normalizer(norm_name).fit(refs[train])
                     cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
-                               args.target_um, 3)
+                               args.target_um, 4)
                     feats = {}
                     for name in [train, *tests]:
                         srcs = sets[name][0]
