@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 for train, tests in protocols:
                     norm = make_normalizer(norm_name).fit(refs[train])
                     cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
-                               args.target_um, 4)
+                               args.target_um, 4 if subset.startswith("robust") else 3)
                     feats = {}
                     for name in [train, *tests]:
                         srcs = sets[name][0]
