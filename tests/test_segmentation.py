@@ -319,7 +319,7 @@ def test_real_bccd_detection(bccd_dir):
     from wbc_classic.datasets import load_voc_smears
     from wbc_classic.seg_eval import evaluate_smears
 
-    anns = load_voc_smears(bccd_dir)[::30]  # 13 fields
+    anns = load_voc_smears(bccd_dir)[::40]  # 10 fields
     s = evaluate_smears(anns).summary
     assert s["recall"] >= 0.85, s
     assert s["precision"] >= 0.8, s
@@ -331,6 +331,6 @@ def test_real_pbc_found_rate(pbc_dir):
     from wbc_classic.imageio import read_image
 
     ims = load_class_folders(pbc_dir, classes=["lymphocyte", "neutrophil", "monocyte"])
-    paths = ims.paths[::60]
+    paths = ims.paths[::100]
     found = [segment(read_image(p)).found for p in paths]
     assert np.mean(found) >= 0.9
