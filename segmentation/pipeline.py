@@ -18,8 +18,12 @@ Method (every step's image is kept in ``Segmentation.stages``):
    and a marker-controlled watershed give the leukocyte's region, which bounds the
    outline search from outside.
 6. **Outline** -- a minimum-cost closed path in polar coordinates around the nucleus
-   (``segmentation.contour``), maximising the outward drop of the cell channel and rise
-   of lightness, between the nucleus and the watershed region's edge.
+   (``segmentation.contour``), found by dynamic programming: it maximises the outward drop
+   of the cell channel and rise of lightness (edge term), minus a region term that charges
+   for enclosing pixels below the cell channel's Otsu threshold (red cells, background),
+   between the nucleus and the watershed region's edge, with a bounded radius change per
+   angle (smooth, round-ish outline).  Steps 5-6 run on a copy resized so that ``r_n`` is
+   about 20 px (speed); the outline polygon is drawn back at full resolution.
 7. The cell mask is the filled outline, united with the nucleus.
 
 An image without a leukocyte (blank, too small, no nucleus-coloured object with enough
@@ -28,7 +32,7 @@ contrast) gives ``Segmentation.empty`` with a message, never an exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -456,11 +460,24 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
 
 
 def segment_field(image: np.ndarray, params: SegmenterParams | None = None) -> list[FieldCell]:
-    """Find and segment every leukocyte in a smear field.  See module docs."""
+    """Find and segment every leukocyte in a smear field.
+
+    Implemented in :func:`segmentation.field.segment_field` (see that module for the
+    method): nucleus groups are found over the whole field, each is cropped with a margin
+    and segmented with :func:`segment`.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3) uint8 RGB
+        A blood-smear field (e.g. BCCD 640x480) with any number of leukocytes.
+    params : SegmenterParams, optional
+
+    Returns
+    -------
+    list of FieldCell
+        One per leukocyte (bbox in field coordinates, crop, masks in crop coordinates).
+    """
     from segmentation.field import segment_field as _impl
 
     return _impl(image, params)
 
-
-def _with(params: SegmenterParams | None, **changes) -> SegmenterParams:
-    return replace(params or SegmenterParams(), **changes)
