@@ -287,7 +287,7 @@ def test_ddp_two_cpu_processes(cell_folders, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "0", "-m", "deep.train", "--data", str(cell_folders),
+           "--standalone", "-m", "deep.train", "--data", str(cell_folders),
            "--out", str(out), "--model", "smallcnn", "--model-kwargs", '{"width": 0.25}',
            "--img-size", "32", "--epochs", "2", "--batch-size", "4", "--no-progress",
            "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--threads", "1"]
