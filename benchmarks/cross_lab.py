@@ -12,10 +12,20 @@ estimated scale) x feature subset:
   OD chromaticity, OD relative to the red cells, granularity of the OD);
 * ``robust+gran`` -- ``robust`` plus the colour family's granularity features.
 
-Classifier: StandardScaler + RBF SVC (C=10, balanced class weights). Train: the PBC 5-class
-80/20 split from seed 0 (``wbc_classic.split.make_split``), the training part optionally
-subsampled to ``--per-class`` images per class; test: the PBC test part, the 100 labelled cells
-of cellavision_seg (``manifest.csv``) and synthetic cells rendered with shifted stains/scales.
+Classifier: StandardScaler + RBF SVC (C=10, balanced class weights). Two protocols:
+
+A. train on the PBC 5-class 80/20 split from seed 0 (``wbc_classic.split.make_split``), the
+   training part optionally subsampled to ``--per-class`` images per class; test on the PBC
+   test part and on the 100 labelled cells of cellavision_seg (``manifest.csv``). The
+   normaliser is fitted on ``--n-ref`` PBC training images.
+B. (``--synth N``) train on nominal synthetic cells (``make_cells(2N, seed=11)``), test on
+   synthetic cells rendered with shifted stains (``stain_shift=+-1``) and scales
+   (``scale=0.7, 1.4``); the normaliser is fitted on synthetic training images. (A PBC-trained
+   model scores chance on synthetic cells, so they cannot serve as a PBC cross-lab test.)
+
+``--augment K`` adds K augmented copies (HED stain jitter, brightness/contrast, zoom, blur) of
+every training image, reusing its masks. ``--scale-survey N`` only reports the estimated
+um/pixel of each data set.
 
 Segmentation runs once per image on the raw pixels (cached); normalisation then changes only the
 pixels features are computed from. Everything expensive is cached under ``--cache`` (default
