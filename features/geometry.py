@@ -125,8 +125,7 @@ def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
     area = int(np.count_nonzero(m8))
     if area == 0:
         return 0, 0, 0.0, 0.0
-    n, _, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
-    n_components = int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_fraction * area))
+    n_components = int(np.count_nonzero(_component_areas(m8) >= min_fraction * area))
     # lobes describe the outline: fill holes (pale chromatin) before the distance transform
     contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros((m8.shape[0] + 2, m8.shape[1] + 2), np.uint8)
@@ -138,10 +137,17 @@ def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
     n_lobes = 0
     for level in levels:
         core = (dist > level * dmax).astype(np.uint8)
-        _, _, cstats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
-        n_lobes = max(n_lobes, int(np.count_nonzero(cstats[1:, cv2.CC_STAT_AREA] >= min_core)))
+        n_lobes = max(n_lobes, int(np.count_nonzero(_component_areas(core) >= min_core)))
     dmean = float(dist[filled > 0].mean())
     return max(n_lobes, 1 if n_components else 0), n_components, dmax, dmean
+
+
+def _component_areas(m8: np.ndarray) -> np.ndarray:
+    """Pixel counts of the 8-connected components of a uint8 mask (background excluded)."""
+    n, labels = cv2.connectedComponents(m8, connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return np.zeros(0, dtype=np.int64)
+    return np.bincount(labels.ravel(), minlength=n)[1:]
 
 
 def _log_hu(mask: np.ndarray) -> np.ndarray:
