@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import sys
 import time
@@ -328,12 +329,21 @@ def scale_survey(data: Path, n: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def make_classifier():
+def make_classifier(name: str = "svc"):
+    """``"svc"``: StandardScaler + RBF SVC (C=10, balanced); ``"logreg"``: StandardScaler +
+    L2 logistic regression (C=0.1, balanced), a smoother boundary that transfers better."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    return make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", class_weight="balanced"))
+    if name == "svc":
+        return make_pipeline(StandardScaler(),
+                             SVC(C=10.0, gamma="scale", class_weight="balanced"))
+    if name == "logreg":
+        return make_pipeline(StandardScaler(),
+                             LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))
+    raise ValueError(f"unknown classifier {name!r}; valid: svc, logreg")
 
 
 def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -364,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-ref", type=int, default=50,
                     help="PBC training images the normaliser is fitted on")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--classifiers", default="svc",
+                    help="comma-separated: svc, logreg")
     ap.add_argument("--scale-survey", type=int, default=0, metavar="N",
                     help="only report estimated um/pixel over N images per data set, and exit")
     args = ap.parse_args(argv)
@@ -404,45 +416,48 @@ def main(argv: list[str] | None = None) -> int:
                                           and n != "synth-train"]))
     refs = {train: refs_of(train) for train, _ in protocols}
     test_names = [n for _, tests in protocols for n in tests]
-    print(f"{'norm':14s} {'scale':5s} {'features':12s} " + " ".join(
+    print(f"{'norm':14s} {'scale':5s} {'features':12s} {'clf':7s} " + " ".join(
         f"{n[:14]:>14s}" for n in test_names))
     results = []
-    for norm_name in args.norms.split(","):
-        for scale in args.scales.split(","):
-            for subset in args.subsets.split(","):
-                row = {"norm": norm_name, "scale": scale, "subset": subset,
-                       "augment": args.augment}
-                for train, tests in protocols:
-                    norm = make_normalizer(norm_name).fit(refs[train])
-                    cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
-                               args.target_um, 4 if subset.startswith("robust") else 3)
-                    feats = {}
-                    for name in [train, *tests]:
-                        srcs = sets[name][0]
-                        aug = args.augment if name == train else 0
-                        tag = _key(*map(str, srcs[:3]), len(srcs), *([aug] if aug else []))
-                        f = args.cache / "feat" / f"{cfg}_{name}_{tag}.npy"
-                        if f.exists():
-                            feats[name] = np.load(f)
-                        else:
-                            feats[name] = features_for(srcs, segs[name], norm, scale == "on",
-                                                       args.target_um, subset, augment=aug)
-                            f.parent.mkdir(parents=True, exist_ok=True)
-                            np.save(f, feats[name])
-                    y_train = np.repeat(sets[train][1], 1 + args.augment)
-                    clf = make_classifier().fit(feats[train], y_train)
-                    for name in tests:
-                        y = sets[name][1]
-                        p = clf.predict(feats[name])
-                        row[name] = float(np.mean(p == y))
-                        row[name + "/per_class"] = per_class_accuracy(y, p)
-                results.append(row)
-                print(f"{norm_name:14s} {scale:5s} {subset:12s} " + " ".join(
-                    f"{row[n]:14.3f}" for n in test_names) + f"   ({time.time() - t0:.0f}s)",
-                    flush=True)
-                pc = row["cellavision/per_class"]
-                print("    cellavision per class: " + ", ".join(
-                    f"{k[:4]}={v:.2f}" for k, v in pc.items()), flush=True)
+    configs = itertools.product(args.norms.split(","), args.scales.split(","),
+                                args.subsets.split(","), args.classifiers.split(","))
+    fitted: dict[tuple[str, str], object] = {}
+    for norm_name, scale, subset, clf_name in configs:
+        row = {"norm": norm_name, "scale": scale, "subset": subset,
+               "augment": args.augment, "classifier": clf_name}
+        for train, tests in protocols:
+            if (norm_name, train) not in fitted:
+                fitted[norm_name, train] = make_normalizer(norm_name).fit(refs[train])
+            norm = fitted[norm_name, train]
+            cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
+                       args.target_um, 4 if subset.startswith("robust") else 3)
+            feats = {}
+            for name in [train, *tests]:
+                srcs = sets[name][0]
+                aug = args.augment if name == train else 0
+                tag = _key(*map(str, srcs[:3]), len(srcs), *([aug] if aug else []))
+                f = args.cache / "feat" / f"{cfg}_{name}_{tag}.npy"
+                if f.exists():
+                    feats[name] = np.load(f)
+                else:
+                    feats[name] = features_for(srcs, segs[name], norm, scale == "on",
+                                               args.target_um, subset, augment=aug)
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(f, feats[name])
+            y_train = np.repeat(sets[train][1], 1 + args.augment)
+            clf = make_classifier(clf_name).fit(feats[train], y_train)
+            for name in tests:
+                y = sets[name][1]
+                p = clf.predict(feats[name])
+                row[name] = float(np.mean(p == y))
+                row[name + "/per_class"] = per_class_accuracy(y, p)
+        results.append(row)
+        print(f"{norm_name:14s} {scale:5s} {subset:12s} {clf_name:7s} " + " ".join(
+            f"{row[n]:14.3f}" for n in test_names) + f"   ({time.time() - t0:.0f}s)",
+            flush=True)
+        pc = row["cellavision/per_class"]
+        print("    cellavision per class: " + ", ".join(
+            f"{k[:4]}={v:.2f}" for k, v in pc.items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
