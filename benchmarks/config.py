@@ -102,7 +102,12 @@ class BenchmarkConfig:
     device : str or None
         Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None picks CUDA when available.
     n_jobs : int
-        Parallel workers for feature extraction, hashing and the classifiers (-1: all cores).
+        Parallel workers for feature extraction and image hashing (-1: all cores).
+    threads : int or None
+        Threads of the classifiers (XGBoost, random forest, calibration folds) and of torch.
+        None: 1 when the training set has fewer than 2,000 images (thread start-up and
+        contention cost more than they give on small sets, badly so on a shared machine),
+        else ``n_jobs``.
     seed : int
         Seed of the split, the synthetic data, the classifiers, the networks and the bootstrap.
     out : str or None
@@ -153,6 +158,7 @@ class BenchmarkConfig:
     deep_max_minutes: float | None = None
     device: str | None = None
     n_jobs: int = 2
+    threads: int | None = None
     seed: int = 0
     out: str | None = None
     cache_dir: str | None = None
@@ -188,7 +194,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "synthetic": {
         "deep_models": ["smallcnn", "sevenblock"],
         "deep_model_kwargs": {"smallcnn": {"width": 0.5}, "sevenblock": {"width": 0.5}},
-        "img_size": 48, "epochs": 8,
+        "img_size": 48, "epochs": 12,
     },
     "pbc8": {"data": "@shared/pbc", "classes": list(PBC8_CLASSES), "deep_models": ["wbcnet"],
              "img_size": 64, "epochs": 10, "batch_size": 64, "n_jobs": 2, "seg_images": 100},
@@ -202,7 +208,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 QUICK: dict[str, Any] = {
     "models": ["logreg", "knn", "smallcnn"], "n_per_class": 12, "synthetic_size": 64,
     "epochs": 1, "img_size": 32, "seg_images": 4, "throughput_images": 8,
-    "max_per_class": 20, "deep_model_kwargs": {"smallcnn": {"width": 0.25}},
+    "max_per_class": 20, "n_jobs": 1, "deep_model_kwargs": {"smallcnn": {"width": 0.25}},
 }
 
 
@@ -346,7 +352,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValueError("deep_model_kwargs must map model names to keyword dicts")
         return {str(k): dict(v or {}) for k, v in value.items()}
-    if name in ("img_size", "epochs", "batch_size", "n_jobs", "seed", "n_per_class",
+    if name in ("img_size", "epochs", "batch_size", "n_jobs", "threads", "seed", "n_per_class",
                 "synthetic_size", "seg_images", "max_per_class", "n_resamples",
                 "leakage_max_distance", "throughput_images"):
         if isinstance(value, bool) or int(value) != float(value):

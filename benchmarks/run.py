@@ -96,7 +96,8 @@ from benchmarks.report import (
     write_report,
 )
 
-__all__ = ["LoadedData", "RunOutput", "StageLog", "build_parser", "main", "run"]
+__all__ = ["LoadedData", "RunOutput", "StageLog", "build_parser", "compute_threads", "main",
+           "run"]
 
 logger = logging.getLogger("benchmarks.run")
 
@@ -470,6 +471,15 @@ def _peak(*ms: Any) -> int:
     return max((m.rss_peak_bytes or 0) for m in ms)
 
 
+def compute_threads(cfg: BenchmarkConfig, n_train: int) -> int:
+    """Threads for classifiers and torch: ``cfg.threads``, else 1 for small training sets."""
+    if cfg.threads is not None:
+        return (os.cpu_count() or 1) if cfg.threads < 0 else max(1, cfg.threads)
+    if n_train < 2000:
+        return 1
+    return (os.cpu_count() or 1) if cfg.n_jobs < 0 else max(1, cfg.n_jobs)
+
+
 # --------------------------------------------------------------------------------------------
 # classical family
 # --------------------------------------------------------------------------------------------
@@ -514,6 +524,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
 
     results = []
     models_dir = out / "models"
+    threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
     for name in names:
         sc = _Scored(name, "classical", np.zeros(n, np.int64), np.zeros((n, k)))
         with log.stage(f"classical: {name}") as st:
@@ -523,7 +534,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 tr = tr[ok[tr]]
                 te = fold.test
                 te_ok, te_bad = te[ok[te]], te[~ok[te]]
-                model = WBCModel(name, n_jobs=cfg.n_jobs, seed=cfg.seed)
+                model = WBCModel(name, n_jobs=threads, seed=cfg.seed)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # convergence chatter of small folds
                     _, m_fit = measure_call(model.fit_features, X[tr], data.y[tr],
@@ -542,7 +553,8 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             path = model.save(models_dir / f"{name}.skops")
             sc.model_bytes = model_size_bytes(path)
             sc.params = {"classifier": name, "n_features": int(X.shape[1]),
-                         "n_train": int(len(tr)), "saved_model": str(path)}
+                         "n_train": int(len(tr)), "threads": threads,
+                         "saved_model": str(path)}
             sc.notes += ["training time: classifier fit on cached features (feature "
                          "extraction is the separate 'read + segment + features' stage)"]
             if len(folds) > 1:
@@ -585,7 +597,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     from wbc_classic.imageio import read_image
     from wbc_classic.metrics import measure_call, model_size_bytes, time_inference
 
-    threads = (os.cpu_count() or 1) if cfg.n_jobs < 0 else max(1, cfg.n_jobs)
+    threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
     torch.set_num_threads(threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     n, k = len(data.paths), len(data.classes)
@@ -672,7 +684,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             sc.params = {"img_size": cfg.img_size, "epochs": cfg.epochs,
                          "epochs_run": epochs_run, "batch_size": cfg.batch_size, "lr": cfg.lr,
                          "n_parameters": int(sum(p.numel() for p in model.parameters())),
-                         "device": device, **({"kwargs": kwargs} if kwargs else {})}
+                         "device": device, "threads": threads,
+                         **({"kwargs": kwargs} if kwargs else {})}
             sc.notes.append("trained on the split's train part minus a stratified 10% "
                             "early-stopping hold-out (the split's val part when it has one); "
                             "weights of the epoch with the lowest validation loss")
@@ -931,8 +944,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr", type=float, help="deep learning rate")
     a("--deep-max-minutes", type=float, help="time budget per deep model and fold")
     a("--device", help="torch device (cpu, cuda, cuda:1); default CUDA when available")
-    a("--n-jobs", type=int, help="parallel workers (features, hashing, classifiers, torch "
-      "threads)")
+    a("--n-jobs", type=int, help="parallel workers (feature extraction, image hashing)")
+    a("--threads", type=int, help="threads of the classifiers and torch (default: 1 below "
+      "2,000 training images, else --n-jobs)")
     a("--seed", type=int, help="seed of split, data, models and bootstrap")
     a("--out", metavar="DIR", help="output folder (default runs/benchmark-<preset>-<seed>)")
     a("--cache-dir", metavar="DIR", help="cache folder (default $WBC_CACHE_DIR or .wbc_cache)")
