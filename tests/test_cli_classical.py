@@ -75,7 +75,7 @@ def test_predict_batch_with_bad_files_goes_on(trained, tmp_path, capsys):
 
 
 def test_predict_all_ok_and_python_twin_agree(trained, tmp_path):
-    from wbc_classic.model import load
+    import wbc_classic
 
     _, data, model_path = trained
     files = sorted((data / "neutrophil").glob("*.png"))[:3]
@@ -83,7 +83,7 @@ def test_predict_all_ok_and_python_twin_agree(trained, tmp_path):
     assert main(["predict", "--model", str(model_path), *map(str, files),
                  "--out", str(out), "--n-jobs", "1"]) == 0
     rows = _read_csv(out)
-    model = load(model_path)
+    model = wbc_classic.load(model_path)  # the front door
     labels = model.predict([read_image(f) for f in files])
     assert [r["predicted_class"] for r in rows] == list(labels)
     proba = model.predict_proba(files)  # paths work too
@@ -150,6 +150,25 @@ def test_count_fields(trained, tmp_path):
     for path in fields:
         drawn = read_image(out / "annotated" / f"{path.stem}.png")
         assert drawn.shape == (240, 320, 3)
+
+
+def test_count_rescale_reports_boxes_in_field_pixels(trained, tmp_path):
+    import cv2
+
+    _, _, model_path = trained
+    f = make_smear(shape=(120, 160), n_leukocytes=1, classes=CLASSES, seed=3, scale=0.5)
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "counts"
+    assert main(["count", "--model", str(model_path), str(path), "--out", str(out),
+                 "--rescale", "2", "--no-images"]) == 0
+    assert json.loads((out / "counts.json").read_text())["rescale"] == 2.0
+    for row in _read_csv(out / "cells.csv"):
+        assert 0 <= int(row["row0"]) < int(row["row1"]) <= 120
+        assert 0 <= int(row["col0"]) < int(row["col1"]) <= 160
+    assert not (out / "annotated").exists()
+    assert main(["count", "--model", str(model_path), str(path), "--out", str(out),
+                 "--rescale", "0"]) == 2
 
 
 def test_help_shows_examples(capsys):

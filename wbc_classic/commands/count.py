@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(they are still listed in cells.csv)")
     parser.add_argument("--no-images", action="store_true",
                         help="do not write the annotated images")
+    parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
+                        help="resize each field by FACTOR before finding cells, to match "
+                             "the pixel size of the training images (e.g. 2 when cells "
+                             "look half as large as in training); boxes are reported in "
+                             "the original field's pixels (default 1)")
 
 
 def annotate(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
@@ -105,8 +110,12 @@ def _summary(counts: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
 
 
 def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
-                 exclude_border: bool = False, write_images: bool = True) -> dict[str, Any]:
+                 exclude_border: bool = False, write_images: bool = True,
+                 rescale: float = 1.0) -> dict[str, Any]:
     """Segment, classify and count the leukocytes of field images; write the outputs.
+
+    ``rescale`` resizes each field before segmentation (see ``--rescale``); boxes are
+    mapped back to the original field's pixels.
 
     Returns the report written to ``counts.json`` (dict with ``classes``, ``images``
     (one entry per field, with ``status`` and ``error``) and ``overall``).
@@ -115,6 +124,10 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     from wbc_classic.atomic import atomic_open, atomic_path, atomic_write_text
     from wbc_classic.imageio import read_image
     from wbc_classic.model import segmenter_params
+    from wbc_classic.scale import rescale_image
+
+    if not rescale > 0:
+        raise ValueError(f"rescale must be > 0, got {rescale}")
 
     classes = list(model.classes)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +140,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
         try:
             image = read_image(path)
-            cells = segment_field(image, segmenter_params(model.segment_params))
+            work = image if rescale == 1.0 else rescale_image(image, rescale)
+            cells = segment_field(work, segmenter_params(model.segment_params))
             proba = model.predict_proba_segmented(
                 [(c.crop, c.segmentation) for c in cells]) if cells else \
                 np.zeros((0, len(classes)))
@@ -145,12 +159,16 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         total += counts
         entry.update(_summary(counts, classes))
         entry["n_found"] = len(cells)
+        h, w = image.shape[:2]
+        boxes = [(min(h, round(r0 / rescale)), min(w, round(c0 / rescale)),
+                  min(h, round(r1 / rescale)), min(w, round(c1 / rescale)))
+                 for r0, c0, r1, c1 in (c.bbox for c in cells)]
         for j, cell in enumerate(cells):
-            cell_rows.append([str(path), j, *cell.bbox, bool(cell.touches_border),
+            cell_rows.append([str(path), j, *boxes[j], bool(cell.touches_border),
                               bool(counted[j]), classes[pred[j]],
                               *[f"{p:.6f}" for p in proba[j]]])
         if write_images:
-            drawn = annotate(image, [c.bbox for c in cells], [classes[k] for k in pred],
+            drawn = annotate(image, boxes, [classes[k] for k in pred],
                              classes, [float(proba[j, k]) for j, k in enumerate(pred)])
             import cv2
 
@@ -161,7 +179,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         per_image.append(entry)
 
     report = {"model": str(model.metadata.get("file", "")), "classes": classes,
-              "exclude_border": bool(exclude_border), "images": per_image,
+              "exclude_border": bool(exclude_border), "rescale": float(rescale),
+              "images": per_image,
               "overall": _summary(total, classes)}
 
     with atomic_open(out_dir / "cells.csv", "w", newline="") as fh:
@@ -196,8 +215,12 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no field images found in the given inputs", file=sys.stderr)
         return 1
-    report = count_fields(model, paths, args.out, exclude_border=args.exclude_border,
-                          write_images=not args.no_images)
+    try:
+        report = count_fields(model, paths, args.out, exclude_border=args.exclude_border,
+                              write_images=not args.no_images, rescale=args.rescale)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     failed = [e for e in report["images"] if e["status"] != "ok"]
     overall = report["overall"]
     print(f"{len(paths)} fields, {overall['n_cells']} leukocytes counted -> {args.out}")
