@@ -227,3 +227,16 @@ def test_labels_as_names_and_missing_class(extractor):
     assert proba.shape == (len(y), 4) and np.all(proba[:, 3] == 0)
     with pytest.raises(ValueError, match="classes"):
         WBCModel("logreg", extractor=extractor).fit_features(X, y)
+
+
+def test_fit_and_predict_from_images(tmp_path):
+    from wbc_classic.synthetic import make_cells
+
+    images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
+    fx = FeatureExtractor(families=("geometry", "colour"))
+    model = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    labels = model.predict(images)
+    assert labels.shape == (len(y),) and set(labels) <= set(classes)
+    assert model.predict_proba(images[0]).shape == (1, 2)  # one (H, W, 3) image
+    again = load(model.save(tmp_path / "m.skops"))
+    np.testing.assert_array_equal(again.predict_proba(images), model.predict_proba(images))
