@@ -80,6 +80,10 @@ class SegmenterParams:
         Largest radius change per unit arc length of the outline (smoothness).
     blue_weight, light_weight : float
         Weights of the two edge cues: drop of ``B - R`` and rise of luma (lightness).
+    separate_ratio : float
+        Nuclear fragments whose watershed basin (on the distance transform of all cells)
+        joins the main fragment's only through a neck narrower than ``separate_ratio`` times
+        the lower basin peak belong to a touching neighbour cell and are dropped; 0 = off.
     region_weight : float
         Weight of the region term of the outline cost: enclosing pixels whose cell channel
         is below its Otsu threshold (red cells, background) costs, enclosing cytoplasm-like
@@ -109,6 +113,7 @@ class SegmenterParams:
     blue_weight: float = 1.0
     light_weight: float = 1.0
     region_weight: float = 0.5
+    separate_ratio: float = 0.75
     bound_by_watershed: bool = True
     watershed_margin: float = 0.3
     work_radius: float = 20.0
@@ -168,23 +173,23 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
                   hint: np.ndarray | None = None, exclude: np.ndarray | None = None
-                  ) -> tuple[np.ndarray | None, str]:
-    """Threshold + clean-up; returns (nucleus mask or None, message)."""
+                  ) -> tuple[np.ndarray | None, str, np.ndarray | None]:
+    """Threshold + clean-up; returns (nucleus mask or None, message, main fragment)."""
     h, w = chan.shape
     t, eta = threshold.otsu_separability(chan)
     if not np.isfinite(t):
-        return None, "no leukocyte found: the image has no contrast"
+        return None, "no leukocyte found: the image has no contrast", None
     raw = chan > t
     stages["otsu_nucleus"] = raw
     n, labels, stats, cents = cv2.connectedComponentsWithStats(raw.astype(np.uint8), 8)
     if n <= 1:
-        return None, "no leukocyte found: nothing above the Otsu threshold"
+        return None, "no leukocyte found: nothing above the Otsu threshold", None
     r0 = np.sqrt(stats[1:, cv2.CC_STAT_AREA].max() / np.pi)
     clean = morphology.binary_open(raw, max(1.0, r0 / 20.0))
     clean = morphology.remove_small_objects(clean, max(4.0, 0.02 * np.pi * r0 ** 2))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(clean.astype(np.uint8), 8)
     if n <= 1:
-        return None, "no leukocyte found: no nucleus-sized object"
+        return None, "no leukocyte found: no nucleus-sized object", None
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     cents = cents[1:]  # (x, y)
     if hint is not None and hint.any():
@@ -211,7 +216,7 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
     stages["nucleus_clean"] = nucleus
     area = int(nucleus.sum())
     if area < max(12, params.min_nucleus_fraction * h * w):
-        return None, f"no leukocyte found: largest nucleus candidate too small ({area} px)"
+        return None, f"no leukocyte found: largest nucleus candidate too small ({area} px)", None
     d_out = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 3)
     ring = (d_out <= max(2.0, 0.5 * r_main)) & ~raw
     if not ring.any():
@@ -219,8 +224,8 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
     contrast = float(np.mean(chan[nucleus]) - np.median(chan[ring])) if ring.any() else 0.0
     if contrast < params.min_contrast:
         return None, (f"no leukocyte found: nucleus candidate contrast {contrast:.3f} "
-                      f"< min_contrast {params.min_contrast}")
-    return nucleus, ""
+                      f"< min_contrast {params.min_contrast}"), None
+    return nucleus, "", main_mask
 
 
 # ----------------------------------------------------------------------------- cell
@@ -269,6 +274,39 @@ def _leukocyte_region(lab: np.ndarray, nucleus: np.ndarray, nucleus_raw: np.ndar
     ws = watershed.marker_watershed(-dist, markers)
     stages["watershed"] = ws
     return ws == 2
+
+
+def _own_lobes(nucleus: np.ndarray, main: np.ndarray, dist: np.ndarray,
+               ratio: float) -> np.ndarray | None:
+    """Drop nuclear fragments that lie in a *neighbouring* cell.
+
+    Every fragment floods its own basin of the foreground distance map; a fragment whose
+    basin meets the main fragment's only across a neck (the highest distance on their
+    common border is below ``ratio`` times the lower of the two basins' peaks) belongs to
+    another, touching cell.  Returns the reduced nucleus mask, or None when nothing changes.
+    """
+    n, labels = cv2.connectedComponents(nucleus.astype(np.uint8), connectivity=8)
+    if n <= 2 or not main.any():
+        return None
+    main_label = int(np.bincount(labels[main], minlength=n)[1:].argmax()) + 1
+    fg = dist > 0
+    basins = watershed.marker_watershed(-dist, labels, mask=fg | nucleus)
+    peak = np.zeros(n)
+    for k in range(1, n):
+        sel = basins == k
+        peak[k] = float(dist[sel].max()) if sel.any() else 0.0
+    near_main = _dilate_fast(basins == main_label, 1.5)
+    drop = []
+    for k in range(1, n):
+        if k == main_label:
+            continue
+        border = near_main & (basins == k)
+        saddle = float(dist[border].max()) if border.any() else 0.0
+        if saddle < ratio * min(peak[k], peak[main_label]):
+            drop.append(k)
+    if not drop:
+        return None
+    return nucleus & ~np.isin(labels, drop)
 
 
 def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
@@ -334,8 +372,12 @@ def _polar_edges_to_image(edges: np.ndarray, centre: tuple[float, float],
                           shape: tuple[int, int]) -> np.ndarray:
     n_a, n_r = edges.shape
     cy, cx = centre
-    return cv2.warpPolar(edges.astype(np.float32), (shape[1], shape[0]), (cx, cy), float(n_r),
-                         cv2.WARP_POLAR_LINEAR + cv2.WARP_INVERSE_MAP + cv2.INTER_LINEAR)
+    out = cv2.warpPolar(edges.astype(np.float32), (shape[1], shape[0]), (cx, cy), float(n_r),
+                        cv2.WARP_POLAR_LINEAR + cv2.WARP_INVERSE_MAP + cv2.WARP_FILL_OUTLIERS
+                        + cv2.INTER_LINEAR)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    out[(yy - cy) ** 2 + (xx - cx) ** 2 >= (n_r - 1) ** 2] = 0.0
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _resize_stage(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -416,7 +458,7 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     stages["hsi_saturation"] = color.hsi_saturation(rgb_f)
     chan = _smooth(color.channel(rgb_f, params.nucleus_channel), params.nucleus_sigma)
     stages["nucleus_channel"] = chan
-    nucleus, message = _find_nucleus(chan, params, stages, nucleus_hint, nucleus_exclude)
+    nucleus, message, main = _find_nucleus(chan, params, stages, nucleus_hint, nucleus_exclude)
     if nucleus is None:
         return Segmentation.empty((h, w), message, stages)
     stages["nucleus"] = nucleus
@@ -440,6 +482,22 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     work: dict[str, np.ndarray] = {}
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
     region = _leukocyte_region(lab, nuc_s, raw_s, r_s, work)
+    if params.separate_ratio > 0:
+        main_s = cv2.resize(main.astype(np.uint8), (nuc_s.shape[1], nuc_s.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).astype(bool) & nuc_s
+        keep_s = _own_lobes(nuc_s, main_s, work["distance"], params.separate_ratio)
+        if keep_s is not None:
+            # a fragment sits in a neighbouring cell: drop it and redo the watershed
+            nuc_s = keep_s
+            keep = cv2.resize(keep_s.astype(np.uint8), (w, h),
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            keep = _dilate_fast(keep, max(1.0, f))
+            n_cc, lab_full = cv2.connectedComponents(nucleus.astype(np.uint8), connectivity=8)
+            hit = np.unique(lab_full[keep & nucleus])
+            nucleus = np.isin(lab_full, hit[hit > 0]) | main
+            stages["nucleus"] = nucleus
+            r_s = float(np.sqrt(nuc_s.sum() / np.pi))
+            region = _leukocyte_region(lab, nuc_s, raw_s, r_s, work)
     radii, (cy, cx) = _outline(small, nuc_s, r_s, region, params, work)
     n_a = len(radii)
     ang = 2.0 * np.pi * np.arange(n_a) / n_a

@@ -229,6 +229,8 @@ def test_stages_present_and_shaped():
         arr = seg.stages[name]
         assert arr.shape[:2] == img.shape[:2], (name, arr.shape)
         assert arr.ndim == 2 or arr.shape == img.shape
+        if np.issubdtype(arr.dtype, np.floating):
+            assert np.isfinite(arr).all() and np.abs(arr).max() < 1e4, name
     assert seg.stages["overlay"].dtype == np.uint8
     assert seg.stages["otsu_nucleus"].dtype == bool
     labels = mask_to_labels(seg)
@@ -247,6 +249,23 @@ def test_plot_stages_returns_figure(tmp_path):
     fig.savefig(tmp_path / "s.png", dpi=40)
     empty = segment(np.zeros((50, 50, 3), np.uint8))
     assert isinstance(plot_stages(np.zeros((50, 50, 3), np.uint8), empty), Figure)
+
+
+def test_touching_neighbour_cell_is_not_a_lobe():
+    """Two touching leukocytes: only one is segmented, the other's nucleus is no lobe."""
+    shape = (200, 200)
+    img = np.empty(shape + (3,), np.float32)
+    img[:] = BEIGE
+    cell_a, cell_b = _disc(shape, 100, 62, 34), _disc(shape, 100, 135, 34)
+    nuc_a, nuc_b = _disc(shape, 100, 64, 20), _disc(shape, 100, 133, 20)
+    img[cell_a | cell_b] = LILAC
+    img[nuc_a | nuc_b] = PURPLE
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    seg = segment(np.clip(img, 0, 255).astype(np.uint8))
+    assert seg.found
+    got_a, got_b = dice(seg.nucleus, nuc_a), dice(seg.nucleus, nuc_b)
+    assert max(got_a, got_b) > 0.9 and min(got_a, got_b) < 0.1
+    assert max(dice(seg.cell, cell_a), dice(seg.cell, cell_b)) > 0.85
 
 
 def test_params_adapt_to_magnification():
