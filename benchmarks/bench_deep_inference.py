@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def run(model_name: str = "wbcnet", img_size: int = 64, batch: int = 64, repeats: int = 30,
         warmup: int = 5, threads: int | None = None, checkpoint: str | None = None,
-        device: str = "cpu", channels_last: bool = False) -> dict:
+        device: str = "cpu", channels_last: bool = False,
+        model_kwargs: dict | None = None) -> dict:
     """Measure and return ``{"median_images_per_s", ...}``."""
     import numpy as np
     import torch
@@ -40,7 +41,8 @@ def run(model_name: str = "wbcnet", img_size: int = 64, batch: int = 64, repeats
         img_size, mean, std, model_name = meta["img_size"], meta["mean"], meta["std"], \
             meta["model"]
     else:
-        model = get_model(model_name, num_classes=8, img_size=img_size).to(device)
+        model = get_model(model_name, num_classes=8, img_size=img_size,
+                          **(model_kwargs or {})).to(device)
         mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
     model.eval()
     if channels_last:
@@ -61,7 +63,8 @@ def run(model_name: str = "wbcnet", img_size: int = 64, batch: int = 64, repeats
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     rates = [batch / t for t in times]
-    return {"model": model_name, "img_size": img_size, "batch": batch, "device": device,
+    return {"model": model_name, "model_kwargs": model_kwargs or {}, "img_size": img_size,
+            "batch": batch, "device": device,
             "threads": torch.get_num_threads(), "repeats": repeats,
             "median_images_per_s": statistics.median(rates),
             "min_images_per_s": min(rates), "max_images_per_s": max(rates)}
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="wbcnet")
+    p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"width": 0.75}\'')
     p.add_argument("--checkpoint", default=None, help="time a trained checkpoint instead")
     p.add_argument("--img-size", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true")
     a = p.parse_args(argv)
     r = run(a.model, a.img_size, a.batch, a.repeats, a.warmup, a.threads, a.checkpoint,
-            a.device, a.channels_last)
+            a.device, a.channels_last, json.loads(a.model_kwargs))
     print(json.dumps(r))
     print(f"median {r['median_images_per_s']:.0f} images/s ({r['model']}, {r['img_size']} px, "
           f"batch {r['batch']}, {r['threads']} threads, {r['device']})")

@@ -138,6 +138,24 @@ def test_checkpoint_round_trip_and_resume(trained, tmp_path):
     assert [x["epoch"] for x in rows] == [1, 2, 3] and r["epochs_run"] == 3
 
 
+def test_soft_voting_ensemble_checkpoint_round_trip(trained, tmp_path):
+    from deep.checkpoint import load_model, save_checkpoint
+    from deep.models.ensemble import ensemble_from_checkpoints
+    from deep.predict import predict_proba
+
+    best = trained[0] / "best.pt"
+    ens, meta = ensemble_from_checkpoints([best, best], mode="soft")
+    single, _ = load_model(best)
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_proba(ens, x, meta), predict_proba(single, x, meta),
+                               atol=1e-5)
+    save_checkpoint(tmp_path / "ens.pt", ens, meta)
+    again, meta2 = load_model(tmp_path / "ens.pt")
+    assert meta2["model"] == "ensemble"
+    np.testing.assert_allclose(predict_proba(again, x, meta2), predict_proba(ens, x, meta),
+                               atol=1e-5)
+
+
 def test_missing_and_corrupt_checkpoint(tmp_path):
     from deep.checkpoint import CheckpointError, load_model
 
