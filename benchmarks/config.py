@@ -347,7 +347,10 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("models", "deep_models", "classes"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        return [str(v) for v in value]
+        value = [str(v) for v in value]
+        if name == "classes" and len(value) == 1 and value[0].lower() in ("pbc8", "pbc5"):
+            value = list(PBC8_CLASSES if value[0].lower() == "pbc8" else PBC5_CLASSES)
+        return value
     if name == "deep_model_kwargs":
         if not isinstance(value, Mapping):
             raise ValueError("deep_model_kwargs must map model names to keyword dicts")
