@@ -223,14 +223,19 @@ def test_domain_shift_failures_and_leakage(tmp_path):
 
 
 @pytest.mark.slow
-def test_kfold_pools_out_of_fold_predictions(tmp_path):
+def test_kfold_pools_out_of_fold_predictions(tmp_path, monkeypatch):
+    """k-fold pooling; also: without torch the deep models are skipped with a note."""
+    monkeypatch.setattr(R, "_torch_available", lambda: "ImportError: no torch (simulated)")
     data = _folders(tmp_path / "data", 6, seed=2)
     out = tmp_path / "out"
     cfg, _ = R.config_from_argv(["--data", str(data), "--split", "kfold:3", "--models",
-                                 "naive-bayes", "--no-deep", "--out", str(out), "--cache-dir",
+                                 "naive-bayes,smallcnn", "--out", str(out), "--cache-dir",
                                  str(tmp_path / "cache"), "--no-progress", "--n-jobs", "1",
                                  "--n-resamples", "100"])
     res = R.run(cfg)
+    assert [r.name for r in res.results] == ["naive-bayes"]
+    md = (out / "report.md").read_text()
+    assert "deep models skipped (smallcnn): ImportError: no torch (simulated)" in md
     n = len(res.data.paths)
     assert len(res.split) == 3
     np.testing.assert_array_equal(res.test_indices["naive-bayes"], np.arange(n))
