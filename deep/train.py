@@ -311,7 +311,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         if sampler is not None:
             sampler.set_epoch(epoch)
         ddp_model.train()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run_loss, run_ok, run_n = 0.0, 0, 0
         bar = loader
         if cfg.progress and rank == 0:
@@ -359,6 +359,8 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         if plateau is not None:
             plateau.step(monitor)
         row["epoch_seconds"] = time.perf_counter() - t0
+        # process CPU time: the cost of the epoch independent of other load on the machine
+        row["epoch_cpu_seconds"] = time.process_time() - c0
         row["elapsed_seconds"] = time.perf_counter() - t_start
         improved = monitor < state["best_val_loss"] - 1e-4
         if improved:
