@@ -557,6 +557,9 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                          "saved_model": str(path)}
             sc.notes += ["training time: classifier fit on cached features (feature "
                          "extraction is the separate 'read + segment + features' stage)"]
+            if any(len(f.val) for f in folds):
+                sc.notes.append("fitted on the split's train and val parts together (no "
+                                "early stopping to spend the val part on)")
             if len(folds) > 1:
                 sc.notes.append(f"k-fold: {len(folds)} fits, out-of-fold predictions pooled; "
                                 "the saved model is the last fold's")
@@ -877,7 +880,8 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                                 "Wall time of each stage (a second run with the same "
                                 "settings reads features and decoded images from the cache)."))
         env = capture_environment(seed=cfg.seed, command=command,
-                                  extra={"device": cfg.device, "n_jobs": cfg.n_jobs})
+                                  extra={"device": cfg.device or "auto",
+                                         "n_jobs": cfg.n_jobs, "model_threads": cfg.threads})
         split_info: Any = folds[0] if len(folds) == 1 else {
             "scheme": folds[0].scheme, "seed": cfg.seed, "folds": len(folds),
             "n_test_pooled": int(len(test_idx))}
