@@ -45,9 +45,12 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         Pixel distances of the co-occurrence pairs.
     lbp : tuple of (int, float), default ((8, 1.0), (16, 2.0))
         (points, radius) of each uniform LBP operator.
-    ldp_rotation_invariant : bool, default False
-        LDP as 7-bin histograms of rotation classes instead of 56-bin histograms of codes
-        (see :func:`features.ldp_features`).
+    ldp_rotation_invariant : bool, default True
+        LDP as 7-bin histograms of the codes' rotation classes (14 features) instead of the
+        56-bin histograms of the codes (112 features, ``False``), see
+        :func:`features.ldp_features`. Leukocytes lie at any orientation; on PBC (6,849
+        images, 8 classes, StandardScaler + RBF SVC, 5-fold CV) the rotation-invariant form
+        scored 0.979 against 0.974 for the 56-bin one.
     um_per_pixel : float or None, default None
         Physical pixel size. None: absolute geometric sizes in pixels; a number: in micrometres
         (see :mod:`features.geometry`). Hook for the physical scale of mixed-source data.
@@ -69,7 +72,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def __init__(self, families: Sequence[str] = FAMILIES, glcm_levels: int = 32,
                  glcm_distances: Sequence[int] = (1, 2, 4),
                  lbp: Sequence[tuple[int, float]] = ((8, 1.0), (16, 2.0)),
-                 ldp_rotation_invariant: bool = False,
+                 ldp_rotation_invariant: bool = True,
                  um_per_pixel: float | None = None) -> None:
         self.families = families
         self.glcm_levels = glcm_levels
