@@ -96,7 +96,8 @@ def load_imagenet(model: nn.Module, weights_enum, name: str,
         raise PretrainedWeightsUnavailable(
             f"ImageNet weights for {name} are not available offline: {fname} is not in the "
             f"torch hub cache {path.parent}. Download {url} on a machine with internet, copy "
-            f"it there (or set TORCH_HOME), or pass weights=<path to the .pth file>; set "
+            f"it there (or set TORCH_HOME), or pass weights=<path to the .pth file> (CLI: "
+            f"--pretrained PATH); set "
             f"WBC_ALLOW_DOWNLOAD=1 to let the program download it. Without --pretrained the "
             f"model trains from scratch.")
     _copy_matching(model, load_state_dict_file(path), rename)

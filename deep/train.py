@@ -451,6 +451,9 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     device = _device(cfg.device)
     out = Path(cfg.out)
     iset, classes = _load_data(cfg)
+    # build the model early: missing pretrained weights fail before any decoding
+    model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
+                      img_size=cfg.img_size, **cfg.model_kwargs)
     split, tr, va, te = _make_split(cfg, iset.y)
     from .cache import build_cache
 
@@ -464,8 +467,6 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     aug = None if cfg.no_augment else build_augmentation(**cfg.augment)
     train_ds = ArrayDataset(images, y, tr, transform=aug)
     val_ds = ArrayDataset(images, y, va) if len(va) else None
-    model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
-                      img_size=cfg.img_size, **cfg.model_kwargs)
     meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": classes,
             "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
             "normalization": "x/255 then (x - mean) / std per RGB channel",
