@@ -37,7 +37,6 @@ import dataclasses
 import datetime as _dt
 import functools
 import importlib
-import importlib.util
 import os
 import platform
 import time
@@ -94,33 +93,27 @@ class ModelVersionWarning(UserWarning):
 # --------------------------------------------------------------------------- versions
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a model's behaviour, as ``{name: version}``."""
-    import skimage
-    import sklearn
-    import skops
+    """Versions of the packages that decide a model's behaviour, as ``{name: version}``.
+
+    Read from the installed distributions' metadata: nothing heavy is imported.
+    """
+    from importlib import metadata
 
     import wbc_classic
 
-    out = {
-        "wbc_classic": wbc_classic.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "scikit-image": skimage.__version__,
-        "skops": skops.__version__,
-    }
-    try:
-        import cv2
-
-        out["opencv"] = cv2.__version__
-    except ImportError:  # pragma: no cover - a hard dependency
-        pass
-    try:
-        import xgboost
-
-        out["xgboost"] = xgboost.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    out = {"wbc_classic": wbc_classic.__version__, "python": platform.python_version()}
+    dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
+             "scikit-image": ("scikit-image",), "skops": ("skops",),
+             "opencv": ("opencv-python-headless", "opencv-python",
+                        "opencv-contrib-python-headless", "opencv-contrib-python"),
+             "xgboost": ("xgboost", "xgboost-cpu")}
+    for label, names in dists.items():
+        for name in names:
+            try:
+                out[label] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return out
 
 
@@ -134,53 +127,62 @@ def _type_name(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-@functools.lru_cache(maxsize=1)
+# (module, attribute) of every non-default type our model files may contain; the
+# trusted *names* are computed from the objects themselves (see known_types)
+_KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
+    ("wbc_classic.classifiers", "BalancedClassifier"),
+    ("sklearn.calibration", "_CalibratedClassifier"),
+    ("sklearn.calibration", "_SigmoidCalibration"),
+    ("sklearn.calibration", "CalibratedClassifierCV"),
+    ("sklearn.feature_selection", "f_classif"),
+    ("sklearn.feature_selection", "SelectKBest"),
+    ("sklearn.feature_selection", "SequentialFeatureSelector"),
+    ("sklearn.model_selection", "StratifiedKFold"),
+    ("sklearn.neighbors", "KDTree"),
+    ("sklearn.neighbors", "BallTree"),
+    ("sklearn.metrics._dist_metrics", "EuclideanDistance64"),
+    ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
+    ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
+    ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer"),
+    ("sklearn.tree._tree", "Tree"),
+    ("sklearn.preprocessing", "LabelEncoder"),
+    ("sklearn.preprocessing", "StandardScaler"),
+    ("sklearn.pipeline", "Pipeline"),
+    ("xgboost", "XGBClassifier"),
+    ("xgboost", "Booster"),
+)
+
+
+@functools.cache
+def _source_name(module: str, attr: str) -> str | None:
+    """Qualified name of ``module.attr`` as skops writes it, or None if not importable."""
+    try:
+        return _type_name(getattr(importlib.import_module(module), attr))
+    except (ImportError, AttributeError):
+        return None
+
+
+def is_known_type(name: str) -> bool:
+    """Whether ``name`` (as listed by ``skops.io.get_untrusted_types``) is one of ours.
+
+    Imports only the candidate module(s) whose attribute has the same final name, so
+    checking an SVM model does not import XGBoost.
+    """
+    attr = name.rsplit(".", 1)[-1]
+    return any(_source_name(m, a) == name for m, a in _KNOWN_SOURCES if a == attr)
+
+
 def known_types() -> frozenset[str]:
     """Fully-qualified names of the non-default types a model file of ours may contain.
 
     Computed from the classes and functions themselves (so a renamed private class in a
     new scikit-learn release is noticed rather than silently trusted).  Anything a file
     references beyond these and :mod:`skops`'s own default-trusted scikit-learn/numpy
-    types is refused at load time.
+    types is refused at load time.  Imports every candidate module (slow-ish, for tests
+    and documentation; loading uses :func:`is_known_type`).
     """
-    names: set[str] = set()
-    candidates = [
-        ("wbc_classic.classifiers", "BalancedClassifier"),
-        ("sklearn.calibration", "_CalibratedClassifier"),
-        ("sklearn.calibration", "_SigmoidCalibration"),
-        ("sklearn.calibration", "CalibratedClassifierCV"),
-        ("sklearn.feature_selection", "f_classif"),
-        ("sklearn.feature_selection", "SelectKBest"),
-        ("sklearn.feature_selection", "SequentialFeatureSelector"),
-        ("sklearn.model_selection", "StratifiedKFold"),
-        ("sklearn.neighbors", "KDTree"),
-        ("sklearn.neighbors", "BallTree"),
-        ("sklearn.metrics._dist_metrics", "EuclideanDistance64"),
-        ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
-        ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
-        ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer"),
-        ("sklearn.tree._tree", "Tree"),
-        ("sklearn.preprocessing", "LabelEncoder"),
-        ("sklearn.preprocessing", "StandardScaler"),
-        ("sklearn.pipeline", "Pipeline"),
-    ]
-    for module, attr in candidates:
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        names.add(_type_name(obj))
-    # xgboost is imported only to name its types; skip when not installed
-    try:
-        xgb_spec = importlib.util.find_spec("xgboost")
-    except (ImportError, ValueError):
-        xgb_spec = None
-    if xgb_spec is not None:
-        import xgboost
-
-        names.add(_type_name(xgboost.XGBClassifier))
-        names.add(_type_name(xgboost.Booster))
-    return frozenset(names)
+    names = (_source_name(m, a) for m, a in _KNOWN_SOURCES)
+    return frozenset(n for n in names if n is not None)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -780,8 +782,7 @@ def load(path: str | os.PathLike[str]) -> WBCModel:
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
         raise ModelFileError(path, f"corrupt or not a skops file ({type(exc).__name__}: "
                                    f"{exc})") from None
-    allowed = known_types()
-    refused = sorted(t for t in untrusted if t not in allowed)
+    refused = sorted(t for t in untrusted if not is_known_type(t))
     if refused:
         raise ModelFileError(path, "it references types that are not part of a "
                                    f"wbc-classic model and were refused: {refused}")
