@@ -221,6 +221,17 @@ def segment_cached(src, cache: Path) -> dict:
     return d
 
 
+def _source_hash(*packages: str) -> str:
+    """Hash of the Python sources of packages (feature caches are only valid for one version
+    of the feature code)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1()
+    for pkg in packages:
+        for f in sorted((root / pkg).glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _unpack(d: dict, name: str) -> np.ndarray:
     h, w = (int(v) for v in d["shape"])
     return np.unpackbits(d[name])[: h * w].reshape(h, w).astype(bool)
@@ -418,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     test_names = [n for _, tests in protocols for n in tests]
     print(f"{'norm':14s} {'scale':5s} {'features':12s} {'clf':7s} " + " ".join(
         f"{n[:14]:>14s}" for n in test_names))
+    code = _source_hash("features")
     results = []
     configs = itertools.product(args.norms.split(","), args.scales.split(","),
                                 args.subsets.split(","), args.classifiers.split(","))
@@ -430,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 fitted[norm_name, train] = make_normalizer(norm_name).fit(refs[train])
             norm = fitted[norm_name, train]
             cfg = _key(json.dumps(norm.to_dict(), sort_keys=True), scale, subset,
-                       args.target_um, 4 if subset.startswith("robust") else 3)
+                       args.target_um, 4 if subset.startswith("robust") else 3, code)
             feats = {}
             for name in [train, *tests]:
                 srcs = sets[name][0]
