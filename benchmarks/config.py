@@ -263,7 +263,12 @@ def resolve_models(names: Sequence[str], deep_group: Sequence[str] = LIGHT_DEEP
     ValueError
         An unknown name; the message lists the valid ones.
     """
-    zoo = set(DEEP_MODELS) | set(deep_model_names())
+    zoo = set(DEEP_MODELS)
+    flat = [n.strip().lower() for raw in names for n in str(raw).split(",") if n.strip()]
+    known = zoo | set(CLASSICAL_MODELS) | {"all", "classical", "deep"}
+    if any(n not in known and n.replace("-", "_") not in known
+           and n.replace("_", "-") not in known for n in flat):
+        zoo |= set(deep_model_names())  # a zoo model added after this list (imports torch)
     classical: list[str] = []
     deep: list[str] = []
 

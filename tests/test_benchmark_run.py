@@ -34,7 +34,8 @@ def test_defaults_are_the_synthetic_preset():
     assert cfg.resolved_out() == Path("runs") / "benchmark-synthetic-0"
 
 
-def test_resolve_models_groups_and_errors():
+def test_resolve_models_groups_and_errors(monkeypatch):
+    monkeypatch.setattr(C, "deep_model_names", lambda: C.DEEP_MODELS)  # no torch import
     assert C.resolve_models(["classical"]) == (list(C.CLASSICAL_MODELS), [])
     cl, dp = C.resolve_models(["svm,deep", "svm"], deep_group=("smallcnn",))
     assert cl == ["svm"] and dp == ["smallcnn"]
