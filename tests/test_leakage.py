@@ -298,13 +298,18 @@ def test_real_pbc_known_duplicate(pbc_dir: Path) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_real_pbc_split_leakage(pbc_dir: Path) -> None:
+def test_real_pbc_known_duplicates(pbc_dir: Path) -> None:
+    # PBC's eosinophil folder holds one exact copy (EO_65638 / EO_873756) and one shifted
+    # near copy (EO_246684 / EO_409717); the whole-set 80/20 check is measured by
+    # `python -m benchmarks.run --preset pbc8`, this keeps CI to one class folder.
     from wbc_classic.datasets import load_class_folders
-    from wbc_classic.split import make_split
 
-    ds = load_class_folders(pbc_dir)
-    sp = make_split(ds.y, "80/20", seed=0)
-    rep = find_leakage(ds.subset(sp.train), ds.subset(sp.test), n_jobs=2)
-    assert rep.n_train == len(sp.train) and rep.n_test == len(sp.test)
-    assert not rep.train_failures and not rep.test_failures
-    assert rep.n_leaked_test < 0.01 * rep.n_test  # a handful of duplicates, not systematic
+    ds = load_class_folders(pbc_dir, classes=["eosinophil"])
+    rep = find_duplicates(ds.paths)
+    assert not rep.train_failures
+    names = [Path(p).stem for p in ds.paths]
+    exact = {frozenset((names[a], names[b])) for a, b in rep.exact_pairs}
+    near = {frozenset((names[int(a)], names[int(b)])) for a, b, _ in rep.near_pairs}
+    assert frozenset(("EO_65638", "EO_873756")) in exact
+    assert frozenset(("EO_246684", "EO_409717")) in near | exact
+    assert len(exact) + len(near) < 0.01 * len(ds.paths)  # a handful, not systematic
