@@ -203,18 +203,11 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic count``; exit code 0 all fields ok, 1 some failed, 2 no model."""
-    from wbc_classic.commands.predict import expand_inputs
-    from wbc_classic.model import ModelFileError, load
+    from wbc_classic.commands.predict import load_model_and_inputs
 
-    try:
-        model = load(args.model)
-    except ModelFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    paths = expand_inputs(args.fields)
-    if not paths:
-        print("error: no field images found in the given inputs", file=sys.stderr)
-        return 1
+    model, paths, code = load_model_and_inputs(args.model, args.fields, "field images")
+    if code is not None:
+        return code
     try:
         report = count_fields(model, paths, args.out, exclude_border=args.exclude_border,
                               write_images=not args.no_images, rescale=args.rescale)

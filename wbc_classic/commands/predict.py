@@ -73,19 +73,31 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
                              r["error"], r.get("note", "")])
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 no model)."""
+def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
+    """Load the model and expand the inputs for a CLI command.
+
+    Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
+    the problem: 2 when the model file cannot be loaded, 1 when no input file was found.
+    """
     from wbc_classic.model import ModelFileError, load
 
     try:
-        model = load(args.model)
+        model = load(model_path)
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    paths = expand_inputs(args.inputs)
+        return None, None, 2
+    paths = expand_inputs(inputs)
     if not paths:
-        print("error: no image files found in the given inputs", file=sys.stderr)
-        return 1
+        print(f"error: no {what} found in the given inputs", file=sys.stderr)
+        return None, None, 1
+    return model, paths, None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 no model)."""
+    model, paths, code = load_model_and_inputs(args.model, args.inputs)
+    if code is not None:
+        return code
     t0 = time.perf_counter()
     rows = model.predict_paths(paths, n_jobs=args.n_jobs)
     seconds = time.perf_counter() - t0
