@@ -100,20 +100,20 @@ def closed_min_path(cost: np.ndarray, r_min: np.ndarray | None = None,
     acc = c3[0].copy()
     back = np.empty((2 * n_a, n_r), dtype=np.int32)
     back[0] = idx
+    # candidate predecessors in the order self, r+1, r-1, r+2, r-2, ... ; argmin keeps the
+    # first minimum, i.e. the same tie-breaking as a sequential strict "<" scan
+    offsets = np.array([0] + [o for s in range(1, step + 1) for o in (s, -s)], dtype=np.int64)
+    n_o = len(offsets)
+    buf = np.full(n_r + 2 * step, np.inf, dtype=np.float32)   # acc padded with +inf
+    rows = (step + offsets)[:, None] + idx[None, :]            # (n_o, n_r) into buf
+    flat = rows.ravel()
+    cand = np.empty((n_o, n_r), dtype=np.float32)
     for t in range(1, 2 * n_a):
-        best = acc.copy()
-        arg = idx.copy()
-        for s in range(1, step + 1):
-            # predecessor at radius r + s
-            better = acc[s:] < best[:-s]
-            best[:-s] = np.where(better, acc[s:], best[:-s])
-            arg[:-s] = np.where(better, idx[s:], arg[:-s])
-            # predecessor at radius r - s
-            better = acc[:-s] < best[s:]
-            best[s:] = np.where(better, acc[:-s], best[s:])
-            arg[s:] = np.where(better, idx[:-s], arg[s:])
-        back[t] = arg
-        acc = best + c3[t]
+        buf[step:step + n_r] = acc
+        np.take(buf, flat, out=cand.reshape(-1))
+        k = np.argmin(cand, axis=0)
+        back[t] = idx + offsets[k]
+        acc = cand[k, idx] + c3[t]
     path = np.empty(2 * n_a, dtype=np.int64)
     path[-1] = int(np.argmin(acc))
     for t in range(2 * n_a - 1, 0, -1):

@@ -311,7 +311,7 @@ def _own_lobes(nucleus: np.ndarray, main: np.ndarray, dist: np.ndarray,
 
 def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
              region: np.ndarray | None, params: SegmenterParams,
-             stages: dict) -> tuple[np.ndarray, tuple[float, float]]:
+             stages: dict, edge_image: bool = True) -> tuple[np.ndarray, tuple[float, float]]:
     """Polar minimum-cost outline; returns (radii in working pixels, centre (row, col))."""
     h, w = nucleus.shape
     d_nuc = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 5)
@@ -364,7 +364,8 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
     r_max = np.maximum(r_max, r_min)
     step = max(1, int(round(params.max_slope * 2.0 * np.pi * 1.5 * r_n / n_a)))
     path = contour.closed_min_path(cost, r_min, r_max, step)
-    stages["edges"] = _polar_edges_to_image(edges, (cy, cx), (h, w))
+    if edge_image:
+        stages["edges"] = _polar_edges_to_image(edges, (cy, cx), (h, w))
     return path.astype(np.float64), (cy, cx)
 
 
@@ -408,7 +409,8 @@ def overlay(image: np.ndarray, nucleus: np.ndarray, cell: np.ndarray) -> np.ndar
 
 def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
             nucleus_hint: np.ndarray | None = None,
-            nucleus_exclude: np.ndarray | None = None) -> Segmentation:
+            nucleus_exclude: np.ndarray | None = None,
+            keep_stages: bool = True) -> Segmentation:
     """Segment the leukocyte nearest the centre of a single-cell image.
 
     Parameters
@@ -425,13 +427,20 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     nucleus_exclude : ndarray of bool, shape (H, W), optional
         Pixels known to belong to *other* leukocytes' nuclei; fragments overlapping them more
         than the hint are not taken as lobes (touching leukocytes in a field).
+    keep_stages : bool, default=True
+        Keep every intermediate image in ``Segmentation.stages`` (for ``segment --steps``
+        and :func:`segmentation.plot_stages`).  False (the batch / predict path) skips the
+        teaching-only images (HSI saturation, polar edge map, overlay, resizing of the
+        working-scale stages) and returns only ``"input"``, ``"nucleus"`` and ``"cell"``;
+        the masks are identical either way.
 
     Returns
     -------
     Segmentation
         ``nucleus`` and ``cell`` bool (H, W) masks, ``scale`` = equivalent radius of the
-        cell in pixels, and every intermediate image in ``stages``.  When no leukocyte
-        is found, ``found`` is False, the masks are empty and ``message`` says why.
+        cell in pixels, and every intermediate image in ``stages`` (see ``keep_stages``).
+        When no leukocyte is found, ``found`` is False, the masks are empty and
+        ``message`` says why.
 
     Raises
     ------
@@ -455,12 +464,14 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
             raise ValueError(f"nucleus_exclude shape {nucleus_exclude.shape} != image shape "
                              f"{(h, w)}")
     rgb_f = color.as_float_rgb(rgb)
-    stages["hsi_saturation"] = color.hsi_saturation(rgb_f)
+    if keep_stages:
+        stages["hsi_saturation"] = color.hsi_saturation(rgb_f)
     chan = _smooth(color.channel(rgb_f, params.nucleus_channel), params.nucleus_sigma)
     stages["nucleus_channel"] = chan
     nucleus, message, main = _find_nucleus(chan, params, stages, nucleus_hint, nucleus_exclude)
     if nucleus is None:
-        return Segmentation.empty((h, w), message, stages)
+        return Segmentation.empty((h, w), message, stages if keep_stages else
+                                  {"input": rgb})
     stages["nucleus"] = nucleus
     r_n = float(np.sqrt(nucleus.sum() / np.pi))
     # the cell outline is searched at a working scale where the nucleus radius is about
@@ -498,7 +509,8 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
             stages["nucleus"] = nucleus
             r_s = float(np.sqrt(nuc_s.sum() / np.pi))
             region = _leukocyte_region(lab, nuc_s, raw_s, r_s, work)
-    radii, (cy, cx) = _outline(small, nuc_s, r_s, region, params, work)
+    radii, (cy, cx) = _outline(small, nuc_s, r_s, region, params, work,
+                               edge_image=keep_stages)
     n_a = len(radii)
     ang = 2.0 * np.pi * np.arange(n_a) / n_a
     # back to full-size coordinates (pixel centres: x_full = (x_small + 0.5) * f - 0.5)
@@ -508,10 +520,13 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     cv2.fillPoly(cell, [np.round(np.stack([px, py], 1) * 16).astype(np.int32)], 1,
                  lineType=cv2.LINE_8, shift=4)
     cell = morphology.fill_holes(cell.astype(bool) | nucleus)
-    for name, arr in work.items():
-        stages[name] = _resize_stage(arr, (h, w))
-    stages["cell"] = cell
-    stages["overlay"] = overlay(rgb, nucleus, cell)
+    if keep_stages:
+        for name, arr in work.items():
+            stages[name] = _resize_stage(arr, (h, w))
+        stages["cell"] = cell
+        stages["overlay"] = overlay(rgb, nucleus, cell)
+    else:
+        stages = {"input": rgb, "nucleus": nucleus, "cell": cell}
     scale = float(np.sqrt(cell.sum() / np.pi))
     return Segmentation(nucleus=nucleus, cell=cell, found=True, stages=stages, scale=scale,
                         message="")

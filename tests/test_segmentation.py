@@ -353,3 +353,85 @@ def test_real_pbc_found_rate(pbc_dir):
     paths = ims.paths[::100]
     found = [segment(read_image(p)).found for p in paths]
     assert np.mean(found) >= 0.9
+
+
+def _stage_free_cases():
+    from wbc_classic.synthetic import make_cell
+
+    cases = [make_cell(label, size=128, rng=i).image for i, label in
+             enumerate(["neutrophil", "lymphocyte", "eosinophil", "monocyte", "basophil"])]
+    cases.append(drawn_cell()[0])
+    cases.append(np.full((64, 64, 3), BEIGE, np.uint8))       # nothing found
+    return cases
+
+
+@pytest.mark.parametrize("k", range(7))
+def test_keep_stages_false_gives_identical_masks(k):
+    img = _stage_free_cases()[k]
+    full = segment(img)
+    fast = segment(img, keep_stages=False)
+    assert fast.found == full.found and fast.message == full.message
+    assert np.array_equal(fast.nucleus, full.nucleus)
+    assert np.array_equal(fast.cell, full.cell)
+    assert fast.scale == full.scale or (np.isnan(fast.scale) and np.isnan(full.scale))
+    assert set(fast.stages) <= {"input", "nucleus", "cell"}
+    if full.found:
+        assert {"hsi_saturation", "overlay", "edges"} <= set(full.stages)
+
+
+@pytest.mark.realdata
+def test_keep_stages_false_identical_on_real_images(pbc_dir, cellavision_dir):
+    from wbc_classic.datasets import load_class_folders, load_segmentation_set
+    from wbc_classic.imageio import read_image
+
+    paths = list(load_class_folders(pbc_dir).paths[::2000])
+    paths += [s.image_path for s in load_segmentation_set(cellavision_dir)[::20]]
+    for p in paths:
+        img = read_image(p)
+        full, fast = segment(img), segment(img, keep_stages=False)
+        assert np.array_equal(fast.nucleus, full.nucleus), p
+        assert np.array_equal(fast.cell, full.cell), p
+
+
+def _closed_min_path_reference(cost, r_min, r_max, max_step):
+    """The original sequential-scan recursion, kept to pin the vectorised one."""
+    cost = np.asarray(cost, dtype=np.float32)
+    n_a, n_r = cost.shape
+    idx = np.arange(n_r)
+    allowed = np.ones((n_a, n_r), dtype=bool)
+    allowed &= idx[None, :] >= np.asarray(r_min)[:, None]
+    allowed &= idx[None, :] <= np.asarray(r_max)[:, None]
+    allowed[~allowed.any(axis=1)] = True
+    c3 = np.concatenate([np.where(allowed, cost, contour._BIG)] * 2, axis=0)
+    acc = c3[0].copy()
+    back = np.empty((2 * n_a, n_r), dtype=np.int32)
+    for t in range(1, 2 * n_a):
+        best, arg = acc.copy(), idx.copy()
+        for s in range(1, max_step + 1):
+            better = acc[s:] < best[:-s]
+            best[:-s] = np.where(better, acc[s:], best[:-s])
+            arg[:-s] = np.where(better, idx[s:], arg[:-s])
+            better = acc[:-s] < best[s:]
+            best[s:] = np.where(better, acc[:-s], best[s:])
+            arg[s:] = np.where(better, idx[:-s], arg[s:])
+        back[t] = arg
+        acc = best + c3[t]
+    path = np.empty(2 * n_a, dtype=np.int64)
+    path[-1] = int(np.argmin(acc))
+    for t in range(2 * n_a - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path[n_a:]
+
+
+def test_closed_min_path_matches_sequential_reference():
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n_a, n_r = int(rng.integers(8, 60)), int(rng.integers(2, 40))
+        cost = rng.normal(size=(n_a, n_r)).astype(np.float32)
+        if trial % 2:
+            cost = np.round(cost)  # many ties: the tie-breaking must match too
+        r_min = rng.integers(0, n_r, n_a)
+        r_max = np.maximum(r_min, rng.integers(0, n_r, n_a))
+        step = int(rng.integers(1, 4))
+        np.testing.assert_array_equal(contour.closed_min_path(cost, r_min, r_max, step),
+                                      _closed_min_path_reference(cost, r_min, r_max, step))

@@ -214,11 +214,16 @@ def full_segment_params(segment_params: dict | None) -> dict[str, Any]:
     return dataclasses.asdict(SegmenterParams(**(segment_params or {})))
 
 
-def segment_image(image: np.ndarray, segment_params: dict | None = None) -> Any:
-    """:func:`segmentation.segment` with the parameters of a plain dict (see above)."""
+def segment_image(image: np.ndarray, segment_params: dict | None = None, *,
+                  keep_stages: bool = False) -> Any:
+    """:func:`segmentation.segment` with the parameters of a plain dict (see above).
+
+    The predict / feature path needs only the masks, so the teaching-only intermediate
+    images are skipped by default (``keep_stages=False``; masks are identical).
+    """
     from segmentation import segment
 
-    return segment(image, segmenter_params(segment_params))
+    return segment(image, segmenter_params(segment_params), keep_stages=keep_stages)
 
 
 def _default_extractor():
