@@ -333,6 +333,19 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
     return out
 
 
+def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params: dict | None,
+                           catch: bool) -> list[tuple[np.ndarray | None, str, bool]]:
+    """:func:`_features_chunk` in a joblib worker: one thread per worker process.
+
+    The workers already use every core, so OpenCV's own thread pool (and any BLAS pool,
+    which joblib's loky backend limits as well) would only oversubscribe the CPU.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    return _features_chunk(items, extractor, segment_params, catch)
+
+
 def _chunks(n: int, n_jobs: int, target: int = 64) -> list[slice]:
     if n == 0:
         return []
@@ -447,7 +460,7 @@ class WBCModel:
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=jobs)(
-            delayed(_features_chunk)(items[s], extractor, self.segment_params, catch)
+            delayed(_features_chunk_worker)(items[s], extractor, self.segment_params, catch)
             for s in _chunks(len(items), jobs))
         return [row for part in parts for row in part]
 
