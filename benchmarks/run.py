@@ -776,6 +776,10 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
     notes: list[str] = []
     sections: list[Section] = []
     failures: list[dict[str, Any]] = []
+    # captured first: the git revision and versions the run started with
+    env = capture_environment(seed=cfg.seed, command=command,
+                              extra={"device": cfg.device or "auto", "n_jobs": cfg.n_jobs,
+                                     "model_threads": cfg.threads})
     log.say(f"benchmark: preset {cfg.preset}, models {classical_names + deep_names}, "
             f"split {cfg.split}, seed {cfg.seed}, out {out}, cache {cache}")
 
@@ -879,9 +883,6 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
         sections.append(Section("Run stages", stage_rows,
                                 "Wall time of each stage (a second run with the same "
                                 "settings reads features and decoded images from the cache)."))
-        env = capture_environment(seed=cfg.seed, command=command,
-                                  extra={"device": cfg.device or "auto",
-                                         "n_jobs": cfg.n_jobs, "model_threads": cfg.threads})
         split_info: Any = folds[0] if len(folds) == 1 else {
             "scheme": folds[0].scheme, "seed": cfg.seed, "folds": len(folds),
             "n_test_pooled": int(len(test_idx))}
