@@ -240,3 +240,30 @@ def test_fit_and_predict_from_images(tmp_path):
     assert model.predict_proba(images[0]).shape == (1, 2)  # one (H, W, 3) image
     again = load(model.save(tmp_path / "m.skops"))
     np.testing.assert_array_equal(again.predict_proba(images), model.predict_proba(images))
+
+
+_TRUSTED_LISTS = """
+import json, sys
+sys.path.insert(0, {root!r})
+if {hook}:
+    from wbc_classic.model import _import_skops_io
+    _import_skops_io()
+    assert "torch" not in sys.modules
+import skops.io._trusted_types as tt
+print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
+                  if k.isupper() and k.endswith("NAMES")}}))
+"""
+
+
+@pytest.mark.slow
+def test_skops_import_without_torch_trusts_the_same_types():
+    """The torch-free import of skops.io must not change its trusted-type lists."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = [subprocess.run([sys.executable, "-c", _TRUSTED_LISTS.format(root=root, hook=h)],
+                          capture_output=True, text=True, check=True, timeout=120).stdout
+           for h in (True, False)]
+    assert json.loads(out[0]) == json.loads(out[1])
+    assert len(json.loads(out[0])["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100

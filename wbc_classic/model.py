@@ -39,6 +39,7 @@ import functools
 import importlib
 import os
 import platform
+import sys
 import time
 import warnings
 import zipfile
@@ -151,6 +152,39 @@ _KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
     ("xgboost", "XGBClassifier"),
     ("xgboost", "Booster"),
 )
+
+
+class _NoTorchFinder:
+    """Import hook refusing ``torch`` (see :func:`_import_skops_io`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _import_skops_io() -> Any:
+    """``import skops.io`` without importing torch on the way.
+
+    Importing :mod:`skops.io` builds its list of trusted scikit-learn types with
+    ``sklearn.utils.all_estimators()``, whose package walk imports every sub-package,
+    including ``sklearn.externals.array_api_compat.torch`` -- which imports torch when it
+    is installed (~2 s of the ~3 s cold load).  That package defines no estimators, so
+    refusing torch during this one import leaves the trusted-type lists unchanged (checked
+    in tests/test_model_file.py) while halving the load time.  Nothing is blocked when
+    torch is already imported or after the import.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    finder = _NoTorchFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(finder)
+    return skops.io
 
 
 @functools.cache
@@ -707,7 +741,7 @@ class WBCModel:
         -------
         path : pathlib.Path
         """
-        import skops.io as sio
+        sio = _import_skops_io()
 
         from wbc_classic.atomic import atomic_path
 
@@ -791,7 +825,7 @@ def load(path: str | os.PathLike[str]) -> WBCModel:
         When the file was written with other versions of wbc_classic, numpy,
         scikit-learn, scikit-image, OpenCV or XGBoost.
     """
-    import skops.io as sio
+    sio = _import_skops_io()
 
     path = Path(path)
     _sniff(path)
