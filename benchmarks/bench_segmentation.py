@@ -64,18 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per image, best kept (3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--keep-stages", action="store_true",
+                        help="also compute the teaching-only intermediate images (as "
+                             "`segment --steps` does); default: the batch/predict path")
     args = parser.parse_args(argv)
 
     from segmentation import segment
 
     images, source = _load_images(args.data, args.n, args.seed)
-    segment(images[0])  # warm-up (imports, caches)
+    keep = bool(args.keep_stages)
+    segment(images[0], keep_stages=keep)  # warm-up (imports, caches)
     times, cpu_times, found = [], [], 0
     for im in images:
         best, best_cpu = np.inf, np.inf
         for _ in range(max(1, args.repeat)):
             t0, c0 = time.perf_counter(), time.process_time()
-            seg = segment(im)
+            seg = segment(im, keep_stages=keep)
             best = min(best, time.perf_counter() - t0)
             best_cpu = min(best_cpu, time.process_time() - c0)
         times.append(best)
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "images_per_second": 1.0 / med_cpu if med_cpu > 0 else float("inf"),
         "load_average_1min": load,
         "found_rate": found / len(images),
+        "keep_stages": keep,
         "target_images_per_second": TARGET_IMAGES_PER_SECOND,
         "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "cv2": cv2.getNumThreads()},
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"segmentation speed on {source} ({len(images)} images, {images[0].shape[1]}x"
           f"{images[0].shape[0]}, 1 thread): median CPU {result['median_cpu_ms']:.1f} ms/image "
           f"-> {result['images_per_second']:.1f} images/s per core "
-          f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}); wall-clock median "
+          f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}, keep_stages={keep}); wall-clock median "
           f"{result['median_ms']:.1f} ms (p90 {result['p90_ms']:.1f} ms, load average "
           f"{load:.1f}); found {100 * result['found_rate']:.0f}%")
     if args.json:
