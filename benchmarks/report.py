@@ -1113,7 +1113,8 @@ def write_report(
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
     env_rows = [(k, v) for k, v in format_environment(environment) if k not in ("Command", "Seed")]
-    setup_rows = [("Data", f"{dataset.name}" + (" (SYNTHETIC)" if dataset.synthetic else ""))]
+    synthetic_tag = dataset.synthetic and "synthetic" not in dataset.name.lower()
+    setup_rows = [("Data", f"{dataset.name} (SYNTHETIC)" if synthetic_tag else dataset.name)]
     if dataset.description:
         setup_rows.append(("Description", dataset.description))
     if dataset.root:

@@ -935,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", argument_default=argparse.SUPPRESS,
         description="Benchmark the classical and the deep leukocyte classifiers on one split: "
-                    "one table with 95%% bootstrap CIs, per-class tables, confusion matrices, "
+                    "one table with 95% bootstrap CIs, per-class tables, confusion matrices, "
                     "McNemar, leakage check, segmentation scores; writes results.csv/json, "
                     "report.md/html, config.yaml. Without arguments: a synthetic-data run.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
