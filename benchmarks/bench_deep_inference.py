@@ -39,6 +39,7 @@ def run(model_name: str = "wbcnet", img_size: int = 64, batch: int = 64, repeats
         from deep.checkpoint import load_model
 
         model, meta = load_model(checkpoint, device=device)
+        model_kwargs = meta.get("model_kwargs", {})
         img_size, mean, std, model_name = meta["img_size"], meta["mean"], meta["std"], \
             meta["model"]
     else:
