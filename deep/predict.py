@@ -13,17 +13,18 @@ cannot be loaded. The CSV is written atomically.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from wbc_classic.predictions import expand_inputs, write_predictions_csv
 
 from .cache import resize_square
 from .data import normalize_batch
@@ -72,23 +73,6 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
     return torch.cat(out).numpy() if out else np.zeros((0, n_classes), np.float32)
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given; folders replaced by the image files under them (sorted, recursive,
-    hidden entries skipped). Paths that do not exist are kept so they get an error row."""
-    from wbc_classic.imageio import is_image_file
-
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)
-                              and not any(part.startswith(".")
-                                          for part in f.relative_to(p).parts)))
-        else:
-            out.append(p)
-    return out
-
-
 def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],
                   *, batch_size: int = 64, device: str | torch.device = "cpu",
                   tta: bool = False) -> list[dict[str, Any]]:
@@ -127,22 +111,6 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
                 row.update(status="ok", predicted_class=classes[int(pr.argmax())],
                            proba=[float(v) for v in pr])
     return rows
-
-
-def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
-                          classes: Sequence[str]) -> None:
-    """Write prediction rows as CSV atomically (same columns as ``wbc-classic predict``)."""
-    from wbc_classic.atomic import atomic_open
-
-    header = ["path", "status", "predicted_class", *[f"p_{c}" for c in classes], "error", "note"]
-    with atomic_open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in rows:
-            ok = r["status"] == "ok"
-            probs = [f"{float(p):.6f}" if ok else "" for p in r["proba"]]
-            w.writerow([r["path"], r["status"], r["predicted_class"], *probs, r["error"],
-                        r.get("note", "")])
 
 
 EXAMPLE = """example:

@@ -9,12 +9,12 @@ classified, 1 when any failed, 2 when the model itself cannot be loaded.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from wbc_classic.predictions import expand_inputs, write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
 EXAMPLE = "wbc-classic predict --model model.skops cells/ extra.jpg --out preds.csv --n-jobs 2"
@@ -31,46 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="parallel worker processes for decoding, segmentation and "
                              "features (default 1; -1 = all cores)")
-
-
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, folders replaced by the image files under them (sorted, recursive).
-
-    Paths that do not exist are kept, so that they get an error row.
-    """
-    from wbc_classic.imageio import is_image_file
-
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)
-                              and not any(part.startswith(".") for part in
-                                          f.relative_to(p).parts)))
-        else:
-            out.append(p)
-    return out
-
-
-def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
-                          classes: Sequence[str]) -> None:
-    """Write rows from :meth:`WBCModel.predict_paths` as CSV, atomically.
-
-    Columns: ``path, status, predicted_class, p_<class> (one per class, model order),
-    error, note``; probabilities with 6 decimals, empty on error.
-    """
-    from wbc_classic.atomic import atomic_open
-
-    header = ["path", "status", "predicted_class", *[f"p_{c}" for c in classes],
-              "error", "note"]
-    with atomic_open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        for r in rows:
-            ok = r["status"] == "ok"
-            probs = [f"{float(p):.6f}" if ok else "" for p in r["proba"]]
-            writer.writerow([r["path"], r["status"], r["predicted_class"], *probs,
-                             r["error"], r.get("note", "")])
 
 
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
