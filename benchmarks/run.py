@@ -466,6 +466,18 @@ class _Scored:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def record_fold(self, y: np.ndarray, test: np.ndarray, test_ok: np.ndarray,
+                    test_bad: np.ndarray, proba: np.ndarray, m_fit: Any, m_pred: Any) -> None:
+        """Store one fold's test probabilities and timings; failed images count as errors."""
+        self.score[test_ok] = proba
+        self.pred[test_ok] = proba.argmax(1)
+        _score_failed(self.pred, self.score, test_bad, y)
+        self.train_seconds += m_fit.seconds
+        self.predict_seconds += m_pred.seconds
+        self.n_predicted += len(test_ok)
+        self.peak_rss = max(self.peak_rss, _peak(m_fit, m_pred))
+        self.fold_acc.append(float(np.mean(self.pred[test] == y[test])))
+
 
 def _peak(*ms: Any) -> int:
     return max((m.rss_peak_bytes or 0) for m in ms)
@@ -541,14 +553,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                                             data.classes, cv=0)
                     proba, m_pred = time_inference(model.predict_proba_features, X[te_ok],
                                                    repeats=3, trace_python=False)
-                sc.score[te_ok] = proba
-                sc.pred[te_ok] = proba.argmax(1)
-                _score_failed(sc.pred, sc.score, te_bad, data.y)
-                sc.train_seconds += m_fit.seconds
-                sc.predict_seconds += m_pred.seconds
-                sc.n_predicted += len(te_ok)
-                sc.peak_rss = max(sc.peak_rss, _peak(m_fit, m_pred))
-                sc.fold_acc.append(float(np.mean(sc.pred[te] == data.y[te])))
+                sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)
             assert model is not None
             path = model.save(models_dir / f"{name}.skops")
             sc.model_bytes = model_size_bytes(path)
@@ -674,14 +679,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
 
                 proba, m_pred = time_inference(predict, x_te, repeats=3, trace_python=False)
                 proba = np.asarray(proba, np.float64)
-                sc.score[te_ok] = proba
-                sc.pred[te_ok] = proba.argmax(1)
-                _score_failed(sc.pred, sc.score, te_bad, data.y)
-                sc.train_seconds += m_fit.seconds
-                sc.predict_seconds += m_pred.seconds
-                sc.n_predicted += len(te_ok)
-                sc.peak_rss = max(sc.peak_rss, _peak(m_fit, m_pred))
-                sc.fold_acc.append(float(np.mean(sc.pred[te] == data.y[te])))
+                sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)
             assert model is not None
             sc.model_bytes = model_size_bytes(model)
             sc.params = {"img_size": cfg.img_size, "epochs": cfg.epochs,
