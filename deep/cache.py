@@ -21,7 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["CachedImages", "build_cache", "default_cache_dir", "file_digest", "resize_square"]
+from wbc_classic.imageio import image_sha256
+
+__all__ = ["CachedImages", "build_cache", "default_cache_dir", "resize_square"]
 
 CACHE_VERSION = 1
 
@@ -31,18 +33,6 @@ def default_cache_dir() -> Path:
     env = os.environ.get("WBC_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "wbc_classic"
     return base / "deep"
-
-
-def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.ndarray:
@@ -168,7 +158,7 @@ def build_cache(
         raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    digests = [file_digest(p) for p in paths]
+    digests = [image_sha256(p) for p in paths]
     key = _key(digests, size, crop)
     npy = cache_dir / f"images_{size}px_{key}.npy"
     meta = npy.with_suffix(".json")
