@@ -7,7 +7,6 @@ versions come from the installed distributions' metadata, so no heavy module is 
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as _md
 import importlib.util
 import os
 import platform
@@ -17,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from wbc_classic.versions import installed_version
 
 __all__ = ["PACKAGES", "capture_environment", "command_line", "cpu_model", "gpu_info",
            "package_versions", "format_environment"]
@@ -57,13 +58,7 @@ def package_versions(packages: Mapping[str, Sequence[str]] | None = None) -> dic
     """
     out: dict[str, str | None] = {}
     for label, dists in (packages or PACKAGES).items():
-        version = None
-        for dist in dists:
-            try:
-                version = _md.version(dist)
-                break
-            except _md.PackageNotFoundError:
-                continue
+        version = installed_version(dists)
         if version is None and label == "wbc-classic":
             try:
                 import wbc_classic

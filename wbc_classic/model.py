@@ -98,9 +98,8 @@ def package_versions() -> dict[str, str]:
 
     Read from the installed distributions' metadata: nothing heavy is imported.
     """
-    from importlib import metadata
-
     import wbc_classic
+    from wbc_classic.versions import installed_version
 
     out = {"wbc_classic": wbc_classic.__version__, "python": platform.python_version()}
     dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
@@ -109,12 +108,9 @@ def package_versions() -> dict[str, str]:
                         "opencv-contrib-python-headless", "opencv-contrib-python"),
              "xgboost": ("xgboost", "xgboost-cpu")}
     for label, names in dists.items():
-        for name in names:
-            try:
-                out[label] = metadata.version(name)
-                break
-            except metadata.PackageNotFoundError:
-                continue
+        version = installed_version(names)
+        if version is not None:
+            out[label] = version
     return out
 
 
