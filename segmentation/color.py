@@ -185,3 +185,32 @@ def channel(image: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"unknown channel {name!r}; choose from {sorted(NUCLEUS_CHANNELS)}") \
             from None
     return fn(image)
+
+
+def pale_pixels(image: np.ndarray, max_od: float = 0.06, percentile: float = 90.0
+                ) -> np.ndarray:
+    """Background-coloured pixels: total optical density below ``max_od``.
+
+    The incident light is the median colour of the brightest pixels (grey level at or above
+    the ``percentile``-th percentile), so the test follows each image's own illumination and
+    white balance.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), float32 in [0, 1]
+        RGB image (see :func:`as_float_rgb`).
+    max_od : float
+        Largest summed ``-log10(I / I0)`` over R, G and B that still counts as background
+        (0.06: about 5 % darker than the background in each channel).
+    percentile : float
+        Grey-level percentile defining the background pixels.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    rgb = np.maximum(image, np.float32(1.0 / 255.0))
+    grey = rgb.mean(axis=-1)
+    i0 = np.median(rgb[grey >= np.percentile(grey, percentile)], axis=0)
+    od = -np.log10(rgb / np.maximum(i0, np.float32(1.0 / 255.0))).sum(axis=-1)
+    return od < max_od

@@ -97,6 +97,10 @@ class SegmenterParams:
         pixels (only ever shrunk; 0 = full size).  Speed only; masks are full size.
     min_size : int
         Images with a side shorter than this give an empty result.
+    rim_max_od : float
+        Background-coloured pixels (summed optical density below this, see
+        :func:`segmentation.color.pale_pixels`) between the outline and the background are
+        trimmed off the cell (:func:`segmentation.morphology.trim_pale_rim`); 0 = off.
     """
 
     nucleus_channel: str = "bg_chromaticity"
@@ -118,6 +122,7 @@ class SegmenterParams:
     watershed_margin: float = 0.3
     work_radius: float = 20.0
     min_size: int = 16
+    rim_max_od: float = 0.06
 
     def __post_init__(self) -> None:
         if self.nucleus_channel not in color.NUCLEUS_CHANNELS:
@@ -530,9 +535,17 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     cv2.fillPoly(cell, [np.round(np.stack([px, py], 1) * 16).astype(np.int32)], 1,
                  lineType=cv2.LINE_8, shift=4)
     cell = morphology.fill_holes(cell.astype(bool) | nucleus)
+    outline = cell
+    if params.rim_max_od > 0:
+        # a polygon through the outline radii overshoots thin cytoplasm rims (small
+        # lymphocytes) and takes in a ring of background, which would then count as
+        # "pale cytoplasm" in the colour and texture features
+        cell = morphology.trim_pale_rim(cell, nucleus, color.pale_pixels(rgb_f,
+                                                                         params.rim_max_od))
     if keep_stages:
         for name, arr in work.items():
             stages[name] = _resize_stage(arr, (h, w))
+        stages["cell_outline"] = outline
         stages["cell"] = cell
         stages["overlay"] = overlay(rgb, nucleus, cell)
     else:

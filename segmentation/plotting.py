@@ -22,8 +22,9 @@ STAGE_TITLES: dict[str, str] = {
     "watershed": "10. marker-controlled watershed",
     "cell_channel": "11. cell channel B-R (nucleus painted)",
     "edges": "12. outward edges (polar search)",
-    "cell": "13. cell mask",
-    "overlay": "14. result",
+    "cell_outline": "13. outline polygon",
+    "cell": "14. cell mask (pale rim trimmed)",
+    "overlay": "15. result",
 }
 
 

@@ -119,6 +119,46 @@ def test_morphology_helpers():
     assert morphology.disk(3).shape == (7, 7)
 
 
+def test_trim_pale_rim_removes_background_ring_keeps_vacuole():
+    # a stained disc (radius 12) inside a loose outline (radius 16): the 4-pixel ring of
+    # background between them goes, a pale vacuole enclosed by stain stays
+    nucleus = _disc((60, 60), 30, 30, 6)
+    stained = _disc((60, 60), 30, 30, 12)
+    outline = _disc((60, 60), 30, 30, 16)
+    vacuole = _disc((60, 60), 30, 39, 2)
+    pale = ~stained | vacuole
+    trimmed = morphology.trim_pale_rim(outline, nucleus, pale)
+    assert trimmed[30, 39] and trimmed[nucleus].all()
+    assert dice(trimmed, stained) > 0.97
+    assert not trimmed[30, 30 + 14]
+    # nothing pale: the outline is kept as it is
+    np.testing.assert_array_equal(
+        morphology.trim_pale_rim(outline, nucleus, np.zeros_like(outline)), outline)
+
+
+def test_pale_pixels_follows_the_image_background():
+    img = np.full((20, 20, 3), (250, 230, 200), np.uint8)
+    img[5:10, 5:10] = (120, 60, 150)  # stained
+    img[12:15, 12:15] = (245, 226, 196)  # 2 % darker than the background: still pale
+    pale = color.pale_pixels(color.as_float_rgb(img), max_od=0.06)
+    assert pale[0, 0] and pale[13, 13] and not pale[7, 7]
+    # the same test on a dimmer, bluer illumination
+    dim = (img.astype(float) * np.array([0.8, 0.9, 1.0])).astype(np.uint8)
+    np.testing.assert_array_equal(color.pale_pixels(color.as_float_rgb(dim)), pale)
+
+
+def test_rim_trim_can_be_switched_off():
+    from wbc_classic.synthetic import make_cell
+
+    cell_img = make_cell("lymphocyte", rng=3).image
+    on = segment(cell_img)
+    off = segment(cell_img, SegmenterParams(rim_max_od=0))
+    assert on.found and off.found
+    np.testing.assert_array_equal(on.nucleus, off.nucleus)
+    assert on.cell.sum() <= off.cell.sum()
+    np.testing.assert_array_equal(on.stages["cell_outline"], off.cell)
+
+
 def test_watershed_splits_touching_discs():
     shape = (80, 120)
     m = _disc(shape, 40, 38, 22) | _disc(shape, 40, 78, 22)
