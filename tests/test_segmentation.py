@@ -435,3 +435,43 @@ def test_closed_min_path_matches_sequential_reference():
         step = int(rng.integers(1, 4))
         np.testing.assert_array_equal(contour.closed_min_path(cost, r_min, r_max, step),
                                       _closed_min_path_reference(cost, r_min, r_max, step))
+
+
+# ----------------------------------------------------------------------------- fast helpers
+def _random_masks(rng, n, shape=(70, 90)):
+    """Blobby masks of every density (and an empty and a full one), some at the border."""
+    yield np.zeros(shape, bool)
+    yield np.ones(shape, bool)
+    for _ in range(n):
+        noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 2.0)
+        yield noise > np.quantile(noise, rng.uniform(0.05, 0.999))
+
+
+def _peak_local_max_markers(distance, min_distance, min_height, mask):
+    """The scikit-image call that :func:`watershed.distance_peaks` replaces."""
+    from skimage.feature import peak_local_max
+
+    coords = peak_local_max(distance, min_distance=max(1, int(round(min_distance))),
+                            threshold_abs=min_height, exclude_border=False,
+                            labels=None if mask is None else mask.astype(np.int32))
+    out = np.zeros(distance.shape, np.int32)
+    out[coords[:, 0], coords[:, 1]] = np.arange(1, len(coords) + 1)
+    return out
+
+
+def test_distance_peaks_match_scikit_image():
+    rng = np.random.default_rng(4)
+    for k, mask in enumerate(_random_masks(rng, 60)):
+        dist = watershed.distance_transform(mask)
+        if k % 3 == 0:
+            dist = np.round(dist)                      # plateaus: ties in height and place
+        md, mh = rng.uniform(1, 7), rng.uniform(0, 2)
+        for m in (mask, None):
+            np.testing.assert_array_equal(watershed.distance_peaks(dist, md, mh, m),
+                                          _peak_local_max_markers(dist, md, mh, m))
+    flat = np.ones((20, 30), np.float32)               # no peak, but isolated mask pixels
+    tiny = np.zeros((20, 30), bool)
+    tiny[3, 4] = tiny[10, 10:20] = True
+    for m in (tiny, None):
+        np.testing.assert_array_equal(watershed.distance_peaks(flat, 2, 0.0, m),
+                                      _peak_local_max_markers(flat, 2, 0.0, m))
