@@ -447,6 +447,35 @@ def _random_masks(rng, n, shape=(70, 90)):
         yield noise > np.quantile(noise, rng.uniform(0.05, 0.999))
 
 
+def test_components_match_opencv_statistics():
+    rng = np.random.default_rng(2)
+    for mask in _random_masks(rng, 40):
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        n2, labels2, areas, cents2 = morphology.components(mask, centroids=True)
+        assert n2 == n
+        np.testing.assert_array_equal(labels2, labels)
+        np.testing.assert_array_equal(areas, stats[:, cv2.CC_STAT_AREA])
+        np.testing.assert_array_equal(cents2[1:], cents[1:])   # bit-identical
+        assert morphology.components(mask)[3] is None
+
+
+@pytest.mark.parametrize("mask_size", [3, 5])
+def test_distance_to_matches_whole_image_transform(mask_size):
+    rng = np.random.default_rng(3)
+    for mask in _random_masks(rng, 30):
+        small = mask & (cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+                        > rng.uniform(0, 6))           # a few small blobs, anywhere
+        full = cv2.distanceTransform((~small).astype(np.uint8), cv2.DIST_L2, mask_size)
+        for reach in (0.5, 1.5, 2.0, 7.3, 25.0):
+            d = morphology.distance_to(small, reach, mask_size)
+            near = full <= reach
+            np.testing.assert_array_equal(d[near], full[near])     # bit-identical
+            assert np.all(d[~near] > reach)
+            np.testing.assert_array_equal(morphology.dilate_by_distance(small, reach),
+                                          (cv2.distanceTransform((~small).astype(np.uint8),
+                                                                 cv2.DIST_L2, 3) <= reach))
+
+
 def _peak_local_max_markers(distance, min_distance, min_height, mask):
     """The scikit-image call that :func:`watershed.distance_peaks` replaces."""
     from skimage.feature import peak_local_max
