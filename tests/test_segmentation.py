@@ -504,3 +504,22 @@ def test_distance_peaks_match_scikit_image():
     for m in (tiny, None):
         np.testing.assert_array_equal(watershed.distance_peaks(flat, 2, 0.0, m),
                                       _peak_local_max_markers(flat, 2, 0.0, m))
+
+
+def test_otsu_histogram_matches_numpy():
+    from segmentation.threshold import _histogram
+
+    rng = np.random.default_rng(5)
+    samples = [rng.normal(size=20000).astype(np.float32), rng.random(3000),
+               rng.integers(0, 5, 500).astype(np.float32),            # values on bin edges
+               (rng.integers(0, 256, 5000) / 255).astype(np.float32),
+               np.linspace(-1, 1, 257, dtype=np.float32), np.array([0.0, 1.0], np.float32)]
+    img, _, _ = drawn_cell()
+    samples.append(color.blue_green_chromaticity(img).ravel())
+    for values in samples:
+        lo, hi = float(values.min()), float(values.max())
+        for nbins in (2, 7, 256):
+            counts, edges = _histogram(values, nbins, lo, hi)
+            ref_counts, ref_edges = np.histogram(values.astype(np.float64), nbins, (lo, hi))
+            np.testing.assert_array_equal(counts, ref_counts)
+            np.testing.assert_array_equal(edges, ref_edges)
