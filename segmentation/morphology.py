@@ -99,7 +99,9 @@ def components(mask: np.ndarray, centroids: bool = False
     areas = np.bincount(labels.ravel(), minlength=n)
     centres = None
     if centroids:
-        ys, xs = np.nonzero(labels)
+        pts = cv2.findNonZero(m8)           # (x, y) of the foreground; faster than nonzero
+        pts = pts.reshape(-1, 2) if pts is not None else np.zeros((0, 2), np.int32)
+        xs, ys = pts[:, 0], pts[:, 1]
         lab = labels[ys, xs]
         centres = np.full((n, 2), np.nan)
         centres[1:, 0] = np.bincount(lab, weights=xs, minlength=n)[1:] / areas[1:]
