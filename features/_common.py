@@ -5,7 +5,7 @@ Private module: the public surface is in the family modules and :mod:`features.e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -54,10 +54,19 @@ class CellCrop:
     cytoplasm: np.ndarray
     cell: np.ndarray
     found: bool
+    _eroded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def region(self, name: str) -> np.ndarray:
         """Mask of region ``name`` (``"nucleus"``, ``"cytoplasm"`` or ``"cell"``)."""
         return getattr(self, name)
+
+    def eroded(self, name: str, radius: int) -> np.ndarray:
+        """``erode(self.region(name), radius)``, computed once per crop (several families
+        histogram over the same eroded regions); read-only."""
+        key = (name, int(radius))
+        if key not in self._eroded:
+            self._eroded[key] = erode(self.region(name), int(radius))
+        return self._eroded[key]
 
 
 def crop_cell(image: np.ndarray, seg: Segmentation, margin: int = CROP_MARGIN) -> CellCrop:
@@ -110,10 +119,10 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """
     if radius <= 0:
         return mask.copy()
-    padded = np.pad(mask.astype(np.uint8), radius)
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    out = cv2.erode(padded, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return out[radius:-radius, radius:-radius].astype(bool)
+    out = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT,
+                    borderValue=0)
+    return out.astype(bool)
 
 
 def safe_div(a: float, b: float) -> float:

@@ -26,7 +26,7 @@ import math
 import cv2
 import numpy as np
 
-from features._common import CellCrop, crop_cell, erode
+from features._common import CellCrop, crop_cell
 from segmentation.result import Segmentation
 
 __all__ = ["colour_features", "colour_statistics", "granularity_features", "rgb_to_hsi",
@@ -37,6 +37,7 @@ STATS = ("mean", "std", "skew", "p10", "p50", "p90")
 _REGIONS = ("nucleus", "cytoplasm")
 _GRAN_RADII = (1, 2, 3, 5, 7)
 _HUE_ORIGIN = 120.0 / 360.0
+_PCT_FRACTIONS = np.array([0.1, 0.5, 0.9])
 
 
 def rgb_to_hsi(rgb: np.ndarray) -> np.ndarray:
@@ -114,9 +115,11 @@ def histogram_statistics(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     std = math.sqrt(max(var, 0.0))
     skew = float(p @ (d2 * d)) / std ** 3 if std > 1e-7 * max(abs(mean), 1.0) else 0.0
     cdf = np.cumsum(counts)
-    idx = np.searchsorted(cdf, np.ceil(np.array([0.1, 0.5, 0.9]) * n - 1e-9), side="left")
+    idx = np.searchsorted(cdf, np.ceil(_PCT_FRACTIONS * n - 1e-9), side="left")
     pct = values[np.minimum(idx, values.size - 1)]
     out = np.array([mean, std, skew, pct[0], pct[1], pct[2]])
+    if np.isfinite(out).all():       # nearly always; nan_to_num costs more than the rest
+        return out
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -199,7 +202,7 @@ def granularity_features(image: np.ndarray, seg: Segmentation, *,
         for idx, k in enumerate(_GRAN_RADII, start=1):
             out[f"gran_{region}_r{k}"] = (s[idx - 1] - s[idx]) / total if total > 0 else 0.0
         out[f"gran_{region}_residual"] = s[-1] / total if total > 0 else 0.0
-        inner = erode(mask, 2)
+        inner = crop.eroded(region, 2)
         if not inner.any():
             inner = mask
         for name, img in local_std.items():

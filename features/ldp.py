@@ -18,7 +18,7 @@ from itertools import combinations
 import cv2
 import numpy as np
 
-from features._common import CellCrop, crop_cell, erode, masked_histogram
+from features._common import CellCrop, crop_cell, masked_histogram
 from segmentation.result import Segmentation
 
 __all__ = ["ldp_features", "ldp_codes", "kirsch_responses", "KIRSCH", "LDP_CODES",
@@ -139,7 +139,7 @@ def ldp_features(image: np.ndarray, seg: Segmentation, *, rotation_invariant: bo
         (1-pixel eroded) pixels with that code. Zeros for an empty region.
     """
     crop = _crop if _crop is not None else crop_cell(image, seg)
-    inner = {r: erode(crop.region(r), 1) for r in ("nucleus", "cytoplasm")}
+    inner = {r: crop.eroded(r, 1) for r in ("nucleus", "cytoplasm")}
     if any(m.any() for m in inner.values()):
         bins = _CODE_TO_BIN[ldp_codes(crop.grey)]
     else:

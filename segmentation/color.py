@@ -54,16 +54,23 @@ def as_float_rgb(image: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of float32, shape (H, W, 3)
+        ``image`` itself when it already is float32 in [0, 1] (treat it as read-only).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {image.shape}")
     if image.dtype == np.uint8:
-        return image.astype(np.float32) * np.float32(1.0 / 255.0)
+        out = image.astype(np.float32)
+        out *= np.float32(1.0 / 255.0)
+        return out
     if np.issubdtype(image.dtype, np.integer):
         return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    if image.dtype == np.float32 and image.min() >= 0.0 and image.max() <= 1.0:
+        # already what was asked for (the segmenter passes its float image to every
+        # channel function): two reductions instead of a clipped copy
+        return image
     if np.issubdtype(image.dtype, np.floating):
-        return np.clip(image, 0.0, 1.0).astype(np.float32)
+        return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
     raise ValueError(f"unsupported image dtype {image.dtype}")
 
 
@@ -126,7 +133,7 @@ def blue_green_chromaticity(image: np.ndarray) -> np.ndarray:
     """Normalised blue-minus-green ``(B - G) / (R + G + B)``, float32 (H, W) in [-1, 1]."""
     rgb = as_float_rgb(image)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return ((b - g) / np.maximum(r + g + b, 3 * _EPS)).astype(np.float32)
+    return ((b - g) / np.maximum(r + g + b, 3 * _EPS)).astype(np.float32, copy=False)
 
 
 def blue_minus_red(image: np.ndarray) -> np.ndarray:

@@ -95,29 +95,34 @@ def closed_min_path(cost: np.ndarray, r_min: np.ndarray | None = None,
         allowed &= idx[None, :] <= np.asarray(r_max)[:, None]
     allowed[~allowed.any(axis=1)] = True  # never leave an angle without a choice
     c = np.where(allowed, cost, _BIG)
-    c3 = np.concatenate([c, c], axis=0)
     step = max(1, int(max_step))
-    acc = c3[0].copy()
-    back = np.empty((2 * n_a, n_r), dtype=np.int32)
-    back[0] = idx
     # candidate predecessors in the order self, r+1, r-1, r+2, r-2, ... ; argmin keeps the
     # first minimum, i.e. the same tie-breaking as a sequential strict "<" scan
     offsets = np.array([0] + [o for s in range(1, step + 1) for o in (s, -s)], dtype=np.int64)
     n_o = len(offsets)
     buf = np.full(n_r + 2 * step, np.inf, dtype=np.float32)   # acc padded with +inf
-    rows = (step + offsets)[:, None] + idx[None, :]            # (n_o, n_r) into buf
-    flat = rows.ravel()
+    acc = buf[step:step + n_r]                                 # a view: updated in place
+    acc[:] = c[0]
+    flat = ((step + offsets)[:, None] + idx[None, :]).ravel()  # (n_o * n_r) into buf
     cand = np.empty((n_o, n_r), dtype=np.float32)
+    cand_flat = cand.reshape(-1)
+    best = np.empty(n_r, dtype=np.float32)
+    choice = np.zeros((2 * n_a, n_r), dtype=np.intp)           # index into offsets
+    # the loop runs 2 * n_angles times on short rows, so its cost is numpy's per-call
+    # overhead: four calls per angle, all writing into preallocated arrays
+    take, argmin, amin, add = buf.take, cand.argmin, cand.min, np.add
     for t in range(1, 2 * n_a):
-        buf[step:step + n_r] = acc
-        np.take(buf, flat, out=cand.reshape(-1))
-        k = np.argmin(cand, axis=0)
-        back[t] = idx + offsets[k]
-        acc = cand[k, idx] + c3[t]
+        take(flat, out=cand_flat)
+        argmin(axis=0, out=choice[t])
+        amin(axis=0, out=best)
+        add(best, c[t - n_a if t >= n_a else t], out=acc)
     path = np.empty(2 * n_a, dtype=np.int64)
-    path[-1] = int(np.argmin(acc))
+    r = int(np.argmin(acc))
+    path[-1] = r
+    off = offsets.tolist()
     for t in range(2 * n_a - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+        r += off[choice[t, r]]
+        path[t - 1] = r
     return path[n_a:]
 
 

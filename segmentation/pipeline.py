@@ -186,37 +186,38 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
         return None, "no leukocyte found: the image has no contrast", None
     raw = chan > t
     stages["otsu_nucleus"] = raw
-    n, labels, stats, cents = cv2.connectedComponentsWithStats(raw.astype(np.uint8), 8)
+    n, _, areas, _ = morphology.components(raw)
     if n <= 1:
         return None, "no leukocyte found: nothing above the Otsu threshold", None
-    r0 = np.sqrt(stats[1:, cv2.CC_STAT_AREA].max() / np.pi)
+    r0 = np.sqrt(areas[1:].max() / np.pi)
     opened = morphology.binary_open(raw, max(1.0, r0 / 20.0))
     # small-object removal on the components of the opened mask; dropping whole components
     # leaves the others unchanged, so relabelling the survivors (their raster order kept)
     # gives exactly the labels and statistics of the cleaned mask without a second pass
-    n, labels, stats, cents = cv2.connectedComponentsWithStats(opened.astype(np.uint8), 8)
-    big = stats[:, cv2.CC_STAT_AREA] >= max(4.0, 0.02 * np.pi * r0 ** 2)
+    n, labels, areas, cents = morphology.components(opened, centroids=hint is None
+                                                    or not hint.any())
+    big = areas >= max(4.0, 0.02 * np.pi * r0 ** 2)
     big[0] = True
     if not big.all():
         remap = np.cumsum(big, dtype=np.int32) - 1
         remap[~big] = 0
         labels = remap[labels]
-        stats, cents = stats[big], cents[big]
+        areas = areas[big]
+        cents = cents[big] if cents is not None else None
         n = int(big.sum())
     if n <= 1:
         return None, "no leukocyte found: no nucleus-sized object", None
-    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    cents = cents[1:]  # (x, y)
+    areas = areas[1:].astype(np.float64)
     if hint is not None and hint.any():
         overlap = np.bincount(labels[hint], minlength=n)[1:].astype(np.float64)
         score = overlap if overlap.max() > 0 else areas
     else:
-        d = np.hypot(cents[:, 1] - (h - 1) / 2.0, cents[:, 0] - (w - 1) / 2.0)
+        d = np.hypot(cents[1:, 1] - (h - 1) / 2.0, cents[1:, 0] - (w - 1) / 2.0)
         score = areas / (1.0 + (d / (params.centre_prior * min(h, w))) ** 2)
     main = int(np.argmax(score)) + 1
     main_mask = labels == main
     r_main = np.sqrt(areas[main - 1] / np.pi)
-    reach = _dilate_fast(main_mask, params.lobe_join * r_main)
+    reach = morphology.dilate_by_distance(main_mask, params.lobe_join * r_main)
     near = np.zeros(n, dtype=bool)
     near[labels[reach]] = True
     keep = np.zeros(n, dtype=bool)
@@ -232,8 +233,7 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
     area = int(nucleus.sum())
     if area < max(12, params.min_nucleus_fraction * h * w):
         return None, f"no leukocyte found: largest nucleus candidate too small ({area} px)", None
-    d_out = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 3)
-    ring = (d_out <= max(2.0, 0.5 * r_main)) & ~raw
+    ring = morphology.dilate_by_distance(nucleus, max(2.0, 0.5 * r_main)) & ~raw
     if not ring.any():
         ring = ~nucleus
     contrast = float(np.mean(chan[nucleus]) - np.median(chan[ring])) if ring.any() else 0.0
@@ -244,11 +244,6 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
 
 
 # ----------------------------------------------------------------------------- cell
-def _dilate_fast(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Disk dilation through the distance transform (fast for large radii)."""
-    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3) <= radius
-
-
 def _background_colour(lab: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     light = lab[..., 0]
     sel = ~exclude
@@ -262,8 +257,14 @@ def _background_colour(lab: np.ndarray, exclude: np.ndarray) -> np.ndarray:
 def _leukocyte_region(lab: np.ndarray, nucleus: np.ndarray, nucleus_raw: np.ndarray,
                       r_n: float, stages: dict) -> np.ndarray:
     """Watershed region of the leukocyte among all objects; bool (h, w), working scale."""
-    bg = _background_colour(lab, _dilate_fast(nucleus, r_n))
-    delta = np.sqrt(((lab - bg) ** 2).sum(axis=-1)).astype(np.float32)
+    bg = _background_colour(lab, morphology.dilate_by_distance(nucleus, r_n))
+    # colour distance to the background, summed channel by channel in place (the same
+    # float32 operations, in the same order, as a sum over the last axis; a third the time)
+    diff = lab - bg
+    diff *= diff
+    delta = diff[..., 0] + diff[..., 1]
+    delta += diff[..., 2]
+    delta = np.sqrt(delta, out=delta)
     t = threshold.otsu_threshold(delta, ~nucleus_raw)
     if not np.isfinite(t):
         return np.ones(nucleus.shape, dtype=bool)
@@ -277,7 +278,7 @@ def _leukocyte_region(lab: np.ndarray, nucleus: np.ndarray, nucleus_raw: np.ndar
     d_nuc = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 5)
     ys, xs = np.nonzero(peaks)
     markers = np.zeros(nucleus.shape, dtype=np.int32)
-    markers[~_dilate_fast(fg, 2)] = 1                       # background
+    markers[~morphology.dilate_by_distance(fg, 2)] = 1      # background
     label = 3
     for y, x in zip(ys, xs, strict=True):
         # a red-cell marker: its inscribed disc does not reach the nucleus
@@ -310,7 +311,7 @@ def _own_lobes(nucleus: np.ndarray, main: np.ndarray, dist: np.ndarray,
     for k in range(1, n):
         sel = basins == k
         peak[k] = float(dist[sel].max()) if sel.any() else 0.0
-    near_main = _dilate_fast(basins == main_label, 1.5)
+    near_main = morphology.dilate_by_distance(basins == main_label, 1.5)
     drop = []
     for k in range(1, n):
         if k == main_label:
@@ -329,9 +330,10 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
              stages: dict, edge_image: bool = True) -> tuple[np.ndarray, tuple[float, float]]:
     """Polar minimum-cost outline; returns (radii in working pixels, centre (row, col))."""
     h, w = nucleus.shape
-    d_nuc = cv2.distanceTransform((~nucleus).astype(np.uint8), cv2.DIST_L2, 5)
     pad = max(1.5, r_n / 10.0)
-    ring = (d_nuc > pad) & (d_nuc < pad + max(3.0, 0.2 * r_n))
+    reach = pad + max(3.0, 0.2 * r_n)
+    d_nuc = morphology.distance_to(nucleus, reach, 5)
+    ring = (d_nuc > pad) & (d_nuc < reach)
     painted = rgb_f.copy()
     fill = np.median(rgb_f[ring], axis=0) if ring.any() else rgb_f[~nucleus].mean(axis=0)
     painted[d_nuc <= pad] = fill
@@ -355,10 +357,12 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
     e_light /= np.percentile(e_light, 99) + 1e-6
     edges = params.blue_weight * e_blue + params.light_weight * e_light
     cost = -edges
+    # the image's footprint in the polar grid (the search disc clipped to the image)
+    inside = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
     if params.region_weight > 0:
         # region term: every pixel enclosed that looks like red cell / background (B-R below
         # the Otsu threshold of the search disc) costs, every cytoplasm-like pixel pays back
-        disc = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
+        disc = inside
         pn = contour.polar_unwrap(nucleus.astype(np.float32), (cy, cx), radius, n_a) > 0.5
         sel = disc & ~pn
         t_cell = threshold.otsu_threshold(pb, sel) if sel.sum() > 10 else float("nan")
@@ -368,7 +372,6 @@ def _outline(rgb_f: np.ndarray, nucleus: np.ndarray, r_n: float,
             score[~disc] = 2.0
             cost = cost + params.region_weight * np.cumsum(score, axis=1) / max(r_n, 1.0)
     # rays leaving the image: no boundary beyond the border
-    inside = contour.polar_unwrap(np.ones((h, w), np.float32), (cy, cx), radius, n_a) > 0.5
     n_r = edges.shape[1]
     last_in = n_r - 1 - np.argmax(inside[:, ::-1], axis=1)
     r_min = np.minimum(contour.radial_extent(nucleus, (cy, cx), radius, n_a) + 1, n_r - 1)
@@ -517,7 +520,7 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
             nuc_s = keep_s
             keep = cv2.resize(keep_s.astype(np.uint8), (w, h),
                               interpolation=cv2.INTER_NEAREST).astype(bool)
-            keep = _dilate_fast(keep, max(1.0, f))
+            keep = morphology.dilate_by_distance(keep, max(1.0, f))
             n_cc, lab_full = cv2.connectedComponents(nucleus.astype(np.uint8), connectivity=8)
             hit = np.unique(lab_full[keep & nucleus])
             nucleus = np.isin(lab_full, hit[hit > 0]) | main

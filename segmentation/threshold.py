@@ -11,8 +11,11 @@ __all__ = ["otsu_threshold", "otsu_separability", "multi_otsu_thresholds"]
 def _values(channel: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     channel = np.asarray(channel)
     values = channel[mask] if mask is not None else channel.ravel()
-    values = values[np.isfinite(values)]
-    return values.astype(np.float64, copy=False)
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = values[finite]
+    # float32 stays float32 (see _histogram); anything else is taken as float64
+    return values if values.dtype == np.float32 else values.astype(np.float64, copy=False)
 
 
 def otsu_threshold(channel: np.ndarray, mask: np.ndarray | None = None,
@@ -58,7 +61,7 @@ def _otsu(values: np.ndarray, nbins: int) -> tuple[float, float]:
     lo, hi = float(values.min()), float(values.max())
     if not hi > lo:
         return float("nan"), 0.0
-    hist, edges = np.histogram(values, bins=nbins, range=(lo, hi))
+    hist, edges = _histogram(values, nbins, lo, hi)
     centres = 0.5 * (edges[:-1] + edges[1:])
     p = hist.astype(np.float64) / hist.sum()
     w0 = np.cumsum(p)
@@ -79,13 +82,39 @@ def _otsu(values: np.ndarray, nbins: int) -> tuple[float, float]:
     return float(0.5 * (edges[k + 1] + edges[k_hi + 1])), eta
 
 
+def _histogram(values: np.ndarray, nbins: int, lo: float, hi: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(values.astype(float64), nbins, (lo, hi))`` for ``lo, hi`` = the
+    values' min and max, bit-identical, without a float64 copy of the values.
+
+    Bin indices are computed in the values' own precision, which can put a value that
+    lies within a rounding error of a bin edge into the neighbouring bin; those few values
+    are found by their fractional bin position and re-binned against the float64 edges
+    exactly as numpy bins them (``edges[i] <= v < edges[i + 1]``, the last bin closed).
+    """
+    edges = np.linspace(lo, hi, nbins + 1)
+    dtype = values.dtype.type
+    pos = values - dtype(lo)
+    pos *= dtype(nbins / (hi - lo))
+    idx = pos.astype(np.intp)
+    frac = pos - idx
+    near = np.flatnonzero((frac < 1e-3) | (frac > 1.0 - 1e-3))   # rounding error ~1e-5
+    counts = np.bincount(idx, minlength=nbins + 1)
+    if near.size:
+        exact = np.searchsorted(edges, values[near].astype(np.float64), side="right") - 1
+        counts -= np.bincount(idx[near], minlength=nbins + 1)
+        counts[:nbins] += np.bincount(np.minimum(exact, nbins - 1), minlength=nbins)
+    counts[nbins - 1] += counts[nbins]          # the maximum belongs to the last bin
+    return counts[:nbins], edges
+
+
 def multi_otsu_thresholds(channel: np.ndarray, classes: int = 3,
                           mask: np.ndarray | None = None, nbins: int = 128) -> np.ndarray:
     """Multi-level Otsu thresholds (``classes - 1`` values, ascending).
 
     Returns an empty float64 array when the values are (nearly) constant.
     """
-    values = _values(channel, mask)
+    values = _values(channel, mask).astype(np.float64, copy=False)
     if values.size < classes or np.unique(values[: 10_000]).size < classes:
         return np.empty(0, dtype=np.float64)
     try:

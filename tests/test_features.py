@@ -445,3 +445,36 @@ def test_synthetic_cells_give_finite_features():
         pairs.append((c.image[..., :3], Segmentation(nucleus=c.nucleus, cell=c.cell)))
     X = FeatureExtractor().transform(pairs)
     assert np.isfinite(X).all() and (X[:, 0] == 1).all()
+
+
+def test_masked_glcm_matches_bincount_reference():
+    """The OpenCV-histogram path counts exactly what a bincount of pair codes counts."""
+    from features.texture import _offsets, _pairs
+
+    rng = np.random.default_rng(7)
+    for levels, n_blocks in ((8, 1), (32, 2)):
+        n_labels = n_blocks * levels + 1
+        q = rng.integers(0, n_labels, (37, 53)).astype(np.int32)
+        q[:5] = 0
+        ours = masked_glcm(q, levels, distances=(1, 2, 4), n_blocks=n_blocks)
+        for i, d in enumerate((1, 2, 4)):
+            for j, (dr, dc) in enumerate(_offsets(d)):
+                a, b = _pairs(q, dr, dc)
+                full = np.bincount((a * n_labels + b).ravel(),
+                                   minlength=n_labels ** 2).reshape(n_labels, n_labels)
+                for k in range(n_blocks):
+                    s = slice(k * levels + 1, (k + 1) * levels + 1)
+                    np.testing.assert_array_equal(ours[k, i, j], full[s, s] + full[s, s].T)
+
+
+def test_erode_treats_outside_as_background():
+    import cv2
+
+    from features._common import erode
+
+    mask = np.ones((6, 7), bool)
+    mask[2, 3] = False
+    padded = np.pad(mask, 2)
+    ref = cv2.erode(padded.astype(np.uint8), np.ones((5, 5), np.uint8))[2:-2, 2:-2]
+    np.testing.assert_array_equal(erode(mask, 2), ref.astype(bool))
+    assert not erode(mask, 1)[0].any() and not erode(mask, 1)[:, -1].any()

@@ -475,3 +475,91 @@ def test_closed_min_path_matches_sequential_reference():
         step = int(rng.integers(1, 4))
         np.testing.assert_array_equal(contour.closed_min_path(cost, r_min, r_max, step),
                                       _closed_min_path_reference(cost, r_min, r_max, step))
+
+
+# ----------------------------------------------------------------------------- fast helpers
+def _random_masks(rng, n, shape=(70, 90)):
+    """Blobby masks of every density (and an empty and a full one), some at the border."""
+    yield np.zeros(shape, bool)
+    yield np.ones(shape, bool)
+    for _ in range(n):
+        noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 2.0)
+        yield noise > np.quantile(noise, rng.uniform(0.05, 0.999))
+
+
+def test_components_match_opencv_statistics():
+    rng = np.random.default_rng(2)
+    for mask in _random_masks(rng, 40):
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        n2, labels2, areas, cents2 = morphology.components(mask, centroids=True)
+        assert n2 == n
+        np.testing.assert_array_equal(labels2, labels)
+        np.testing.assert_array_equal(areas, stats[:, cv2.CC_STAT_AREA])
+        np.testing.assert_array_equal(cents2[1:], cents[1:])   # bit-identical
+        assert morphology.components(mask)[3] is None
+
+
+@pytest.mark.parametrize("mask_size", [3, 5])
+def test_distance_to_matches_whole_image_transform(mask_size):
+    rng = np.random.default_rng(3)
+    for mask in _random_masks(rng, 30):
+        small = mask & (cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+                        > rng.uniform(0, 6))           # a few small blobs, anywhere
+        full = cv2.distanceTransform((~small).astype(np.uint8), cv2.DIST_L2, mask_size)
+        for reach in (0.5, 1.5, 2.0, 7.3, 25.0):
+            d = morphology.distance_to(small, reach, mask_size)
+            near = full <= reach
+            np.testing.assert_array_equal(d[near], full[near])     # bit-identical
+            assert np.all(d[~near] > reach)
+            np.testing.assert_array_equal(morphology.dilate_by_distance(small, reach),
+                                          (cv2.distanceTransform((~small).astype(np.uint8),
+                                                                 cv2.DIST_L2, 3) <= reach))
+
+
+def _peak_local_max_markers(distance, min_distance, min_height, mask):
+    """The scikit-image call that :func:`watershed.distance_peaks` replaces."""
+    from skimage.feature import peak_local_max
+
+    coords = peak_local_max(distance, min_distance=max(1, int(round(min_distance))),
+                            threshold_abs=min_height, exclude_border=False,
+                            labels=None if mask is None else mask.astype(np.int32))
+    out = np.zeros(distance.shape, np.int32)
+    out[coords[:, 0], coords[:, 1]] = np.arange(1, len(coords) + 1)
+    return out
+
+
+def test_distance_peaks_match_scikit_image():
+    rng = np.random.default_rng(4)
+    for k, mask in enumerate(_random_masks(rng, 60)):
+        dist = watershed.distance_transform(mask)
+        if k % 3 == 0:
+            dist = np.round(dist)                      # plateaus: ties in height and place
+        md, mh = rng.uniform(1, 7), rng.uniform(0, 2)
+        for m in (mask, None):
+            np.testing.assert_array_equal(watershed.distance_peaks(dist, md, mh, m),
+                                          _peak_local_max_markers(dist, md, mh, m))
+    flat = np.ones((20, 30), np.float32)               # no peak, but isolated mask pixels
+    tiny = np.zeros((20, 30), bool)
+    tiny[3, 4] = tiny[10, 10:20] = True
+    for m in (tiny, None):
+        np.testing.assert_array_equal(watershed.distance_peaks(flat, 2, 0.0, m),
+                                      _peak_local_max_markers(flat, 2, 0.0, m))
+
+
+def test_otsu_histogram_matches_numpy():
+    from segmentation.threshold import _histogram
+
+    rng = np.random.default_rng(5)
+    samples = [rng.normal(size=20000).astype(np.float32), rng.random(3000),
+               rng.integers(0, 5, 500).astype(np.float32),            # values on bin edges
+               (rng.integers(0, 256, 5000) / 255).astype(np.float32),
+               np.linspace(-1, 1, 257, dtype=np.float32), np.array([0.0, 1.0], np.float32)]
+    img, _, _ = drawn_cell()
+    samples.append(color.blue_green_chromaticity(img).ravel())
+    for values in samples:
+        lo, hi = float(values.min()), float(values.max())
+        for nbins in (2, 7, 256):
+            counts, edges = _histogram(values, nbins, lo, hi)
+            ref_counts, ref_edges = np.histogram(values.astype(np.float64), nbins, (lo, hi))
+            np.testing.assert_array_equal(counts, ref_counts)
+            np.testing.assert_array_equal(edges, ref_edges)
