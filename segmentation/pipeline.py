@@ -244,6 +244,20 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
 
 
 # ----------------------------------------------------------------------------- cell
+def _trim_rim(rgb: np.ndarray, cell: np.ndarray, nucleus: np.ndarray, max_od: float
+              ) -> np.ndarray:
+    """:func:`morphology.trim_pale_rim` on the cell's bounding box (plus a margin)."""
+    rows, cols = np.flatnonzero(cell.any(axis=1)), np.flatnonzero(cell.any(axis=0))
+    h, w = cell.shape
+    r0, r1 = max(rows[0] - 2, 0), min(rows[-1] + 3, h)
+    c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, w)
+    box = (slice(r0, r1), slice(c0, c1))
+    pale = color.pale_pixels(rgb[box], max_od, background=color.background_light(rgb))
+    out = np.zeros_like(cell)
+    out[box] = morphology.trim_pale_rim(cell[box], nucleus[box], pale)
+    return out
+
+
 def _background_colour(lab: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     light = lab[..., 0]
     sel = ~exclude
@@ -543,8 +557,7 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
         # a polygon through the outline radii overshoots thin cytoplasm rims (small
         # lymphocytes) and takes in a ring of background, which would then count as
         # "pale cytoplasm" in the colour and texture features
-        cell = morphology.trim_pale_rim(cell, nucleus, color.pale_pixels(rgb_f,
-                                                                         params.rim_max_od))
+        cell = _trim_rim(rgb, cell, nucleus, params.rim_max_od)
     if keep_stages:
         for name, arr in work.items():
             stages[name] = _resize_stage(arr, (h, w))

@@ -140,11 +140,13 @@ def test_pale_pixels_follows_the_image_background():
     img = np.full((20, 20, 3), (250, 230, 200), np.uint8)
     img[5:10, 5:10] = (120, 60, 150)  # stained
     img[12:15, 12:15] = (245, 226, 196)  # 2 % darker than the background: still pale
-    pale = color.pale_pixels(color.as_float_rgb(img), max_od=0.06)
+    pale = color.pale_pixels(img, max_od=0.06)
     assert pale[0, 0] and pale[13, 13] and not pale[7, 7]
+    np.testing.assert_allclose(color.background_light(img), np.array([250, 230, 200]) / 255,
+                               rtol=1e-6)
     # the same test on a dimmer, bluer illumination
     dim = (img.astype(float) * np.array([0.8, 0.9, 1.0])).astype(np.uint8)
-    np.testing.assert_array_equal(color.pale_pixels(color.as_float_rgb(dim)), pale)
+    np.testing.assert_array_equal(color.pale_pixels(dim), pale)
 
 
 def test_rim_trim_can_be_switched_off():
