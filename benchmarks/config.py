@@ -99,6 +99,10 @@ class BenchmarkConfig:
     deep_max_minutes : float or None
         Wall-clock budget per deep model and fold (training stops after the epoch that
         crosses it).
+    deep_crop : {"center", "none", "cell"}
+        What the deep models see (:func:`deep.cache.prepare_image`): the centre square of
+        each image, the stretched image, or a fixed-size square around the segmented
+        leukocyte with its surroundings blanked (``"cell"``, for cross-lab tests).
     device : str or None
         Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None picks CUDA when available.
     n_jobs : int
@@ -156,6 +160,7 @@ class BenchmarkConfig:
     lr: float = 2e-3
     deep_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     deep_max_minutes: float | None = None
+    deep_crop: str = "center"
     device: str | None = None
     n_jobs: int = 2
     threads: int | None = None
@@ -372,7 +377,7 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
-    if name == "split":
+    if name in ("split", "deep_crop"):
         return str(value)
     return value if not isinstance(value, os.PathLike) else os.fspath(value)
 
@@ -430,6 +435,8 @@ def check_config(cfg: BenchmarkConfig) -> None:
                      ("throughput_images", 1)):
         if getattr(cfg, name) < lo:
             raise ValueError(f"{name} must be >= {lo}, got {getattr(cfg, name)}")
+    if cfg.deep_crop not in ("center", "none", "cell"):
+        raise ValueError(f"deep_crop must be center, none or cell, got {cfg.deep_crop!r}")
     if cfg.max_per_class is not None and cfg.max_per_class < 2:
         raise ValueError("max_per_class must be >= 2")
     if not 0 <= cfg.leakage_max_distance <= 64:

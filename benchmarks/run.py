@@ -597,7 +597,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     """Decode + resize once (cached), then train and score every deep model on every fold."""
     import torch
 
-    from deep.cache import build_cache, resize_square
+    from deep.cache import build_cache, prepare_image
     from deep.data import ArrayDataset, build_augmentation, channel_stats, stratified_holdout
     from deep.models import get_model
     from deep.predict import predict_proba
@@ -609,10 +609,10 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     torch.set_num_threads(threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     n, k = len(data.paths), len(data.classes)
-    with log.stage(f"deep: decode + resize to {cfg.img_size} px") as st:
+    with log.stage(f"deep: decode + {cfg.deep_crop} crop + resize to {cfg.img_size} px") as st:
         t0 = time.time()
         cached = build_cache(data.paths, cfg.img_size, cache_dir=cache / "deep",
-                             on_error="skip", progress=cfg.progress)
+                             crop=cfg.deep_crop, on_error="skip", progress=cfg.progress)
         reused = cached.path.stat().st_mtime < t0
         st["detail"] = (f"{n} images, {'read from the cache' if reused else 'decoded'}, "
                         f"{len(cached.errors)} failed")
@@ -628,7 +628,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     if probe:
         t0 = time.perf_counter()
         for i in probe:
-            resize_square(read_image(data.paths[i]), cfg.img_size)
+            prepare_image(read_image(data.paths[i]), cfg.img_size, crop=cfg.deep_crop)
         front = (time.perf_counter() - t0) / len(probe)
         log.say(f"deep front end (decode + resize): {front * 1000:.1f} ms/image on "
                 f"{len(probe)} test images")
@@ -653,7 +653,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 model = get_model(name, num_classes=k, img_size=cfg.img_size, **kwargs)
                 mean, std = channel_stats(images[np.sort(tr)])
                 meta = {"model": name, "model_kwargs": kwargs, "classes": list(data.classes),
-                        "img_size": cfg.img_size, "mean": list(mean), "std": list(std)}
+                        "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
+                        "crop": cfg.deep_crop, "crop_options": {}}
                 tcfg = TrainConfig(model=name, img_size=cfg.img_size, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                    device=device, progress=cfg.progress,
@@ -682,7 +683,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)
             assert model is not None
             sc.model_bytes = model_size_bytes(model)
-            sc.params = {"img_size": cfg.img_size, "epochs": cfg.epochs,
+            sc.params = {"img_size": cfg.img_size, "crop": cfg.deep_crop, "epochs": cfg.epochs,
                          "epochs_run": epochs_run, "batch_size": cfg.batch_size, "lr": cfg.lr,
                          "n_parameters": int(sum(p.numel() for p in model.parameters())),
                          "device": device, "threads": threads,
@@ -954,6 +955,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--batch-size", type=int, help="deep batch size")
     a("--lr", type=float, help="deep learning rate")
     a("--deep-max-minutes", type=float, help="time budget per deep model and fold")
+    a("--deep-crop", choices=["center", "none", "cell"],
+      help="deep input: centre square (default), stretched image, or a fixed-size square "
+           "around the segmented leukocyte with the surroundings blanked (cross-lab)")
     a("--device", help="torch device (cpu, cuda, cuda:1); default CUDA when available")
     a("--n-jobs", type=int, help="parallel workers (feature extraction, image hashing)")
     a("--threads", type=int, help="threads of the classifiers and torch (default: 1 below "

@@ -23,9 +23,12 @@ import numpy as np
 
 from wbc_classic.imageio import image_sha256
 
-__all__ = ["CachedImages", "build_cache", "default_cache_dir", "resize_square"]
+__all__ = ["CachedImages", "build_cache", "default_cache_dir", "prepare_image",
+           "resize_square"]
 
 CACHE_VERSION = 1
+#: crop conventions understood by :func:`prepare_image`
+CROPS = ("center", "none", "cell")
 
 
 def default_cache_dir() -> Path:
@@ -70,6 +73,36 @@ def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.n
     return out.astype(np.uint8, copy=False)
 
 
+def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
+                  crop_options: dict | None = None) -> np.ndarray:
+    """The model's view of one decoded image: crop convention, then resize.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8
+    size : int
+        Output side in pixels.
+    crop : {"center", "none", "cell"}
+        ``"center"``/``"none"``: see :func:`resize_square`. ``"cell"``: a square of a fixed
+        physical size centred on the segmented leukocyte, everything outside it blanked to the
+        background colour (:func:`wbc_classic.cellcrop.cell_crop`), so a model cannot learn a
+        laboratory's crop convention, scale or red-cell colour.
+    crop_options : dict, optional
+        Keyword arguments of :class:`wbc_classic.cellcrop.CellCrop` (``crop="cell"`` only).
+
+    Returns
+    -------
+    ndarray, shape (size, size, 3), uint8
+    """
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    if crop == "cell":
+        from wbc_classic.cellcrop import CellCrop
+
+        return resize_square(CellCrop(**(crop_options or {}))(image), size)
+    return resize_square(image, size, crop=crop)
+
+
 def _default_reader() -> Callable[[Path], np.ndarray]:
     from wbc_classic.imageio import read_image
 
@@ -103,9 +136,18 @@ class CachedImages:
         return len(self.images)
 
 
-def _key(digests: Sequence[str], size: int, crop: str) -> str:
+def _key(digests: Sequence[str], size: int, crop: str, crop_options: dict | None = None,
+         ) -> str:
     h = hashlib.sha256()
     h.update(f"v{CACHE_VERSION}|size={size}|crop={crop}|n={len(digests)}|".encode())
+    if crop == "cell":
+        # the crop depends on the segmenter: its code is part of the key
+        from wbc_classic.cellcrop import CELL_CROP_VERSION
+        from wbc_classic.extraction import code_fingerprint
+
+        h.update(json.dumps({"options": crop_options or {}, "version": CELL_CROP_VERSION,
+                             "segmenter": code_fingerprint("segmentation.pipeline")},
+                            sort_keys=True).encode())
     for d in digests:
         h.update(d.encode())
     return h.hexdigest()[:32]
@@ -117,6 +159,7 @@ def build_cache(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     crop: str = "center",
+    crop_options: dict | None = None,
     on_error: str = "raise",
     reader: Callable[[Path], np.ndarray] | None = None,
     progress: bool = False,
@@ -132,8 +175,10 @@ def build_cache(
     cache_dir : path-like, optional
         Where the ``.npy`` (and a ``.json`` sidecar with paths and errors) live;
         :func:`default_cache_dir` when None.
-    crop : {"center", "none"}
-        See :func:`resize_square`.
+    crop : {"center", "none", "cell"}
+        See :func:`prepare_image`.
+    crop_options : dict, optional
+        Options of the ``"cell"`` crop (part of the cache key).
     on_error : {"raise", "skip"}
         ``"raise"`` stops at the first unreadable image with a message naming it;
         ``"skip"`` leaves its row zero, sets ``ok[i] = False`` and records the message.
@@ -159,7 +204,9 @@ def build_cache(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     digests = [image_sha256(p) for p in paths]
-    key = _key(digests, size, crop)
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    key = _key(digests, size, crop, crop_options)
     npy = cache_dir / f"images_{size}px_{key}.npy"
     meta = npy.with_suffix(".json")
     if npy.is_file() and meta.is_file():
@@ -191,7 +238,8 @@ def build_cache(
         for i in iterator:
             try:
                 img = read(paths[i])
-                arr[i] = resize_square(np.asarray(img), size, crop=crop)
+                arr[i] = prepare_image(np.asarray(img), size, crop=crop,
+                                       crop_options=crop_options)
             except (OSError, ValueError) as exc:
                 if on_error == "raise":
                     raise ValueError(f"cannot read image {paths[i]}: {exc}") from exc
@@ -200,6 +248,7 @@ def build_cache(
         del arr
     atomic_write_text(meta, json.dumps({
         "version": CACHE_VERSION, "size": size, "crop": crop,
+        "crop_options": crop_options or {},
         "paths": [str(p) for p in paths], "digests": digests,
         "errors": {str(k): v for k, v in errors.items()},
     }))

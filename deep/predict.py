@@ -26,7 +26,7 @@ from torch import nn
 
 from wbc_classic.predictions import expand_inputs, write_predictions_csv
 
-from .cache import resize_square
+from .cache import prepare_image
 from .data import normalize_batch
 
 __all__ = ["expand_inputs", "predict_paths", "predict_proba", "write_predictions_csv", "main"]
@@ -42,7 +42,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
     ----------
     model : nn.Module
     images : ndarray, shape (N, S, S, 3), uint8
-        RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.resize_square`).
+        RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.prepare_image` with the
+        checkpoint's ``crop`` and ``crop_options``).
     meta : dict
         Checkpoint metadata (``mean``, ``std``, ``img_size``).
     tta : bool
@@ -58,7 +59,7 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
         raise ValueError(f"expected uint8 images of shape (N, {s}, {s}, 3), got {images.shape}")
     if images.shape[1:3] != (s, s):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} px but the model "
-                         f"expects {s}x{s}: resize them with deep.cache.resize_square")
+                         f"expects {s}x{s}: prepare them with deep.cache.prepare_image")
     model.eval()
     device = torch.device(device)
     out = []
@@ -98,7 +99,8 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
                     raise ValueError(f"image {p} is too small ({h}x{w} px, minimum 8 px)")
                 if min(h, w) < s // 2:
                     row["note"] = f"upsampled from {h}x{w} px"
-                imgs.append(resize_square(img, s))
+                imgs.append(prepare_image(img, s, crop=meta.get("crop", "center"),
+                                          crop_options=meta.get("crop_options")))
                 ok_rows.append(row)
             except (OSError, ValueError) as exc:
                 msg = str(exc)

@@ -65,6 +65,8 @@ class TrainConfig:
     model: str = "wbcnet"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     img_size: int = 64
+    crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
+    crop_options: dict[str, Any] = field(default_factory=dict)  # wbc_classic.cellcrop.CellCrop
     classes: list[str] | None = None
     split: str = "80/20"
     split_seed: int = 0
@@ -458,6 +460,7 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     from .cache import build_cache
 
     cache = build_cache(iset.paths, cfg.img_size, cache_dir=cfg.cache_dir, on_error="raise",
+                        crop=cfg.crop, crop_options=cfg.crop_options,
                         progress=cfg.progress and rank == 0)
     images, y = cache.images, np.asarray(iset.y, np.int64)
     missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
@@ -470,7 +473,9 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": classes,
             "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
             "normalization": "x/255 then (x - mean) / std per RGB channel",
-            "resize": "centre-crop to square, area resize", "data": str(cfg.data),
+            "crop": cfg.crop, "crop_options": cfg.crop_options,
+            "resize": "deep.cache.prepare_image(crop, crop_options), area resize",
+            "data": str(cfg.data),
             "split": {"scheme": getattr(split, "scheme", cfg.split),
                       "seed": getattr(split, "seed", cfg.split_seed)}}
     if rank == 0:
@@ -542,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model, help="zoo model name (default %(default)s)")
     p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"width": 0.5}\'')
     p.add_argument("--img-size", type=int, default=d.img_size)
+    p.add_argument("--crop", default=d.crop, choices=["center", "none", "cell"],
+                   help="'cell': fixed-size square around the segmented leukocyte, "
+                        "surroundings blanked (cross-lab robustness); default %(default)s")
+    p.add_argument("--crop-options", default="{}",
+                   help='JSON options of the cell crop, e.g. \'{"side_um": 25}\'')
     p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
     p.add_argument("--split", default=d.split, help="80/20, 90/10 or 50/25/25")
     p.add_argument("--split-seed", type=int, default=d.split_seed)
@@ -586,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = TrainConfig(
             data=a.data, out=a.out, model=a.model, model_kwargs=json.loads(a.model_kwargs),
-            img_size=a.img_size, classes=a.classes, split=a.split, split_seed=a.split_seed,
+            img_size=a.img_size, crop=a.crop, crop_options=json.loads(a.crop_options),
+            classes=a.classes, split=a.split, split_seed=a.split_seed,
             split_file=a.split_file, val_fraction=a.val_fraction, epochs=a.epochs,
             batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
             weight_decay=a.weight_decay, warmup_epochs=a.warmup_epochs,
