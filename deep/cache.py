@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,8 +75,8 @@ def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.n
 
 
 def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
-                  crop_options: dict | None = None) -> np.ndarray:
-    """The model's view of one decoded image: crop convention, then resize.
+                  crop_options: dict | None = None, stain: Any = None) -> np.ndarray:
+    """The model's view of one decoded image: stain normalisation, crop convention, resize.
 
     Parameters
     ----------
@@ -89,6 +90,9 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
         laboratory's crop convention, scale or red-cell colour.
     crop_options : dict, optional
         Keyword arguments of :class:`wbc_classic.cellcrop.CellCrop` (``crop="cell"`` only).
+    stain : wbc_classic.stain.StainNormalizer, optional
+        A fitted normaliser applied to the pixels first (the cell crop still segments the
+        raw image).
 
     Returns
     -------
@@ -96,11 +100,14 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
     """
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    pixels = image if stain is None else stain.transform(image)
     if crop == "cell":
+        from segmentation import segment
         from wbc_classic.cellcrop import CellCrop
 
-        return resize_square(CellCrop(**(crop_options or {}))(image), size)
-    return resize_square(image, size, crop=crop)
+        seg = segment(image, keep_stages=False)
+        return resize_square(CellCrop(**(crop_options or {}))(pixels, seg), size)
+    return resize_square(pixels, size, crop=crop)
 
 
 def _default_reader() -> Callable[[Path], np.ndarray]:
@@ -137,9 +144,11 @@ class CachedImages:
 
 
 def _key(digests: Sequence[str], size: int, crop: str, crop_options: dict | None = None,
-         ) -> str:
+         stain: Any = None) -> str:
     h = hashlib.sha256()
     h.update(f"v{CACHE_VERSION}|size={size}|crop={crop}|n={len(digests)}|".encode())
+    if stain is not None:
+        h.update(json.dumps(stain.to_dict(), sort_keys=True).encode())
     if crop == "cell":
         # the crop depends on the segmenter: its code is part of the key
         from wbc_classic.cellcrop import CELL_CROP_VERSION
@@ -160,6 +169,7 @@ def build_cache(
     cache_dir: str | os.PathLike[str] | None = None,
     crop: str = "center",
     crop_options: dict | None = None,
+    stain: Any = None,
     on_error: str = "raise",
     reader: Callable[[Path], np.ndarray] | None = None,
     progress: bool = False,
@@ -179,6 +189,8 @@ def build_cache(
         See :func:`prepare_image`.
     crop_options : dict, optional
         Options of the ``"cell"`` crop (part of the cache key).
+    stain : wbc_classic.stain.StainNormalizer, optional
+        Fitted normaliser (see :func:`prepare_image`; its state is part of the cache key).
     on_error : {"raise", "skip"}
         ``"raise"`` stops at the first unreadable image with a message naming it;
         ``"skip"`` leaves its row zero, sets ``ok[i] = False`` and records the message.
@@ -206,7 +218,7 @@ def build_cache(
     digests = [image_sha256(p) for p in paths]
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
-    key = _key(digests, size, crop, crop_options)
+    key = _key(digests, size, crop, crop_options, stain)
     npy = cache_dir / f"images_{size}px_{key}.npy"
     meta = npy.with_suffix(".json")
     if npy.is_file() and meta.is_file():
@@ -239,7 +251,7 @@ def build_cache(
             try:
                 img = read(paths[i])
                 arr[i] = prepare_image(np.asarray(img), size, crop=crop,
-                                       crop_options=crop_options)
+                                       crop_options=crop_options, stain=stain)
             except (OSError, ValueError) as exc:
                 if on_error == "raise":
                     raise ValueError(f"cannot read image {paths[i]}: {exc}") from exc

@@ -11,6 +11,7 @@ from torchvision.transforms import v2
 
 __all__ = [
     "ArrayDataset",
+    "HEDJitter",
     "build_augmentation",
     "channel_stats",
     "class_weights",
@@ -32,6 +33,9 @@ def build_augmentation(
     contrast: float = 0.1,
     saturation: float = 0.0,
     hue: float = 0.0,
+    hed_sigma: float = 0.0,
+    hed_bias: float = 0.0,
+    grayscale: float = 0.0,
 ) -> v2.Compose:
     """A composable ``v2`` augmentation for uint8 CHW cell crops.
 
@@ -51,6 +55,11 @@ def build_augmentation(
         Random horizontal / vertical flips.
     brightness, contrast, saturation, hue : float
         ``v2.ColorJitter`` strengths.
+    hed_sigma, hed_bias : float
+        Stain jitter in haematoxylin-eosin space (:class:`HEDJitter`); simulates another
+        laboratory's stain strength and hue.
+    grayscale : float
+        Probability of turning an image grey (all three channels equal).
 
     Returns
     -------
@@ -72,10 +81,47 @@ def build_augmentation(
             interpolation=v2.InterpolationMode.BILINEAR,
             fill=_FILL,
         ))
+    if hed_sigma or hed_bias:
+        ts.append(HEDJitter(sigma=hed_sigma, bias=hed_bias))
     if brightness or contrast or saturation or hue:
         ts.append(v2.ColorJitter(brightness=brightness, contrast=contrast,
                                  saturation=saturation, hue=hue))
+    if grayscale:
+        ts.append(v2.RandomGrayscale(p=grayscale))
     return v2.Compose(ts)
+
+
+class HEDJitter(torch.nn.Module):
+    """Random stain jitter in HED space on a uint8 (3, H, W) tensor.
+
+    A torch-transform wrapper of :func:`wbc_classic.augment.hed_jitter`; its random numbers
+    come from torch's generator, so ``torch.manual_seed`` makes it reproducible.
+
+    Parameters
+    ----------
+    sigma : float
+        Relative amplitude of the per-stain scale.
+    bias : float
+        Amplitude of the per-stain shift.
+    """
+
+    def __init__(self, sigma: float = 0.05, bias: float = 0.02) -> None:
+        super().__init__()
+        self.sigma = float(sigma)
+        self.bias = float(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from wbc_classic.augment import hed_jitter
+
+        if x.dtype != torch.uint8 or x.ndim != 3 or x.shape[0] != 3:
+            raise ValueError(f"HEDJitter expects a uint8 (3, H, W) tensor, got {x.dtype} "
+                             f"{tuple(x.shape)}")
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        out = hed_jitter(x.permute(1, 2, 0).numpy(), seed, sigma=self.sigma, bias=self.bias)
+        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+    def __repr__(self) -> str:
+        return f"HEDJitter(sigma={self.sigma}, bias={self.bias})"
 
 
 # PBC/CellaVision backgrounds are light; a near-background fill avoids black corners after rotation

@@ -85,6 +85,11 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
 
     classes = list(meta["classes"])
     s = int(meta["img_size"])
+    stain = None
+    if meta.get("stain"):
+        from wbc_classic.stain import normalizer_from_dict
+
+        stain = normalizer_from_dict(meta["stain"])
     rows: list[dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
         chunk = [Path(p) for p in paths[start:start + batch_size]]
@@ -100,7 +105,8 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
                 if min(h, w) < s // 2:
                     row["note"] = f"upsampled from {h}x{w} px"
                 imgs.append(prepare_image(img, s, crop=meta.get("crop", "center"),
-                                          crop_options=meta.get("crop_options")))
+                                          crop_options=meta.get("crop_options"),
+                                          stain=stain))
                 ok_rows.append(row)
             except (OSError, ValueError) as exc:
                 msg = str(exc)

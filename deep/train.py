@@ -67,6 +67,7 @@ class TrainConfig:
     img_size: int = 64
     crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
     crop_options: dict[str, Any] = field(default_factory=dict)  # wbc_classic.cellcrop.CellCrop
+    stain: str = "none"  # wbc_classic.stain.make_normalizer name, fitted on train images
     classes: list[str] | None = None
     split: str = "80/20"
     split_seed: int = 0
@@ -435,6 +436,19 @@ def _make_split(cfg: TrainConfig, y: np.ndarray):
     return split, train_idx, val_idx, np.asarray(split.test, np.int64)
 
 
+def _fit_stain(cfg: TrainConfig, train_paths: list[Any], n_ref: int = 50) -> Any:
+    """The ``cfg.stain`` normaliser fitted on up to ``n_ref`` training images (seeded), or None."""
+    from wbc_classic.imageio import read_image
+    from wbc_classic.stain import make_normalizer
+
+    norm = make_normalizer(cfg.stain)
+    if norm.name == "none":
+        return None
+    pick = np.random.default_rng(cfg.seed).choice(len(train_paths),
+                                                  min(n_ref, len(train_paths)), replace=False)
+    return norm.fit([read_image(train_paths[i]) for i in np.sort(pick)])
+
+
 def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     """Run the whole pipeline; return the result dict (also written to ``out/result.json``).
 
@@ -459,8 +473,9 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     split, tr, va, te = _make_split(cfg, iset.y)
     from .cache import build_cache
 
+    stain = _fit_stain(cfg, [iset.paths[i] for i in tr])
     cache = build_cache(iset.paths, cfg.img_size, cache_dir=cfg.cache_dir, on_error="raise",
-                        crop=cfg.crop, crop_options=cfg.crop_options,
+                        crop=cfg.crop, crop_options=cfg.crop_options, stain=stain,
                         progress=cfg.progress and rank == 0)
     images, y = cache.images, np.asarray(iset.y, np.int64)
     missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
@@ -474,6 +489,7 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
             "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
             "normalization": "x/255 then (x - mean) / std per RGB channel",
             "crop": cfg.crop, "crop_options": cfg.crop_options,
+            "stain": None if stain is None else stain.to_dict(),
             "resize": "deep.cache.prepare_image(crop, crop_options), area resize",
             "data": str(cfg.data),
             "split": {"scheme": getattr(split, "scheme", cfg.split),
@@ -552,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "surroundings blanked (cross-lab robustness); default %(default)s")
     p.add_argument("--crop-options", default="{}",
                    help='JSON options of the cell crop, e.g. \'{"side_um": 25}\'')
+    p.add_argument("--stain", default=d.stain,
+                   choices=["none", "reinhard", "macenko", "histogram", "white-balance"],
+                   help="stain normalisation fitted on 50 training images, stored in the "
+                        "checkpoint and applied by deep.predict (default %(default)s)")
     p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
     p.add_argument("--split", default=d.split, help="80/20, 90/10 or 50/25/25")
     p.add_argument("--split-seed", type=int, default=d.split_seed)
@@ -597,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(
             data=a.data, out=a.out, model=a.model, model_kwargs=json.loads(a.model_kwargs),
             img_size=a.img_size, crop=a.crop, crop_options=json.loads(a.crop_options),
+            stain=a.stain,
             classes=a.classes, split=a.split, split_seed=a.split_seed,
             split_file=a.split_file, val_fraction=a.val_fraction, epochs=a.epochs,
             batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,

@@ -177,3 +177,26 @@ def test_help_shows_examples(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([cmd, "--help"])
         assert f"wbc-classic {cmd}" in capsys.readouterr().out
+
+
+def test_train_with_stain_normaliser_predicts_the_same_as_python(trained, tmp_path):
+    """``--stain``: fitted at training, saved, and the training features equal predict's."""
+    from wbc_classic.commands.train import extract_dataset
+    from wbc_classic.model import load
+
+    root, data, _ = trained
+    model_path = tmp_path / "stain.skops"
+    assert main(["train", "--data", str(data), "--classes", *CLASSES, "--classifier",
+                 "logreg", "--out", str(model_path), "--cache-dir", str(root / "cache"),
+                 "--cv", "0", "--stain", "reinhard"]) == 0
+    model = load(model_path)
+    assert model.stain_ is not None and model.stain_.name == "reinhard"
+    files = sorted(data.rglob("*.png"))[::6]
+    X_train, errors = extract_dataset(files, model.extractor, segment_params=model.segment_params,
+                                      n_jobs=1, cache_dir=root / "cache", progress=False,
+                                      stain=model.stain_)
+    assert not any(errors)
+    np.testing.assert_allclose(X_train, model.transform(files), rtol=1e-6)
+    plain, _ = extract_dataset(files, model.extractor, segment_params=model.segment_params,
+                               n_jobs=1, cache_dir=root / "cache", progress=False)
+    assert not np.allclose(plain, X_train)  # a separate cache entry, not the plain one

@@ -315,3 +315,37 @@ def test_ddp_two_cpu_processes(cell_folders, tmp_path):
     assert (out / "best.pt").is_file() and (out / "result.json").is_file()
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # rank 0 only writes
+
+
+def test_cell_crop_and_stain_travel_in_the_checkpoint(cell_folders, tmp_path):
+    """``crop="cell"`` + a stain normaliser: stored in the checkpoint, and deep.predict's view
+    of a file is exactly the training cache's row."""
+    from deep.cache import build_cache, prepare_image
+    from deep.checkpoint import load_checkpoint
+    from deep.predict import predict_paths
+    from deep.train import train
+    from wbc_classic.imageio import read_image
+    from wbc_classic.stain import normalizer_from_dict
+
+    cfg = _cfg(tmp_path, cell_folders, epochs=1, crop="cell",
+               crop_options={"side_um": 6.0, "um_per_pixel": 0.1}, stain="reinhard",
+               augment={"hed_sigma": 0.1, "hed_bias": 0.02, "grayscale": 0.1})
+    train(cfg)
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    meta = ck["meta"]
+    assert meta["crop"] == "cell" and meta["crop_options"]["side_um"] == 6.0
+    assert meta["stain"]["name"] == "reinhard" and meta["stain"]["state"]
+    files = sorted((cell_folders / "lymphocyte").glob("*.png"))[:2]
+    stain = normalizer_from_dict(meta["stain"])
+    cache = build_cache(files, 32, cache_dir=tmp_path / "cache", crop="cell",
+                        crop_options=meta["crop_options"], stain=stain)
+    view = prepare_image(read_image(files[0]), 32, crop="cell",
+                         crop_options=meta["crop_options"], stain=stain)
+    np.testing.assert_array_equal(cache.images[0], view)
+    from deep.models import get_model
+
+    model = get_model(meta["model"], num_classes=len(meta["classes"]),
+                      img_size=meta["img_size"], **meta["model_kwargs"])
+    model.load_state_dict(ck["state_dict"])
+    rows = predict_paths(model, meta, files)
+    assert [r["status"] for r in rows] == ["ok", "ok"]

@@ -19,6 +19,7 @@ from wbc_classic.model import (
     ModelFileError,
     ModelVersionWarning,
     WBCModel,
+    _from_dict,
     known_types,
     load,
 )
@@ -240,6 +241,31 @@ def test_fit_and_predict_from_images(tmp_path):
     assert model.predict_proba(images[0]).shape == (1, 2)  # one (H, W, 3) image
     again = load(model.save(tmp_path / "m.skops"))
     np.testing.assert_array_equal(again.predict_proba(images), model.predict_proba(images))
+
+
+@pytest.mark.parametrize("stain", ["reinhard", "white-balance"])
+def test_stain_normaliser_is_fitted_saved_and_applied(stain, tmp_path):
+    from wbc_classic.synthetic import make_cells
+
+    images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
+    fx = FeatureExtractor(families=("colour",))
+    model = WBCModel("logreg", extractor=fx, stain=stain).fit(list(images), y, classes, cv=0)
+    assert model.stain_ is not None and model.stain_.name == stain
+    plain = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    # the normaliser changes what the colour features see
+    assert not np.allclose(model.transform(images), plain.transform(images))
+    again = load(model.save(tmp_path / "m.skops"))
+    assert again.stain_ is not None and again.stain_.to_dict() == model.stain_.to_dict()
+    np.testing.assert_allclose(again.predict_proba(images), model.predict_proba(images))
+    assert load(plain.save(tmp_path / "p.skops")).stain_ is None
+
+
+def test_models_without_rim_trim_field_keep_their_segmentation(extractor, tmp_path):
+    model, _ = _fitted("logreg", extractor)
+    obj = model.to_dict()
+    del obj["segmenter"]["params"]["rim_max_od"]  # a file written before the field existed
+    again = _from_dict(obj, tmp_path / "old.skops")
+    assert again.segment_params["rim_max_od"] == 0.0
 
 
 _TRUSTED_LISTS = """

@@ -51,8 +51,8 @@ class CellCrop:
     blank_outside: bool = True
     dilate_um: float = 0.5
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return cell_crop(image, **asdict(self))
+    def __call__(self, image: np.ndarray, segmentation=None) -> np.ndarray:
+        return cell_crop(image, segmentation, **asdict(self))
 
     def to_dict(self) -> dict:
         """Plain-dict form (for checkpoints and cache keys)."""

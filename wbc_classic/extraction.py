@@ -289,6 +289,7 @@ class _Job:
     settings: Any
     cache_dir: str | None
     max_pixels: int | None
+    stain: Any = None
 
 
 def _cache_path(cache_dir: str, key: str) -> Path:
@@ -353,7 +354,9 @@ def _process(index: int, item: Item, job: _Job) -> tuple[int, np.ndarray | None,
         return index, None, False, ExtractionFailure(
             index, source, "segment", f"{type(exc).__name__}: {exc}"), False
     try:
-        x = np.asarray(job.extractor.transform([(image, seg)]), dtype=np.float32).reshape(-1)
+        # the masks come from the raw pixels; only what the features measure is normalised
+        pixels = image if job.stain is None else job.stain.transform(image)
+        x = np.asarray(job.extractor.transform([(pixels, seg)]), dtype=np.float32).reshape(-1)
         if x.shape != (len(job.names),):
             raise ValueError(f"extractor returned {x.shape[0]} values, expected "
                              f"{len(job.names)}")
@@ -402,6 +405,7 @@ def extract_features(
     segmenter_key: str | None = None,
     max_pixels: int | None = None,
     chunk_size: int = 8,
+    stain: Any = None,
 ) -> ExtractionResult:
     """Segment every image and extract its features, in parallel, with an on-disk cache.
 
@@ -430,6 +434,9 @@ def extract_features(
         Passed to ``read_image`` (its default limit when None).
     chunk_size : int, default 8
         Items per parallel task.
+    stain : wbc_classic.stain.StainNormalizer, optional
+        A fitted normaliser applied to each image after segmentation and before the
+        features (its fitted state is part of the cache key).
 
     Returns
     -------
@@ -456,12 +463,13 @@ def extract_features(
         "version": __version__,
         "segmenter": segmenter_key if segmenter_key is not None else segmenter_settings(segmenter),
         "extractor": extractor_settings(extractor),
+        **({"stain": stain.to_dict()} if stain is not None else {}),
         "code": {"segmenter": None if segmenter_key is not None else code_fingerprint(
             _module_of(segmenter)), "extractor": code_fingerprint(_module_of(extractor))},
     }
     job = _Job(segmenter=segmenter, extractor=extractor, names=names, settings=settings,
                cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-               max_pixels=max_pixels)
+               max_pixels=max_pixels, stain=stain)
     if job.cache_dir is not None:
         Path(job.cache_dir).mkdir(parents=True, exist_ok=True)
 

@@ -318,11 +318,13 @@ def cell_features(image: np.ndarray, extractor: Any, segment_params: dict | None
 
 
 def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                    catch: bool) -> list[tuple[np.ndarray | None, str, bool]]:
+                    catch: bool, stain: Any = None
+                    ) -> list[tuple[np.ndarray | None, str, bool]]:
     """Features of a chunk of images/paths: ``(x or None, error message, found)`` each.
 
     Images are read and segmented one by one (a failure is recorded per item when
-    ``catch``), then the extractor runs once over the chunk's good pairs.
+    ``catch``), then the extractor runs once over the chunk's good pairs. A fitted ``stain``
+    normaliser changes the pixels the features see, not the segmentation.
     """
     out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
     pairs: list[tuple[np.ndarray, Any]] = []
@@ -341,7 +343,7 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
             continue
         if getattr(seg, "stages", None):
             seg = dataclasses.replace(seg, stages={})  # intermediate images: ~MBs per cell
-        pairs.append((image, seg))
+        pairs.append((image if stain is None else stain.transform(image), seg))
         good.append(i)
     if not pairs:
         return out
@@ -364,7 +366,8 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
 
 
 def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                           catch: bool) -> list[tuple[np.ndarray | None, str, bool]]:
+                           catch: bool, stain: Any = None
+                           ) -> list[tuple[np.ndarray | None, str, bool]]:
     """:func:`_features_chunk` in a joblib worker: one thread per worker process.
 
     The workers already use every core, so OpenCV's own thread pool (and any BLAS pool,
@@ -373,7 +376,7 @@ def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params:
     import cv2
 
     cv2.setNumThreads(1)
-    return _features_chunk(items, extractor, segment_params, catch)
+    return _features_chunk(items, extractor, segment_params, catch, stain)
 
 
 def _chunks(n: int, n_jobs: int, target: int = 64) -> list[slice]:
@@ -414,6 +417,11 @@ class WBCModel:
         Parallel jobs for feature extraction and the classifier.
     seed : int, default=0
         Seed of the classifier and of the cross-validation folds.
+    stain : str, default="none"
+        Stain / colour normalisation of the pixels the features are computed from
+        (:func:`wbc_classic.stain.make_normalizer` name: ``"none"``, ``"reinhard"``,
+        ``"macenko"``, ``"histogram"``, ``"white-balance"``). It is fitted on training
+        images by :meth:`fit` (or set with :meth:`set_stain`) and saved in the model file.
 
     Attributes
     ----------
@@ -426,17 +434,21 @@ class WBCModel:
         Package versions at training time.
     metadata : dict
         Training date, data summary, cross-validated accuracy, ...
+    stain_ : wbc_classic.stain.StainNormalizer or None
+        The fitted normaliser (None for ``stain="none"``).
     """
 
     def __init__(self, classifier: str | Any = "svm", *, extractor: Any = None,
                  segment_params: dict | None = None, classifier_params: dict | None = None,
-                 n_jobs: int = 1, seed: int = 0):
+                 n_jobs: int = 1, seed: int = 0, stain: str = "none"):
         self.classifier = classifier
         self.extractor = extractor
         self.segment_params = segment_params
         self.classifier_params = classifier_params
         self.n_jobs = n_jobs
         self.seed = seed
+        self.stain = stain
+        self.stain_: Any = None
         self.classes: tuple[str, ...] = ()
         self.versions: dict[str, str] = {}
         self.metadata: dict[str, Any] = {}
@@ -486,11 +498,12 @@ class WBCModel:
         jobs = _effective_jobs(self.n_jobs if n_jobs is None else n_jobs)
         extractor = self.extractor_
         if jobs == 1 or len(items) < 8:
-            return _features_chunk(items, extractor, self.segment_params, catch)
+            return _features_chunk(items, extractor, self.segment_params, catch, self.stain_)
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=jobs)(
-            delayed(_features_chunk_worker)(items[s], extractor, self.segment_params, catch)
+            delayed(_features_chunk_worker)(items[s], extractor, self.segment_params, catch,
+                                            self.stain_)
             for s in _chunks(len(items), jobs))
         return [row for part in parts for row in part]
 
@@ -510,8 +523,34 @@ class WBCModel:
         cv : int, default=5
             Folds of the reported cross-validated accuracy (0 skips it).
         """
-        X = self.transform(images_or_paths)
+        items = list(images_or_paths)
+        self.set_stain(items)
+        X = self.transform(items)
         return self.fit_features(X, y, classes, cv=cv)
+
+    def set_stain(self, reference_images: Sequence[Any], n_ref: int = 50) -> WBCModel:
+        """Fit the ``stain`` normaliser on up to ``n_ref`` of the given images (seeded pick).
+
+        Parameters
+        ----------
+        reference_images : sequence of (H, W, 3) uint8 arrays or paths
+            Training images; the normaliser's target colours are learnt from them.
+        n_ref : int
+            At most this many images are read.
+        """
+        from wbc_classic.stain import make_normalizer
+
+        norm = make_normalizer(self.stain)
+        if norm.name == "none":
+            self.stain_ = None
+            return self
+        items = list(reference_images)
+        if not items:
+            raise ValueError(f"stain={self.stain!r} needs reference images to fit on")
+        pick = np.random.default_rng(self.seed).choice(len(items), min(n_ref, len(items)),
+                                                       replace=False)
+        self.stain_ = norm.fit([_as_image(items[i]) for i in np.sort(pick)])
+        return self
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any],
                      classes: Sequence[str] | None = None, *, cv: int = 5,
@@ -723,6 +762,7 @@ class WBCModel:
                           "params": {k: _plain(v) for k, v in
                                      _extractor_params(extractor).items()}},
             "feature_names": list(self.feature_names_),
+            "stain": None if self.stain_ is None else _plain(self.stain_.to_dict()),
             "segmenter": {"function": "segmentation.segment",
                           "params": {k: _plain(v) for k, v in
                                      full_segment_params(self.segment_params).items()}},
@@ -884,6 +924,8 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
         if seg["function"] not in _SEGMENTERS:
             raise ValueError(f"unknown segmenter {seg['function']!r}")
         seg_params = dict(seg.get("params") or {})
+        # files written before the segmenter learnt to trim pale rims segmented without it
+        seg_params.setdefault("rim_max_od", 0.0)
         segmenter_params(seg_params)  # fails on fields this segmenter does not know
     except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
         raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
@@ -897,8 +939,17 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
                                    f"but the model was trained on {len(names)} different "
                                    "ones; retrain the model with this version")
 
+    stain = obj.get("stain")
+    try:
+        from wbc_classic.stain import StainNormalizer
+
+        normalizer = None if stain is None else StainNormalizer.from_dict(stain)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(path, f"cannot rebuild the stain normaliser: {exc}") from None
     model = WBCModel(classifier=str(obj.get("classifier", "custom")), extractor=extractor,
-                     segment_params=seg_params)
+                     segment_params=seg_params,
+                     stain="none" if normalizer is None else normalizer.name)
+    model.stain_ = normalizer
     model.classes = tuple(classes)
     model.pipeline_ = pipeline
     model.feature_names_ = names

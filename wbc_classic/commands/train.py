@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature families (default: all of geometry texture ldp colour)")
     parser.add_argument("--no-class-weight", action="store_true",
                         help="do not balance the classes")
+    parser.add_argument("--stain", default="none",
+                        choices=["none", "reinhard", "macenko", "histogram", "white-balance"],
+                        help="stain/colour normalisation of the pixels the features see, "
+                             "fitted on 50 training images and saved in the model "
+                             "(default: none)")
 
 
 def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
@@ -74,12 +79,13 @@ def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
 
 
 def extract_dataset(paths: Sequence[Path], extractor: Any, *, segment_params: dict | None,
-                    n_jobs: int, cache_dir: Path | None, progress: bool = True
-                    ) -> tuple[np.ndarray, list[str]]:
+                    n_jobs: int, cache_dir: Path | None, progress: bool = True,
+                    stain: Any = None) -> tuple[np.ndarray, list[str]]:
     """Features of every image through :func:`wbc_classic.extraction.extract_features`.
 
     Uses the same segmenter settings as :class:`wbc_classic.model.WBCModel` will at
-    prediction time, and the on-disk per-image cache when ``cache_dir`` is given.
+    prediction time (and its fitted ``stain`` normaliser, if any), and the on-disk per-image
+    cache when ``cache_dir`` is given.
 
     Returns
     -------
@@ -98,7 +104,7 @@ def extract_dataset(paths: Sequence[Path], extractor: Any, *, segment_params: di
     segmenter = segment if params is None else functools.partial(segment, params=params)
     result = extract_features([str(p) for p in paths], segmenter=segmenter,
                               extractor=extractor, n_jobs=n_jobs, cache_dir=cache_dir,
-                              progress=progress)
+                              progress=progress, stain=stain)
     X = np.array(result.X, dtype=np.float32)
     X[~result.ok] = np.nan
     errors = ["" for _ in range(len(paths))]
@@ -127,10 +133,31 @@ def run(args: argparse.Namespace) -> int:
 
     extractor = FeatureExtractor() if not args.families else \
         FeatureExtractor(families=tuple(args.families))
+    params: dict[str, Any] = {"class_weight": None if args.no_class_weight else "balanced"}
+    if args.feature_selection:
+        params.update(feature_selection=args.feature_selection, k=args.k)
+    if args.search:
+        params.update(search=args.search, cv=max(2, args.cv or 5))
+    model = WBCModel(args.classifier, extractor=extractor, segment_params={},
+                     classifier_params=params, n_jobs=args.n_jobs, seed=args.seed,
+                     stain=args.stain)
+    split = None
+    train_idx = np.arange(len(data.paths))
+    if args.test_split:
+        from wbc_classic.split import make_split
+
+        split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+        train_idx = np.union1d(split.train, split.val)
+    try:
+        model.set_stain([data.paths[i] for i in train_idx])
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot fit the {args.stain} stain normaliser: {exc}", file=sys.stderr)
+        return 1
     cache_dir = None if args.no_cache else args.cache_dir
     t0 = time.perf_counter()
     X, errors = extract_dataset(data.paths, extractor, segment_params={}, n_jobs=args.n_jobs,
-                                cache_dir=cache_dir, progress=sys.stderr.isatty())
+                                cache_dir=cache_dir, progress=sys.stderr.isatty(),
+                                stain=model.stain_)
     t_feat = time.perf_counter() - t0
     bad = [i for i, e in enumerate(errors) if e]
     print(f"features: {X.shape[1]} per image, {len(data.paths)} images in {t_feat:.1f} s"
@@ -144,23 +171,12 @@ def run(args: argparse.Namespace) -> int:
         print("error: no usable images", file=sys.stderr)
         return 1
 
-    params: dict[str, Any] = {"class_weight": None if args.no_class_weight else "balanced"}
-    if args.feature_selection:
-        params.update(feature_selection=args.feature_selection, k=args.k)
-    if args.search:
-        params.update(search=args.search, cv=max(2, args.cv or 5))
-    model = WBCModel(args.classifier, extractor=extractor, segment_params={},
-                     classifier_params=params, n_jobs=args.n_jobs, seed=args.seed)
     summary: dict[str, Any] = {"root": str(Path(args.data).resolve()),
                                "n_images": len(data.paths), "n_skipped": len(bad)}
 
     holdout: dict[str, Any] | None = None
     fit_idx = np.flatnonzero(keep)
-    if args.test_split:
-        from wbc_classic.split import make_split
-
-        split = make_split(data.y, scheme=args.test_split, seed=args.seed)
-        train_idx = np.union1d(split.train, split.val)
+    if split is not None:
         fit_idx = train_idx[keep[train_idx]]
         test_idx = split.test[keep[split.test]]
         summary.update(split_scheme=split.scheme, split_seed=int(split.seed),
