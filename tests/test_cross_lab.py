@@ -1,0 +1,39 @@
+"""benchmarks.cross_lab: feature subsets, the table, and the protocol's data sets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks import cross_lab
+
+
+def test_subset_masks():
+    names = np.array(["cell_area", "colour_cell_r_mean", "colour_nucleus_r_mean",
+                      "gran_nucleus_r2", "glcm_nucleus_d1_contrast"])
+    assert cross_lab.subset_mask(names, "all").all()
+    np.testing.assert_array_equal(cross_lab.subset_mask(names, "no-cell-colour"),
+                                  [True, False, True, True, True])
+    np.testing.assert_array_equal(cross_lab.subset_mask(names, "no-colour"),
+                                  [True, False, False, False, True])
+
+
+def test_markdown_table_has_one_row_per_result():
+    row = {"family": "classical", "model": "logreg", "stain": "none", "features": "all",
+           "pbc-test": 0.99, "cellavision": 0.8,
+           "cellavision/per_class": {"lymphocyte": 0.7, "monocyte": 1.0}}
+    table = cross_lab.markdown([row, row])
+    lines = table.splitlines()
+    assert len(lines) == 4 and "0.800" in lines[2] and "| 0.70 | 1.00 |" in lines[2]
+
+
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    assert cross_lab.main(["--data", str(tmp_path), "--stains", "none"]) == 2
+    assert "pbc" in capsys.readouterr().err  # names the missing folder
+
+
+def test_protocol_sets(pbc_dir, cellavision_dir):
+    sets = cross_lab.load_sets(pbc_dir.parent)
+    assert len(sets["cellavision"][1]) == 100
+    n = len(sets["pbc-train"][1]) + len(sets["pbc-test"][1])
+    assert len(sets["pbc-test"][1]) == round(0.2 * n)
+    assert not set(sets["pbc-train"][0]) & set(sets["pbc-test"][0])
