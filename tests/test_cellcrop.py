@@ -72,3 +72,12 @@ def test_prepare_image_and_cache_key(cell, tmp_path):
     b = build_cache([p], 32, cache_dir=tmp_path / "cache", crop="cell")
     assert a.path != b.path
     np.testing.assert_array_equal(b.images[0], out)
+
+
+def test_side_in_cell_diameters_removes_absolute_size(cell):
+    seg = segment(cell.image)
+    diam = np.sqrt(4 * seg.cell.sum() / np.pi)
+    out = cell_crop(cell.image, seg, side_cells=1.5)
+    assert abs(out.shape[0] - 1.5 * diam) <= 1
+    with pytest.raises(ValueError, match="side_cells"):
+        cell_crop(cell.image, seg, side_cells=-1.0)

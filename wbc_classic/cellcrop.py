@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 __all__ = ["CELL_CROP_VERSION", "CellCrop", "cell_crop"]
 
 #: bumped whenever :func:`cell_crop` changes its output (part of the deep image-cache key)
-CELL_CROP_VERSION = 1
+CELL_CROP_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class CellCrop:
         Replace pixels outside the dilated leukocyte mask with the background colour.
     dilate_um : float
         Dilation of the leukocyte mask before blanking, so the blurred cell rim stays.
+    side_cells : float or None
+        When set, the side is this many times the leukocyte's own equivalent diameter
+        instead of ``side_um``: every cell then fills the same share of the crop, so a model
+        sees shape, chromatin and colour but not absolute size (which differs between
+        laboratories' populations, e.g. reactive lymphocytes).
     """
 
     side_um: float = 25.0
@@ -50,6 +55,7 @@ class CellCrop:
     default_um_per_pixel: float = 0.1
     blank_outside: bool = True
     dilate_um: float = 0.5
+    side_cells: float | None = None
 
     def __call__(self, image: np.ndarray, segmentation=None) -> np.ndarray:
         return cell_crop(image, segmentation, **asdict(self))
@@ -70,7 +76,8 @@ def _window_1d(centre: float, side: int, n: int) -> tuple[slice, slice]:
 
 def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
               um_per_pixel: float | None = 0.1, default_um_per_pixel: float = 0.1,
-              blank_outside: bool = True, dilate_um: float = 0.5) -> np.ndarray:
+              blank_outside: bool = True, dilate_um: float = 0.5,
+              side_cells: float | None = None) -> np.ndarray:
     """Square crop of ``side_um`` micrometres centred on the leukocyte, surroundings blanked.
 
     Parameters
@@ -79,13 +86,14 @@ def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
         RGB single-cell image (one leukocyte near the centre).
     segmentation : segmentation.Segmentation, optional
         Its ``cell`` mask; computed with :func:`segmentation.segment` when None.
-    side_um, um_per_pixel, default_um_per_pixel, blank_outside, dilate_um
+    side_um, um_per_pixel, default_um_per_pixel, blank_outside, dilate_um, side_cells
         See :class:`CellCrop`.
 
     Returns
     -------
     ndarray, shape (S, S, 3), uint8
-        ``S = round(side_um / scale)`` pixels at the image's own scale (resize afterwards).
+        ``S = round(side_um / scale)`` pixels at the image's own scale (or ``side_cells``
+        cell diameters), to be resized afterwards.
         Parts of the window outside the image are filled with the background colour. When no
         leukocyte is found the window is centred on the image and nothing is blanked.
     """
@@ -108,7 +116,12 @@ def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
         scale = float(um_per_pixel)
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"um_per_pixel must be a positive number, got {scale!r}")
-    side = max(int(round(side_um / scale)), 8)
+    if side_cells is not None and cell is not None:
+        if side_cells <= 0:
+            raise ValueError(f"side_cells must be > 0, got {side_cells}")
+        side = max(int(round(side_cells * np.sqrt(4.0 * np.count_nonzero(cell) / np.pi))), 8)
+    else:
+        side = max(int(round(side_um / scale)), 8)
     h, w = rgb.shape[:2]
     if cell is not None:
         centre = tuple(float(v) for v in ndi.center_of_mass(cell))
