@@ -216,3 +216,24 @@ def test_dask_cluster(image_files, tmp_path):
                                      progress=False, cache_dir=tmp_path / "cache")
         assert again.n_cached == 4
         np.testing.assert_array_equal(again.X, ref.X)
+
+
+def test_warm_cache_starts_no_workers(tmp_path, monkeypatch):
+    """With every row cached, a parallel call never reaches joblib."""
+    import joblib
+
+    from wbc_classic import extraction
+    from wbc_classic.synthetic import make_cells
+
+    images, _, _ = make_cells(2, classes=("lymphocyte", "neutrophil"), size=64, seed=1)
+    first = extraction.extract_features(list(images), n_jobs=1, cache_dir=tmp_path,
+                                        progress=False)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("joblib.Parallel started although every row is cached")
+
+    monkeypatch.setattr(joblib, "Parallel", no_pool)
+    again = extraction.extract_features(list(images), n_jobs=2, cache_dir=tmp_path,
+                                        progress=False)
+    assert again.n_cached == len(images)
+    np.testing.assert_array_equal(again.X, first.X)

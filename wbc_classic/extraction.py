@@ -60,6 +60,7 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -322,24 +323,42 @@ def _save_cached(path: Path, x: np.ndarray, names: tuple[str, ...], found: bool,
         logger.warning("could not write cache entry %s: %s", path, exc)
 
 
-def _process(index: int, item: Item, job: _Job) -> tuple[int, np.ndarray | None, bool,
-                                                        ExtractionFailure | None, bool]:
-    """(index, row or None, found, failure or None, from_cache) for one item."""
-    from wbc_classic.imageio import ImageReadError, image_sha256, read_image
+def _lookup(index: int, item: Item, job: _Job) -> tuple[tuple | None, str | None]:
+    """(finished result or None, content hash) of one item: a cache hit or a hashing failure
+    is finished here; otherwise the item still has to be computed."""
+    from wbc_classic.imageio import ImageReadError, image_sha256
+
+    is_array = isinstance(item, np.ndarray)
+    try:
+        content = _array_sha256(item) if is_array else image_sha256(item)
+    except ImageReadError as exc:
+        source = f"<array {index}>" if is_array else str(item)
+        return (index, None, False, ExtractionFailure(index, source, "read", exc.reason),
+                False), None
+    if job.cache_dir is not None:
+        hit = _load_cached(_cache_path(job.cache_dir, cache_key(content, job.settings)),
+                           job.names)
+        if hit is not None:
+            return (index, hit[0], hit[1], None, True), content
+    return None, content
+
+
+def _process(index: int, item: Item, job: _Job, content: str | None = None
+             ) -> tuple[int, np.ndarray | None, bool, ExtractionFailure | None, bool]:
+    """(index, row or None, found, failure or None, from_cache) for one item.
+
+    ``content`` is the item's hash when the caller already looked it up in the cache."""
+    from wbc_classic.imageio import ImageReadError, read_image
 
     is_array = isinstance(item, np.ndarray)
     source = f"<array {index}>" if is_array else str(item)
     path = None
-    try:
-        content = _array_sha256(item) if is_array else image_sha256(item)
-    except ImageReadError as exc:
-        return index, None, False, ExtractionFailure(index, source, "read", exc.reason), False
+    if content is None:
+        done, content = _lookup(index, item, job)
+        if done is not None:
+            return done
     if job.cache_dir is not None:
-        key = cache_key(content, job.settings)
-        path = _cache_path(job.cache_dir, key)
-        hit = _load_cached(path, job.names)
-        if hit is not None:
-            return index, hit[0], hit[1], None, True
+        path = _cache_path(job.cache_dir, cache_key(content, job.settings))
     try:
         image = np.asarray(item) if is_array else read_image(item, max_pixels=job.max_pixels)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -369,8 +388,8 @@ def _process(index: int, item: Item, job: _Job) -> tuple[int, np.ndarray | None,
     return index, x, found, None, False
 
 
-def _process_chunk(chunk: Sequence[tuple[int, Item]], job: _Job) -> list[tuple]:
-    return [_process(i, item, job) for i, item in chunk]
+def _process_chunk(chunk: Sequence[tuple[int, Item, str | None]], job: _Job) -> list[tuple]:
+    return [_process(i, item, job, content) for i, item, content in chunk]
 
 
 # -- public entry point ------------------------------------------------------------------------
@@ -479,12 +498,23 @@ def extract_features(
     found = np.zeros(n, dtype=bool)
     failures: list[ExtractionFailure] = []
     n_cached = 0
-    indexed = list(enumerate(items))
     chunk_size = max(1, int(chunk_size))
-    chunks = [indexed[i:i + chunk_size] for i in range(0, n, chunk_size)]
-
     with tqdm(total=n, disable=not progress, desc="features", unit="img") as bar:
-        for results in _run(chunks, job, n_jobs, scheduler):
+        todo: list[tuple[int, Item, str | None]] = []
+        finished: list[tuple] = []
+        if job.cache_dir is not None and (n_jobs != 1 or scheduler is not None):
+            # look the items up here first: a warm cache then starts no worker at all
+            for i, item in enumerate(items):
+                done, content = _lookup(i, item, job)
+                if done is None:
+                    todo.append((i, item, content))
+                else:
+                    finished.append(done)
+        else:
+            todo = [(i, item, None) for i, item in enumerate(items)]
+        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+        for results in itertools.chain([finished] if finished else [],
+                                       _run(chunks, job, n_jobs, scheduler)):
             for index, x, fnd, failure, cached in results:
                 if failure is not None:
                     failures.append(failure)
@@ -507,6 +537,8 @@ def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]
     """Yield the result lists of the chunks (in order), sequentially or through joblib."""
     import joblib
 
+    if not chunks:  # everything came from the cache: no workers, no cluster connection
+        return
     if scheduler is not None:
         try:
             from distributed import Client
