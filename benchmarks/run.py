@@ -185,6 +185,14 @@ class LoadedData:
         return p.name
 
 
+def _generator_version() -> str:
+    """Fingerprint of the synthetic generator's code: part of every generated set's folder
+    name, so a changed generator never reuses images rendered by an older one."""
+    from wbc_classic.extraction import code_fingerprint
+
+    return code_fingerprint("wbc_classic.synthetic")[:10]
+
+
 def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
                       log: StageLog) -> Path:
     """Render (once) the synthetic class-folder set; return its root."""
@@ -192,7 +200,7 @@ def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
     from wbc_classic.synthetic import write_class_folders
 
     tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{cfg.n_per_class}-s{cfg.synthetic_size}" \
-          f"-seed{cfg.seed}"
+          f"-seed{cfg.seed}-{_generator_version()}"
     root = cache / "synthetic" / tag
     marker = root / "complete.json"
     if not marker.is_file():
@@ -394,8 +402,8 @@ def segmentation_section(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> Se
         from wbc_classic.atomic import atomic_write_text
         from wbc_classic.synthetic import write_segmentation_set
 
-        root = cache / "synthetic" / f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}" \
-                                     f"-seed{cfg.seed}"
+        root = cache / "synthetic" / (f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}"
+                                      f"-seed{cfg.seed}-{_generator_version()}")
         if not (root / "complete.json").is_file():
             write_segmentation_set(root, cfg.seg_images, seed=cfg.seed, size=cfg.synthetic_size)
             atomic_write_text(root / "complete.json", "{}")
