@@ -19,7 +19,9 @@ images) on the pixels the features see. The ablation grid is
   of the whole cell, which mix nucleus and cytoplasm colours in the proportion of the
   nucleus-to-cell ratio and so encode cell size a second time), ``no-colour`` (geometry,
   texture and LDP only);
-* ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name.
+* ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name;
+* ``--rim-trim``: ``on`` (the default segmenter) or ``off`` (``SegmenterParams(rim_max_od=0)``:
+  outlines keep the pale background ring around thin-rimmed cells).
 
 ``--deep PRED.csv ...`` adds rows for deep models from prediction CSVs (``python -m
 deep.predict``) over both test sets (name the CSV ``<name>.csv``; both sets' images must be in
@@ -92,8 +94,12 @@ def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             if np.any(y == c)}
 
 
-def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed: int):
+def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed: int,
+              rim_trim: bool = True):
+    import functools
+
     from features import FeatureExtractor
+    from segmentation import SegmenterParams, segment
     from wbc_classic.extraction import extract_features
     from wbc_classic.imageio import read_image
     from wbc_classic.stain import make_normalizer
@@ -105,10 +111,13 @@ def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed:
         norm.fit([read_image(train[i]) for i in pick])
     else:
         norm = None
+    segmenter = segment if rim_trim else functools.partial(
+        segment, params=SegmenterParams(rim_max_od=0.0))
     out = {}
     for name, (paths, _) in sets.items():
-        res = extract_features([str(p) for p in paths], extractor=FeatureExtractor(),
-                               n_jobs=n_jobs, cache_dir=cache, progress=False, stain=norm)
+        res = extract_features([str(p) for p in paths], segmenter=segmenter,
+                               extractor=FeatureExtractor(), n_jobs=n_jobs, cache_dir=cache,
+                               progress=False, stain=norm)
         if res.failures:
             print(f"  {name}: {len(res.failures)} images failed, e.g. {res.failures[0]}",
                   file=sys.stderr)
@@ -187,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stains", default="none,reinhard,macenko,histogram,white-balance")
     ap.add_argument("--features", default=",".join(FEATURE_SUBSETS))
     ap.add_argument("--classifiers", default="logreg,svm,xgboost")
+    ap.add_argument("--rim-trim", default="on", help="on, off or on,off")
     ap.add_argument("--deep", type=Path, nargs="*", default=[],
                     help="prediction CSVs of deep models over both test sets")
     ap.add_argument("--cache-dir", type=Path, default=Path(".wbc_cache"),
@@ -215,16 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     print("# " + ", ".join(f"{k}: {len(v[1])} images" for k, v in sets.items()), flush=True)
     t0 = time.time()
     rows: list[dict] = []
-    for stain in args.stains.split(","):
+    for stain, trim in itertools.product(args.stains.split(","), args.rim_trim.split(",")):
+        if trim not in ("on", "off"):
+            print(f"error: --rim-trim takes on/off, got {trim!r}", file=sys.stderr)
+            return 2
         feats, names = _features(sets, stain, args.cache_dir, args.n_jobs, args.n_ref,
-                                 args.seed)
+                                 args.seed, rim_trim=trim == "on")
         for subset, clf_name in itertools.product(args.features.split(","),
                                                   args.classifiers.split(",")):
             cols = subset_mask(names, subset)
             clf = make_classifier(clf_name, seed=args.seed, n_jobs=args.n_jobs)
             clf.fit(feats["pbc-train"][:, cols], sets["pbc-train"][1])
             row = {"family": "classical", "model": clf_name, "stain": stain,
-                   "features": subset}
+                   "features": subset if trim == "on" else f"{subset}, no rim trim"}
             for name in ("pbc-test", "cellavision"):
                 p = clf.predict(feats[name][:, cols])
                 row[name] = float(np.mean(p == sets[name][1]))
