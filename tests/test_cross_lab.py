@@ -37,3 +37,12 @@ def test_protocol_sets(pbc_dir, cellavision_dir):
     n = len(sets["pbc-train"][1]) + len(sets["pbc-test"][1])
     assert len(sets["pbc-test"][1]) == round(0.2 * n)
     assert not set(sets["pbc-train"][0]) & set(sets["pbc-test"][0])
+
+
+def test_synthetic_protocol_rows():
+    rows = cross_lab.synthetic_protocol(2, ["none", "white-balance"], "logreg", size=64)
+    assert [r["stain"] for r in rows] == ["none", "white-balance"]
+    for r in rows:
+        assert all(0.0 <= r[k] <= 1.0 for k in cross_lab.SYNTH_CONDITIONS)
+    table = cross_lab.markdown_synthetic(rows)
+    assert table.count("\n") == 3 and "synth-scale1.4" in table
