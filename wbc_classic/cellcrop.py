@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 __all__ = ["CELL_CROP_VERSION", "CellCrop", "cell_crop"]
 
 #: bumped whenever :func:`cell_crop` changes its output (part of the deep image-cache key)
-CELL_CROP_VERSION = 2
+CELL_CROP_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
     if cell is not None:
         centre = tuple(float(v) for v in ndi.center_of_mass(cell))
     else:
-        centre = ((h - 1) / 2.0 + 0.5, (w - 1) / 2.0 + 0.5)
+        centre = ((h - 1) / 2.0, (w - 1) / 2.0)  # same convention as center_of_mass
     fill = np.round(estimate_background(rgb)).astype(np.uint8)
     (src_r, dst_r), (src_c, dst_c) = _window_1d(centre[0], side, h), _window_1d(centre[1], side, w)
     out = np.empty((side, side, 3), np.uint8)
