@@ -20,8 +20,8 @@ images) on the pixels the features see. The ablation grid is
   nucleus-to-cell ratio and so encode cell size a second time), ``no-colour`` (geometry,
   texture and LDP only);
 * ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name;
-* ``--rim-trim``: ``on`` (the default segmenter) or ``off`` (``SegmenterParams(rim_max_od=0)``:
-  outlines keep the pale background ring around thin-rimmed cells).
+* ``--rim-trim``: ``off`` (the default segmenter) or ``on`` (``SegmenterParams(rim_max_od=
+  0.06)``: the pale background ring around thin-rimmed cells is trimmed off the outline).
 
 ``--synthetic N`` adds a second protocol on the project's synthetic cells: train on ``2N``
 nominal cells per class, test on ``N`` per class rendered with shifted stains
@@ -155,7 +155,7 @@ def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed: int,
-              rim_trim: bool = True):
+              rim_trim: bool = False):
     import functools
 
     from features import FeatureExtractor
@@ -171,8 +171,8 @@ def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed:
         norm.fit([read_image(train[i]) for i in pick])
     else:
         norm = None
-    segmenter = segment if rim_trim else functools.partial(
-        segment, params=SegmenterParams(rim_max_od=0.0))
+    segmenter = functools.partial(segment, params=SegmenterParams(rim_max_od=0.06)) \
+        if rim_trim else segment
     out = {}
     for name, (paths, _) in sets.items():
         res = extract_features([str(p) for p in paths], segmenter=segmenter,
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stains", default="none,reinhard,macenko,histogram,white-balance")
     ap.add_argument("--features", default=",".join(FEATURE_SUBSETS))
     ap.add_argument("--classifiers", default="logreg,svm,xgboost")
-    ap.add_argument("--rim-trim", default="on", help="on, off or on,off")
+    ap.add_argument("--rim-trim", default="off", help="off, on or off,on")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="also run the synthetic shifted-stain/scale protocol with N test "
                          "cells per class and condition (classifier: the first of "
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             clf = make_classifier(clf_name, seed=args.seed, n_jobs=args.n_jobs)
             clf.fit(feats["pbc-train"][:, cols], sets["pbc-train"][1])
             row = {"family": "classical", "model": clf_name, "stain": stain,
-                   "features": subset if trim == "on" else f"{subset}, no rim trim"}
+                   "features": subset if trim == "off" else f"{subset}, rim trim"}
             for name in ("pbc-test", "cellavision"):
                 p = clf.predict(feats[name][:, cols])
                 row[name] = float(np.mean(p == sets[name][1]))

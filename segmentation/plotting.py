@@ -23,7 +23,7 @@ STAGE_TITLES: dict[str, str] = {
     "cell_channel": "11. cell channel B-R (nucleus painted)",
     "edges": "12. outward edges (polar search)",
     "cell_outline": "13. outline polygon",
-    "cell": "14. cell mask (pale rim trimmed)",
+    "cell": "14. cell mask (pale rim trimmed if rim_max_od > 0)",
     "overlay": "15. result",
 }
 

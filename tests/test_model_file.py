@@ -20,6 +20,7 @@ from wbc_classic.model import (
     ModelVersionWarning,
     WBCModel,
     _from_dict,
+    full_segment_params,
     known_types,
     load,
 )
@@ -265,7 +266,7 @@ def test_models_without_rim_trim_field_keep_their_segmentation(extractor, tmp_pa
     obj = model.to_dict()
     del obj["segmenter"]["params"]["rim_max_od"]  # a file written before the field existed
     again = _from_dict(obj, tmp_path / "old.skops")
-    assert again.segment_params["rim_max_od"] == 0.0
+    assert full_segment_params(again.segment_params)["rim_max_od"] == 0.0
 
 
 _TRUSTED_LISTS = """

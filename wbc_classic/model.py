@@ -924,8 +924,6 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
         if seg["function"] not in _SEGMENTERS:
             raise ValueError(f"unknown segmenter {seg['function']!r}")
         seg_params = dict(seg.get("params") or {})
-        # files written before the segmenter learnt to trim pale rims segmented without it
-        seg_params.setdefault("rim_max_od", 0.0)
         segmenter_params(seg_params)  # fails on fields this segmenter does not know
     except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
         raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
