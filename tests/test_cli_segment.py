@@ -63,6 +63,11 @@ def test_eval_seg_on_synthetic_set(tmp_path, capsys):
     assert "mean over 3 images" in text and "images/s" in text
     data = json.loads(out.read_text())
     assert data["summary"]["n_images"] == 3 and len(data["images"]) == 3
+    trimmed = tmp_path / "t.json"
+    assert main(["eval-seg", "--data", str(root), "--json", str(trimmed), "--quiet",
+                 "--rim-max-od", "0.06"]) == 0
+    cells = [r["cell_dice"] for r in json.loads(trimmed.read_text())["images"]]
+    assert len(cells) == 3 and all(0.0 <= c <= 1.0 for c in cells)
 
 
 def test_eval_seg_voc_and_bad_folder(tmp_path, capsys):

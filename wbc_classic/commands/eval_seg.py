@@ -22,6 +22,15 @@ EXAMPLE = ("wbc-classic eval-seg --data ../shared/data/cellavision_seg --json se
            "  wbc-classic eval-seg --data ../shared/data/bccd")
 
 
+def _params(args: argparse.Namespace):
+    """Segmenter parameters from the options (None: the defaults)."""
+    if args.rim_max_od is None:
+        return None
+    from segmentation import SegmenterParams
+
+    return SegmenterParams(rim_max_od=args.rim_max_od)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval-seg`` options to ``parser``."""
     parser.add_argument("--data", required=True, type=Path,
@@ -32,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iou", type=float, default=0.5,
                         help="box IoU for a correct detection (VOC sets; default 0.5)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--rim-max-od", type=float, default=None, metavar="OD",
+                        help="trim the pale rim off cell outlines (SegmenterParams.rim_max_od, "
+                             "e.g. 0.06; default: the segmenter's default, off)")
 
 
 def _fmt(v) -> str:
@@ -62,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                       f"{r.cell_iou:8.4f} {1000 * r.seconds:6.1f}"
                       + ("" if r.found else "  (not found)"))
 
-        report = seg_eval.evaluate_segmentation_set(samples, limit=args.limit, callback=show)
+        report = seg_eval.evaluate_segmentation_set(samples, _params(args), limit=args.limit,
+                                                    callback=show)
         s = report.summary
         print(f"mean over {s['n_images']} images: nucleus Dice {s['nucleus_dice']:.4f} "
               f"IoU {s['nucleus_iou']:.4f} | cell Dice {s['cell_dice']:.4f} "
@@ -80,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{Path(row['image']).name:<28} truth {row['n_truth']} "
                       f"detected {row['n_pred']} correct {row['tp']}{extra}")
 
-        report = seg_eval.evaluate_smears(anns, min_iou=args.min_iou, limit=args.limit,
-                                          callback=show)
+        report = seg_eval.evaluate_smears(anns, _params(args), min_iou=args.min_iou,
+                                          limit=args.limit, callback=show)
         s = report.summary
         print(f"leukocyte detection over {s['n_images']} fields (IoU >= {s['min_iou']}): "
               f"precision {_fmt(s['precision'])} recall {_fmt(s['recall'])} "
