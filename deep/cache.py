@@ -102,11 +102,10 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
     pixels = image if stain is None else stain.transform(image)
     if crop == "cell":
-        from segmentation import segment
+        # segmentation.* stays behind wbc_classic's front door (deep imports none of it)
         from wbc_classic.cellcrop import CellCrop
 
-        seg = segment(image, keep_stages=False)
-        return resize_square(CellCrop(**(crop_options or {}))(pixels, seg), size)
+        return resize_square(CellCrop(**(crop_options or {}))(image, pixels=pixels), size)
     return resize_square(pixels, size, crop=crop)
 
 

@@ -81,3 +81,16 @@ def test_side_in_cell_diameters_removes_absolute_size(cell):
     assert abs(out.shape[0] - 1.5 * diam) <= 1
     with pytest.raises(ValueError, match="side_cells"):
         cell_crop(cell.image, seg, side_cells=-1.0)
+
+
+def test_pixels_are_cut_where_the_raw_image_was_segmented(cell):
+    seg = segment(cell.image)
+    bright = np.clip(cell.image.astype(int) + 20, 0, 255).astype(np.uint8)
+    a = cell_crop(cell.image, seg, side_um=9.0, blank_outside=False)
+    b = cell_crop(cell.image, seg, side_um=9.0, blank_outside=False, pixels=bright)
+    c = cell_crop(bright, segment(bright), side_um=9.0, blank_outside=False)
+    assert a.shape == b.shape
+    assert (b.astype(int) >= a.astype(int)).all() and (b != a).any()
+    assert b.shape == c.shape
+    with pytest.raises(ValueError, match="pixels shape"):
+        cell_crop(cell.image, seg, pixels=bright[:10])

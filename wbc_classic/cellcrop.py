@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 __all__ = ["CELL_CROP_VERSION", "CellCrop", "cell_crop"]
 
 #: bumped whenever :func:`cell_crop` changes its output (part of the deep image-cache key)
-CELL_CROP_VERSION = 3
+CELL_CROP_VERSION = 3  # unchanged output: pixels= only adds a source
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class CellCrop:
     dilate_um: float = 0.5
     side_cells: float | None = None
 
-    def __call__(self, image: np.ndarray, segmentation=None) -> np.ndarray:
-        return cell_crop(image, segmentation, **asdict(self))
+    def __call__(self, image: np.ndarray, segmentation=None, *,
+                 pixels: np.ndarray | None = None) -> np.ndarray:
+        return cell_crop(image, segmentation, pixels=pixels, **asdict(self))
 
     def to_dict(self) -> dict:
         """Plain-dict form (for checkpoints and cache keys)."""
@@ -74,7 +75,8 @@ def _window_1d(centre: float, side: int, n: int) -> tuple[slice, slice]:
     return slice(lo, hi), slice(lo - start, hi - start)
 
 
-def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
+def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None = None,
+              side_um: float = 25.0,
               um_per_pixel: float | None = 0.1, default_um_per_pixel: float = 0.1,
               blank_outside: bool = True, dilate_um: float = 0.5,
               side_cells: float | None = None) -> np.ndarray:
@@ -86,6 +88,9 @@ def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
         RGB single-cell image (one leukocyte near the centre).
     segmentation : segmentation.Segmentation, optional
         Its ``cell`` mask; computed with :func:`segmentation.segment` when None.
+    pixels : ndarray, shape (H, W, 3), uint8, optional
+        The image the crop is cut from, e.g. a stain-normalised copy of ``image``; the
+        segmentation, scale and background always come from ``image`` itself.
     side_um, um_per_pixel, default_um_per_pixel, blank_outside, dilate_um, side_cells
         See :class:`CellCrop`.
 
@@ -127,11 +132,14 @@ def cell_crop(image: np.ndarray, segmentation=None, *, side_um: float = 25.0,
         centre = tuple(float(v) for v in ndi.center_of_mass(cell))
     else:
         centre = ((h - 1) / 2.0, (w - 1) / 2.0)  # same convention as center_of_mass
-    fill = np.round(estimate_background(rgb)).astype(np.uint8)
+    src = rgb if pixels is None else as_rgb_uint8(pixels)
+    if src.shape != rgb.shape:
+        raise ValueError(f"pixels shape {src.shape} != image shape {rgb.shape}")
+    fill = np.round(estimate_background(src)).astype(np.uint8)
     (src_r, dst_r), (src_c, dst_c) = _window_1d(centre[0], side, h), _window_1d(centre[1], side, w)
     out = np.empty((side, side, 3), np.uint8)
     out[:] = fill
-    out[dst_r, dst_c] = rgb[src_r, src_c]
+    out[dst_r, dst_c] = src[src_r, src_c]
     if blank_outside and cell is not None:
         keep = np.zeros((side, side), bool)
         keep[dst_r, dst_c] = cell[src_r, src_c]
