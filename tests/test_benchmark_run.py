@@ -245,3 +245,17 @@ def test_kfold_pools_out_of_fold_predictions(tmp_path, monkeypatch):
     per_fold = next(s for s in doc["sections"] if s["title"].startswith("Per-fold"))
     assert {"fold 0", "fold 1", "fold 2", "mean +- sd"} <= set(per_fold["rows"][0])
     assert len(json.loads((out / "split.json").read_text())) == 3
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_deep_cell_crop_run(tmp_path):
+    """--deep-crop cell: the deep model is trained and scored on cell-centred crops."""
+    out = tmp_path / "out"
+    code = R.main(["--quick", "--models", "smallcnn", "--deep-crop", "cell", "--out", str(out),
+                   "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    (m,) = [m for m in doc["models"] if m["name"] == "smallcnn"]
+    assert m["params"]["crop"] == "cell"
+    assert doc["config"]["deep_crop"] == "cell"
+    assert list((tmp_path / "cache" / "deep").glob("images_*px_*.npy"))
