@@ -161,16 +161,9 @@ def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed:
     from features import FeatureExtractor
     from segmentation import SegmenterParams, segment
     from wbc_classic.extraction import extract_features
-    from wbc_classic.imageio import read_image
-    from wbc_classic.stain import make_normalizer
+    from wbc_classic.stain import fit_normalizer
 
-    norm = make_normalizer(stain_name)
-    if norm.name != "none":
-        train = sets["pbc-train"][0]
-        pick = np.sort(np.random.default_rng(seed).choice(len(train), n_ref, replace=False))
-        norm.fit([read_image(train[i]) for i in pick])
-    else:
-        norm = None
+    norm = fit_normalizer(stain_name, sets["pbc-train"][0], n_ref=n_ref, seed=seed)
     segmenter = functools.partial(segment, params=SegmenterParams(rim_max_od=0.06)) \
         if rim_trim else segment
     out = {}

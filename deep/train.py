@@ -438,15 +438,9 @@ def _make_split(cfg: TrainConfig, y: np.ndarray):
 
 def _fit_stain(cfg: TrainConfig, train_paths: list[Any], n_ref: int = 50) -> Any:
     """The ``cfg.stain`` normaliser fitted on up to ``n_ref`` training images (seeded), or None."""
-    from wbc_classic.imageio import read_image
-    from wbc_classic.stain import make_normalizer
+    from wbc_classic.stain import fit_normalizer
 
-    norm = make_normalizer(cfg.stain)
-    if norm.name == "none":
-        return None
-    pick = np.random.default_rng(cfg.seed).choice(len(train_paths),
-                                                  min(n_ref, len(train_paths)), replace=False)
-    return norm.fit([read_image(train_paths[i]) for i in np.sort(pick)])
+    return fit_normalizer(cfg.stain, train_paths, n_ref=n_ref, seed=cfg.seed)
 
 
 def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:

@@ -159,3 +159,27 @@ def test_od_helpers_invert_and_relative_background():
     flat = np.full((10, 10, 3), (200, 180, 160), np.uint8)
     np.testing.assert_allclose(relative_to_background(flat), 1.0)
     np.testing.assert_allclose(rgb_to_od(flat, None), 0.0)
+
+
+def test_fit_normalizer_picks_seeded_references(tmp_path):
+    from PIL import Image
+
+    from wbc_classic.stain import fit_normalizer
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]
+    assert fit_normalizer("none", []) is None
+    a = fit_normalizer("reinhard", images, n_ref=3, seed=1)
+    pick = np.sort(np.random.default_rng(1).choice(6, 3, replace=False))
+    b = make_normalizer("reinhard").fit([images[i] for i in pick])
+    assert a.to_dict() == b.to_dict()
+    # paths are read, only the picked ones; n_ref above the count takes them all
+    paths = []
+    for i, im in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(im).save(paths[-1])
+    assert fit_normalizer("reinhard", paths, n_ref=3, seed=1).to_dict() == a.to_dict()
+    assert fit_normalizer("reinhard", images, n_ref=99).to_dict() == \
+        make_normalizer("reinhard").fit(images).to_dict()
+    with pytest.raises(ValueError, match="reference images"):
+        fit_normalizer("macenko", [])

@@ -538,18 +538,10 @@ class WBCModel:
         n_ref : int
             At most this many images are read.
         """
-        from wbc_classic.stain import make_normalizer
+        from wbc_classic.stain import fit_normalizer
 
-        norm = make_normalizer(self.stain)
-        if norm.name == "none":
-            self.stain_ = None
-            return self
-        items = list(reference_images)
-        if not items:
-            raise ValueError(f"stain={self.stain!r} needs reference images to fit on")
-        pick = np.random.default_rng(self.seed).choice(len(items), min(n_ref, len(items)),
-                                                       replace=False)
-        self.stain_ = norm.fit([_as_image(items[i]) for i in np.sort(pick)])
+        self.stain_ = fit_normalizer(self.stain, reference_images, n_ref=n_ref, seed=self.seed,
+                                     read=_as_image)
         return self
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any],

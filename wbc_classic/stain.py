@@ -52,6 +52,7 @@ __all__ = [
     "HistogramNormalizer",
     "WhiteBalanceNormalizer",
     "make_normalizer",
+    "fit_normalizer",
     "normalizer_from_dict",
     "available_normalizers",
     "rgb_to_od",
@@ -703,6 +704,53 @@ def make_normalizer(name: str, **params: Any) -> StainNormalizer:
         return cls(**params)
     except TypeError as exc:
         raise TypeError(f"bad parameters for stain normaliser {name!r}: {exc}") from None
+
+
+def fit_normalizer(name: str, images: Sequence[Any], *, n_ref: int = 50, seed: int = 0,
+                   read: Any = None) -> StainNormalizer | None:
+    """A normaliser fitted on up to ``n_ref`` of ``images`` (a seeded pick), or None for
+    ``"none"``.
+
+    This is how both model families learn their target colours from the training images.
+
+    Parameters
+    ----------
+    name : str
+        See :func:`make_normalizer`.
+    images : sequence of paths or (H, W, 3) uint8 arrays
+        Candidate reference images (e.g. the training part); only the picked ones are read.
+    n_ref : int
+        At most this many images are used.
+    seed : int
+        Seed of the pick (``numpy.random.default_rng(seed).choice``, sorted).
+    read : callable, optional
+        ``item -> (H, W, 3) uint8``; default :func:`wbc_classic.imageio.read_image` for paths
+        and the array itself otherwise.
+
+    Returns
+    -------
+    StainNormalizer or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a normaliser other than ``"none"`` with no images.
+    """
+    norm = make_normalizer(name)
+    if norm.name == "none":
+        return None
+    items = list(images)
+    if not items:
+        raise ValueError(f"stain normaliser {name!r} needs reference images to fit on")
+    if read is None:
+        from wbc_classic.imageio import read_image
+
+        def read(item: Any) -> np.ndarray:
+            return np.asarray(item) if isinstance(item, np.ndarray) else read_image(item)
+
+    pick = np.random.default_rng(seed).choice(len(items), min(n_ref, len(items)),
+                                              replace=False)
+    return norm.fit([read(items[i]) for i in np.sort(pick)])
 
 
 def normalizer_from_dict(data: dict[str, Any]) -> StainNormalizer:
