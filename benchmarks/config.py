@@ -435,8 +435,10 @@ def check_config(cfg: BenchmarkConfig) -> None:
                      ("throughput_images", 1)):
         if getattr(cfg, name) < lo:
             raise ValueError(f"{name} must be >= {lo}, got {getattr(cfg, name)}")
-    if cfg.deep_crop not in ("center", "none", "cell"):
-        raise ValueError(f"deep_crop must be center, none or cell, got {cfg.deep_crop!r}")
+    from deep.cache import CROPS  # torch-free module
+
+    if cfg.deep_crop not in CROPS:
+        raise ValueError(f"deep_crop must be one of {', '.join(CROPS)}, got {cfg.deep_crop!r}")
     if cfg.max_per_class is not None and cfg.max_per_class < 2:
         raise ValueError("max_per_class must be >= 2")
     if not 0 <= cfg.leakage_max_distance <= 64:

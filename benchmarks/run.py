@@ -939,6 +939,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks.run`` argument parser (every default is SUPPRESSed, so only
     the flags actually given override the preset and the config file)."""
+    from deep.cache import CROPS  # torch-free module
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", argument_default=argparse.SUPPRESS,
         description="Benchmark the classical and the deep leukocyte classifiers on one split: "
@@ -963,7 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--batch-size", type=int, help="deep batch size")
     a("--lr", type=float, help="deep learning rate")
     a("--deep-max-minutes", type=float, help="time budget per deep model and fold")
-    a("--deep-crop", choices=["center", "none", "cell"],
+    a("--deep-crop", choices=CROPS,
       help="deep input: centre square (default), stretched image, or a fixed-size square "
            "around the segmented leukocyte with the surroundings blanked (cross-lab)")
     a("--device", help="torch device (cpu, cuda, cuda:1); default CUDA when available")

@@ -74,6 +74,11 @@ def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.n
     return out.astype(np.uint8, copy=False)
 
 
+def _check_crop(crop: str) -> None:
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+
+
 def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
                   crop_options: dict | None = None, stain: Any = None) -> np.ndarray:
     """The model's view of one decoded image: stain normalisation, crop convention, resize.
@@ -98,8 +103,7 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
     -------
     ndarray, shape (size, size, 3), uint8
     """
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    _check_crop(crop)
     pixels = image if stain is None else stain.transform(image)
     if crop == "cell":
         # segmentation.* stays behind wbc_classic's front door (deep imports none of it)
@@ -215,8 +219,7 @@ def build_cache(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     digests = [image_sha256(p) for p in paths]
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    _check_crop(crop)  # before decoding anything, and also on a cache hit
     key = _key(digests, size, crop, crop_options, stain)
     npy = cache_dir / f"images_{size}px_{key}.npy"
     meta = npy.with_suffix(".json")

@@ -547,6 +547,10 @@ EXAMPLE = """example:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deep.train`` argument parser."""
+    from wbc_classic.stain import available_normalizers
+
+    from .cache import CROPS
+
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m deep.train", epilog=EXAMPLE,
@@ -557,13 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model, help="zoo model name (default %(default)s)")
     p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"width": 0.5}\'')
     p.add_argument("--img-size", type=int, default=d.img_size)
-    p.add_argument("--crop", default=d.crop, choices=["center", "none", "cell"],
+    p.add_argument("--crop", default=d.crop, choices=CROPS,
                    help="'cell': fixed-size square around the segmented leukocyte, "
                         "surroundings blanked (cross-lab robustness); default %(default)s")
     p.add_argument("--crop-options", default="{}",
                    help='JSON options of the cell crop, e.g. \'{"side_um": 25}\'')
     p.add_argument("--stain", default=d.stain,
-                   choices=["none", "reinhard", "macenko", "histogram", "white-balance"],
+                   choices=available_normalizers(),
                    help="stain normalisation fitted on 50 training images, stored in the "
                         "checkpoint and applied by deep.predict (default %(default)s)")
     p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")

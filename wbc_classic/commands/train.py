@@ -33,6 +33,7 @@ DEFAULT_CACHE = ".wbc_cache"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     from wbc_classic.classifiers import CLASSIFIERS
+    from wbc_classic.stain import available_normalizers
 
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with one sub-folder of images per class")
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-class-weight", action="store_true",
                         help="do not balance the classes")
     parser.add_argument("--stain", default="none",
-                        choices=["none", "reinhard", "macenko", "histogram", "white-balance"],
+                        choices=available_normalizers(),
                         help="stain/colour normalisation of the pixels the features see, "
                              "fitted on 50 training images and saved in the model "
                              "(default: none)")
