@@ -21,7 +21,12 @@ images) on the pixels the features see. The ablation grid is
   texture and LDP only);
 * ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name;
 * ``--rim-trim``: ``off`` (the default segmenter) or ``on`` (``SegmenterParams(rim_max_od=
-  0.06)``: the pale background ring around thin-rimmed cells is trimmed off the outline).
+  0.06)``: the pale background ring around thin-rimmed cells is trimmed off the outline);
+* ``--augment``: ``none``, ``colour`` (HED stain jitter, brightness/contrast, blur, flips) or
+  ``colour+scale`` (the same plus scale jitter): ``--augment-copies`` augmented copies of every
+  training image (:func:`wbc_classic.augment.augmented_copies`, amplitude
+  ``--augment-strength``) are added to the training features, as ``wbc-classic train
+  --augment-copies`` does.
 
 ``--synthetic N`` adds a second protocol on the project's synthetic cells: train on ``2N``
 nominal cells per class, test on ``N`` per class rendered with shifted stains
@@ -154,21 +159,22 @@ def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             if np.any(y == c)}
 
 
-def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed: int,
-              rim_trim: bool = False):
+def _segmenter(rim_trim: bool):
     import functools
 
-    from features import FeatureExtractor
     from segmentation import SegmenterParams, segment
-    from wbc_classic.extraction import extract_features
-    from wbc_classic.stain import fit_normalizer
 
-    norm = fit_normalizer(stain_name, sets["pbc-train"][0], n_ref=n_ref, seed=seed)
-    segmenter = functools.partial(segment, params=SegmenterParams(rim_max_od=0.06)) \
+    return functools.partial(segment, params=SegmenterParams(rim_max_od=0.06)) \
         if rim_trim else segment
+
+
+def _features(sets, norm, cache: Path, n_jobs: int, rim_trim: bool = False):
+    from features import FeatureExtractor
+    from wbc_classic.extraction import extract_features
+
     out = {}
     for name, (paths, _) in sets.items():
-        res = extract_features([str(p) for p in paths], segmenter=segmenter,
+        res = extract_features([str(p) for p in paths], segmenter=_segmenter(rim_trim),
                                extractor=FeatureExtractor(), n_jobs=n_jobs, cache_dir=cache,
                                progress=False, stain=norm)
         if res.failures:
@@ -176,6 +182,29 @@ def _features(sets, stain_name: str, cache: Path, n_jobs: int, n_ref: int, seed:
                   file=sys.stderr)
         out[name] = res.X.astype(np.float64)
     return out, np.asarray(res.feature_names)
+
+
+AUGMENTATIONS = ("none", "colour", "colour+scale")
+
+
+def _augmented_features(paths: list[Path], kind: str, copies: int, strength: float, norm,
+                        cache: Path, n_jobs: int, seed: int, rim_trim: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Features of ``copies`` augmented copies of the training images, and their row index
+    into ``paths`` (copies whose extraction failed are left out)."""
+    from wbc_classic.augment import augmented_copies, default_augmentation
+    from wbc_classic.extraction import extract_features
+
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {kind!r}; choose from {AUGMENTATIONS}")
+    if kind == "none" or copies <= 0:
+        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
+    aug = default_augmentation(strength, scale=kind == "colour+scale")
+    res = extract_features(augmented_copies([str(p) for p in paths], aug, copies, seed=seed),
+                           segmenter=_segmenter(rim_trim), n_jobs=n_jobs, cache_dir=cache,
+                           progress=False, stain=norm)
+    rows = np.tile(np.arange(len(paths)), copies)
+    return res.X[res.ok].astype(np.float64), rows[res.ok]
 
 
 def _deep_rows(csv_paths: list[Path], sets) -> list[dict]:
@@ -250,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default=",".join(FEATURE_SUBSETS))
     ap.add_argument("--classifiers", default="logreg,svm,xgboost")
     ap.add_argument("--rim-trim", default="off", help="off, on or off,on")
+    ap.add_argument("--augment", default="none",
+                    help="training augmentations to compare: none, colour, colour+scale "
+                         "(comma-separated)")
+    ap.add_argument("--augment-copies", type=int, default=2,
+                    help="augmented copies per training image (default 2)")
+    ap.add_argument("--augment-strength", type=float, default=1.0)
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="also run the synthetic shifted-stain/scale protocol with N test "
                          "cells per class and condition (classifier: the first of "
@@ -273,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "scale_survey.json").write_text(json.dumps(rows, indent=1))
         return 0
     from wbc_classic.classifiers import make_classifier
+    from wbc_classic.stain import fit_normalizer
 
     try:
         sets = load_sets(args.data)
@@ -286,23 +322,40 @@ def main(argv: list[str] | None = None) -> int:
         if trim not in ("on", "off"):
             print(f"error: --rim-trim takes on/off, got {trim!r}", file=sys.stderr)
             return 2
-        feats, names = _features(sets, stain, args.cache_dir, args.n_jobs, args.n_ref,
-                                 args.seed, rim_trim=trim == "on")
-        for subset, clf_name in itertools.product(args.features.split(","),
-                                                  args.classifiers.split(",")):
-            cols = subset_mask(names, subset)
-            clf = make_classifier(clf_name, seed=args.seed, n_jobs=args.n_jobs)
-            clf.fit(feats["pbc-train"][:, cols], sets["pbc-train"][1])
-            row = {"family": "classical", "model": clf_name, "stain": stain,
-                   "features": subset if trim == "off" else f"{subset}, rim trim"}
-            for name in ("pbc-test", "cellavision"):
-                p = clf.predict(feats[name][:, cols])
-                row[name] = float(np.mean(p == sets[name][1]))
-                row[name + "/per_class"] = per_class_accuracy(sets[name][1], p)
-            rows.append(row)
-            print(f"{stain:14s} {subset:15s} {clf_name:12s} PBC test {row['pbc-test']:.3f}  "
-                  f"cellavision {row['cellavision']:.3f}  ({time.time() - t0:.0f} s)",
-                  flush=True)
+        norm = fit_normalizer(stain, sets["pbc-train"][0], n_ref=args.n_ref, seed=args.seed)
+        feats, names = _features(sets, norm, args.cache_dir, args.n_jobs,
+                                 rim_trim=trim == "on")
+        for aug in args.augment.split(","):
+            try:
+                X_aug, rows_aug = _augmented_features(
+                    sets["pbc-train"][0], aug, args.augment_copies, args.augment_strength,
+                    norm, args.cache_dir, args.n_jobs, args.seed, rim_trim=trim == "on")
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            X_fit, y_fit = feats["pbc-train"], sets["pbc-train"][1]
+            if rows_aug.size:
+                X_fit = np.concatenate([X_fit, X_aug])
+                y_fit = np.concatenate([y_fit, y_fit[rows_aug]])
+            label = "" if aug == "none" else \
+                f", aug {aug} x{args.augment_copies}" + \
+                (f" s{args.augment_strength:g}" if args.augment_strength != 1 else "")
+            for subset, clf_name in itertools.product(args.features.split(","),
+                                                      args.classifiers.split(",")):
+                cols = subset_mask(names, subset)
+                clf = make_classifier(clf_name, seed=args.seed, n_jobs=args.n_jobs)
+                clf.fit(X_fit[:, cols], y_fit)
+                row = {"family": "classical", "model": clf_name, "stain": stain,
+                       "features": (subset if trim == "off" else f"{subset}, rim trim")
+                       + label}
+                for name in ("pbc-test", "cellavision"):
+                    p = clf.predict(feats[name][:, cols])
+                    row[name] = float(np.mean(p == sets[name][1]))
+                    row[name + "/per_class"] = per_class_accuracy(sets[name][1], p)
+                rows.append(row)
+                print(f"{stain:14s} {row['features']:15s} {clf_name:12s} PBC test "
+                      f"{row['pbc-test']:.3f}  cellavision {row['cellavision']:.3f}  "
+                      f"({time.time() - t0:.0f} s)", flush=True)
     try:
         rows += _deep_rows(args.deep, sets)
     except (OSError, ValueError, KeyError) as exc:

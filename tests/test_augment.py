@@ -89,3 +89,40 @@ def test_compose_is_seeded_and_composable():
     np.testing.assert_array_equal(never(img, 0), img)
     d = default_augmentation()(img, 0)
     assert d.dtype == np.uint8 and d.size == img.size
+
+
+# -- augmented training copies (classical family) --------------------------------------------
+def test_augmented_copies_are_seeded_and_distinct(tmp_path):
+    from PIL import Image
+
+    from wbc_classic.augment import AugmentedImage, augmented_copies, default_augmentation
+
+    path = tmp_path / "a.png"
+    Image.fromarray(_image()).save(path)
+    aug = default_augmentation(1.0)
+    items = augmented_copies([path, _image()], aug, 3, seed=0)
+    assert len(items) == 6 and all(isinstance(it, AugmentedImage) for it in items)
+    assert [it.source for it in items[:2]] == [path, items[1].source]
+    assert len({it.seed for it in items}) == 6
+    again = augmented_copies([path, _image()], aug, 3, seed=0)
+    assert [it.seed for it in again] == [it.seed for it in items]
+    assert [it.seed for it in augmented_copies([path], aug, 1, seed=1)] != [items[0].seed]
+    np.testing.assert_array_equal(items[0].read(), again[0].read())
+    assert not np.array_equal(items[0].read(), items[2].read())
+    # the content key tells seeds, augmentations and sources apart
+    keys = {it.content_sha256() for it in items}
+    assert len(keys) == 6 and items[0].content_sha256() == again[0].content_sha256()
+    other = AugmentedImage(path, default_augmentation(2.0), items[0].seed)
+    assert other.content_sha256() != items[0].content_sha256()
+    assert "augmented" in str(items[0]) and "a.png" in str(items[0])
+    assert augmented_copies([path], aug, 0) == []
+    with pytest.raises(ValueError, match="copies"):
+        augmented_copies([path], aug, -1)
+
+
+def test_default_augmentation_without_scale():
+    from wbc_classic.augment import ScaleJitter, default_augmentation
+
+    assert any(isinstance(t, ScaleJitter) for t in default_augmentation().transforms)
+    assert not any(isinstance(t, ScaleJitter)
+                   for t in default_augmentation(scale=False).transforms)

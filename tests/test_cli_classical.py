@@ -200,3 +200,40 @@ def test_train_with_stain_normaliser_predicts_the_same_as_python(trained, tmp_pa
     plain, _ = extract_dataset(files, model.extractor, segment_params=model.segment_params,
                                n_jobs=1, cache_dir=root / "cache", progress=False)
     assert not np.allclose(plain, X_train)  # a separate cache entry, not the plain one
+
+
+def test_train_with_augmented_copies(trained, tmp_path, capsys):
+    """``--augment-copies``: copies of the training images only, recorded in the model."""
+    from wbc_classic.model import load
+
+    root, data, _ = trained
+    model_path = tmp_path / "aug.skops"
+    assert main(["train", "--data", str(data), "--classes", *CLASSES, "--classifier",
+                 "logreg", "--out", str(model_path), "--cache-dir", str(root / "cache"),
+                 "--cv", "2", "--test-split", "80/20", "--augment-copies", "2",
+                 "--augment-no-scale"]) == 0
+    out = capsys.readouterr().out
+    model = load(model_path)
+    meta = model.metadata
+    n_train = meta["data"]["n_train"]
+    assert f"augmentation: {2 * n_train} of {2 * n_train} augmented copies used" in out
+    assert meta["augmentation"]["copies"] == 2
+    assert "HEDJitter" in meta["augmentation"]["transforms"]
+    assert "ScaleJitter" not in meta["augmentation"]["transforms"]
+    assert meta["data"]["n_samples"] == 3 * n_train
+    assert meta["holdout"]["n"] == meta["data"]["n_test"]  # the test part is never augmented
+
+
+def test_wbcmodel_fit_with_augmentation_keeps_copies_in_one_fold():
+    from wbc_classic.augment import default_augmentation
+    from wbc_classic.model import WBCModel
+    from wbc_classic.synthetic import make_cells
+
+    cells = make_cells(4, classes=CLASSES, size=96, seed=0)
+    images, labels = list(cells[0]), [CLASSES[i] for i in cells[1]]
+    model = WBCModel("logreg", augmentation=default_augmentation(), augment_copies=1)
+    model.fit(images, labels, cv=2)
+    assert model.metadata["data"]["n_samples"] == 24
+    assert model.metadata["augmentation"]["copies"] == 1
+    assert model.metadata["cv_folds"] == 2
+    assert model.predict_proba(images[:2]).shape == (2, 3)

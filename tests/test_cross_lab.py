@@ -46,3 +46,20 @@ def test_synthetic_protocol_rows():
         assert all(0.0 <= r[k] <= 1.0 for k in cross_lab.SYNTH_CONDITIONS)
     table = cross_lab.markdown_synthetic(rows)
     assert table.count("\n") == 3 and "synth-scale1.4" in table
+
+
+def test_augmented_training_features(tmp_path):
+    import pytest
+
+    from wbc_classic.synthetic import write_class_folders
+
+    root = write_class_folders(tmp_path / "d", 1, classes=("lymphocyte", "monocyte"), size=96)
+    paths = sorted(root.rglob("*.png"))
+    X, rows = cross_lab._augmented_features(paths, "colour", 2, 1.0, None, tmp_path / "c",
+                                            1, 0)
+    assert X.shape[0] == 4 and rows.tolist() == [0, 1, 0, 1]
+    none, rows = cross_lab._augmented_features(paths, "none", 2, 1.0, None, tmp_path / "c",
+                                               1, 0)
+    assert none.size == 0 and rows.size == 0
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        cross_lab._augmented_features(paths, "rainbow", 1, 1.0, None, tmp_path / "c", 1, 0)

@@ -237,3 +237,24 @@ def test_warm_cache_starts_no_workers(tmp_path, monkeypatch):
                                         progress=False)
     assert again.n_cached == len(images)
     np.testing.assert_array_equal(again.X, first.X)
+
+
+def test_augmented_copies_extract_like_their_images_and_cache(image_files, tmp_path):
+    from wbc_classic.augment import augmented_copies, default_augmentation
+
+    items = augmented_copies(image_files[:2], default_augmentation(), 2, seed=0)
+    seg = CountingSegmenter()
+    cache = tmp_path / "cache"
+    first = extract_features(items, segmenter=seg, extractor=FX, cache_dir=cache,
+                             progress=False)
+    assert first.ok.all() and seg.calls == 4
+    arrays = extract_features([it.read() for it in items], segmenter=disk_segmenter,
+                              extractor=FX, progress=False)
+    np.testing.assert_array_equal(first.X, arrays.X)
+    second = extract_features(items, segmenter=seg, extractor=FX, cache_dir=cache,
+                              progress=False)
+    assert seg.calls == 4 and second.n_cached == 4
+    # a missing source is reported under the augmented item's name
+    bad = augmented_copies([tmp_path / "gone.png"], default_augmentation(), 1)
+    res = extract_features(bad, segmenter=disk_segmenter, extractor=FX, progress=False)
+    assert not res.ok.any() and "gone.png (augmented" in str(res.failures[0])

@@ -15,7 +15,11 @@ same output.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,6 +41,8 @@ __all__ = [
     "RandomApply",
     "Compose",
     "default_augmentation",
+    "AugmentedImage",
+    "augmented_copies",
 ]
 
 Augmentation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -324,14 +330,106 @@ class Compose(_Aug):
         return out
 
 
-def default_augmentation(strength: float = 1.0) -> Compose:
+def default_augmentation(strength: float = 1.0, *, scale: bool = True) -> Compose:
     """A sensible cross-lab augmentation: HED stain jitter, brightness/contrast, scale jitter
-    (+-20 %), occasional blur, and flips/rotations; ``strength`` scales the amplitudes."""
+    (+-20 %), occasional blur, and flips/rotations; ``strength`` scales the amplitudes.
+
+    Parameters
+    ----------
+    strength : float, default=1.0
+        Multiplies every amplitude (2.0: twice the stain jitter, +-40 % scale, ...).
+    scale : bool, default=True
+        Include the scale jitter (False: colour, blur and orientation only).
+
+    Returns
+    -------
+    Compose
+    """
     s = float(strength)
-    return Compose([
+    transforms: list[Augmentation] = [
         HEDJitter(sigma=0.05 * s, bias=0.02 * s),
         BrightnessContrast(brightness=0.08 * s, contrast=0.1 * s),
-        ScaleJitter((1.0 / (1.0 + 0.2 * s), 1.0 + 0.2 * s)),
-        RandomApply(GaussianBlur((0.3, 1.0 + 0.5 * s)), p=0.3),
-        FlipRotate(),
-    ])
+    ]
+    if scale:
+        transforms.append(ScaleJitter((1.0 / (1.0 + 0.2 * s), 1.0 + 0.2 * s)))
+    transforms += [RandomApply(GaussianBlur((0.3, 1.0 + 0.5 * s)), p=0.3), FlipRotate()]
+    return Compose(transforms)
+
+
+# --------------------------------------------------------------------------------------------
+# augmented copies of a training set (classical family)
+
+
+@dataclass(frozen=True)
+class AugmentedImage:
+    """One augmented copy of a training image, read lazily.
+
+    An item that :func:`wbc_classic.extraction.extract_features` and
+    :class:`wbc_classic.model.WBCModel` accept next to paths and arrays: the image is read from
+    ``source`` and passed through ``augmentation`` with a generator seeded by ``seed`` *before*
+    segmentation, so scale jitter moves the masks as well.  The content key combines the
+    source's bytes, the augmentation's settings and the seed, so the feature cache tells the
+    copies apart and reuses them across runs.
+
+    Parameters
+    ----------
+    source : path or ndarray of shape (H, W, 3), uint8
+    augmentation : callable ``(image, rng) -> image``
+        Its ``repr`` must state every setting (true of the classes in this module).
+    seed : int
+    """
+
+    source: Any
+    augmentation: Augmentation
+    seed: int
+
+    def read(self, max_pixels: int | None = None) -> np.ndarray:
+        """The augmented RGB uint8 image, shape (H, W, 3)."""
+        from wbc_classic.imageio import read_image
+
+        if isinstance(self.source, np.ndarray):
+            image = self.source
+        else:
+            image = read_image(self.source, **({} if max_pixels is None else
+                                                {"max_pixels": max_pixels}))
+        return self.augmentation(image, np.random.default_rng(self.seed))
+
+    def content_sha256(self) -> str:
+        """Hex SHA-256 of (source content, augmentation settings, seed)."""
+        from wbc_classic.imageio import array_sha256, image_sha256
+
+        source = array_sha256(self.source) if isinstance(self.source, np.ndarray) else \
+            image_sha256(self.source)
+        text = json.dumps({"source": source, "augmentation": repr(self.augmentation),
+                           "seed": int(self.seed)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def __str__(self) -> str:
+        source = "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
+        return f"{source} (augmented, seed {self.seed})"
+
+
+def augmented_copies(sources: Sequence[Any], augmentation: Augmentation, copies: int, *,
+                     seed: int = 0) -> list[AugmentedImage]:
+    """``copies`` augmented versions of every source image, copy by copy.
+
+    Parameters
+    ----------
+    sources : sequence of path or ndarray, length n
+    augmentation : callable ``(image, rng) -> image``
+    copies : int
+        Copies per image (0 gives an empty list).
+    seed : int, default=0
+        Item ``c * n + i`` (copy ``c`` of image ``i``) gets the seed derived from
+        ``(seed, c, i)``, so the copies are the same on every run and for every ``n_jobs``.
+
+    Returns
+    -------
+    list of AugmentedImage, length ``copies * n``
+    """
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}")
+    sources = list(sources)
+    return [AugmentedImage(src, augmentation,
+                           int(np.random.SeedSequence([seed, c, i]).generate_state(1)[0]))
+            for c in range(copies) for i, src in enumerate(sources)]

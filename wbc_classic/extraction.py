@@ -3,7 +3,8 @@
 :func:`extract_features` turns a list of image files (or arrays) into a float32 feature matrix.
 For each item it
 
-1. computes the content key (SHA-256 of the file's bytes, or of the array),
+1. computes the content key (SHA-256 of the file's bytes, or of the array; for an augmented
+   copy, of the source, the augmentation's settings and the seed),
 2. looks for a cached row in ``cache_dir`` under a key made of that content hash, the
    segmenter's settings, the extractor's settings and the package version,
 3. otherwise reads the image (:func:`wbc_classic.imageio.read_image`), segments it (any callable
@@ -73,6 +74,7 @@ import numpy as np
 
 from wbc_classic import __version__
 from wbc_classic.atomic import atomic_open
+from wbc_classic.augment import AugmentedImage
 
 __all__ = ["ExtractionFailure", "ExtractionResult", "extract_features", "cache_key",
            "segmenter_settings", "extractor_settings", "code_fingerprint", "CACHE_FORMAT"]
@@ -82,7 +84,7 @@ logger = logging.getLogger(__name__)
 #: Version of the on-disk cache layout; part of every key.
 CACHE_FORMAT = 1
 
-Item = str | os.PathLike | np.ndarray
+Item = str | os.PathLike | np.ndarray | AugmentedImage
 
 
 @dataclass(frozen=True)
@@ -274,13 +276,6 @@ def cache_key(content_sha256: str, settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _array_sha256(image: np.ndarray) -> str:
-    a = np.ascontiguousarray(image)
-    h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
-
-
 # -- one item ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Job:
@@ -323,18 +318,25 @@ def _save_cached(path: Path, x: np.ndarray, names: tuple[str, ...], found: bool,
         logger.warning("could not write cache entry %s: %s", path, exc)
 
 
+def _source(index: int, item: Item) -> str:
+    return f"<array {index}>" if isinstance(item, np.ndarray) else str(item)
+
+
 def _lookup(index: int, item: Item, job: _Job) -> tuple[tuple | None, str | None]:
     """(finished result or None, content hash) of one item: a cache hit or a hashing failure
     is finished here; otherwise the item still has to be computed."""
-    from wbc_classic.imageio import ImageReadError, image_sha256
+    from wbc_classic.imageio import ImageReadError, array_sha256, image_sha256
 
-    is_array = isinstance(item, np.ndarray)
     try:
-        content = _array_sha256(item) if is_array else image_sha256(item)
+        if isinstance(item, np.ndarray):
+            content = array_sha256(item)
+        elif isinstance(item, AugmentedImage):
+            content = item.content_sha256()
+        else:
+            content = image_sha256(item)
     except ImageReadError as exc:
-        source = f"<array {index}>" if is_array else str(item)
-        return (index, None, False, ExtractionFailure(index, source, "read", exc.reason),
-                False), None
+        return (index, None, False, ExtractionFailure(index, _source(index, item), "read",
+                                                      exc.reason), False), None
     if job.cache_dir is not None:
         hit = _load_cached(_cache_path(job.cache_dir, cache_key(content, job.settings)),
                            job.names)
@@ -350,8 +352,7 @@ def _process(index: int, item: Item, job: _Job, content: str | None = None
     ``content`` is the item's hash when the caller already looked it up in the cache."""
     from wbc_classic.imageio import ImageReadError, read_image
 
-    is_array = isinstance(item, np.ndarray)
-    source = f"<array {index}>" if is_array else str(item)
+    source = _source(index, item)
     path = None
     if content is None:
         done, content = _lookup(index, item, job)
@@ -360,7 +361,12 @@ def _process(index: int, item: Item, job: _Job, content: str | None = None
     if job.cache_dir is not None:
         path = _cache_path(job.cache_dir, cache_key(content, job.settings))
     try:
-        image = np.asarray(item) if is_array else read_image(item, max_pixels=job.max_pixels)
+        if isinstance(item, np.ndarray):
+            image = item
+        elif isinstance(item, AugmentedImage):
+            image = item.read(max_pixels=job.max_pixels)
+        else:
+            image = read_image(item, max_pixels=job.max_pixels)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
                              f"{image.dtype}")
@@ -430,9 +436,10 @@ def extract_features(
 
     Parameters
     ----------
-    images : sequence of path or ndarray, or ndarray of shape (N, H, W, 3)
-        Image files (read with :func:`wbc_classic.imageio.read_image`) and/or in-memory
-        uint8 RGB arrays (H, W, 3); sizes may differ.
+    images : sequence of path, ndarray or AugmentedImage, or ndarray of shape (N, H, W, 3)
+        Image files (read with :func:`wbc_classic.imageio.read_image`), in-memory uint8 RGB
+        arrays (H, W, 3) and/or augmented training copies
+        (:func:`wbc_classic.augment.augmented_copies`); sizes may differ.
     segmenter : callable, optional
         ``image -> Segmentation``; default :func:`segmentation.segment`.
     extractor : features.FeatureExtractor, optional

@@ -46,6 +46,7 @@ __all__ = [
     "ImageReadError",
     "ReadBatch",
     "ReadFailure",
+    "array_sha256",
     "image_sha256",
     "image_size",
     "is_image_file",
@@ -341,6 +342,14 @@ def image_size(path: PathLike) -> tuple[int, int]:
             raise ImageReadError(p, f"corrupt image header: {type(exc).__name__}: {exc}") \
                 from None
     return int(h), int(w)
+
+
+def array_sha256(image: np.ndarray) -> str:
+    """SHA-256 hex digest of an in-memory image (shape, dtype and bytes): its cache key."""
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def image_sha256(path: PathLike, *, chunk_size: int = 1 << 20) -> str:

@@ -43,7 +43,7 @@ import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,12 @@ def _feature_names(extractor: Any) -> list[str]:
 
 
 def _as_image(item: Any) -> np.ndarray:
-    """An RGB uint8 (H, W, 3) array from an array or a path (read with wbc_classic.imageio)."""
+    """An RGB uint8 (H, W, 3) array from an array, a path (read with wbc_classic.imageio) or
+    a :class:`wbc_classic.augment.AugmentedImage`."""
+    from wbc_classic.augment import AugmentedImage
+
+    if isinstance(item, AugmentedImage):
+        return item.read()
     if isinstance(item, (str, os.PathLike)):
         from wbc_classic.imageio import read_image
 
@@ -395,6 +400,11 @@ def _effective_jobs(n_jobs: int | None) -> int:
     return max(1, int(n_jobs))
 
 
+def augmentation_summary(augmentation: Any, copies: int) -> dict[str, Any]:
+    """What a model's training augmentation was, for ``metadata["augmentation"]``."""
+    return {"copies": int(copies), "transforms": repr(augmentation)}
+
+
 # --------------------------------------------------------------------------- the model
 
 class WBCModel:
@@ -422,6 +432,13 @@ class WBCModel:
         (:func:`wbc_classic.stain.make_normalizer` name: ``"none"``, ``"reinhard"``,
         ``"macenko"``, ``"histogram"``, ``"white-balance"``). It is fitted on training
         images by :meth:`fit` (or set with :meth:`set_stain`) and saved in the model file.
+    augmentation : callable ``(image, rng) -> image``, optional
+        Training-time augmentation (e.g. :func:`wbc_classic.augment.default_augmentation`):
+        :meth:`fit` adds ``augment_copies`` augmented copies of every training image
+        (:func:`wbc_classic.augment.augmented_copies`, seeded by ``seed``).  Its settings are
+        recorded in ``metadata["augmentation"]``; prediction never augments.
+    augment_copies : int, default=2
+        Copies per training image when ``augmentation`` is set.
 
     Attributes
     ----------
@@ -440,7 +457,9 @@ class WBCModel:
 
     def __init__(self, classifier: str | Any = "svm", *, extractor: Any = None,
                  segment_params: dict | None = None, classifier_params: dict | None = None,
-                 n_jobs: int = 1, seed: int = 0, stain: str = "none"):
+                 n_jobs: int = 1, seed: int = 0, stain: str = "none",
+                 augmentation: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+                 augment_copies: int = 2):
         self.classifier = classifier
         self.extractor = extractor
         self.segment_params = segment_params
@@ -448,6 +467,8 @@ class WBCModel:
         self.n_jobs = n_jobs
         self.seed = seed
         self.stain = stain
+        self.augmentation = augmentation
+        self.augment_copies = augment_copies
         self.stain_: Any = None
         self.classes: tuple[str, ...] = ()
         self.versions: dict[str, str] = {}
@@ -526,7 +547,19 @@ class WBCModel:
         items = list(images_or_paths)
         self.set_stain(items)
         X = self.transform(items)
-        return self.fit_features(X, y, classes, cv=cv)
+        y = np.asarray(y)
+        if self.augmentation is None or self.augment_copies <= 0:
+            return self.fit_features(X, y, classes, cv=cv)
+        from wbc_classic.augment import augmented_copies
+
+        copies = augmented_copies(items, self.augmentation, self.augment_copies, seed=self.seed)
+        X = np.concatenate([X, self.transform(copies)])
+        groups = np.tile(np.arange(len(items)), 1 + self.augment_copies)
+        self.fit_features(X, np.tile(y, 1 + self.augment_copies), classes, cv=cv,
+                          groups=groups)
+        self.metadata["augmentation"] = augmentation_summary(self.augmentation,
+                                                             self.augment_copies)
+        return self
 
     def set_stain(self, reference_images: Sequence[Any], n_ref: int = 50) -> WBCModel:
         """Fit the ``stain`` normaliser on up to ``n_ref`` of the given images (seeded pick).
@@ -546,7 +579,8 @@ class WBCModel:
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any],
                      classes: Sequence[str] | None = None, *, cv: int = 5,
-                     data_summary: dict | None = None) -> WBCModel:
+                     data_summary: dict | None = None,
+                     groups: np.ndarray | None = None) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from the feature cache).
 
         Parameters
@@ -561,8 +595,12 @@ class WBCModel:
         data_summary : dict, optional
             Stored in ``metadata["data"]`` (e.g. the data root); counts per class are
             added automatically.
+        groups : ndarray of int, shape (n,), optional
+            Source image of each row: rows of one group (an image and its augmented copies)
+            stay in one cross-validation fold (:class:`~sklearn.model_selection.
+            StratifiedGroupKFold`), so the reported accuracy is not inflated by near copies.
         """
-        from sklearn.model_selection import StratifiedKFold, cross_val_score
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
         t0 = time.perf_counter()
         X = np.asarray(X, dtype=np.float32)
@@ -605,8 +643,10 @@ class WBCModel:
         else:
             folds = int(min(cv, counts[counts > 0].min())) if cv else 0
             if folds >= 2:
-                skf = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
-                scores = cross_val_score(estimator, X, y_idx, cv=skf, scoring="accuracy")
+                kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
+                skf = kfold(folds, shuffle=True, random_state=self.seed)
+                scores = cross_val_score(estimator, X, y_idx, cv=skf, scoring="accuracy",
+                                         groups=groups)
                 cv_info = {"cv_accuracy": float(scores.mean()),
                            "cv_accuracy_std": float(scores.std()),
                            "cv_folds": folds, "cv_scores": [float(s) for s in scores]}

@@ -71,6 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stain/colour normalisation of the pixels the features see, "
                              "fitted on 50 training images and saved in the model "
                              "(default: none)")
+    parser.add_argument("--augment-copies", type=int, default=0, metavar="K",
+                        help="add K augmented copies of every training image (HED stain "
+                             "jitter, brightness/contrast, scale jitter, blur, flips; "
+                             "seeded, cached like the originals; default 0 = none)")
+    parser.add_argument("--augment-strength", type=float, default=1.0,
+                        help="amplitude of that augmentation (2 = twice the stain jitter, "
+                             "+-40%% scale; default 1)")
+    parser.add_argument("--augment-no-scale", action="store_true",
+                        help="augment colour, blur and orientation only, not the scale")
 
 
 def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
@@ -79,7 +88,7 @@ def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
     return args.classes
 
 
-def extract_dataset(paths: Sequence[Path], extractor: Any, *, segment_params: dict | None,
+def extract_dataset(paths: Sequence[Any], extractor: Any, *, segment_params: dict | None,
                     n_jobs: int, cache_dir: Path | None, progress: bool = True,
                     stain: Any = None) -> tuple[np.ndarray, list[str]]:
     """Features of every image through :func:`wbc_classic.extraction.extract_features`.
@@ -98,12 +107,14 @@ def extract_dataset(paths: Sequence[Path], extractor: Any, *, segment_params: di
     import functools
 
     from segmentation import segment
+    from wbc_classic.augment import AugmentedImage
     from wbc_classic.extraction import extract_features
     from wbc_classic.model import segmenter_params
 
     params = segmenter_params(segment_params)
     segmenter = segment if params is None else functools.partial(segment, params=params)
-    result = extract_features([str(p) for p in paths], segmenter=segmenter,
+    result = extract_features([p if isinstance(p, AugmentedImage) else str(p) for p in paths],
+                              segmenter=segmenter,
                               extractor=extractor, n_jobs=n_jobs, cache_dir=cache_dir,
                               progress=progress, stain=stain)
     X = np.array(result.X, dtype=np.float32)
@@ -183,14 +194,40 @@ def run(args: argparse.Namespace) -> int:
         summary.update(split_scheme=split.scheme, split_seed=int(split.seed),
                        n_train=int(fit_idx.size), n_test=int(test_idx.size))
 
+    X_fit, y_fit, groups = X[fit_idx], data.y[fit_idx], None
+    augmentation = None
+    if args.augment_copies > 0:
+        from wbc_classic.augment import augmented_copies, default_augmentation
+
+        augmentation = default_augmentation(args.augment_strength,
+                                            scale=not args.augment_no_scale)
+        copies = augmented_copies([data.paths[i] for i in fit_idx], augmentation,
+                                  args.augment_copies, seed=args.seed)
+        t0 = time.perf_counter()
+        X_aug, aug_errors = extract_dataset(copies, extractor, segment_params={},
+                                            n_jobs=args.n_jobs, cache_dir=cache_dir,
+                                            progress=sys.stderr.isatty(), stain=model.stain_)
+        t_feat += time.perf_counter() - t0
+        ok = np.array([not e for e in aug_errors]) & np.all(np.isfinite(X_aug), axis=1)
+        print(f"augmentation: {int(ok.sum())} of {len(copies)} augmented copies used "
+              f"({args.augment_copies} per training image)")
+        groups = np.concatenate([np.arange(fit_idx.size),
+                                 np.tile(np.arange(fit_idx.size), args.augment_copies)[ok]])
+        X_fit = np.concatenate([X_fit, X_aug[ok]])
+        y_fit = np.concatenate([y_fit, np.tile(y_fit, args.augment_copies)[ok]])
     t0 = time.perf_counter()
     try:
-        model.fit_features(X[fit_idx], data.y[fit_idx], classes, cv=args.cv,
-                           data_summary=summary)
+        model.fit_features(X_fit, y_fit, classes, cv=args.cv, data_summary=summary,
+                           groups=groups)
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return 1
     t_fit = time.perf_counter() - t0
+    if augmentation is not None:
+        from wbc_classic.model import augmentation_summary
+
+        model.metadata["augmentation"] = augmentation_summary(augmentation,
+                                                              args.augment_copies)
     meta = model.metadata
     if "cv_accuracy" in meta:
         extra = f" +/- {meta['cv_accuracy_std']:.4f} ({meta['cv_folds']}-fold)" \
