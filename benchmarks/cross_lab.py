@@ -15,10 +15,11 @@ images) on the pixels the features see. The ablation grid is
 
 * ``--stains``: ``none``, ``reinhard``, ``macenko``, ``histogram``, ``white-balance``
   (:mod:`wbc_classic.stain`);
-* ``--features``: ``all`` (every family), ``no-cell-colour`` (without the colour statistics
-  of the whole cell, which mix nucleus and cytoplasm colours in the proportion of the
-  nucleus-to-cell ratio and so encode cell size a second time), ``no-colour`` (geometry,
-  texture and LDP only);
+* ``--features``: ``all`` (the default families), ``no-cell-colour`` (without the colour
+  statistics of the whole cell, which mix nucleus and cytoplasm colours in the proportion of
+  the nucleus-to-cell ratio and so encode cell size a second time), ``no-colour`` (geometry,
+  texture and LDP only), ``all+density`` (plus the stain-robust optical-density family,
+  :mod:`features.density`), ``density-for-colour`` (that family instead of the colour one);
 * ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name;
 * ``--rim-trim``: ``off`` (the default segmenter) or ``on`` (``SegmenterParams(rim_max_od=
   0.06)``: the pale background ring around thin-rimmed cells is trimmed off the outline);
@@ -57,7 +58,11 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLASSES5 = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
-FEATURE_SUBSETS = ("all", "no-cell-colour", "no-colour")
+#: Column subsets of the ablation: ``all`` = the default families (geometry, texture, LDP,
+#: colour), ``no-cell-colour`` and ``no-colour`` without some colour statistics,
+#: ``all+density`` = plus the stain-robust optical-density family (:mod:`features.density`),
+#: ``density-for-colour`` = the density family in place of the colour family.
+FEATURE_SUBSETS = ("all", "no-cell-colour", "no-colour", "all+density", "density-for-colour")
 
 
 def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
@@ -142,14 +147,21 @@ def markdown_synthetic(rows: list[dict]) -> str:
 
 
 def subset_mask(names: np.ndarray, subset: str) -> np.ndarray:
-    """Columns of the full :class:`features.FeatureExtractor` output kept by ``subset``."""
+    """Columns of the :class:`features.FeatureExtractor` output (every family, density
+    included) kept by ``subset``; see :data:`FEATURE_SUBSETS`."""
     names = np.asarray(names).astype(str)
+    density = np.char.startswith(names, "od_") | np.char.startswith(names, "odglcm_")
+    colour = np.char.startswith(names, "colour_") | np.char.startswith(names, "gran_")
     if subset == "all":
-        return np.ones(len(names), bool)
+        return ~density
     if subset == "no-cell-colour":
-        return ~np.char.startswith(names, "colour_cell_")
+        return ~density & ~np.char.startswith(names, "colour_cell_")
     if subset == "no-colour":
-        return ~(np.char.startswith(names, "colour_") | np.char.startswith(names, "gran_"))
+        return ~density & ~colour
+    if subset == "all+density":
+        return np.ones(len(names), bool)
+    if subset == "density-for-colour":
+        return ~colour
     raise ValueError(f"unknown feature subset {subset!r}; valid: {', '.join(FEATURE_SUBSETS)}")
 
 
@@ -169,13 +181,14 @@ def _segmenter(rim_trim: bool):
 
 
 def _features(sets, norm, cache: Path, n_jobs: int, rim_trim: bool = False):
-    from features import FeatureExtractor
+    from features import FAMILIES, FeatureExtractor
     from wbc_classic.extraction import extract_features
 
     out = {}
     for name, (paths, _) in sets.items():
         res = extract_features([str(p) for p in paths], segmenter=_segmenter(rim_trim),
-                               extractor=FeatureExtractor(), n_jobs=n_jobs, cache_dir=cache,
+                               extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
+                               cache_dir=cache,
                                progress=False, stain=norm)
         if res.failures:
             print(f"  {name}: {len(res.failures)} images failed, e.g. {res.failures[0]}",
@@ -192,6 +205,7 @@ def _augmented_features(paths: list[Path], kind: str, copies: int, strength: flo
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Features of ``copies`` augmented copies of the training images, and their row index
     into ``paths`` (copies whose extraction failed are left out)."""
+    from features import FAMILIES, FeatureExtractor
     from wbc_classic.augment import augmented_copies, default_augmentation
     from wbc_classic.extraction import extract_features
 
@@ -201,8 +215,9 @@ def _augmented_features(paths: list[Path], kind: str, copies: int, strength: flo
         return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
     aug = default_augmentation(strength, scale=kind == "colour+scale")
     res = extract_features(augmented_copies([str(p) for p in paths], aug, copies, seed=seed),
-                           segmenter=_segmenter(rim_trim), n_jobs=n_jobs, cache_dir=cache,
-                           progress=False, stain=norm)
+                           segmenter=_segmenter(rim_trim),
+                           extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
+                           cache_dir=cache, progress=False, stain=norm)
     rows = np.tile(np.arange(len(paths)), copies)
     return res.X[res.ok].astype(np.float64), rows[res.ok]
 
@@ -276,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding pbc/ and cellavision_seg/ (default ../shared/data)")
     ap.add_argument("--stains", default="none,reinhard,macenko,histogram,white-balance")
-    ap.add_argument("--features", default=",".join(FEATURE_SUBSETS))
+    ap.add_argument("--features", default=",".join(FEATURE_SUBSETS),
+                    help=f"feature subsets to compare (default: {','.join(FEATURE_SUBSETS)})")
     ap.add_argument("--classifiers", default="logreg,svm,xgboost")
     ap.add_argument("--rim-trim", default="off", help="off, on or off,on")
     ap.add_argument("--augment", default="none",

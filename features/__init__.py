@@ -8,13 +8,15 @@ nothing else of the project.
 
 from features._common import flag_features
 from features.colour import colour_features, granularity_features
-from features.extractor import FAMILIES, FLAG_NAMES, FeatureExtractor
+from features.density import density_features
+from features.extractor import DEFAULT_FAMILIES, FAMILIES, FLAG_NAMES, FeatureExtractor
 from features.geometry import count_lobes, geometry_features
 from features.ldp import ldp_codes, ldp_features
 from features.texture import glcm_features, lbp_features, texture_features
 
 __all__ = [
-    "FAMILIES", "FLAG_NAMES", "FeatureExtractor", "colour_features", "count_lobes",
+    "DEFAULT_FAMILIES", "FAMILIES", "FLAG_NAMES", "FeatureExtractor", "colour_features",
+    "count_lobes", "density_features",
     "flag_features", "geometry_features", "glcm_features", "granularity_features",
     "lbp_features", "ldp_codes", "ldp_features", "texture_features",
 ]

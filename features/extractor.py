@@ -10,15 +10,19 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from features._common import crop_cell, flag_features
 from features.colour import colour_features
+from features.density import density_features
 from features.geometry import geometry_features
 from features.ldp import ldp_features
 from features.texture import texture_features
 from segmentation.result import Segmentation
 
-__all__ = ["FeatureExtractor", "FAMILIES", "FLAG_NAMES"]
+__all__ = ["FeatureExtractor", "FAMILIES", "DEFAULT_FAMILIES", "FLAG_NAMES"]
 
 #: Feature families in their canonical order.
-FAMILIES = ("geometry", "texture", "ldp", "colour")
+FAMILIES = ("geometry", "texture", "ldp", "colour", "density")
+#: The families computed by default (``density``, the stain-robust optical-density family, is
+#: opt-in: the saved models and throughput figures of the default set predate it).
+DEFAULT_FAMILIES = ("geometry", "texture", "ldp", "colour")
 #: Always-present leading features (see :func:`features.flag_features`).
 FLAG_NAMES = ("segmentation_found", "nucleus_empty", "cytoplasm_empty")
 
@@ -30,7 +34,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     Each row of the output holds, in this order: the flags :data:`FLAG_NAMES`
     (``segmentation_found``, ``nucleus_empty``, ``cytoplasm_empty``; always present), then the
-    features of every enabled family in the canonical order geometry, texture, ldp, colour. An
+    features of every enabled family in the canonical order geometry, texture, ldp, colour,
+    density. An
     image whose segmentation found nothing, or whose nucleus/cytoplasm is empty, gets zeros for
     the missing parts and the flags say so: the output never holds NaN or inf. The transform is
     deterministic and depends on nothing learnt, so ``fit`` only records the output names.
@@ -38,7 +43,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     families : tuple of str, default ("geometry", "texture", "ldp", "colour")
-        Families to compute, any subset of :data:`FAMILIES` (order is ignored).
+        Families to compute, any subset of :data:`FAMILIES` (order is ignored); add
+        ``"density"`` for the stain-robust optical-density features
+        (:func:`features.density_features`).
     glcm_levels : int, default 32
         Grey levels of the masked co-occurrence matrices.
     glcm_distances : tuple of int, default (1, 2, 4)
@@ -69,7 +76,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     (dtype('float32'), True)
     """
 
-    def __init__(self, families: Sequence[str] = FAMILIES, glcm_levels: int = 32,
+    def __init__(self, families: Sequence[str] = DEFAULT_FAMILIES, glcm_levels: int = 32,
                  glcm_distances: Sequence[int] = (1, 2, 4),
                  lbp: Sequence[tuple[int, float]] = ((8, 1.0), (16, 2.0)),
                  ldp_rotation_invariant: bool = True,
@@ -102,6 +109,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             "ldp": lambda im, sg, c: ldp_features(
                 im, sg, rotation_invariant=bool(self.ldp_rotation_invariant), _crop=c),
             "colour": lambda im, sg, c: colour_features(im, sg, _crop=c),
+            "density": lambda im, sg, c: density_features(im, sg, _crop=c),
         }
         return [(name, table[name]) for name in self._enabled()]
 

@@ -9,12 +9,17 @@ from benchmarks import cross_lab
 
 def test_subset_masks():
     names = np.array(["cell_area", "colour_cell_r_mean", "colour_nucleus_r_mean",
-                      "gran_nucleus_r2", "glcm_nucleus_d1_contrast"])
-    assert cross_lab.subset_mask(names, "all").all()
+                      "gran_nucleus_r2", "glcm_nucleus_d1_contrast", "od_nucleus_r_mean",
+                      "odglcm_nucleus_d1_contrast"])
+    np.testing.assert_array_equal(cross_lab.subset_mask(names, "all"),
+                                  [True, True, True, True, True, False, False])
     np.testing.assert_array_equal(cross_lab.subset_mask(names, "no-cell-colour"),
-                                  [True, False, True, True, True])
+                                  [True, False, True, True, True, False, False])
     np.testing.assert_array_equal(cross_lab.subset_mask(names, "no-colour"),
-                                  [True, False, False, False, True])
+                                  [True, False, False, False, True, False, False])
+    assert cross_lab.subset_mask(names, "all+density").all()
+    np.testing.assert_array_equal(cross_lab.subset_mask(names, "density-for-colour"),
+                                  [True, False, False, False, True, True, True])
 
 
 def test_markdown_table_has_one_row_per_result():

@@ -11,6 +11,7 @@ from skimage.draw import disk, ellipse
 from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
 
 from features import (
+    DEFAULT_FAMILIES,
     FAMILIES,
     FeatureExtractor,
     colour_features,
@@ -327,10 +328,12 @@ def test_extractor_is_deterministic():
 
 def test_families_are_switchable():
     pairs = [_cell()]
-    full = FeatureExtractor()
+    full = FeatureExtractor(families=FAMILIES)
     X = full.transform(pairs)
     slices = full.family_slices()
     assert list(slices) == ["flags", *FAMILIES]
+    assert list(FeatureExtractor().family_slices()) == ["flags", *DEFAULT_FAMILIES]
+    assert "density" in FAMILIES and "density" not in DEFAULT_FAMILIES
     for fam in FAMILIES:
         fx = FeatureExtractor(families=(fam,))
         Xf = fx.transform(pairs)
@@ -478,3 +481,62 @@ def test_erode_treats_outside_as_background():
     ref = cv2.erode(padded.astype(np.uint8), np.ones((5, 5), np.uint8))[2:-2, 2:-2]
     np.testing.assert_array_equal(erode(mask, 2), ref.astype(bool))
     assert not erode(mask, 1)[0].any() and not erode(mask, 1)[:, -1].any()
+
+
+# -- stain-robust optical density ---------------------------------------------------------
+def _smear_cell(label="lymphocyte", seed=3):
+    from wbc_classic.synthetic import make_cell
+
+    c = make_cell(label, size=128, rng=seed)
+    return c.image[..., :3].copy(), Segmentation(nucleus=c.nucleus, cell=c.cell)
+
+
+def _restain(image, light, gain=1.0, white=(1.0, 1.0, 1.0)):
+    """Same slide, other stain strength (OD x gain) and other lamp / white balance."""
+    from features.density import optical_density
+
+    od = optical_density(image, light) * gain
+    out = np.asarray(white) * light * 10.0 ** (-od) * 255.0 - 0.5
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_density_features_names_and_empty_regions():
+    from features import density_features
+
+    image, seg = _smear_cell()
+    f = density_features(image, seg)
+    assert len(f) == 62 and all(np.isfinite(v) for v in f.values())
+    assert f["od_rbc_missing"] == 0.0 and f["od_nucleus_sum_mean"] > f["od_cytoplasm_sum_mean"]
+    chroma = [f[f"od_nucleus_chroma_{c}"] for c in "rgb"]
+    assert abs(sum(chroma) - 1.0) < 1e-6
+    empty = density_features(image, Segmentation.empty(seg.cell.shape))
+    assert list(empty) == list(f) and not any(empty.values())
+    # no red cells in the field: the ratios are 0 and flagged
+    bare = image.copy()
+    bare[~seg.cell] = bare[0, 0]
+    g = density_features(bare, seg)
+    assert g["od_rbc_missing"] == 1.0 and g["od_nucleus_rbc_r"] == 0.0
+
+
+def test_density_features_cancel_stain_strength_and_white_balance():
+    from features import density_features
+    from segmentation.color import background_light
+
+    image, seg = _smear_cell()
+    light = background_light(image)
+    base = density_features(image, seg)
+    stronger = density_features(_restain(image, light, gain=1.3), seg)
+    tinted = density_features(_restain(image, light, white=(0.9, 1.0, 0.85)), seg)
+    invariant = [k for k in base if ("chroma" in k or "_rbc_" in k or "nc_ratio" in k)
+                 and k != "od_rbc_missing"]
+    assert len(invariant) == 15
+    for other in (stronger, tinted):
+        change = np.array([abs(other[k] / base[k] - 1.0) for k in invariant])
+        # uint8 rounding moves the faint channels (cytoplasm blue) a little
+        assert np.median(change) < 0.03 and change.max() < 0.15, \
+            dict(zip(invariant, change, strict=True))
+    # the stain strength does move the raw densities (so the test above can fail)
+    assert stronger["od_nucleus_sum_mean"] > 1.2 * base["od_nucleus_sum_mean"]
+    # plain colour statistics are not invariant
+    assert colour_features(_restain(image, light, gain=1.3), seg)["colour_nucleus_i_mean"] != \
+        pytest.approx(colour_features(image, seg)["colour_nucleus_i_mean"], rel=0.05)
