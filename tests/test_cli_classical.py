@@ -237,3 +237,26 @@ def test_wbcmodel_fit_with_augmentation_keeps_copies_in_one_fold():
     assert model.metadata["augmentation"]["copies"] == 1
     assert model.metadata["cv_folds"] == 2
     assert model.predict_proba(images[:2]).shape == (2, 3)
+
+
+def test_train_with_density_family_round_trips(trained, tmp_path):
+    """The opt-in density family is saved with the model and used again at prediction."""
+    from wbc_classic.commands.train import extract_dataset
+    from wbc_classic.model import load
+
+    root, data, _ = trained
+    model_path = tmp_path / "density.skops"
+    assert main(["train", "--data", str(data), "--classes", *CLASSES, "--classifier",
+                 "logreg", "--out", str(model_path), "--cache-dir", str(root / "cache"),
+                 "--cv", "0", "--families", "geometry", "density"]) == 0
+    model = load(model_path)
+    assert any(n.startswith("od_") for n in model.feature_names_)
+    assert not any(n.startswith("colour_") for n in model.feature_names_)
+    files = sorted(data.rglob("*.png"))[::6]
+    X_train, errors = extract_dataset(files, model.extractor, segment_params={}, n_jobs=1,
+                                      cache_dir=root / "cache", progress=False)
+    assert not any(errors)
+    np.testing.assert_allclose(X_train, model.transform(files), rtol=1e-6)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", str(data), "--out", "m.skops",
+                                   "--families", "shape"])

@@ -32,6 +32,7 @@ DEFAULT_CACHE = ".wbc_cache"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
+    from features.extractor import FAMILIES
     from wbc_classic.classifiers import CLASSIFIERS
     from wbc_classic.stain import available_normalizers
 
@@ -62,8 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=60, help="features kept by the selection")
     parser.add_argument("--search", choices=["grid", "halving"], default=None,
                         help="tune hyper-parameters by stratified cross-validation")
-    parser.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
-                        help="feature families (default: all of geometry texture ldp colour)")
+    parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES,
+                        metavar="FAMILY",
+                        help=f"feature families, any of {' '.join(FAMILIES)} (default: "
+                             "geometry texture ldp colour; density is the stain-robust "
+                             "optical-density family)")
     parser.add_argument("--no-class-weight", action="store_true",
                         help="do not balance the classes")
     parser.add_argument("--stain", default="none",
