@@ -36,6 +36,8 @@ def build_augmentation(
     hed_sigma: float = 0.0,
     hed_bias: float = 0.0,
     grayscale: float = 0.0,
+    blur: float = 0.0,
+    sharpen: float = 0.0,
 ) -> v2.Compose:
     """A composable ``v2`` augmentation for uint8 CHW cell crops.
 
@@ -60,6 +62,13 @@ def build_augmentation(
         laboratory's stain strength and hue.
     grayscale : float
         Probability of turning an image grey (all three channels equal).
+    blur : float
+        Largest Gaussian blur sigma in pixels of the network's input, applied to half the
+        images with ``sigma ~ U(0.1, blur)``; with ``sharpen`` it teaches the network that
+        sharpness is not a class cue (another lab's optics, focus and compression differ:
+        CellaVision-blog cells are sharper than PBC's JPEGs).
+    sharpen : float
+        Sharpening of the other half: ``v2.RandomAdjustSharpness(1 + sharpen, p=0.5)``.
 
     Returns
     -------
@@ -88,7 +97,12 @@ def build_augmentation(
                                  saturation=saturation, hue=hue))
     if grayscale:
         ts.append(v2.RandomGrayscale(p=grayscale))
-    return v2.Compose(ts)
+    if blur:
+        k = 2 * int(np.ceil(3.0 * blur)) + 1
+        ts.append(v2.RandomApply([v2.GaussianBlur(k, sigma=(0.1, float(blur)))], p=0.5))
+    if sharpen:
+        ts.append(v2.RandomAdjustSharpness(1.0 + float(sharpen), p=0.5))
+    return v2.Compose(ts or [v2.Identity()])  # every switch off: a valid no-op
 
 
 class HEDJitter(torch.nn.Module):

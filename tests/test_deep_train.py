@@ -349,3 +349,31 @@ def test_cell_crop_and_stain_travel_in_the_checkpoint(cell_folders, tmp_path):
     model.load_state_dict(ck["state_dict"])
     rows = predict_paths(model, meta, files)
     assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def test_blur_and_sharpen_augmentation_change_high_frequencies_only():
+    from deep.data import build_augmentation
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8))
+    off = dict(rotation=0, shift=0, shear=0, zoom=0, hflip=False, vflip=False, brightness=0,
+               contrast=0)
+    blur = build_augmentation(**off, blur=2.0)
+    sharp = build_augmentation(**off, sharpen=1.0)
+    names = " ".join(type(t).__name__ for t in blur.transforms + sharp.transforms)
+    assert "RandomApply" in names and "RandomAdjustSharpness" in names
+    assert torch.equal(build_augmentation(**off)(x), x)
+
+    def roughness(t):
+        return float(t.float().diff(dim=2).abs().mean())
+
+    torch.manual_seed(0)
+    outs = [blur(x) for _ in range(20)]
+    assert all(o.dtype == torch.uint8 and o.shape == x.shape for o in outs)
+    assert any(roughness(o) < 0.5 * roughness(x) for o in outs)        # some blurred
+    assert any(torch.equal(o, x) for o in outs)                          # some untouched
+    for o in outs:  # blurring keeps the mean brightness
+        assert abs(o.float().mean() - x.float().mean()) < 2.0
+    smooth = blur.transforms[0].transforms[0](x)
+    torch.manual_seed(1)
+    assert any(roughness(sharp(smooth)) > 1.2 * roughness(smooth) for _ in range(10))
