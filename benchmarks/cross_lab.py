@@ -165,6 +165,20 @@ def subset_mask(names: np.ndarray, subset: str) -> np.ndarray:
     raise ValueError(f"unknown feature subset {subset!r}; valid: {', '.join(FEATURE_SUBSETS)}")
 
 
+def score_into(row: dict, name: str, y: np.ndarray, p: np.ndarray) -> None:
+    """Put the accuracy of predictions ``p`` on set ``name`` into ``row``: ``row[name]``,
+    its 95 % percentile-bootstrap interval ``row[name + "/ci"]`` (1,000 resamples, seed 0,
+    :func:`wbc_classic.metrics.bootstrap_metrics`) and the per-class sensitivities
+    ``row[name + "/per_class"]``. ``p == -1`` (a class outside :data:`CLASSES5`) is wrong."""
+    from wbc_classic.metrics import bootstrap_metrics
+
+    k = len(CLASSES5)
+    acc = bootstrap_metrics(y, np.where(p < 0, k, p), n_classes=k + 1)["accuracy"]
+    row[name] = float(np.mean(p == y))
+    row[name + "/ci"] = [acc.low, acc.high]
+    row[name + "/per_class"] = per_class_accuracy(y, p)
+
+
 def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Sensitivity of each class present in ``y``."""
     return {CLASSES5[c]: float(np.mean(p[y == c] == c)) for c in range(len(CLASSES5))
@@ -236,21 +250,23 @@ def _deep_rows(csv_paths: list[Path], sets) -> list[dict]:
                                  f"{missing[0]}")
             p = np.array([CLASSES5.index(pred[q.resolve()]) if pred[q.resolve()] in CLASSES5
                           else -1 for q in paths])
-            row[name] = float(np.mean(p == y))
-            row[name + "/per_class"] = per_class_accuracy(y, p)
+            score_into(row, name, y, p)
         rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    """The ablation as a Markdown table (accuracy on both sets, cellavision per class)."""
+    """The ablation as a Markdown table (accuracy on both sets, the cellavision accuracy's 95 %
+    bootstrap interval when known, cellavision per class)."""
     head = ("| family | model | stain | features | PBC test | cellavision | "
             + " | ".join(c[:4] for c in CLASSES5) + " |")
     lines = [head, "|" + "---|" * (6 + len(CLASSES5))]
     for r in rows:
         pc = r["cellavision/per_class"]
+        ci = r.get("cellavision/ci")
+        cv = f"{r['cellavision']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
         lines.append(f"| {r['family']} | {r['model']} | {r['stain']} | {r['features']} | "
-                     f"{r['pbc-test']:.3f} | {r['cellavision']:.3f} | "
+                     f"{r['pbc-test']:.3f} | {cv} | "
                      + " | ".join(f"{pc.get(c, float('nan')):.2f}" for c in CLASSES5) + " |")
     return "\n".join(lines)
 
@@ -365,9 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                        "features": (subset if trim == "off" else f"{subset}, rim trim")
                        + label}
                 for name in ("pbc-test", "cellavision"):
-                    p = clf.predict(feats[name][:, cols])
-                    row[name] = float(np.mean(p == sets[name][1]))
-                    row[name + "/per_class"] = per_class_accuracy(sets[name][1], p)
+                    score_into(row, name, sets[name][1], clf.predict(feats[name][:, cols]))
                 rows.append(row)
                 print(f"{stain:14s} {row['features']:15s} {clf_name:12s} PBC test "
                       f"{row['pbc-test']:.3f}  cellavision {row['cellavision']:.3f}  "

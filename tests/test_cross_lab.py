@@ -68,3 +68,15 @@ def test_augmented_training_features(tmp_path):
     assert none.size == 0 and rows.size == 0
     with pytest.raises(ValueError, match="unknown augmentation"):
         cross_lab._augmented_features(paths, "rainbow", 1, 1.0, None, tmp_path / "c", 1, 0)
+
+
+def test_scores_carry_a_bootstrap_interval():
+    y = np.array([0, 1, 2, 3, 4] * 20)
+    p = y.copy()
+    p[:10] = -1  # 10 cells given a class outside the five: wrong
+    row = {"family": "deep", "model": "m", "stain": "-", "features": "-", "pbc-test": 1.0}
+    cross_lab.score_into(row, "cellavision", y, p)
+    assert row["cellavision"] == 0.9
+    low, high = row["cellavision/ci"]
+    assert 0.8 < low < 0.9 < high <= 0.97
+    assert "0.900 [" in cross_lab.markdown([row])
