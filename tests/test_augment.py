@@ -107,6 +107,9 @@ def test_augmented_copies_are_seeded_and_distinct(tmp_path):
     again = augmented_copies([path, _image()], aug, 3, seed=0)
     assert [it.seed for it in again] == [it.seed for it in items]
     assert [it.seed for it in augmented_copies([path], aug, 1, seed=1)] != [items[0].seed]
+    # the seed follows the image, not its position in the list
+    swapped = augmented_copies([_image(), path], aug, 3, seed=0)
+    assert [it.seed for it in swapped[:2]] == [items[1].seed, items[0].seed]
     np.testing.assert_array_equal(items[0].read(), again[0].read())
     assert not np.array_equal(items[0].read(), items[2].read())
     # the content key tells seeds, augmentations and sources apart

@@ -420,16 +420,28 @@ def augmented_copies(sources: Sequence[Any], augmentation: Augmentation, copies:
     copies : int
         Copies per image (0 gives an empty list).
     seed : int, default=0
-        Item ``c * n + i`` (copy ``c`` of image ``i``) gets the seed derived from
-        ``(seed, c, i)``, so the copies are the same on every run and for every ``n_jobs``.
+        Copy ``c`` of an image gets the seed derived from ``(seed, c, the image's content
+        hash)``: the same image is augmented the same way whatever list it comes in (so
+        ``wbc-classic train`` and ``benchmarks.cross_lab`` share cached copies) and on every
+        run. An unreadable source falls back to its position; it fails when read.
 
     Returns
     -------
-    list of AugmentedImage, length ``copies * n``
+    list of AugmentedImage, length ``copies * n``, item ``c * n + i`` = copy ``c`` of image
+    ``i``
     """
+    from wbc_classic.imageio import ImageReadError, array_sha256, image_sha256
+
     if copies < 0:
         raise ValueError(f"copies must be >= 0, got {copies}")
     sources = list(sources)
+    keys = []
+    for i, src in enumerate(sources):
+        try:
+            digest = array_sha256(src) if isinstance(src, np.ndarray) else image_sha256(src)
+            keys.append(int(digest[:15], 16))
+        except ImageReadError:
+            keys.append(i)
     return [AugmentedImage(src, augmentation,
-                           int(np.random.SeedSequence([seed, c, i]).generate_state(1)[0]))
-            for c in range(copies) for i, src in enumerate(sources)]
+                           int(np.random.SeedSequence([seed, c, key]).generate_state(1)[0]))
+            for c in range(copies) for src, key in zip(sources, keys, strict=True)]
