@@ -34,6 +34,10 @@ nominal cells per class, test on ``N`` per class rendered with shifted stains
 (``stain_shift=+-1``) and pixel scales (``scale=0.7, 1.4``), for each stain normaliser (fitted on
 the synthetic training cells); it shows what a normaliser does against a known, pure shift.
 
+``--test-scales 0.7,1.4`` adds rows for the cellavision cells resized by each factor (another
+magnification), as they are and after resampling to PBC's scale measured on each set's own
+red cells (what ``wbc-classic predict --um-per-pixel auto`` does).
+
 ``--deep PRED.csv ...`` adds rows for deep models from prediction CSVs (``python -m
 deep.predict``) over both test sets (name the CSV ``<name>.csv``; both sets' images must be in
 it). ``--scale-survey N`` only reports each data set's estimated um/pixel.
@@ -236,6 +240,52 @@ def _augmented_features(paths: list[Path], kind: str, copies: int, strength: flo
     return res.X[res.ok].astype(np.float64), rows[res.ok]
 
 
+def scale_rows(sets, names: np.ndarray, factors: list[float], classifiers: list[str],
+               subsets: list[str], X_train: np.ndarray, cache: Path, n_jobs: int,
+               seed: int) -> list[dict]:
+    """The cellavision cells at other magnifications, as they are and rescaled to PBC's.
+
+    For each factor ``f`` the 100 images are resized by ``f`` (another microscope's pixel
+    size); the set's own scale is then measured on its images
+    (:func:`wbc_classic.scale.estimate_batch_scale`) and they are resampled to the PBC
+    training images' scale, as ``wbc-classic predict --um-per-pixel auto`` does. Classifiers
+    are trained on ``X_train`` (PBC training features, stain ``none``).
+    """
+    from features import FAMILIES, FeatureExtractor
+    from wbc_classic.classifiers import make_classifier
+    from wbc_classic.extraction import extract_features
+    from wbc_classic.imageio import read_image
+    from wbc_classic.scale import estimate_batch_scale, rescale_image
+
+    def features(images):
+        return extract_features(images, segmenter=_segmenter(False),
+                                extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
+                                cache_dir=cache, progress=False).X.astype(np.float64)
+
+    ref = estimate_batch_scale(sets["pbc-train"][0], seed=seed)
+    paths, y = sets["cellavision"]
+    originals = [read_image(p) for p in paths]
+    rows = []
+    for f in factors:
+        raw = [rescale_image(im, f) if f != 1.0 else im for im in originals]
+        um = estimate_batch_scale(raw, seed=seed)
+        fixed = [rescale_image(im, um / ref) for im in raw]
+        variants = {f"images x{f:g}": features(raw),
+                    f"images x{f:g} -> {um:.3f} um/px -> {ref:.3f}": features(fixed)}
+        for subset, clf_name in itertools.product(subsets, classifiers):
+            cols = subset_mask(names, subset)
+            clf = make_classifier(clf_name, seed=seed, n_jobs=n_jobs)
+            clf.fit(X_train[:, cols], sets["pbc-train"][1])
+            for label, X in variants.items():
+                row = {"family": "classical", "model": clf_name, "stain": "none",
+                       "features": f"{subset}; {label}", "pbc-test": float("nan")}
+                score_into(row, "cellavision", y, clf.predict(X[:, cols]))
+                rows.append(row)
+                print(f"scale {row['features']:40s} {clf_name:8s} cellavision "
+                      f"{row['cellavision']:.3f}", flush=True)
+    return rows
+
+
 def _deep_rows(csv_paths: list[Path], sets) -> list[dict]:
     rows = []
     for f in csv_paths:
@@ -255,6 +305,10 @@ def _deep_rows(csv_paths: list[Path], sets) -> list[dict]:
     return rows
 
 
+def _fmt(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:.3f}"
+
+
 def markdown(rows: list[dict]) -> str:
     """The ablation as a Markdown table (accuracy on both sets, the cellavision accuracy's 95 %
     bootstrap interval when known, cellavision per class)."""
@@ -266,7 +320,7 @@ def markdown(rows: list[dict]) -> str:
         ci = r.get("cellavision/ci")
         cv = f"{r['cellavision']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
         lines.append(f"| {r['family']} | {r['model']} | {r['stain']} | {r['features']} | "
-                     f"{r['pbc-test']:.3f} | {cv} | "
+                     f"{_fmt(r['pbc-test'])} | {cv} | "
                      + " | ".join(f"{pc.get(c, float('nan')):.2f}" for c in CLASSES5) + " |")
     return "\n".join(lines)
 
@@ -317,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--augment-copies", type=int, default=2,
                     help="augmented copies per training image (default 2)")
     ap.add_argument("--augment-strength", type=float, default=1.0)
+    ap.add_argument("--test-scales", default="", metavar="F,F,...",
+                    help="also score the cellavision cells resized by each factor (another "
+                         "magnification), as they are and resampled to PBC's measured scale "
+                         "(stain none)")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="also run the synthetic shifted-stain/scale protocol with N test "
                          "cells per class and condition (classifier: the first of "
@@ -386,6 +444,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{stain:14s} {row['features']:15s} {clf_name:12s} PBC test "
                       f"{row['pbc-test']:.3f}  cellavision {row['cellavision']:.3f}  "
                       f"({time.time() - t0:.0f} s)", flush=True)
+    if args.test_scales:
+        try:
+            factors = [float(v) for v in args.test_scales.split(",")]
+        except ValueError:
+            print(f"error: --test-scales takes numbers, got {args.test_scales!r}",
+                  file=sys.stderr)
+            return 2
+        feats, names = _features(sets, None, args.cache_dir, args.n_jobs)
+        rows += scale_rows(sets, names, factors, args.classifiers.split(","),
+                           args.features.split(","), feats["pbc-train"], args.cache_dir,
+                           args.n_jobs, args.seed)
     try:
         rows += _deep_rows(args.deep, sets)
     except (OSError, ValueError, KeyError) as exc:

@@ -260,3 +260,48 @@ def test_train_with_density_family_round_trips(trained, tmp_path):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", str(data), "--out", "m.skops",
                                    "--families", "shape"])
+
+
+def test_model_records_its_pixel_scale_and_resamples_other_scales(tmp_path):
+    from wbc_classic.model import WBCModel, load
+    from wbc_classic.scale import rescale_image
+    from wbc_classic.synthetic import make_cells
+
+    images, y, _ = make_cells(3, classes=CLASSES, size=160, seed=0)
+    images = list(images)
+    model = WBCModel("logreg").fit(images, [CLASSES[i] for i in y], cv=0)
+    ref = model.um_per_pixel_
+    assert ref is not None and 0.05 < ref < 0.5
+    assert model.rescale_factor(None) == 1.0
+    assert model.rescale_factor(2 * ref) == pytest.approx(2.0)
+    # "these images are at twice the model's um/px" = upsample them by 2 first
+    np.testing.assert_allclose(model.predict_proba(images[:2], um_per_pixel=2 * ref),
+                               model.predict_proba([rescale_image(im, 2.0)
+                                                    for im in images[:2]]))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            model.rescale_factor(bad)
+    path = model.save(tmp_path / "m.skops")
+    again = load(path)
+    assert again.um_per_pixel_ == pytest.approx(ref)
+    again.um_per_pixel_ = None  # e.g. a model file from before scales were recorded
+    with pytest.raises(ValueError, match="no reference pixel scale"):
+        again.rescale_factor(0.1)
+
+
+def test_predict_um_per_pixel_option(trained, tmp_path, capsys):
+    from wbc_classic.model import load
+
+    _, data, model_path = trained
+    assert load(model_path).um_per_pixel_ is not None
+    out = tmp_path / "p.csv"
+    files = [str(data / "lymphocyte")]
+    assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
+                 "--um-per-pixel", "auto"]) == 0
+    assert "um/px -> model's" in capsys.readouterr().out
+    assert len(_read_csv(out)) == 8
+    assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
+                 "--um-per-pixel", "banana"]) == 1
+    assert "number or 'auto'" in capsys.readouterr().err
+    assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
+                 "--um-per-pixel", "-0.1"]) == 1

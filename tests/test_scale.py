@@ -127,3 +127,17 @@ def test_pbc_scale_is_about_a_tenth_of_a_micron(pbc_dir):
     ums = [estimate_scale(np.asarray(Image.open(p).convert("RGB"))).um_per_pixel
            for p in paths]
     assert 0.08 < float(np.median(ums)) < 0.13
+
+
+def test_batch_scale_follows_the_magnification():
+    from wbc_classic.scale import estimate_batch_scale
+    from wbc_classic.synthetic import make_cells
+
+    base = estimate_batch_scale(list(make_cells(2, size=200, seed=0)[0]))
+    small = estimate_batch_scale(list(make_cells(2, size=200, seed=0, scale=0.7)[0]))
+    assert np.isfinite(base) and small / base == pytest.approx(1 / 0.7, rel=0.1)
+    # a pick of n, seeded: the same answer every time, NaN without red cells
+    imgs = list(make_cells(2, size=200, seed=0)[0])
+    assert estimate_batch_scale(imgs, n=3, seed=1) == estimate_batch_scale(imgs, n=3, seed=1)
+    blank = [np.full((64, 64, 3), 240, np.uint8)] * 3
+    assert np.isnan(estimate_batch_scale(blank))

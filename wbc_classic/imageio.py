@@ -32,10 +32,10 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -53,6 +53,7 @@ __all__ = [
     "read_grey",
     "read_image",
     "read_images",
+    "read_sample",
 ]
 
 logger = logging.getLogger(__name__)
@@ -499,3 +500,32 @@ def read_images(
         logger.warning("read_images: %d of %d file(s) could not be read",
                        len(failures), len(failures) + len(images))
     return ReadBatch(images, ok_paths, np.asarray(indices, dtype=np.int64), failures)
+
+
+def read_sample(items: Sequence[Any], n: int, *, seed: int = 0,
+                read: Callable[[Any], np.ndarray] | None = None) -> list[np.ndarray]:
+    """Read a seeded pick of at most ``n`` of ``items`` (paths or arrays), in input order.
+
+    How a model learns a reference from its training images (stain colours, pixel scale)
+    without reading them all.
+
+    Parameters
+    ----------
+    items : sequence of path or (H, W, 3) uint8 array
+    n : int
+        At most this many are picked (``numpy.random.default_rng(seed).choice``, sorted).
+    seed : int
+    read : callable, optional
+        ``item -> (H, W, 3) uint8``; default :func:`read_image` for paths and the array itself
+        otherwise.
+
+    Returns
+    -------
+    list of ndarray
+    """
+    items = list(items)
+    if read is None:
+        def read(item: Any) -> np.ndarray:
+            return np.asarray(item) if isinstance(item, np.ndarray) else read_image(item)
+    pick = np.random.default_rng(seed).choice(len(items), min(n, len(items)), replace=False)
+    return [read(items[i]) for i in np.sort(pick)]

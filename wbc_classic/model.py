@@ -20,6 +20,8 @@ File contents (format ``wbc-classic/model``, ``format_version`` 1), a plain dict
 ``extractor``        {"class": "features.FeatureExtractor", "params": {...}}
 ``feature_names``    list of str -- the extractor's output names at training time
 ``segmenter``        {"function": "segmentation.segment", "params": {...}}
+``stain``            the fitted stain normaliser as plain data, or None
+``scale``            {"um_per_pixel": float or None} -- the training images' pixel scale
 ``versions``         dict of package versions at training time
 ``metadata``         dict: date, data summary, cross-validated accuracy, ...
 
@@ -323,13 +325,14 @@ def cell_features(image: np.ndarray, extractor: Any, segment_params: dict | None
 
 
 def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                    catch: bool, stain: Any = None
+                    catch: bool, stain: Any = None, rescale: float = 1.0
                     ) -> list[tuple[np.ndarray | None, str, bool]]:
     """Features of a chunk of images/paths: ``(x or None, error message, found)`` each.
 
-    Images are read and segmented one by one (a failure is recorded per item when
-    ``catch``), then the extractor runs once over the chunk's good pairs. A fitted ``stain``
-    normaliser changes the pixels the features see, not the segmentation.
+    Images are read, resized by ``rescale`` (to the model's pixel scale) and segmented one by
+    one (a failure is recorded per item when ``catch``), then the extractor runs once over
+    the chunk's good pairs. A fitted ``stain`` normaliser changes the pixels the features
+    see, not the segmentation.
     """
     out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
     pairs: list[tuple[np.ndarray, Any]] = []
@@ -337,6 +340,10 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
     for i, item in enumerate(items):
         try:
             image = _as_image(item)
+            if rescale != 1.0:
+                from wbc_classic.scale import rescale_image
+
+                image = rescale_image(image, rescale)
             seg = segment_image(image, segment_params)
         except (ImportError, MemoryError):
             raise  # broken installation or machine, not a bad image
@@ -371,7 +378,7 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
 
 
 def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                           catch: bool, stain: Any = None
+                           catch: bool, stain: Any = None, rescale: float = 1.0
                            ) -> list[tuple[np.ndarray | None, str, bool]]:
     """:func:`_features_chunk` in a joblib worker: one thread per worker process.
 
@@ -381,7 +388,7 @@ def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params:
     import cv2
 
     cv2.setNumThreads(1)
-    return _features_chunk(items, extractor, segment_params, catch, stain)
+    return _features_chunk(items, extractor, segment_params, catch, stain, rescale)
 
 
 def _chunks(n: int, n_jobs: int, target: int = 64) -> list[slice]:
@@ -453,6 +460,10 @@ class WBCModel:
         Training date, data summary, cross-validated accuracy, ...
     stain_ : wbc_classic.stain.StainNormalizer or None
         The fitted normaliser (None for ``stain="none"``).
+    um_per_pixel_ : float or None
+        Pixel scale of the training images (:func:`wbc_classic.scale.estimate_batch_scale`,
+        set by :meth:`fit` / :meth:`set_scale`); images of another scale are resampled to it
+        when their ``um_per_pixel`` is passed to the prediction methods.
     """
 
     def __init__(self, classifier: str | Any = "svm", *, extractor: Any = None,
@@ -470,6 +481,7 @@ class WBCModel:
         self.augmentation = augmentation
         self.augment_copies = augment_copies
         self.stain_: Any = None
+        self.um_per_pixel_: float | None = None
         self.classes: tuple[str, ...] = ()
         self.versions: dict[str, str] = {}
         self.metadata: dict[str, Any] = {}
@@ -502,29 +514,56 @@ class WBCModel:
         return clone(self.classifier)
 
     # ------------------------------------------------------------------ features
-    def transform(self, images_or_paths: Sequence[Any]) -> np.ndarray:
+    def transform(self, images_or_paths: Sequence[Any], *,
+                  um_per_pixel: float | None = None) -> np.ndarray:
         """Feature vectors of leukocyte images (arrays or paths); errors are raised.
+
+        Parameters
+        ----------
+        images_or_paths : sequence of (H, W, 3) uint8 arrays or paths
+        um_per_pixel : float, optional
+            Pixel scale of these images; they are resampled to the model's
+            :attr:`um_per_pixel_` first (see :meth:`rescale_factor`).
 
         Returns
         -------
         X : ndarray of float32, shape (n, F)
         """
-        rows = self._extract(images_or_paths, catch=False)
+        rows = self._extract(images_or_paths, catch=False,
+                             rescale=self.rescale_factor(um_per_pixel))
         return np.stack([r[0] for r in rows]) if rows else np.zeros(
             (0, len(self.feature_names_)), np.float32)
 
-    def _extract(self, items: Sequence[Any], *, catch: bool, n_jobs: int | None = None
-                 ) -> list[tuple[np.ndarray | None, str, bool]]:
+    def rescale_factor(self, um_per_pixel: float | None) -> float:
+        """Resize factor from images at ``um_per_pixel`` to the model's pixel scale.
+
+        1.0 when ``um_per_pixel`` is None. Raises ValueError for a non-positive scale or
+        when the model has no :attr:`um_per_pixel_` (trained without red cells in view, or
+        saved by a version before scales were recorded).
+        """
+        if um_per_pixel is None:
+            return 1.0
+        if not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
+            raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
+        ref = self.um_per_pixel_
+        if ref is None or not np.isfinite(ref):
+            raise ValueError("this model has no reference pixel scale (um_per_pixel_), so "
+                             "images cannot be resampled to it; retrain it with this version")
+        return float(um_per_pixel) / float(ref)
+
+    def _extract(self, items: Sequence[Any], *, catch: bool, n_jobs: int | None = None,
+                 rescale: float = 1.0) -> list[tuple[np.ndarray | None, str, bool]]:
         items = list(items)
         jobs = _effective_jobs(self.n_jobs if n_jobs is None else n_jobs)
         extractor = self.extractor_
         if jobs == 1 or len(items) < 8:
-            return _features_chunk(items, extractor, self.segment_params, catch, self.stain_)
+            return _features_chunk(items, extractor, self.segment_params, catch, self.stain_,
+                                   rescale)
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=jobs)(
             delayed(_features_chunk_worker)(items[s], extractor, self.segment_params, catch,
-                                            self.stain_)
+                                            self.stain_, rescale)
             for s in _chunks(len(items), jobs))
         return [row for part in parts for row in part]
 
@@ -546,6 +585,7 @@ class WBCModel:
         """
         items = list(images_or_paths)
         self.set_stain(items)
+        self.set_scale(items)
         X = self.transform(items)
         y = np.asarray(y)
         if self.augmentation is None or self.augment_copies <= 0:
@@ -575,6 +615,19 @@ class WBCModel:
 
         self.stain_ = fit_normalizer(self.stain, reference_images, n_ref=n_ref, seed=self.seed,
                                      read=_as_image)
+        return self
+
+    def set_scale(self, reference_images: Sequence[Any], n_ref: int = 50) -> WBCModel:
+        """Record the training images' pixel scale in :attr:`um_per_pixel_`.
+
+        The median red-cell estimate over up to ``n_ref`` of them
+        (:func:`wbc_classic.scale.estimate_batch_scale`, seeded pick); None when none shows
+        enough red cells.
+        """
+        from wbc_classic.scale import estimate_batch_scale
+
+        um = estimate_batch_scale(reference_images, n=n_ref, seed=self.seed, read=_as_image)
+        self.um_per_pixel_ = um if np.isfinite(um) else None
         return self
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any],
@@ -711,7 +764,8 @@ class WBCModel:
         X = np.asarray(self.extractor_.transform(pairs), dtype=np.float32)
         return self.predict_proba_features(X)
 
-    def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
+    def predict_proba(self, images: Sequence[Any], *,
+                      um_per_pixel: float | None = None) -> np.ndarray:
         """Class probabilities of leukocyte images.
 
         Parameters
@@ -719,6 +773,10 @@ class WBCModel:
         images : sequence of ndarray (H, W, 3) uint8, or of paths
             One leukocyte per image (a PBC-style crop).  A single (H, W, 3) array is
             accepted as a batch of one.
+        um_per_pixel : float, optional
+            Pixel scale of these images (e.g. from
+            :func:`wbc_classic.scale.estimate_batch_scale`); they are resampled to the
+            model's :attr:`um_per_pixel_` before segmentation. None: used as they are.
 
         Returns
         -------
@@ -728,16 +786,19 @@ class WBCModel:
         self._check_fitted()
         if isinstance(images, np.ndarray) and images.ndim == 3:
             images = [images]
-        return self.predict_proba_features(self.transform(images))
+        return self.predict_proba_features(self.transform(images, um_per_pixel=um_per_pixel))
 
-    def predict(self, images: Sequence[Any]) -> np.ndarray:
-        """Predicted class names, ndarray of str, shape (n,) (the most probable class)."""
-        proba = self.predict_proba(images)
+    def predict(self, images: Sequence[Any], *, um_per_pixel: float | None = None
+                ) -> np.ndarray:
+        """Predicted class names, ndarray of str, shape (n,) (the most probable class);
+        ``um_per_pixel`` as in :meth:`predict_proba`."""
+        proba = self.predict_proba(images, um_per_pixel=um_per_pixel)
         return np.asarray(self.classes)[proba.argmax(axis=1)] if len(proba) else \
             np.asarray([], dtype=str)
 
     def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
-                      n_jobs: int | None = None) -> list[dict[str, Any]]:
+                      n_jobs: int | None = None, um_per_pixel: float | None = None
+                      ) -> list[dict[str, Any]]:
         """Classify image files one by one in parallel; a bad file never stops the batch.
 
         Parameters
@@ -745,6 +806,8 @@ class WBCModel:
         paths : sequence of path-like
         n_jobs : int, optional
             Parallel workers for decoding + segmentation + features (default ``n_jobs``).
+        um_per_pixel : float, optional
+            Pixel scale of these images, as in :meth:`predict_proba`.
 
         Returns
         -------
@@ -755,7 +818,8 @@ class WBCModel:
         """
         self._check_fitted()
         paths = [str(p) for p in paths]
-        feats = self._extract(paths, catch=True, n_jobs=n_jobs)
+        feats = self._extract(paths, catch=True, n_jobs=n_jobs,
+                              rescale=self.rescale_factor(um_per_pixel))
         ok = [i for i, (x, _, _) in enumerate(feats) if x is not None]
         proba = np.full((len(paths), len(self.classes)), np.nan)
         if ok:
@@ -795,6 +859,8 @@ class WBCModel:
                                      _extractor_params(extractor).items()}},
             "feature_names": list(self.feature_names_),
             "stain": None if self.stain_ is None else _plain(self.stain_.to_dict()),
+            "scale": {"um_per_pixel": None if self.um_per_pixel_ is None
+                      else float(self.um_per_pixel_)},
             "segmenter": {"function": "segmentation.segment",
                           "params": {k: _plain(v) for k, v in
                                      full_segment_params(self.segment_params).items()}},
@@ -980,6 +1046,11 @@ def _from_dict(obj: Any, path: Path) -> WBCModel:
                      segment_params=seg_params,
                      stain="none" if normalizer is None else normalizer.name)
     model.stain_ = normalizer
+    scale = obj.get("scale")
+    um = scale.get("um_per_pixel") if isinstance(scale, dict) else None
+    if um is not None and not (isinstance(um, (int, float)) and np.isfinite(um) and um > 0):
+        raise ModelFileError(path, f"invalid pixel scale {um!r} in the model file")
+    model.um_per_pixel_ = None if um is None else float(um)
     model.classes = tuple(classes)
     model.pipeline_ = pipeline
     model.feature_names_ = names

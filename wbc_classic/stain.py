@@ -739,18 +739,12 @@ def fit_normalizer(name: str, images: Sequence[Any], *, n_ref: int = 50, seed: i
     norm = make_normalizer(name)
     if norm.name == "none":
         return None
+    from wbc_classic.imageio import read_sample
+
     items = list(images)
     if not items:
         raise ValueError(f"stain normaliser {name!r} needs reference images to fit on")
-    if read is None:
-        from wbc_classic.imageio import read_image
-
-        def read(item: Any) -> np.ndarray:
-            return np.asarray(item) if isinstance(item, np.ndarray) else read_image(item)
-
-    pick = np.random.default_rng(seed).choice(len(items), min(n_ref, len(items)),
-                                              replace=False)
-    return norm.fit([read(items[i]) for i in np.sort(pick)])
+    return norm.fit(read_sample(items, n_ref, seed=seed, read=read))
 
 
 def normalizer_from_dict(data: dict[str, Any]) -> StainNormalizer:

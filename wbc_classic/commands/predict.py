@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from wbc_classic.predictions import expand_inputs, write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
@@ -31,6 +33,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="parallel worker processes for decoding, segmentation and "
                              "features (default 1; -1 = all cores)")
+    parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
+                        help="pixel scale of these images: a number, or 'auto' (median "
+                             "red-cell estimate over up to 50 of them); the images are "
+                             "resampled to the model's training scale first (default: used "
+                             "as they are)")
+
+
+def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
+    """The ``--um-per-pixel`` value: None, a positive number, or the batch estimate for
+    ``"auto"`` (ValueError when it is neither or nothing can be measured)."""
+    if value is None:
+        return None
+    if value == "auto":
+        from wbc_classic.imageio import ImageReadError, read_image
+        from wbc_classic.scale import estimate_batch_scale
+
+        def read(p):
+            try:
+                return read_image(p)
+            except ImageReadError:  # a bad file is reported by the prediction itself
+                return np.full((16, 16, 3), 255, np.uint8)
+
+        um = estimate_batch_scale(paths, read=read)
+        if not np.isfinite(um):
+            raise ValueError("--um-per-pixel auto: no red cells measurable in the first 50 "
+                             "images; give the scale as a number")
+        return um
+    try:
+        um = float(value)
+    except ValueError:
+        raise ValueError(f"--um-per-pixel takes a number or 'auto', got {value!r}") from None
+    if not (np.isfinite(um) and um > 0):
+        raise ValueError(f"--um-per-pixel must be positive, got {value!r}")
+    return um
 
 
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
@@ -58,8 +94,17 @@ def run(args: argparse.Namespace) -> int:
     model, paths, code = load_model_and_inputs(args.model, args.inputs)
     if code is not None:
         return code
+    try:
+        um = resolve_scale(args.um_per_pixel, paths)
+        factor = model.rescale_factor(um)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if um is not None:
+        print(f"pixel scale {um:.4f} um/px -> model's {model.um_per_pixel_:.4f} um/px "
+              f"(images resized by {factor:.3f})")
     t0 = time.perf_counter()
-    rows = model.predict_paths(paths, n_jobs=args.n_jobs)
+    rows = model.predict_paths(paths, n_jobs=args.n_jobs, um_per_pixel=um)
     seconds = time.perf_counter() - t0
     write_predictions_csv(args.out, rows, model.classes)
     failed = [r for r in rows if r["status"] != "ok"]

@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
         split = make_split(data.y, scheme=args.test_split, seed=args.seed)
         train_idx = np.union1d(split.train, split.val)
+    model.set_scale([data.paths[i] for i in train_idx])
     try:
         model.set_stain([data.paths[i] for i in train_idx])
     except (OSError, ValueError) as exc:
