@@ -165,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         split = make_split(data.y, scheme=args.test_split, seed=args.seed)
         train_idx = np.union1d(split.train, split.val)
     model.set_scale([data.paths[i] for i in train_idx])
+    if model.um_per_pixel_ is not None:
+        print(f"pixel scale of the training images: {model.um_per_pixel_:.4f} um/px "
+              "(median red-cell estimate over 50 of them)")
     try:
         model.set_stain([data.paths[i] for i in train_idx])
     except (OSError, ValueError) as exc:
