@@ -198,16 +198,20 @@ def _segmenter(rim_trim: bool):
         if rim_trim else segment
 
 
-def _features(sets, norm, cache: Path, n_jobs: int, rim_trim: bool = False):
+def _extract(items: list, cache: Path, n_jobs: int, norm=None, rim_trim: bool = False):
+    """Every feature family (density included) of ``items`` on the production path."""
     from features import FAMILIES, FeatureExtractor
     from wbc_classic.extraction import extract_features
 
+    return extract_features(items, segmenter=_segmenter(rim_trim),
+                            extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
+                            cache_dir=cache, progress=False, stain=norm)
+
+
+def _features(sets, norm, cache: Path, n_jobs: int, rim_trim: bool = False):
     out = {}
     for name, (paths, _) in sets.items():
-        res = extract_features([str(p) for p in paths], segmenter=_segmenter(rim_trim),
-                               extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
-                               cache_dir=cache,
-                               progress=False, stain=norm)
+        res = _extract([str(p) for p in paths], cache, n_jobs, norm, rim_trim)
         if res.failures:
             print(f"  {name}: {len(res.failures)} images failed, e.g. {res.failures[0]}",
                   file=sys.stderr)
@@ -223,19 +227,15 @@ def _augmented_features(paths: list[Path], kind: str, copies: int, strength: flo
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Features of ``copies`` augmented copies of the training images, and their row index
     into ``paths`` (copies whose extraction failed are left out)."""
-    from features import FAMILIES, FeatureExtractor
     from wbc_classic.augment import augmented_copies, default_augmentation
-    from wbc_classic.extraction import extract_features
 
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; choose from {AUGMENTATIONS}")
     if kind == "none" or copies <= 0:
         return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
     aug = default_augmentation(strength, scale=kind == "colour+scale")
-    res = extract_features(augmented_copies([str(p) for p in paths], aug, copies, seed=seed),
-                           segmenter=_segmenter(rim_trim),
-                           extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
-                           cache_dir=cache, progress=False, stain=norm)
+    res = _extract(augmented_copies([str(p) for p in paths], aug, copies, seed=seed), cache,
+                   n_jobs, norm, rim_trim)
     rows = np.tile(np.arange(len(paths)), copies)
     return res.X[res.ok].astype(np.float64), rows[res.ok]
 
@@ -251,16 +251,12 @@ def scale_rows(sets, names: np.ndarray, factors: list[float], classifiers: list[
     training images' scale, as ``wbc-classic predict --um-per-pixel auto`` does. Classifiers
     are trained on ``X_train`` (PBC training features, stain ``none``).
     """
-    from features import FAMILIES, FeatureExtractor
     from wbc_classic.classifiers import make_classifier
-    from wbc_classic.extraction import extract_features
     from wbc_classic.imageio import read_image
     from wbc_classic.scale import estimate_batch_scale, rescale_image
 
     def features(images):
-        return extract_features(images, segmenter=_segmenter(False),
-                                extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
-                                cache_dir=cache, progress=False).X.astype(np.float64)
+        return _extract(images, cache, n_jobs).X.astype(np.float64)
 
     ref = estimate_batch_scale(sets["pbc-train"][0], seed=seed)
     paths, y = sets["cellavision"]
