@@ -360,7 +360,7 @@ def default_augmentation(strength: float = 1.0, *, scale: bool = True) -> Compos
 # augmented copies of a training set (classical family)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: the source may be an array
 class AugmentedImage:
     """One augmented copy of a training image, read lazily.
 
