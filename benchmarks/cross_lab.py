@@ -140,6 +140,69 @@ def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int 
     return rows
 
 
+def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size: int = 128,
+                            img_size: int = 64, epochs: int = 40,
+                            augment: dict | None = None, seed: int = 0) -> list[dict]:
+    """:func:`synthetic_protocol` for a network: one row per stain normaliser.
+
+    The same training and test cells; each image is stain-normalised (the normaliser fitted on
+    the training cells, as ``deep.train --stain`` does) and resized to ``img_size``; the network
+    ``model_name`` is trained from scratch for ``epochs`` epochs with
+    :func:`deep.data.build_augmentation` ``(**augment)`` (default settings when None) on 90 %
+    of the training cells, the rest being its validation hold-out.
+    """
+    import tempfile
+
+    import torch
+
+    from deep.cache import prepare_image
+    from deep.checkpoint import load_checkpoint
+    from deep.data import ArrayDataset, build_augmentation, channel_stats, stratified_holdout
+    from deep.models import get_model
+    from deep.predict import predict_proba
+    from deep.train import TrainConfig, fit, set_seed
+    from wbc_classic.stain import make_normalizer
+    from wbc_classic.synthetic import make_cells
+
+    train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
+    tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
+             for name, kw in SYNTH_CONDITIONS.items()}
+    label = f"{model_name} (deep)" + (f" aug {json.dumps(augment)}" if augment else "")
+    rows = []
+    for stain in stains:
+        norm = make_normalizer(stain)
+        norm = None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+
+        def prepared(images, _norm=norm):
+            return np.stack([prepare_image(im, img_size, stain=_norm) for im in images])
+
+        x_tr = prepared(train_x)
+        keep, hold = stratified_holdout(np.asarray(train_y), 0.1, seed=seed)
+        set_seed(seed)
+        model = get_model(model_name, num_classes=len(CLASSES5), img_size=img_size)
+        mean, std = channel_stats(x_tr[keep])
+        meta = {"model": model_name, "classes": list(CLASSES5), "img_size": img_size,
+                "mean": list(mean), "std": list(std)}
+        cfg = TrainConfig(model=model_name, img_size=img_size, epochs=epochs, seed=seed,
+                          progress=False, warmup_epochs=1.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            fit(model, ArrayDataset(x_tr, train_y, keep,
+                                    transform=build_augmentation(**(augment or {}))),
+                ArrayDataset(x_tr, train_y, hold), cfg, meta=meta, out=tmp,
+                device=torch.device("cpu"))
+            best = Path(tmp) / "best.pt"
+            if best.is_file():  # the epoch with the lowest validation loss
+                model.load_state_dict(load_checkpoint(best)["state_dict"])
+        row = {"model": label, "stain": stain}
+        for name, (x, y) in tests.items():
+            p = predict_proba(model, prepared(x), meta).argmax(axis=1)
+            row[name] = float(np.mean(p == np.asarray(y)))
+        rows.append(row)
+        print(f"synthetic deep {stain:14s} " + "  ".join(
+            f"{k} {v:.3f}" for k, v in row.items() if k.startswith("synth")), flush=True)
+    return rows
+
+
 def markdown_synthetic(rows: list[dict]) -> str:
     """The synthetic protocol as a Markdown table."""
     names = list(SYNTH_CONDITIONS)
@@ -375,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the synthetic shifted-stain/scale protocol with N test "
                          "cells per class and condition (classifier: the first of "
                          "--classifiers)")
+    ap.add_argument("--synthetic-deep", metavar="MODEL", default=None,
+                    help="also train this network (e.g. smallcnn) in the synthetic protocol, "
+                         "once per stain normaliser")
+    ap.add_argument("--synthetic-deep-epochs", type=int, default=40)
+    ap.add_argument("--synthetic-deep-augment", default="{}", metavar="JSON",
+                    help="deep.data.build_augmentation kwargs for --synthetic-deep")
     ap.add_argument("--deep", type=Path, nargs="*", default=[],
                     help="prediction CSVs of deep models over both test sets")
     ap.add_argument("--cache-dir", type=Path, default=Path(".wbc_cache"),
@@ -461,6 +530,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         synth = synthetic_protocol(args.synthetic, args.stains.split(","),
                                    args.classifiers.split(",")[0], seed=args.seed)
+        if args.synthetic_deep:
+            try:
+                augment = json.loads(args.synthetic_deep_augment)
+            except json.JSONDecodeError as exc:
+                print(f"error: --synthetic-deep-augment is not JSON: {exc}", file=sys.stderr)
+                return 2
+            synth += synthetic_protocol_deep(args.synthetic, args.stains.split(","),
+                                             args.synthetic_deep, augment=augment or None,
+                                             epochs=args.synthetic_deep_epochs,
+                                             seed=args.seed)
         table += "\n\n" + markdown_synthetic(synth)
     print(table)
     if args.out:

@@ -80,3 +80,14 @@ def test_scores_carry_a_bootstrap_interval():
     low, high = row["cellavision/ci"]
     assert 0.8 < low < 0.9 < high <= 0.97
     assert "0.900 [" in cross_lab.markdown([row])
+
+
+def test_synthetic_protocol_deep_rows():
+    import pytest
+
+    pytest.importorskip("torch")
+    rows = cross_lab.synthetic_protocol_deep(2, ["none"], "smallcnn", size=64, img_size=32,
+                                             epochs=1)
+    assert [r["stain"] for r in rows] == ["none"] and rows[0]["model"] == "smallcnn (deep)"
+    assert all(0.0 <= rows[0][k] <= 1.0 for k in cross_lab.SYNTH_CONDITIONS)
+    assert "smallcnn (deep)" in cross_lab.markdown_synthetic(rows)
