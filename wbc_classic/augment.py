@@ -377,11 +377,15 @@ class AugmentedImage:
     augmentation : callable ``(image, rng) -> image``
         Its ``repr`` must state every setting (true of the classes in this module).
     seed : int
+    source_sha256 : str, optional
+        The source's content hash when already known (:func:`augmented_copies` passes it, so
+        a file is hashed once for all its copies); computed when needed otherwise.
     """
 
     source: Any
     augmentation: Augmentation
     seed: int
+    source_sha256: str | None = None
 
     def read(self, max_pixels: int | None = None) -> np.ndarray:
         """The augmented RGB uint8 image, shape (H, W, 3)."""
@@ -396,10 +400,7 @@ class AugmentedImage:
 
     def content_sha256(self) -> str:
         """Hex SHA-256 of (source content, augmentation settings, seed)."""
-        from wbc_classic.imageio import array_sha256, image_sha256
-
-        source = array_sha256(self.source) if isinstance(self.source, np.ndarray) else \
-            image_sha256(self.source)
+        source = self.source_sha256 or _source_sha256(self.source)
         text = json.dumps({"source": source, "augmentation": repr(self.augmentation),
                            "seed": int(self.seed)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -407,6 +408,12 @@ class AugmentedImage:
     def __str__(self) -> str:
         source = "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
         return f"{source} (augmented, seed {self.seed})"
+
+
+def _source_sha256(source: Any) -> str:
+    from wbc_classic.imageio import array_sha256, image_sha256
+
+    return array_sha256(source) if isinstance(source, np.ndarray) else image_sha256(source)
 
 
 def augmented_copies(sources: Sequence[Any], augmentation: Augmentation, copies: int, *,
@@ -430,18 +437,20 @@ def augmented_copies(sources: Sequence[Any], augmentation: Augmentation, copies:
     list of AugmentedImage, length ``copies * n``, item ``c * n + i`` = copy ``c`` of image
     ``i``
     """
-    from wbc_classic.imageio import ImageReadError, array_sha256, image_sha256
+    from wbc_classic.imageio import ImageReadError
 
     if copies < 0:
         raise ValueError(f"copies must be >= 0, got {copies}")
     sources = list(sources)
-    keys = []
-    for i, src in enumerate(sources):
+    digests: list[str | None] = []
+    for src in sources:
         try:
-            digest = array_sha256(src) if isinstance(src, np.ndarray) else image_sha256(src)
-            keys.append(int(digest[:15], 16))
+            digests.append(_source_sha256(src))
         except ImageReadError:
-            keys.append(i)
+            digests.append(None)
+    keys = [int(d[:15], 16) if d is not None else i for i, d in enumerate(digests)]
     return [AugmentedImage(src, augmentation,
-                           int(np.random.SeedSequence([seed, c, key]).generate_state(1)[0]))
-            for c in range(copies) for src, key in zip(sources, keys, strict=True)]
+                           int(np.random.SeedSequence([seed, c, key]).generate_state(1)[0]),
+                           digest)
+            for c in range(copies)
+            for src, key, digest in zip(sources, keys, digests, strict=True)]
