@@ -305,3 +305,16 @@ def test_predict_um_per_pixel_option(trained, tmp_path, capsys):
     assert "number or 'auto'" in capsys.readouterr().err
     assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
                  "--um-per-pixel", "-0.1"]) == 1
+
+
+def test_with_augmented_copies_keeps_rows_labels_and_sources_aligned():
+    from wbc_classic.model import with_augmented_copies
+
+    X = np.array([[0.0], [1.0], [2.0]])
+    y = np.array([5, 6, 7])
+    X_copies = np.array([[10.0], [11.0], [12.0], [20.0], [21.0], [22.0]])
+    ok = np.array([True, False, True, True, True, False])
+    Xs, ys, groups = with_augmented_copies(X, y, X_copies, 2, ok)
+    np.testing.assert_array_equal(Xs.ravel(), [0, 1, 2, 10, 12, 20, 21])
+    np.testing.assert_array_equal(ys, [5, 6, 7, 5, 7, 5, 6])
+    np.testing.assert_array_equal(groups, [0, 1, 2, 0, 2, 0, 1])

@@ -407,6 +407,35 @@ def _effective_jobs(n_jobs: int | None) -> int:
     return max(1, int(n_jobs))
 
 
+def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, copies: int,
+                          ok: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack training rows with the rows of their augmented copies.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, F)
+        Features of the training images.
+    y : ndarray, shape (n,)
+    X_copies : ndarray, shape (copies * n, F)
+        Features of :func:`wbc_classic.augment.augmented_copies` of those images (copy by
+        copy).
+    copies : int
+    ok : ndarray of bool, shape (copies * n,), optional
+        Copies to keep (e.g. those whose extraction succeeded); all when None.
+
+    Returns
+    -------
+    X, y, groups : the stacked rows, labels, and each row's source image (``0..n-1``) for
+        grouped cross-validation.
+    """
+    n = len(y)
+    source = np.tile(np.arange(n), copies)
+    keep = np.ones(source.size, bool) if ok is None else np.asarray(ok, bool)
+    return (np.concatenate([X, X_copies[keep]]), np.concatenate([y, y[source[keep]]]),
+            np.concatenate([np.arange(n), source[keep]]))
+
+
 def augmentation_summary(augmentation: Any, copies: int) -> dict[str, Any]:
     """What a model's training augmentation was, for ``metadata["augmentation"]``."""
     return {"copies": int(copies), "transforms": repr(augmentation)}
@@ -593,10 +622,8 @@ class WBCModel:
         from wbc_classic.augment import augmented_copies
 
         copies = augmented_copies(items, self.augmentation, self.augment_copies, seed=self.seed)
-        X = np.concatenate([X, self.transform(copies)])
-        groups = np.tile(np.arange(len(items)), 1 + self.augment_copies)
-        self.fit_features(X, np.tile(y, 1 + self.augment_copies), classes, cv=cv,
-                          groups=groups)
+        X, y, groups = with_augmented_copies(X, y, self.transform(copies), self.augment_copies)
+        self.fit_features(X, y, classes, cv=cv, groups=groups)
         self.metadata["augmentation"] = augmentation_summary(self.augmentation,
                                                              self.augment_copies)
         return self

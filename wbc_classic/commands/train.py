@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     augmentation = None
     if args.augment_copies > 0:
         from wbc_classic.augment import augmented_copies, default_augmentation
+        from wbc_classic.model import with_augmented_copies
 
         augmentation = default_augmentation(args.augment_strength,
                                             scale=not args.augment_no_scale)
@@ -219,10 +220,8 @@ def run(args: argparse.Namespace) -> int:
         ok = np.array([not e for e in aug_errors]) & np.all(np.isfinite(X_aug), axis=1)
         print(f"augmentation: {int(ok.sum())} of {len(copies)} augmented copies used "
               f"({args.augment_copies} per training image)")
-        groups = np.concatenate([np.arange(fit_idx.size),
-                                 np.tile(np.arange(fit_idx.size), args.augment_copies)[ok]])
-        X_fit = np.concatenate([X_fit, X_aug[ok]])
-        y_fit = np.concatenate([y_fit, np.tile(y_fit, args.augment_copies)[ok]])
+        X_fit, y_fit, groups = with_augmented_copies(X_fit, y_fit, X_aug,
+                                                     args.augment_copies, ok)
     t0 = time.perf_counter()
     try:
         model.fit_features(X_fit, y_fit, classes, cv=args.cv, data_summary=summary,
