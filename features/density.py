@@ -29,6 +29,8 @@ default set, whose models and throughput figures predate it.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -169,7 +171,8 @@ def _density_texture(total: np.ndarray, crop: CellCrop) -> dict[str, float]:
     return out
 
 
-def _names() -> list[str]:
+@functools.cache
+def _names() -> tuple[str, ...]:
     names: list[str] = []
     for region in _REGIONS:
         names += [f"od_{region}_{ch}_{s}" for ch in _CH for s in ("mean", "p50", "p90")]
@@ -179,4 +182,4 @@ def _names() -> list[str]:
     names += [f"od_nc_ratio_{ch}" for ch in _CH] + ["od_rbc_missing"]
     names += [f"odglcm_{region}_d{d}_{p}" for region in _REGIONS for d in _TEXTURE_DISTANCES
               for p in HARALICK_PROPS]
-    return names
+    return tuple(names)

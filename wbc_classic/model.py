@@ -334,6 +334,8 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
     the chunk's good pairs. A fitted ``stain`` normaliser changes the pixels the features
     see, not the segmentation.
     """
+    from wbc_classic.scale import rescale_image
+
     out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
     pairs: list[tuple[np.ndarray, Any]] = []
     good: list[int] = []
@@ -341,8 +343,6 @@ def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict |
         try:
             image = _as_image(item)
             if rescale != 1.0:
-                from wbc_classic.scale import rescale_image
-
                 image = rescale_image(image, rescale)
             seg = segment_image(image, segment_params)
         except (ImportError, MemoryError):

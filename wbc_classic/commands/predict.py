@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
-    """The ``--um-per-pixel`` value: None, a positive number, or the batch estimate for
+    """The ``--um-per-pixel`` value: None, the number given, or the batch estimate for
     ``"auto"`` (ValueError when it is neither or nothing can be measured)."""
     if value is None:
         return None
@@ -61,12 +61,9 @@ def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
                              "images; give the scale as a number")
         return um
     try:
-        um = float(value)
+        return float(value)  # its range is checked by WBCModel.rescale_factor
     except ValueError:
         raise ValueError(f"--um-per-pixel takes a number or 'auto', got {value!r}") from None
-    if not (np.isfinite(um) and um > 0):
-        raise ValueError(f"--um-per-pixel must be positive, got {value!r}")
-    return um
 
 
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
