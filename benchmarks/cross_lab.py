@@ -105,6 +105,25 @@ SYNTH_CONDITIONS = {
 }
 
 
+def _synthetic_sets(n: int, size: int):
+    """``2n`` nominal training cells per class (seed 11), and ``n`` test cells per class of
+    every :data:`SYNTH_CONDITIONS` (seed 7): ``(train_x, train_y, {condition: (x, y)})``."""
+    from wbc_classic.synthetic import make_cells
+
+    train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
+    tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
+             for name, kw in SYNTH_CONDITIONS.items()}
+    return train_x, train_y, tests
+
+
+def _synthetic_normalizer(stain: str, train_x: np.ndarray, n: int):
+    """``stain`` fitted on every ``n // 5``-th synthetic training cell, or None for none."""
+    from wbc_classic.stain import make_normalizer
+
+    norm = make_normalizer(stain)
+    return None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+
+
 def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int = 128,
                        seed: int = 0) -> list[dict]:
     """Accuracy under known stain and scale shifts: one row per stain normaliser.
@@ -115,16 +134,11 @@ def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int 
     from features import FeatureExtractor
     from wbc_classic.classifiers import make_classifier
     from wbc_classic.extraction import extract_features
-    from wbc_classic.stain import make_normalizer
-    from wbc_classic.synthetic import make_cells
 
-    train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
-    tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
-             for name, kw in SYNTH_CONDITIONS.items()}
+    train_x, train_y, tests = _synthetic_sets(n, size)
     rows = []
     for stain in stains:
-        norm = make_normalizer(stain)
-        norm = None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+        norm = _synthetic_normalizer(stain, train_x, n)
 
         def feats(images, _norm=norm):
             return extract_features(list(images), extractor=FeatureExtractor(),
@@ -161,17 +175,12 @@ def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size:
     from deep.models import get_model
     from deep.predict import predict_proba
     from deep.train import TrainConfig, fit, set_seed
-    from wbc_classic.stain import make_normalizer
-    from wbc_classic.synthetic import make_cells
 
-    train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
-    tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
-             for name, kw in SYNTH_CONDITIONS.items()}
+    train_x, train_y, tests = _synthetic_sets(n, size)
     label = f"{model_name} (deep)" + (f" aug {json.dumps(augment)}" if augment else "")
     rows = []
     for stain in stains:
-        norm = make_normalizer(stain)
-        norm = None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+        norm = _synthetic_normalizer(stain, train_x, n)
 
         def prepared(images, _norm=norm):
             return np.stack([prepare_image(im, img_size, stain=_norm) for im in images])
