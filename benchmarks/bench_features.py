@@ -11,7 +11,7 @@ nucleus = Otsu on HSV saturation (largest central component, closed, holes fille
 cell = nucleus grown to its convex hull and dilated by 12 px.
 
 With ``--accuracy`` it instead extracts the features of ``--per-class`` images per class
-(through :func:`wbc_classic.extraction.extract_features`, cached with ``--cache-dir``) and
+(through :func:`wbc_classic.classical.extraction.extract_features`, cached with ``--cache-dir``) and
 prints the 5-fold CV and 80/20 accuracy of ``StandardScaler + SVC(rbf, C=10)``: a quick check
 of the features' discriminative power, not the project's benchmark.
 
@@ -74,7 +74,7 @@ def _load(data: Path, n: int, seed: int) -> list[np.ndarray]:
 
     paths = sorted(data.glob("*/*.jpg")) if data.is_dir() else []
     if not paths:
-        from wbc_classic.synthetic import make_cells
+        from wbc_classic.data.synthetic import make_cells
 
         images, _, _ = make_cells(max(1, n // 5 + 1), size=360, seed=seed)
         return [np.ascontiguousarray(im[:, :, :3]) for im in images[:n]]
@@ -159,8 +159,8 @@ def _accuracy(args: argparse.Namespace, segment, seg_name: str) -> int:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from wbc_classic.extraction import extract_features
-    from wbc_classic.split import make_split
+    from wbc_classic.classical.extraction import extract_features
+    from wbc_classic.data.split import make_split
 
     classes = sorted(d.name for d in args.data.iterdir() if d.is_dir())
     rng = np.random.default_rng(args.seed)

@@ -1,6 +1,6 @@
 """Throughput of classical prediction from image files: decode + segment + features + classify.
 
-Measures :meth:`wbc_classic.model.WBCModel.predict_paths` (the code behind
+Measures :meth:`wbc_classic.classical.model.WBCModel.predict_paths` (the code behind
 ``wbc-classic predict``) on real single-cell images, after one warm-up call that starts
 the worker processes, and reports the median cells/s over repeats, a per-stage
 breakdown on one core, the model file size and its load time.
@@ -32,7 +32,7 @@ TARGET_MODEL_MB = 20.0
 
 def sample_paths(root: Path, n: int, seed: int = 0) -> list[Path]:
     """``n`` image paths spread evenly over the class folders of ``root`` (seeded)."""
-    from wbc_classic.datasets import load_class_folders
+    from wbc_classic.data.datasets import load_class_folders
 
     data = load_class_folders(root)
     rng = np.random.default_rng(seed)
@@ -61,8 +61,8 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]
         ``{"wall": {stage: ms}, "cpu": {stage: ms}}`` with stages decode, segment,
         features, classify and their sum ``total``.
     """
-    from wbc_classic.imageio import read_image
-    from wbc_classic.model import segment_image
+    from wbc_classic.classical.model import segment_image
+    from wbc_classic.io.images import read_image
 
     stages = ("decode", "segment", "features", "classify")
     wall: dict[str, list[float]] = {k: [] for k in stages}
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
     args = parser.parse_args(argv)
 
-    from wbc_classic.model import load
+    from wbc_classic.classical.model import load
 
     t0 = time.perf_counter()
     model = load(args.model)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'PASS' if ok_size else 'FAIL'})")
 
     if args.out:
-        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.io.atomic import atomic_write_text
 
         report: dict[str, Any] = {
             "benchmark": "bench_predict", "model": str(args.model),

@@ -38,10 +38,10 @@ TARGET_IMAGES_PER_SECOND = 20.0
 
 
 def _load_images(data: Path | None, n: int, seed: int) -> tuple[list[np.ndarray], str]:
-    from wbc_classic.imageio import is_image_file, read_image
+    from wbc_classic.io.images import is_image_file, read_image
 
     if data is None:
-        from wbc_classic.synthetic import make_cell
+        from wbc_classic.data.synthetic import make_cell
 
         labels = ["neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil"]
         imgs = [make_cell(labels[i % 5], size=300, rng=seed + i).image for i in range(n)]
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['median_ms']:.1f} ms (p90 {result['p90_ms']:.1f} ms, load average "
           f"{load:.1f}); found {100 * result['found_rate']:.0f}%")
     if args.json:
-        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=1))
     return 0

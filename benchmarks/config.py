@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wbc_classic.datasets import PBC5_CLASSES, PBC8_CLASSES
+from wbc_classic.data.datasets import PBC5_CLASSES, PBC8_CLASSES
 
 __all__ = [
     "BenchmarkConfig",
@@ -57,7 +57,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: Classical classifier names (:data:`wbc_classic.classifiers.CLASSIFIERS`), in table order.
+#: Classical classifier names (:data:`wbc_classic.classical.classifiers.CLASSIFIERS`), in table
+#: order.
 CLASSICAL_MODELS: tuple[str, ...] = ("svm", "linear-svm", "knn", "logreg", "naive-bayes",
                                      "xgboost", "random-forest", "mlp")
 
@@ -340,7 +341,7 @@ def save_config(cfg: BenchmarkConfig, path: str | os.PathLike[str]) -> Path:
     """Write the configuration as YAML (atomically); ``--config`` reads it back."""
     import yaml
 
-    from wbc_classic.atomic import atomic_write_text
+    from wbc_classic.io.atomic import atomic_write_text
 
     header = ("# Effective configuration of a wbc-classic benchmark run.\n"
               "# Re-run with: python -m benchmarks.run --config config.yaml\n")
@@ -424,7 +425,7 @@ def build_config(cli: Mapping[str, Any] | None = None,
 
 def check_config(cfg: BenchmarkConfig) -> None:
     """Raise ``ValueError`` for settings that cannot work, before anything runs."""
-    from wbc_classic.split import parse_scheme
+    from wbc_classic.data.split import parse_scheme
 
     parse_scheme(cfg.split)
     resolve_models(cfg.models, cfg.deep_models)

@@ -1,31 +1,31 @@
 """Cross-lab ablation: train on PBC, test on PBC's test split and on another lab's cells.
 
 Protocol (issue 6): the classifier is trained on the training part of PBC's 5 mature classes
-(stratified 80/20 split from seed 0, :func:`wbc_classic.split.make_split`, the same split as
+(stratified 80/20 split from seed 0, :func:`wbc_classic.data.split.make_split`, the same split as
 ``benchmarks.run --preset pbc5``) and scored on
 
 * ``pbc-test``: the PBC test part (820 cells), the in-distribution accuracy; and
 * ``cellavision``: the 100 labelled cells of ``cellavision_seg`` (CellaVision blog images,
   another laboratory; labels from ``manifest.csv``, not checked by experts).
 
-Every configuration uses the production feature path (:func:`wbc_classic.extraction.
+Every configuration uses the production feature path (:func:`wbc_classic.classical.extraction.
 extract_features`, which is what ``wbc-classic train`` runs, with its content-keyed cache):
 the default segmenter on the raw pixels, then the stain normaliser (fitted on 50 PBC training
 images) on the pixels the features see. The ablation grid is
 
 * ``--stains``: ``none``, ``reinhard``, ``macenko``, ``histogram``, ``white-balance``
-  (:mod:`wbc_classic.stain`);
+  (:mod:`wbc_classic.preprocess.stain`);
 * ``--features``: ``all`` (the default families), ``no-cell-colour`` (without the colour
   statistics of the whole cell, which mix nucleus and cytoplasm colours in the proportion of
   the nucleus-to-cell ratio and so encode cell size a second time), ``no-colour`` (geometry,
   texture and LDP only), ``all+density`` (plus the stain-robust optical-density family,
   :mod:`features.density`), ``density-for-colour`` (that family instead of the colour one);
-* ``--classifiers``: any :data:`wbc_classic.classifiers.CLASSIFIERS` name;
+* ``--classifiers``: any :data:`wbc_classic.classical.classifiers.CLASSIFIERS` name;
 * ``--rim-trim``: ``off`` (the default segmenter) or ``on`` (``SegmenterParams(rim_max_od=
   0.06)``: the pale background ring around thin-rimmed cells is trimmed off the outline);
 * ``--augment``: ``none``, ``colour`` (HED stain jitter, brightness/contrast, blur, flips) or
   ``colour+scale`` (the same plus scale jitter): ``--augment-copies`` augmented copies of every
-  training image (:func:`wbc_classic.augment.augmented_copies`, amplitude
+  training image (:func:`wbc_classic.preprocess.augment.augmented_copies`, amplitude
   ``--augment-strength``) are added to the training features, as ``wbc-classic train
   --augment-copies`` does.
 
@@ -77,8 +77,8 @@ def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
     FileNotFoundError
         When ``data/pbc`` or ``data/cellavision_seg/manifest.csv`` is missing.
     """
-    from wbc_classic.datasets import load_class_folders
-    from wbc_classic.split import make_split
+    from wbc_classic.data.datasets import load_class_folders
+    from wbc_classic.data.split import make_split
 
     pbc = load_class_folders(data / "pbc", classes=CLASSES5)
     split = make_split(pbc.y, "80/20", seed=0)
@@ -95,7 +95,7 @@ def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
     }
 
 
-#: synthetic test conditions: name -> wbc_classic.synthetic.make_cells keyword arguments
+#: synthetic test conditions: name -> wbc_classic.data.synthetic.make_cells keyword arguments
 SYNTH_CONDITIONS = {
     "synth-nominal": {},
     "synth-stain+1": {"stain_shift": 1.0},
@@ -108,7 +108,7 @@ SYNTH_CONDITIONS = {
 def _synthetic_sets(n: int, size: int):
     """``2n`` nominal training cells per class (seed 11), and ``n`` test cells per class of
     every :data:`SYNTH_CONDITIONS` (seed 7): ``(train_x, train_y, {condition: (x, y)})``."""
-    from wbc_classic.synthetic import make_cells
+    from wbc_classic.data.synthetic import make_cells
 
     train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
     tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
@@ -118,7 +118,7 @@ def _synthetic_sets(n: int, size: int):
 
 def _synthetic_normalizer(stain: str, train_x: np.ndarray, n: int):
     """``stain`` fitted on every ``n // 5``-th synthetic training cell, or None for none."""
-    from wbc_classic.stain import make_normalizer
+    from wbc_classic.preprocess.stain import make_normalizer
 
     norm = make_normalizer(stain)
     return None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
@@ -132,8 +132,8 @@ def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int 
     ``n`` per class of every :data:`SYNTH_CONDITIONS` (``seed=7``); all features.
     """
     from features import FeatureExtractor
-    from wbc_classic.classifiers import make_classifier
-    from wbc_classic.extraction import extract_features
+    from wbc_classic.classical.classifiers import make_classifier
+    from wbc_classic.classical.extraction import extract_features
 
     train_x, train_y, tests = _synthetic_sets(n, size)
     rows = []
@@ -244,9 +244,9 @@ def subset_mask(names: np.ndarray, subset: str) -> np.ndarray:
 def score_into(row: dict, name: str, y: np.ndarray, p: np.ndarray) -> None:
     """Put the accuracy of predictions ``p`` on set ``name`` into ``row``: ``row[name]``,
     its 95 % percentile-bootstrap interval ``row[name + "/ci"]`` (1,000 resamples, seed 0,
-    :func:`wbc_classic.metrics.bootstrap_metrics`) and the per-class sensitivities
+    :func:`wbc_classic.evaluation.metrics.bootstrap_metrics`) and the per-class sensitivities
     ``row[name + "/per_class"]``. ``p == -1`` (a class outside :data:`CLASSES5`) is wrong."""
-    from wbc_classic.metrics import bootstrap_metrics
+    from wbc_classic.evaluation.metrics import bootstrap_metrics
 
     k = len(CLASSES5)
     acc = bootstrap_metrics(y, np.where(p < 0, k, p), n_classes=k + 1)["accuracy"]
@@ -273,7 +273,7 @@ def _segmenter(rim_trim: bool):
 def _extract(items: list, cache: Path, n_jobs: int, norm=None, rim_trim: bool = False):
     """Every feature family (density included) of ``items`` on the production path."""
     from features import FAMILIES, FeatureExtractor
-    from wbc_classic.extraction import extract_features
+    from wbc_classic.classical.extraction import extract_features
 
     return extract_features(items, segmenter=_segmenter(rim_trim),
                             extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
@@ -299,7 +299,7 @@ def _augmented_features(paths: list[Path], kind: str, copies: int, strength: flo
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Features of ``copies`` augmented copies of the training images, and their row index
     into ``paths`` (copies whose extraction failed are left out)."""
-    from wbc_classic.augment import augmented_copies, default_augmentation
+    from wbc_classic.preprocess.augment import augmented_copies, default_augmentation
 
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; choose from {AUGMENTATIONS}")
@@ -319,13 +319,13 @@ def scale_rows(sets, names: np.ndarray, factors: list[float], classifiers: list[
 
     For each factor ``f`` the 100 images are resized by ``f`` (another microscope's pixel
     size); the set's own scale is then measured on its images
-    (:func:`wbc_classic.scale.estimate_batch_scale`) and they are resampled to the PBC
+    (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`) and they are resampled to the PBC
     training images' scale, as ``wbc-classic predict --um-per-pixel auto`` does. Classifiers
     are trained on ``X_train`` (PBC training features, stain ``none``).
     """
-    from wbc_classic.classifiers import make_classifier
-    from wbc_classic.imageio import read_image
-    from wbc_classic.scale import estimate_batch_scale, rescale_image
+    from wbc_classic.classical.classifiers import make_classifier
+    from wbc_classic.io.images import read_image
+    from wbc_classic.preprocess.scale import estimate_batch_scale, rescale_image
 
     def features(images):
         return _extract(images, cache, n_jobs).X.astype(np.float64)
@@ -395,8 +395,8 @@ def markdown(rows: list[dict]) -> str:
 
 def scale_survey(data: Path, n: int, seed: int = 0) -> list[dict]:
     """Estimated um/pixel of up to ``n`` random images of PBC, cellavision_seg and BCCD."""
-    from wbc_classic.imageio import read_image
-    from wbc_classic.scale import estimate_scale
+    from wbc_classic.io.images import read_image
+    from wbc_classic.preprocess.scale import estimate_scale
 
     rng = np.random.default_rng(seed)
     globs = {"pbc": sorted((data / "pbc").glob("*/*.jpg")),
@@ -471,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "scale_survey.json").write_text(json.dumps(rows, indent=1))
         return 0
-    from wbc_classic.classifiers import make_classifier
-    from wbc_classic.stain import fit_normalizer
+    from wbc_classic.classical.classifiers import make_classifier
+    from wbc_classic.preprocess.stain import fit_normalizer
 
     try:
         sets = load_sets(args.data)
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         table += "\n\n" + markdown_synthetic(synth)
     print(table)
     if args.out:
-        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.io.atomic import atomic_write_text
 
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "results.json",

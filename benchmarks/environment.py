@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wbc_classic.versions import installed_version
+from wbc_classic.io.versions import installed_version
 
 __all__ = ["PACKAGES", "capture_environment", "command_line", "cpu_model", "gpu_info",
            "package_versions", "format_environment"]

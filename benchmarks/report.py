@@ -1,7 +1,8 @@
 """Write the benchmark outputs: results.csv, results.json, report.md and an HTML report.
 
 The runner collects one :class:`ModelResult` per model (either family, scored with
-:func:`wbc_classic.metrics.evaluate` on the same test images) and calls :func:`write_report`.
+:func:`wbc_classic.evaluation.metrics.evaluate` on the same test images) and calls
+:func:`write_report`.
 Every file is written atomically; plots are drawn with matplotlib's Agg canvas (no pyplot, no
 display) and embedded in the HTML as base64 PNGs.
 """
@@ -24,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.environment import format_environment
-from wbc_classic.atomic import atomic_write_bytes, atomic_write_text
-from wbc_classic.metrics import (
+from wbc_classic.evaluation.metrics import (
     METRIC_LABELS,
     METRIC_NAMES,
     Evaluation,
@@ -33,6 +33,7 @@ from wbc_classic.metrics import (
     mcnemar_test,
     roc_curves,
 )
+from wbc_classic.io.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "Misclassified",
@@ -91,7 +92,7 @@ class ModelResult:
     ----------
     name : str
     family : {"classical", "deep"}
-    evaluation : wbc_classic.metrics.Evaluation
+    evaluation : wbc_classic.evaluation.metrics.Evaluation
         Metrics with CIs, per-class table and confusion matrix.
     y_pred : ndarray of int, shape (n,), optional
         Test predictions (for McNemar and results.json).
@@ -187,7 +188,7 @@ class LeakageSummary:
     def from_any(cls, obj: Any) -> LeakageSummary:
         """Build from whatever the leakage check returned.
 
-        Accepts a LeakageSummary; a :class:`wbc_classic.leakage.LeakageReport` or its
+        Accepts a LeakageSummary; a :class:`wbc_classic.evaluation.leakage.LeakageReport` or its
         ``to_dict()``; a mapping or object with ``exact``/``near`` (or ``n_exact``/``n_near``)
         counts or pair lists; or None (check not run).
         """
@@ -685,7 +686,7 @@ def plot_metric_intervals(results: Sequence[ModelResult]):
 def _load_image(img: Any) -> np.ndarray:
     if isinstance(img, (str, Path)):
         try:
-            from wbc_classic.imageio import read_image
+            from wbc_classic.io.images import read_image
         except ImportError:  # pragma: no cover - imageio module written elsewhere
             read_image = None
         if read_image is not None:
@@ -1055,7 +1056,8 @@ def write_report(
         top of both reports and into the results table header. None means the check was
         not run (also bannered).
     split : Split or mapping or str, optional
-        A :class:`wbc_classic.split.Split` (scheme, seed and sizes are reported) or a description.
+        A :class:`wbc_classic.data.split.Split` (scheme, seed and sizes are reported) or a
+        description.
     seed : int, optional
     command : str, optional
         The exact command line (default: ``environment["command"]``).

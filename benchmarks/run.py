@@ -10,23 +10,24 @@
 
 What a run does, stage by stage (each stage logs a line with its wall time to stderr):
 
-1. **data** -- the synthetic preset renders labelled cells with :mod:`wbc_classic.synthetic`
+1. **data** -- the synthetic preset renders labelled cells with :mod:`wbc_classic.data.synthetic`
    into ``<cache>/synthetic/`` as PNG class folders (once; re-runs reuse them) and says plainly
    in the report that the data are synthetic; otherwise a class-per-folder set is read
-   (:func:`wbc_classic.datasets.load_class_folders`). ``--test-data`` adds another lab's set
+   (:func:`wbc_classic.data.datasets.load_class_folders`). ``--test-data`` adds another lab's set
    (class folders, or a segmentation-set layout whose ``manifest.csv`` gives the labels):
    the model is trained on all of ``--data`` and tested on all of it (domain shift).
-2. **split** -- one :class:`wbc_classic.split.Split` (``make_split``, seeded) or the ``k``
+2. **split** -- one :class:`wbc_classic.data.split.Split` (``make_split``, seeded) or the ``k``
    folds of ``kfold_splits``; every model of both families is trained on its train part and
    scored on *the same* test indices.
 3. **leakage** -- exact and near-duplicate images between train and test
-   (:func:`wbc_classic.leakage.find_leakage`); the count is in the table header and a run
+   (:func:`wbc_classic.evaluation.leakage.find_leakage`); the count is in the table header and a run
    with duplicates is flagged in the report.
 4. **segmentation** -- Dice and IoU of :func:`segmentation.segment` against ground-truth
    masks (a generated set for the synthetic preset, ``cellavision_seg`` for the real ones).
 5. **classical** -- read + segment + features for every image
-   (:func:`wbc_classic.extraction.extract_features`, parallel, cached per image under
-   ``--cache-dir``), then each classifier as a :class:`wbc_classic.model.WBCModel` fitted on the
+   (:func:`wbc_classic.classical.extraction.extract_features`, parallel, cached per image under
+   ``--cache-dir``), then each classifier as a :class:`wbc_classic.classical.model.WBCModel` fitted
+   on the
    cached features of the train part (saved under ``<out>/models/``).
 6. **deep** -- decode + resize once (:func:`deep.cache.build_cache`, cached), then each zoo
    model trained with :func:`deep.train.fit` (torch is imported only here; without it the deep
@@ -37,7 +38,8 @@ What a run does, stage by stage (each stage logs a line with its wall time to st
 
 Scoring conventions
 -------------------
-* Every metric comes from :func:`wbc_classic.metrics.evaluate` with a 95% percentile bootstrap
+* Every metric comes from :func:`wbc_classic.evaluation.metrics.evaluate` with a 95% percentile
+bootstrap
   CI (``n_resamples`` resamples, same seed for every model: paired resamples).
 * **Images that fail** (unreadable file, segmenter or feature error; undecodable image for the
   deep path) are never dropped: they are listed in the report and *scored as errors* -- the
@@ -56,7 +58,8 @@ Scoring conventions
   + segment + features; deep: decode + resize) and added to the model's own prediction time
   on the whole test set (median of 3 timed calls).
 * **Peak memory**: the process's resident-set high-water mark during the model's training and
-  prediction calls (:func:`wbc_classic.metrics.measure_call`), so it includes the baseline
+  prediction calls (:func:`wbc_classic.evaluation.metrics.measure_call`), so it includes the
+  baseline
   of the process (Python, NumPy, torch, ...).
 * **Model size**: the saved ``.skops`` file (classical) or the serialized state dict (deep).
 """
@@ -188,16 +191,16 @@ class LoadedData:
 def _generator_version() -> str:
     """Fingerprint of the synthetic generator's code: part of every generated set's folder
     name, so a changed generator never reuses images rendered by an older one."""
-    from wbc_classic.extraction import code_fingerprint
+    from wbc_classic.io.fingerprint import code_fingerprint
 
-    return code_fingerprint("wbc_classic.synthetic")[:10]
+    return code_fingerprint("wbc_classic.data.synthetic")[:10]
 
 
 def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
                       log: StageLog) -> Path:
     """Render (once) the synthetic class-folder set; return its root."""
-    from wbc_classic.atomic import atomic_write_text
-    from wbc_classic.synthetic import write_class_folders
+    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.io.atomic import atomic_write_text
 
     tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{cfg.n_per_class}-s{cfg.synthetic_size}" \
           f"-seed{cfg.seed}-{_generator_version()}"
@@ -242,7 +245,7 @@ def _is_segmentation_layout(root: Path) -> bool:
 
 def _load_labelled(root: Path, classes: Sequence[str] | None) -> tuple[list[Path], list[str]]:
     """Paths and label names of a class-folder or labelled segmentation-set layout."""
-    from wbc_classic.datasets import load_class_folders, load_segmentation_set
+    from wbc_classic.data.datasets import load_class_folders, load_segmentation_set
 
     if _is_segmentation_layout(root):
         samples = load_segmentation_set(root)
@@ -257,8 +260,8 @@ def _load_labelled(root: Path, classes: Sequence[str] | None) -> tuple[list[Path
 
 def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
     """Load (or render) the images of the run; see the module docstring."""
-    from wbc_classic.datasets import ImageSet, canonical_label, load_class_folders
-    from wbc_classic.synthetic import CLASSES5
+    from wbc_classic.data.datasets import ImageSet, canonical_label, load_class_folders
+    from wbc_classic.data.synthetic import CLASSES5
 
     notes: list[str] = []
     if cfg.preset == "synthetic" and not cfg.data:
@@ -271,7 +274,7 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         iset = load_class_folders(root, classes=classes)
         name = "synthetic"
         synthetic = True
-        description = (f"SYNTHETIC cells drawn by wbc_classic.synthetic (seed {cfg.seed}): "
+        description = (f"SYNTHETIC cells drawn by wbc_classic.data.synthetic (seed {cfg.seed}): "
                        f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops. "
                        "Not real blood: the numbers only show that the pipeline works.")
     else:
@@ -330,7 +333,7 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
 # --------------------------------------------------------------------------------------------
 def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
     """The run's Split(s): one holdout split, the k folds, or data/test-data."""
-    from wbc_classic.split import Split, kfold_splits, make_split, parse_scheme
+    from wbc_classic.data.split import Split, kfold_splits, make_split, parse_scheme
 
     n = len(data.paths)
     if data.test_name is not None:
@@ -348,7 +351,7 @@ def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
 def check_leakage(cfg: BenchmarkConfig, data: LoadedData, folds: Sequence[Any]
                   ) -> tuple[LeakageSummary, list[str]]:
     """Exact and near duplicates between the train and test sides of the split(s)."""
-    from wbc_classic.leakage import find_duplicates, find_leakage
+    from wbc_classic.evaluation.leakage import find_duplicates, find_leakage
 
     method = f"pixel SHA-256 (exact) + pHash Hamming <= {cfg.leakage_max_distance}/64 (near)"
     notes: list[str] = []
@@ -393,21 +396,21 @@ def segmentation_section(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> Se
     """Dice/IoU of the classical segmenter against ground-truth masks, as a report table."""
     if cfg.seg_images <= 0:
         return None
-    from wbc_classic.datasets import load_segmentation_set
-    from wbc_classic.seg_eval import evaluate_segmentation_set
+    from wbc_classic.data.datasets import load_segmentation_set
+    from wbc_classic.evaluation.seg_eval import evaluate_segmentation_set
 
     if cfg.seg_data:
         root, what = Path(cfg.seg_data), f"ground truth from {cfg.seg_data}"
     elif cfg.preset == "synthetic" and not cfg.data:
-        from wbc_classic.atomic import atomic_write_text
-        from wbc_classic.synthetic import write_segmentation_set
+        from wbc_classic.data.synthetic import write_segmentation_set
+        from wbc_classic.io.atomic import atomic_write_text
 
         root = cache / "synthetic" / (f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}"
                                       f"-seed{cfg.seed}-{_generator_version()}")
         if not (root / "complete.json").is_file():
             write_segmentation_set(root, cfg.seg_images, seed=cfg.seed, size=cfg.synthetic_size)
             atomic_write_text(root / "complete.json", "{}")
-        what = ("SYNTHETIC cells with exact masks (wbc_classic.synthetic."
+        what = ("SYNTHETIC cells with exact masks (wbc_classic.data.synthetic."
                 "write_segmentation_set)")
     else:
         root = shared_data_root() / "cellavision_seg"
@@ -507,9 +510,9 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                   folds: Sequence[Any], cache: Path, out: Path, log: StageLog,
                   failures: list[dict[str, Any]]) -> list[_Scored]:
     """Extract (cached) features once, then fit and score every classifier on every fold."""
-    from wbc_classic.extraction import extract_features
-    from wbc_classic.metrics import measure_call, model_size_bytes, time_inference
-    from wbc_classic.model import WBCModel
+    from wbc_classic.classical.extraction import extract_features
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
 
     n, k = len(data.paths), len(data.classes)
     with log.stage("classical: read + segment + features") as st:
@@ -610,8 +613,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     from deep.models import get_model
     from deep.predict import predict_proba
     from deep.train import TrainConfig, fit, set_seed
-    from wbc_classic.imageio import read_image
-    from wbc_classic.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.io.images import read_image
 
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
     torch.set_num_threads(threads)
@@ -771,8 +774,8 @@ def run(cfg: BenchmarkConfig, *, command: str | None = None, log: StageLog | Non
 
 def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutput:
     from benchmarks.environment import capture_environment
-    from wbc_classic.atomic import atomic_write_text
-    from wbc_classic.metrics import evaluate
+    from wbc_classic.evaluation.metrics import evaluate
+    from wbc_classic.io.atomic import atomic_write_text
 
     out = cfg.resolved_out()
     cache = cfg.resolved_cache()
@@ -799,7 +802,7 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                if data.test_name else ""))
     notes += data.notes
     if data.synthetic:
-        notes.insert(0, "SYNTHETIC DATA: every image was generated by wbc_classic.synthetic; "
+        notes.insert(0, "SYNTHETIC DATA: every image was generated by wbc_classic.data.synthetic; "
                         "these numbers say nothing about performance on real blood smears.")
 
     with log.stage("split") as st:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc_classic.atomic import atomic_write_text
-from wbc_classic.datasets import load_class_folders
-from wbc_classic.metrics import evaluate, mcnemar_test
-from wbc_classic.split import Split
+from wbc_classic.data.datasets import load_class_folders
+from wbc_classic.data.split import Split
+from wbc_classic.evaluation.metrics import evaluate, mcnemar_test
+from wbc_classic.io.atomic import atomic_write_text
 
 
 def test_paths(run_dir: Path, data: Path) -> tuple[list[Path], np.ndarray, list[str]]:

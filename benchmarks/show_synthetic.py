@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from wbc_classic.synthetic import CLASSES5, make_cell, make_smear
+from wbc_classic.data.synthetic import CLASSES5, make_cell, make_smear
 
 
 def _outline(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:

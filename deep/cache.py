@@ -3,7 +3,7 @@
 The cache is one ``.npy`` file per (image list, size, resize settings) in a cache directory.
 Its name is a SHA-256 over the *content* hashes of the image files (not their paths or mtimes),
 the size and the settings, so a renamed file hits the cache and a changed file misses it.
-The array is written through :func:`wbc_classic.atomic.atomic_path`, so a killed run never
+The array is written through :func:`wbc_classic.io.atomic.atomic_path`, so a killed run never
 leaves a half-written cache behind; a re-run with the same files is a memory-map open.
 
 Only numpy, OpenCV and the project's image reader are used here (no torch).
@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from wbc_classic.imageio import image_sha256
+from wbc_classic.io.images import image_sha256
 
 __all__ = ["CachedImages", "build_cache", "default_cache_dir", "prepare_image",
            "resize_square"]
@@ -91,11 +91,13 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
     crop : {"center", "none", "cell"}
         ``"center"``/``"none"``: see :func:`resize_square`. ``"cell"``: a square of a fixed
         physical size centred on the segmented leukocyte, everything outside it blanked to the
-        background colour (:func:`wbc_classic.cellcrop.cell_crop`), so a model cannot learn a
+        background colour (:func:`wbc_classic.preprocess.cellcrop.cell_crop`), so a model cannot
+        learn a
         laboratory's crop convention, scale or red-cell colour.
     crop_options : dict, optional
-        Keyword arguments of :class:`wbc_classic.cellcrop.CellCrop` (``crop="cell"`` only).
-    stain : wbc_classic.stain.StainNormalizer, optional
+        Keyword arguments of :class:`wbc_classic.preprocess.cellcrop.CellCrop` (``crop="cell"``
+        only).
+    stain : wbc_classic.preprocess.stain.StainNormalizer, optional
         A fitted normaliser applied to the pixels first (the cell crop still segments the
         raw image).
 
@@ -107,14 +109,14 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
     pixels = image if stain is None else stain.transform(image)
     if crop == "cell":
         # segmentation.* stays behind wbc_classic's front door (deep imports none of it)
-        from wbc_classic.cellcrop import CellCrop
+        from wbc_classic.preprocess.cellcrop import CellCrop
 
         return resize_square(CellCrop(**(crop_options or {}))(image, pixels=pixels), size)
     return resize_square(pixels, size, crop=crop)
 
 
 def _default_reader() -> Callable[[Path], np.ndarray]:
-    from wbc_classic.imageio import read_image
+    from wbc_classic.io.images import read_image
 
     return read_image
 
@@ -154,8 +156,8 @@ def _key(digests: Sequence[str], size: int, crop: str, crop_options: dict | None
         h.update(json.dumps(stain.to_dict(), sort_keys=True).encode())
     if crop == "cell":
         # the crop depends on the segmenter: its code is part of the key
-        from wbc_classic.cellcrop import CELL_CROP_VERSION
-        from wbc_classic.extraction import code_fingerprint
+        from wbc_classic.io.fingerprint import code_fingerprint
+        from wbc_classic.preprocess.cellcrop import CELL_CROP_VERSION
 
         h.update(json.dumps({"options": crop_options or {}, "version": CELL_CROP_VERSION,
                              "segmenter": code_fingerprint("segmentation.pipeline")},
@@ -192,13 +194,13 @@ def build_cache(
         See :func:`prepare_image`.
     crop_options : dict, optional
         Options of the ``"cell"`` crop (part of the cache key).
-    stain : wbc_classic.stain.StainNormalizer, optional
+    stain : wbc_classic.preprocess.stain.StainNormalizer, optional
         Fitted normaliser (see :func:`prepare_image`; its state is part of the cache key).
     on_error : {"raise", "skip"}
         ``"raise"`` stops at the first unreadable image with a message naming it;
         ``"skip"`` leaves its row zero, sets ``ok[i] = False`` and records the message.
     reader : callable, optional
-        ``reader(path) -> (H, W, 3) uint8``; ``wbc_classic.imageio.read_image`` by default.
+        ``reader(path) -> (H, W, 3) uint8``; ``wbc_classic.io.images.read_image`` by default.
     progress : bool
         Show a tqdm bar while decoding.
 
@@ -206,7 +208,7 @@ def build_cache(
     -------
     CachedImages
     """
-    from wbc_classic.atomic import atomic_path, atomic_write_text
+    from wbc_classic.io.atomic import atomic_path, atomic_write_text
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

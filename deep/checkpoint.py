@@ -49,7 +49,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[s
     extra : dict, optional
         JSON-able training state for resuming.
     """
-    from wbc_classic.atomic import atomic_path
+    from wbc_classic.io.atomic import atomic_path
 
     for key in ("model", "classes", "img_size", "mean", "std"):
         if key not in meta:

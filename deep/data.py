@@ -108,7 +108,8 @@ def build_augmentation(
 class HEDJitter(torch.nn.Module):
     """Random stain jitter in HED space on a uint8 (3, H, W) tensor.
 
-    A torch-transform wrapper of :func:`wbc_classic.augment.hed_jitter`; its random numbers
+    A torch-transform wrapper of :func:`wbc_classic.preprocess.augment.hed_jitter`; its random
+    numbers
     come from torch's generator, so ``torch.manual_seed`` makes it reproducible.
 
     Parameters
@@ -125,7 +126,7 @@ class HEDJitter(torch.nn.Module):
         self.bias = float(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from wbc_classic.augment import hed_jitter
+        from wbc_classic.preprocess.augment import hed_jitter
 
         if x.dtype != torch.uint8 or x.ndim != 3 or x.shape[0] != 3:
             raise ValueError(f"HEDJitter expects a uint8 (3, H, W) tensor, got {x.dtype} "

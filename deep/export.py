@@ -58,7 +58,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     Returns the path. With ``check`` the file is validated with ``onnx.checker`` and, when
     ``onnxruntime`` is installed, its output compared with PyTorch's on a random batch.
     """
-    from wbc_classic.atomic import atomic_path
+    from wbc_classic.io.atomic import atomic_path
 
     from .checkpoint import load_model
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wbc_classic.predictions import expand_inputs, write_predictions_csv
+from wbc_classic.io.predictions import expand_inputs, write_predictions_csv
 
 from .cache import prepare_image
 from .data import normalize_batch
@@ -81,13 +81,13 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
 
     Row keys: ``path, status ("ok"|"error"), predicted_class, proba (list), error, note``.
     """
-    from wbc_classic.imageio import read_image
+    from wbc_classic.io.images import read_image
 
     classes = list(meta["classes"])
     s = int(meta["img_size"])
     stain = None
     if meta.get("stain"):
-        from wbc_classic.stain import normalizer_from_dict
+        from wbc_classic.preprocess.stain import normalizer_from_dict
 
         stain = normalizer_from_dict(meta["stain"])
     rows: list[dict[str, Any]] = []

@@ -66,8 +66,8 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     img_size: int = 64
     crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
-    crop_options: dict[str, Any] = field(default_factory=dict)  # wbc_classic.cellcrop.CellCrop
-    stain: str = "none"  # wbc_classic.stain.make_normalizer name, fitted on train images
+    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCrop
+    stain: str = "none"  # wbc_classic.preprocess.stain.make_normalizer name, fitted on train images
     classes: list[str] | None = None
     split: str = "80/20"
     split_seed: int = 0
@@ -407,7 +407,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
 # ----------------------------------------------------------------------------- pipeline
 
 def _load_data(cfg: TrainConfig):
-    from wbc_classic.datasets import load_class_folders
+    from wbc_classic.data.datasets import load_class_folders
 
     if not cfg.data:
         raise ValueError("no data directory given (--data DIR with one folder per class)")
@@ -424,7 +424,7 @@ def _load_data(cfg: TrainConfig):
 
 
 def _make_split(cfg: TrainConfig, y: np.ndarray):
-    from wbc_classic.split import Split, make_split
+    from wbc_classic.data.split import Split, make_split
 
     split = Split.load(cfg.split_file) if cfg.split_file else make_split(
         y, cfg.split, seed=cfg.split_seed)
@@ -438,7 +438,7 @@ def _make_split(cfg: TrainConfig, y: np.ndarray):
 
 def _fit_stain(cfg: TrainConfig, train_paths: list[Any], n_ref: int = 50) -> Any:
     """The ``cfg.stain`` normaliser fitted on up to ``n_ref`` training images (seeded), or None."""
-    from wbc_classic.stain import fit_normalizer
+    from wbc_classic.preprocess.stain import fit_normalizer
 
     return fit_normalizer(cfg.stain, train_paths, n_ref=n_ref, seed=cfg.seed)
 
@@ -446,7 +446,7 @@ def _fit_stain(cfg: TrainConfig, train_paths: list[Any], n_ref: int = 50) -> Any
 def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     """Run the whole pipeline; return the result dict (also written to ``out/result.json``).
 
-    The Split is the project's shared one (``wbc_classic.split.make_split(y, cfg.split,
+    The Split is the project's shared one (``wbc_classic.data.split.make_split(y, cfg.split,
     seed=cfg.split_seed)`` or ``cfg.split_file``), so test images are the same as the
     classical path's; when it has no validation part, ``cfg.val_fraction`` of the train part
     (stratified) is held out for early stopping.
@@ -490,7 +490,7 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
                       "seed": getattr(split, "seed", cfg.split_seed)}}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(out / "config.json", json.dumps(cfg.to_json(), indent=2))
         if hasattr(split, "save"):
@@ -516,7 +516,7 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
             pred = z.argmax(1)
             key = "test_tta" if tta else "test"
             result[key] = _scores(y[te], pred, len(classes))
-        from wbc_classic.atomic import atomic_write_text
+        from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(out / "result.json", json.dumps(result, indent=2))
         print(json.dumps(result), flush=True)
@@ -547,7 +547,7 @@ EXAMPLE = """example:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deep.train`` argument parser."""
-    from wbc_classic.stain import available_normalizers
+    from wbc_classic.preprocess.stain import available_normalizers
 
     from .cache import CROPS
 

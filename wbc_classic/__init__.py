@@ -1,7 +1,7 @@
 """wbc-classic: leukocyte image analysis, classical and deep, benchmarked side by side.
 
 The front door: ``wbc_classic.load(path)`` opens a saved classical model
-(:class:`wbc_classic.model.WBCModel`), ``wbc_classic.read_image`` reads any image file.
+(:class:`wbc_classic.classical.model.WBCModel`), ``wbc_classic.read_image`` reads any image file.
 Heavy modules are imported on first use so ``import wbc_classic`` stays cheap.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": ("wbc_classic.model", "load"),
-    "WBCModel": ("wbc_classic.model", "WBCModel"),
-    "read_image": ("wbc_classic.imageio", "read_image"),
-    "ImageReadError": ("wbc_classic.imageio", "ImageReadError"),
+    "load": ("wbc_classic.classical.model", "load"),
+    "WBCModel": ("wbc_classic.classical.model", "WBCModel"),
+    "read_image": ("wbc_classic.io.images", "read_image"),
+    "ImageReadError": ("wbc_classic.io.images", "ImageReadError"),
 }
 
 __all__ = ["__version__", *_LAZY]

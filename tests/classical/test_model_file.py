@@ -1,0 +1,296 @@
+"""The saved-model format: round trip, refusal of tampered or foreign files, versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from features import FeatureExtractor
+from wbc_classic.classical.classifiers import CLASSIFIERS, make_classifier
+from wbc_classic.classical.model import (
+    ModelFileError,
+    ModelVersionWarning,
+    WBCModel,
+    _from_dict,
+    full_segment_params,
+    known_types,
+    load,
+)
+
+CLASSES = ["basophil", "eosinophil", "lymphocyte"]
+#: keep the ensembles small so the tests stay fast
+SMALL = {"random-forest": {"n_estimators": 20}, "xgboost": {"n_estimators": 30}}
+
+
+def _data(n_features: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), [10, 14, 12])
+    X = rng.normal(size=(y.size, n_features)) + y[:, None] * 0.8
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return FeatureExtractor(families=("geometry",))
+
+
+def _fitted(name: str, extractor, cv: int = 0) -> tuple[WBCModel, np.ndarray]:
+    X, y = _data(len(extractor.get_feature_names_out()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = WBCModel(name, extractor=extractor, seed=0,
+                         classifier_params={"params": SMALL.get(name)}
+                         ).fit_features(X, y, CLASSES, cv=cv)
+    return model, X
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, extractor):
+    model, X = _fitted("logreg", extractor, cv=2)
+    path = tmp_path_factory.mktemp("model") / "model.skops"
+    model.save(path)
+    return model, X, path
+
+
+@pytest.mark.parametrize("name", ["svm", "xgboost", "knn", "random-forest", "naive-bayes"])
+def test_round_trip_identical_probabilities(name, extractor, tmp_path):
+    model, X = _fitted(name, extractor)
+    path = model.save(tmp_path / "m.skops")
+    again = load(path)
+    np.testing.assert_array_equal(model.predict_proba_features(X),
+                                  again.predict_proba_features(X))
+    assert again.classes == tuple(CLASSES)
+
+
+def test_round_trip_keeps_everything(saved):
+    model, _, path = saved
+    again = WBCModel.load(path)
+    assert again.classes == tuple(CLASSES)
+    assert again.feature_names_ == model.feature_names_
+    assert again.extractor.get_params() == model.extractor.get_params()
+    from segmentation.pipeline import SegmenterParams
+
+    assert SegmenterParams(**again.segment_params) == SegmenterParams()
+    assert again.versions == model.versions and "scikit-learn" in again.versions
+    meta = again.metadata
+    assert meta["classifier"] == "logreg" and meta["data"]["counts"]["eosinophil"] == 14
+    assert 0.0 <= meta["cv_accuracy"] <= 1.0 and meta["cv_folds"] == 2
+    assert meta["file"] == str(path)
+
+
+def test_save_is_atomic_and_overwrites(saved, tmp_path):
+    model, _, _ = saved
+    target = tmp_path / "m.skops"
+    target.write_bytes(b"old")
+    model.save(target)
+    assert zipfile.is_zipfile(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skops"]
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(RuntimeError, match="not fitted"):
+        WBCModel("svm").save(tmp_path / "m.skops")
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.skops"
+    with pytest.raises(ModelFileError, match="nope.skops.*file not found") as info:
+        load(path)
+    assert info.value.path == path
+
+
+def test_random_bytes_refused(tmp_path):
+    path = tmp_path / "random.skops"
+    path.write_bytes(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(ModelFileError, match="random.skops.*not a zip"):
+        load(path)
+
+
+def test_empty_and_directory_refused(tmp_path):
+    (tmp_path / "empty.skops").write_bytes(b"")
+    with pytest.raises(ModelFileError, match="empty"):
+        load(tmp_path / "empty.skops")
+    with pytest.raises(ModelFileError, match="directory"):
+        load(tmp_path)
+
+
+def test_pickle_refused_and_never_unpickled(tmp_path, monkeypatch):
+    path = tmp_path / "model.skops"
+    path.write_bytes(pickle.dumps({"format": "wbc-classic/model"}))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
+    with pytest.raises(ModelFileError, match="pickle"):
+        load(path)
+
+
+def _rewrite_schema(src: Path, dst: Path, edit) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "schema.json":
+                schema = json.loads(data)
+                edit(schema)
+                data = json.dumps(schema).encode()
+            zout.writestr(item, data)
+
+
+def test_injected_untrusted_function_refused(saved, tmp_path, monkeypatch):
+    _, _, path = saved
+    bad = tmp_path / "tampered.skops"
+
+    def inject(schema):
+        schema["content"]["metadata"] = {"__class__": "system", "__module__": "os",
+                                         "__loader__": "FunctionNode", "__id__": 1}
+
+    _rewrite_schema(path, bad, inject)
+    monkeypatch.setattr(os, "system", lambda *a: pytest.fail("os.system was called"))
+    with pytest.raises(ModelFileError, match=r"tampered.skops.*refused.*os\.system"):
+        load(bad)
+
+
+def test_injected_unknown_class_refused(saved, tmp_path):
+    _, _, path = saved
+    bad = tmp_path / "tampered.skops"
+
+    def inject(schema):
+        pipe = schema["content"]["pipeline"]
+        pipe["__module__"], pipe["__class__"] = "subprocess", "Popen"
+
+    _rewrite_schema(path, bad, inject)
+    with pytest.raises(ModelFileError, match=r"subprocess\.Popen"):
+        load(bad)
+
+
+def test_corrupt_archive_refused(saved, tmp_path):
+    _, _, path = saved
+    bad = tmp_path / "cut.skops"
+    bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="cut.skops"):
+        load(bad)
+
+
+def test_other_skops_object_refused(tmp_path):
+    path = tmp_path / "plain.skops"
+    sio.dump(make_classifier("logreg"), path)
+    with pytest.raises(ModelFileError, match="not a wbc-classic model"):
+        load(path)
+
+
+def test_version_mismatch_warns(extractor, tmp_path):
+    model, X = _fitted("logreg", extractor)
+    model.versions["scikit-learn"] = "0.20.0"
+    path = model.save(tmp_path / "old.skops")
+    with pytest.warns(ModelVersionWarning, match="scikit-learn 0.20.0"):
+        again = load(path)
+    np.testing.assert_array_equal(again.predict_proba_features(X),
+                                  model.predict_proba_features(X))
+
+
+def test_feature_drift_refused(extractor, tmp_path):
+    model, _ = _fitted("logreg", extractor)
+    model.feature_names_ = [*model.feature_names_[:-1], "renamed"]
+    path = model.save(tmp_path / "drift.skops")
+    with pytest.raises(ModelFileError, match="retrain"):
+        load(path)
+
+
+def test_known_types_cover_every_classifier():
+    """Everything our pipelines write must be in the explicit trusted list, nothing more."""
+    X, y = _data(8)
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in CLASSIFIERS:
+            clf = make_classifier(name, feature_selection="univariate", k=4,
+                                  params=SMALL.get(name)).fit(X, y)
+            seen |= set(sio.get_untrusted_types(data=sio.dumps(clf)))
+    missing = seen - known_types()
+    assert not missing, f"add to known_types(): {sorted(missing)}"
+    assert not any(t.startswith(("os.", "builtins.eval", "subprocess.")) for t in known_types())
+
+
+def test_labels_as_names_and_missing_class(extractor):
+    X, y = _data(len(extractor.get_feature_names_out()))
+    names = np.asarray(CLASSES)[y]
+    model = WBCModel("logreg", extractor=extractor).fit_features(X, names, cv=0)
+    assert model.classes == tuple(sorted(CLASSES))
+    # a class with no training sample still gets a (zero) probability column
+    model = WBCModel("logreg", extractor=extractor).fit_features(
+        X, y, [*CLASSES, "monocyte"], cv=0)
+    proba = model.predict_proba_features(X)
+    assert proba.shape == (len(y), 4) and np.all(proba[:, 3] == 0)
+    with pytest.raises(ValueError, match="classes"):
+        WBCModel("logreg", extractor=extractor).fit_features(X, y)
+
+
+def test_fit_and_predict_from_images(tmp_path):
+    from wbc_classic.data.synthetic import make_cells
+
+    images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
+    fx = FeatureExtractor(families=("geometry", "colour"))
+    model = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    labels = model.predict(images)
+    assert labels.shape == (len(y),) and set(labels) <= set(classes)
+    assert model.predict_proba(images[0]).shape == (1, 2)  # one (H, W, 3) image
+    again = load(model.save(tmp_path / "m.skops"))
+    np.testing.assert_array_equal(again.predict_proba(images), model.predict_proba(images))
+
+
+@pytest.mark.parametrize("stain", ["reinhard", "white-balance"])
+def test_stain_normaliser_is_fitted_saved_and_applied(stain, tmp_path):
+    from wbc_classic.data.synthetic import make_cells
+
+    images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
+    fx = FeatureExtractor(families=("colour",))
+    model = WBCModel("logreg", extractor=fx, stain=stain).fit(list(images), y, classes, cv=0)
+    assert model.stain_ is not None and model.stain_.name == stain
+    plain = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    # the normaliser changes what the colour features see
+    assert not np.allclose(model.transform(images), plain.transform(images))
+    again = load(model.save(tmp_path / "m.skops"))
+    assert again.stain_ is not None and again.stain_.to_dict() == model.stain_.to_dict()
+    np.testing.assert_allclose(again.predict_proba(images), model.predict_proba(images))
+    assert load(plain.save(tmp_path / "p.skops")).stain_ is None
+
+
+def test_models_without_rim_trim_field_keep_their_segmentation(extractor, tmp_path):
+    model, _ = _fitted("logreg", extractor)
+    obj = model.to_dict()
+    del obj["segmenter"]["params"]["rim_max_od"]  # a file written before the field existed
+    again = _from_dict(obj, tmp_path / "old.skops")
+    assert full_segment_params(again.segment_params)["rim_max_od"] == 0.0
+
+
+_TRUSTED_LISTS = """
+import json, sys
+sys.path.insert(0, {root!r})
+if {hook}:
+    from wbc_classic.classical.model import _import_skops_io
+    _import_skops_io()
+    assert "torch" not in sys.modules
+import skops.io._trusted_types as tt
+print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
+                  if k.isupper() and k.endswith("NAMES")}}))
+"""
+
+
+@pytest.mark.slow
+def test_skops_import_without_torch_trusts_the_same_types():
+    """The torch-free import of skops.io must not change its trusted-type lists."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    out = [subprocess.run([sys.executable, "-c", _TRUSTED_LISTS.format(root=root, hook=h)],
+                          capture_output=True, text=True, check=True, timeout=120).stdout
+           for h in (True, False)]
+    assert json.loads(out[0]) == json.loads(out[1])
+    assert len(json.loads(out[0])["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100

@@ -1,0 +1,359 @@
+"""Classical classifiers over leukocyte feature vectors, each a scikit-learn ``Pipeline``.
+
+Every pipeline is ``StandardScaler -> [feature selection] -> classifier``:
+
+========================  ==========================================================
+name                      classifier
+========================  ==========================================================
+``"svm"``                 RBF :class:`~sklearn.svm.SVC`, sigmoid-calibrated probabilities
+``"linear-svm"``          :class:`~sklearn.svm.LinearSVC`, sigmoid-calibrated probabilities
+``"knn"``                 :class:`~sklearn.neighbors.KNeighborsClassifier` (distance-weighted)
+``"logreg"``              multinomial :class:`~sklearn.linear_model.LogisticRegression`
+``"naive-bayes"``         :class:`~sklearn.naive_bayes.GaussianNB`
+``"xgboost"``             :class:`xgboost.XGBClassifier` (``tree_method="hist"``, seeded)
+``"random-forest"``       :class:`~sklearn.ensemble.RandomForestClassifier`
+``"mlp"``                 :class:`~sklearn.neural_network.MLPClassifier` (early stopping)
+========================  ==========================================================
+
+Class imbalance: with ``class_weight="balanced"`` the estimators that take a
+``class_weight`` get it directly; the others (naive Bayes, XGBoost, MLP) are wrapped in
+:class:`BalancedClassifier`, which passes balanced ``sample_weight`` to ``fit``, so the
+pipeline stays a plain estimator that ``cross_val_score`` and ``GridSearchCV`` can fit
+without metadata routing.  kNN has no notion of weights and is left as it is.
+
+Example
+-------
+>>> import numpy as np
+>>> from wbc_classic.classical.classifiers import make_classifier
+>>> rng = np.random.default_rng(0)
+>>> X, y = rng.normal(size=(60, 8)), np.repeat([0, 1, 2], 20)
+>>> clf = make_classifier("logreg").fit(X, y)
+>>> clf.predict_proba(X).shape
+(60, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "CLASSIFIERS",
+    "PARAM_GRIDS",
+    "BalancedClassifier",
+    "make_classifier",
+    "final_estimator",
+]
+
+
+class BalancedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` with per-sample weights that balance the classes.
+
+    For estimators without a ``class_weight`` parameter (XGBoost, Gaussian naive Bayes,
+    MLP).  Labels are encoded to ``0..K-1`` internally, so any label type works
+    (XGBoost requires consecutive integers).
+
+    Parameters
+    ----------
+    estimator : classifier
+        Unfitted estimator whose ``fit`` accepts ``sample_weight``.
+    class_weight : "balanced", dict or None, default="balanced"
+        As in scikit-learn; None fits without weights.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        The fitted clone of ``estimator``.
+    classes_ : ndarray, shape (K,)
+        Class labels in sorted order.
+    """
+
+    def __init__(self, estimator: Any, class_weight: str | dict | None = "balanced"):
+        self.estimator = estimator
+        self.class_weight = class_weight
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        """Fit the wrapped estimator; ``sample_weight`` multiplies the class weights."""
+        self._le = LabelEncoder().fit(y)
+        self.classes_ = self._le.classes_
+        yy = self._le.transform(y)
+        weight = None
+        if self.class_weight is not None:
+            weight = compute_sample_weight(self.class_weight, yy if not isinstance(
+                self.class_weight, dict) else y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=float)
+            weight = sample_weight if weight is None else weight * sample_weight
+        self.estimator_ = clone(self.estimator)
+        if weight is None:
+            self.estimator_.fit(X, yy)
+        else:
+            self.estimator_.fit(X, yy, sample_weight=weight)
+        self.n_features_in_ = int(np.shape(X)[1])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, float array of shape (n, K) in ``classes_`` order."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels, shape (n,)."""
+        check_is_fitted(self, "estimator_")
+        return self.classes_[np.asarray(self.estimator_.predict(X), dtype=np.int64).ravel()]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+# --------------------------------------------------------------------------- builders
+# Each builder: (class_weight, seed, n_jobs) -> unfitted classifier (last pipeline step).
+
+def _svm(class_weight, seed, n_jobs):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    # SVC(probability=True) is deprecated since scikit-learn 1.9; an internally
+    # cross-validated sigmoid calibration of one SVC refitted on all data is its successor.
+    svc = SVC(kernel="rbf", C=10.0, gamma="scale", class_weight=class_weight,
+              decision_function_shape="ovr", cache_size=500, random_state=seed)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False, n_jobs=n_jobs)
+
+
+def _linear_svm(class_weight, seed, n_jobs):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    svc = LinearSVC(C=0.1, class_weight=class_weight, dual="auto", max_iter=5000,
+                    random_state=seed)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False, n_jobs=n_jobs)
+
+
+def _knn(class_weight, seed, n_jobs):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=7, weights="distance", n_jobs=n_jobs)
+
+
+def _logreg(class_weight, seed, n_jobs):
+    from sklearn.linear_model import LogisticRegression
+
+    # lbfgs fits the multinomial (softmax) model for K > 2 classes.
+    return LogisticRegression(C=1.0, solver="lbfgs", max_iter=3000,
+                              class_weight=class_weight, random_state=seed)
+
+
+def _naive_bayes(class_weight, seed, n_jobs):
+    from sklearn.naive_bayes import GaussianNB
+
+    nb = GaussianNB(var_smoothing=1e-6)
+    return BalancedClassifier(nb, class_weight) if class_weight is not None else nb
+
+
+def _xgboost(class_weight, seed, n_jobs):
+    from xgboost import XGBClassifier
+
+    xgb = XGBClassifier(
+        n_estimators=300, learning_rate=0.1, max_depth=5, subsample=0.9,
+        colsample_bytree=0.5, min_child_weight=1.0, reg_lambda=1.0,
+        tree_method="hist", max_bin=128, random_state=seed, n_jobs=n_jobs,
+        eval_metric="mlogloss", verbosity=0,
+    )
+    # always wrapped: it also encodes labels to 0..K-1 as XGBoost requires
+    return BalancedClassifier(xgb, class_weight)
+
+
+def _random_forest(class_weight, seed, n_jobs):
+    from sklearn.ensemble import RandomForestClassifier
+
+    cw = "balanced_subsample" if class_weight == "balanced" else class_weight
+    return RandomForestClassifier(n_estimators=300, min_samples_leaf=1, max_features="sqrt",
+                                  class_weight=cw, random_state=seed, n_jobs=n_jobs)
+
+
+def _mlp(class_weight, seed, n_jobs):
+    from sklearn.neural_network import MLPClassifier
+
+    mlp = MLPClassifier(hidden_layer_sizes=(256, 128), alpha=1e-3, batch_size=128,
+                        learning_rate_init=1e-3, max_iter=300, early_stopping=True,
+                        n_iter_no_change=15, validation_fraction=0.1, random_state=seed)
+    return BalancedClassifier(mlp, class_weight) if class_weight is not None else mlp
+
+
+CLASSIFIERS: dict[str, Callable[[Any, int, int], Any]] = {
+    "svm": _svm,
+    "linear-svm": _linear_svm,
+    "knn": _knn,
+    "logreg": _logreg,
+    "naive-bayes": _naive_bayes,
+    "xgboost": _xgboost,
+    "random-forest": _random_forest,
+    "mlp": _mlp,
+}
+"""Registry: classifier name -> builder ``(class_weight, seed, n_jobs) -> estimator``."""
+
+# Hyper-parameter grids, keyed on the *final estimator* (the step named "clf",
+# unwrapped from calibration / balancing); prefixed at search time.
+PARAM_GRIDS: dict[str, dict[str, list]] = {
+    "svm": {"C": [1.0, 10.0, 100.0], "gamma": ["scale", 0.001, 0.003, 0.01]},
+    "linear-svm": {"C": [0.01, 0.1, 1.0]},
+    "knn": {"n_neighbors": [3, 5, 7, 11, 15], "weights": ["uniform", "distance"]},
+    "logreg": {"C": [0.1, 1.0, 10.0]},
+    "naive-bayes": {"var_smoothing": [1e-9, 1e-6, 1e-3]},
+    "xgboost": {"max_depth": [3, 5, 7], "learning_rate": [0.05, 0.1],
+                "n_estimators": [200, 400]},
+    "random-forest": {"n_estimators": [300, 600], "min_samples_leaf": [1, 2],
+                      "max_features": ["sqrt", 0.2]},
+    "mlp": {"hidden_layer_sizes": [(128,), (256, 128)], "alpha": [1e-4, 1e-3, 1e-2]},
+}
+
+
+def _inner_prefix(step: Any) -> str:
+    """Parameter prefix from the ``clf`` step down to the bare estimator."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    prefix = "clf__"
+    while isinstance(step, (CalibratedClassifierCV, BalancedClassifier)):
+        prefix += "estimator__"
+        step = step.estimator
+    return prefix
+
+
+def final_estimator(pipeline: Any) -> Any:
+    """The bare classifier inside a pipeline from :func:`make_classifier` (fitted if it is).
+
+    Unwraps a search (``best_estimator_``), calibration and balancing wrappers.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+
+    est = getattr(pipeline, "best_estimator_", pipeline)
+    est = est.steps[-1][1] if hasattr(est, "steps") else est
+    while True:
+        if isinstance(est, CalibratedClassifierCV):
+            fitted = getattr(est, "calibrated_classifiers_", None)
+            est = fitted[0].estimator if fitted else est.estimator
+        elif isinstance(est, BalancedClassifier):
+            est = getattr(est, "estimator_", est.estimator)
+        else:
+            return est
+
+
+def make_classifier(
+    name: str,
+    *,
+    class_weight: str | dict | None = "balanced",
+    feature_selection: str | None = None,
+    k: int | str = 60,
+    search: bool | str = False,
+    cv: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """Build an unfitted classification pipeline for leukocyte feature vectors.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`CLASSIFIERS`: ``"svm"``, ``"linear-svm"``, ``"knn"``, ``"logreg"``,
+        ``"naive-bayes"``, ``"xgboost"``, ``"random-forest"``, ``"mlp"``.
+    class_weight : "balanced", dict or None, default="balanced"
+        Class weighting for imbalanced classes (see the module docstring).
+    feature_selection : None, "univariate" or "sfs", default=None
+        ``"univariate"``: :class:`~sklearn.feature_selection.SelectKBest` with the ANOVA F
+        score; ``"sfs"``: forward :class:`~sklearn.feature_selection.SequentialFeatureSelector`
+        scored by a fast multinomial logistic regression (3-fold, stratified) -- slow on
+        hundreds of features, meant for small sets.
+    k : int or "all", default=60
+        Number of features to keep (``SelectKBest`` keeps all when ``k`` exceeds the
+        number of features; ``"sfs"`` needs ``k`` smaller than it).
+    search : bool or "grid" or "halving", default=False
+        Tune :data:`PARAM_GRIDS` ``[name]`` (plus ``k`` with univariate selection) by
+        stratified, shuffled, seeded ``cv``-fold cross-validation. True means ``"grid"``
+        (:class:`~sklearn.model_selection.GridSearchCV`); ``"halving"`` uses
+        :class:`~sklearn.model_selection.HalvingGridSearchCV`.
+    cv : int, default=5
+        Folds of the search.
+    seed : int, default=0
+        Seed of every random part (estimators, folds).
+    n_jobs : int, default=1
+        Parallel jobs of the estimator (kNN, XGBoost, random forest, calibration) or of
+        the search when ``search`` is set (the estimator then runs single-threaded).
+    params : dict, optional
+        Overrides of the bare classifier's parameters, e.g. ``{"C": 30.0}`` for
+        ``"svm"`` or ``{"n_estimators": 100}`` for ``"xgboost"`` (set through the
+        calibration / balancing wrappers).
+
+    Returns
+    -------
+    estimator : Pipeline or GridSearchCV
+        A :class:`~sklearn.pipeline.Pipeline` with steps ``"scale"``, optionally
+        ``"select"``, and ``"clf"``; with ``search`` the pipeline wrapped in the search
+        object (its ``best_estimator_`` is the fitted Pipeline).  Both have ``fit``,
+        ``predict`` and ``predict_proba`` (columns in sorted label order).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``name``, ``feature_selection`` or ``search`` value; the message
+        lists the valid choices.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {name!r}; valid names are: "
+                         + ", ".join(CLASSIFIERS))
+    if feature_selection not in (None, "univariate", "sfs"):
+        raise ValueError(f"unknown feature_selection {feature_selection!r}; "
+                         "valid values are: None, 'univariate', 'sfs'")
+    if search not in (False, True, "grid", "halving"):
+        raise ValueError(f"unknown search {search!r}; valid values are: False, True, "
+                         "'grid', 'halving'")
+    inner_jobs = 1 if search else n_jobs
+    clf = CLASSIFIERS[name](class_weight, seed, inner_jobs)
+    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
+    if feature_selection == "univariate":
+        from sklearn.feature_selection import SelectKBest, f_classif
+
+        steps.append(("select", SelectKBest(f_classif, k=k)))
+    elif feature_selection == "sfs":
+        from sklearn.feature_selection import SequentialFeatureSelector
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        proxy = LogisticRegression(max_iter=300, class_weight=class_weight)
+        steps.append(("select", SequentialFeatureSelector(
+            proxy, n_features_to_select=k, direction="forward",
+            cv=StratifiedKFold(3, shuffle=True, random_state=seed), n_jobs=inner_jobs)))
+    steps.append(("clf", clf))
+    pipe = Pipeline(steps)
+    if params:
+        prefix = _inner_prefix(clf)
+        pipe.set_params(**{prefix + key: value for key, value in params.items()})
+    if not search:
+        return pipe
+
+    from sklearn.model_selection import StratifiedKFold
+
+    prefix = _inner_prefix(clf)
+    grid = {prefix + key: list(values) for key, values in PARAM_GRIDS[name].items()}
+    if feature_selection == "univariate" and isinstance(k, int):
+        grid["select__k"] = sorted({max(1, k // 2), k, 2 * k})
+    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    if search == "halving":
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+        from sklearn.model_selection import HalvingGridSearchCV
+
+        return HalvingGridSearchCV(pipe, grid, cv=folds, scoring="accuracy",
+                                   random_state=seed, n_jobs=n_jobs, refit=True)
+    from sklearn.model_selection import GridSearchCV
+
+    return GridSearchCV(pipe, grid, cv=folds, scoring="accuracy", n_jobs=n_jobs, refit=True)

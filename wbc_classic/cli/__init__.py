@@ -1,0 +1,70 @@
+"""The ``wbc-classic`` command line.
+
+Each sub-command lives in its own module under :mod:`wbc_classic.cli` and exposes
+``HELP`` (one line), ``EXAMPLE`` (shown in ``--help``), ``add_arguments(parser)`` and
+``run(args) -> int`` (the exit code).  Modules are imported only when their command runs,
+so ``wbc-classic segment`` never pays for heavy imports of other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command name -> module under wbc_classic.cli
+COMMANDS: dict[str, str] = {
+    "segment": "segment",
+    "eval-seg": "eval_seg",
+    "train": "train",
+    "predict": "predict",
+    "count": "count",
+}
+
+
+def _load(module: str):
+    return importlib.import_module(f"wbc_classic.cli.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every available sub-command."""
+    from wbc_classic import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wbc-classic",
+        description="Leukocyte image analysis: segment, evaluate, train, predict and count.",
+    )
+    parser.add_argument("--version", action="version", version=f"wbc-classic {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = _load(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"wbc_classic.cli.{module_name}":
+                continue  # command not shipped in this build
+            raise
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=f"example:\n  {module.EXAMPLE}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wbc-classic`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

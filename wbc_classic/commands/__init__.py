@@ -1,1 +1,0 @@
-"""Sub-commands of the ``wbc-classic`` command, one module each."""

@@ -1,0 +1,2 @@
+"""Pixels before either family sees them: stain normalisation, pixel scale, augmentation, cell
+crops."""
