@@ -509,8 +509,12 @@ def compute_threads(cfg: BenchmarkConfig, n_train: int) -> int:
 def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                   folds: Sequence[Any], cache: Path, out: Path, log: StageLog,
                   failures: list[dict[str, Any]]) -> list[_Scored]:
-    """Extract (cached) features once, then fit and score every classifier on every fold."""
-    from wbc_classic.classical.extraction import extract_features
+    """Extract (cached) features once, then fit and score every classifier on every fold.
+
+    The features come from :meth:`WBCModel.extract` (the model's own front end, with the
+    feature cache) and every fold's classifier is a ``WBCModel`` fitted with
+    :meth:`WBCModel.fit_features` on those rows: the benchmark orchestrates nothing below.
+    """
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
 
@@ -519,8 +523,8 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            ext = extract_features(data.paths, n_jobs=cfg.n_jobs, cache_dir=cache,
-                                   progress=cfg.progress)
+            ext = WBCModel(n_jobs=cfg.n_jobs, cache_dir=cache).extract(
+                data.paths, progress=cfg.progress)
         dt = time.perf_counter() - t0
         not_found = int((ext.ok & ~ext.found).sum())
         st["detail"] = (f"{n} images, {ext.n_cached} from the cache, "
@@ -557,11 +561,11 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 tr = tr[ok[tr]]
                 te = fold.test
                 te_ok, te_bad = te[ok[te]], te[~ok[te]]
-                model = WBCModel(name, n_jobs=threads, seed=cfg.seed)
+                model = WBCModel(name, n_jobs=threads, seed=cfg.seed,
+                                 classes=list(data.classes), cv=0)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # convergence chatter of small folds
-                    _, m_fit = measure_call(model.fit_features, X[tr], data.y[tr],
-                                            data.classes, cv=0)
+                    _, m_fit = measure_call(model.fit_features, X[tr], data.y[tr])
                     proba, m_pred = time_inference(model.predict_proba_features, X[te_ok],
                                                    repeats=3, trace_python=False)
                 sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)

@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": ("wbc_classic.classical.model", "load"),
+    "load": ("wbc_classic.classical.modelfile", "load"),
     "WBCModel": ("wbc_classic.classical.model", "WBCModel"),
     "read_image": ("wbc_classic.io.images", "read_image"),
     "ImageReadError": ("wbc_classic.io.images", "ImageReadError"),

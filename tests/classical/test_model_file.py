@@ -15,14 +15,14 @@ import skops.io as sio
 
 from features import FeatureExtractor
 from wbc_classic.classical.classifiers import CLASSIFIERS, make_classifier
-from wbc_classic.classical.model import (
+from wbc_classic.classical.model import WBCModel, full_segment_params
+from wbc_classic.classical.modelfile import (
     ModelFileError,
     ModelVersionWarning,
-    WBCModel,
     _from_dict,
-    full_segment_params,
     known_types,
     load,
+    to_dict,
 )
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte"]
@@ -46,9 +46,8 @@ def _fitted(name: str, extractor, cv: int = 0) -> tuple[WBCModel, np.ndarray]:
     X, y = _data(len(extractor.get_feature_names_out()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = WBCModel(name, extractor=extractor, seed=0,
-                         classifier_params={"params": SMALL.get(name)}
-                         ).fit_features(X, y, CLASSES, cv=cv)
+        model = WBCModel(name, extractor=extractor, seed=0, classes=CLASSES, cv=cv,
+                         classifier_params={"params": SMALL.get(name)}).fit_features(X, y)
     return model, X
 
 
@@ -67,20 +66,20 @@ def test_round_trip_identical_probabilities(name, extractor, tmp_path):
     again = load(path)
     np.testing.assert_array_equal(model.predict_proba_features(X),
                                   again.predict_proba_features(X))
-    assert again.classes == tuple(CLASSES)
+    assert tuple(again.classes_) == tuple(CLASSES)
 
 
 def test_round_trip_keeps_everything(saved):
     model, _, path = saved
     again = WBCModel.load(path)
-    assert again.classes == tuple(CLASSES)
+    assert tuple(again.classes_) == tuple(CLASSES)
     assert again.feature_names_ == model.feature_names_
     assert again.extractor.get_params() == model.extractor.get_params()
     from segmentation.pipeline import SegmenterParams
 
     assert SegmenterParams(**again.segment_params) == SegmenterParams()
-    assert again.versions == model.versions and "scikit-learn" in again.versions
-    meta = again.metadata
+    assert again.versions_ == model.versions_ and "scikit-learn" in again.versions_
+    meta = again.metadata_
     assert meta["classifier"] == "logreg" and meta["data"]["counts"]["eosinophil"] == 14
     assert 0.0 <= meta["cv_accuracy"] <= 1.0 and meta["cv_folds"] == 2
     assert meta["file"] == str(path)
@@ -186,7 +185,7 @@ def test_other_skops_object_refused(tmp_path):
 
 def test_version_mismatch_warns(extractor, tmp_path):
     model, X = _fitted("logreg", extractor)
-    model.versions["scikit-learn"] = "0.20.0"
+    model.versions_["scikit-learn"] = "0.20.0"
     path = model.save(tmp_path / "old.skops")
     with pytest.warns(ModelVersionWarning, match="scikit-learn 0.20.0"):
         again = load(path)
@@ -217,16 +216,19 @@ def test_known_types_cover_every_classifier():
     assert not any(t.startswith(("os.", "builtins.eval", "subprocess.")) for t in known_types())
 
 
-def test_labels_as_names_and_missing_class(extractor):
+def test_labels_as_names_and_missing_class(extractor, tmp_path):
     X, y = _data(len(extractor.get_feature_names_out()))
     names = np.asarray(CLASSES)[y]
-    model = WBCModel("logreg", extractor=extractor).fit_features(X, names, cv=0)
-    assert model.classes == tuple(sorted(CLASSES))
+    model = WBCModel("logreg", extractor=extractor, cv=0).fit_features(X, names)
+    assert tuple(model.classes_) == tuple(sorted(CLASSES))
     # a class with no training sample still gets a (zero) probability column
-    model = WBCModel("logreg", extractor=extractor).fit_features(
-        X, y, [*CLASSES, "monocyte"], cv=0)
+    model = WBCModel("logreg", extractor=extractor, classes=["monocyte", *CLASSES],
+                     cv=0).fit_features(X, y + 1)
     proba = model.predict_proba_features(X)
-    assert proba.shape == (len(y), 4) and np.all(proba[:, 3] == 0)
+    assert proba.shape == (len(y), 4) and np.all(proba[:, 0] == 0)
+    # ... also after a round trip (the file maps the pipeline's columns to the names)
+    again = load(model.save(tmp_path / "m.skops"))
+    np.testing.assert_array_equal(again.predict_proba_features(X), proba)
     with pytest.raises(ValueError, match="classes"):
         WBCModel("logreg", extractor=extractor).fit_features(X, y)
 
@@ -236,7 +238,7 @@ def test_fit_and_predict_from_images(tmp_path):
 
     images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
     fx = FeatureExtractor(families=("geometry", "colour"))
-    model = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    model = WBCModel("logreg", extractor=fx, classes=classes, cv=0).fit(list(images), y)
     labels = model.predict(images)
     assert labels.shape == (len(y),) and set(labels) <= set(classes)
     assert model.predict_proba(images[0]).shape == (1, 2)  # one (H, W, 3) image
@@ -250,9 +252,10 @@ def test_stain_normaliser_is_fitted_saved_and_applied(stain, tmp_path):
 
     images, y, classes = make_cells(3, classes=("eosinophil", "lymphocyte"), size=64, seed=0)
     fx = FeatureExtractor(families=("colour",))
-    model = WBCModel("logreg", extractor=fx, stain=stain).fit(list(images), y, classes, cv=0)
+    model = WBCModel("logreg", extractor=fx, stain=stain, classes=classes,
+                     cv=0).fit(list(images), y)
     assert model.stain_ is not None and model.stain_.name == stain
-    plain = WBCModel("logreg", extractor=fx).fit(list(images), y, classes, cv=0)
+    plain = WBCModel("logreg", extractor=fx, classes=classes, cv=0).fit(list(images), y)
     # the normaliser changes what the colour features see
     assert not np.allclose(model.transform(images), plain.transform(images))
     again = load(model.save(tmp_path / "m.skops"))
@@ -263,7 +266,7 @@ def test_stain_normaliser_is_fitted_saved_and_applied(stain, tmp_path):
 
 def test_models_without_rim_trim_field_keep_their_segmentation(extractor, tmp_path):
     model, _ = _fitted("logreg", extractor)
-    obj = model.to_dict()
+    obj = to_dict(model)
     del obj["segmenter"]["params"]["rim_max_od"]  # a file written before the field existed
     again = _from_dict(obj, tmp_path / "old.skops")
     assert full_segment_params(again.segment_params)["rim_max_od"] == 0.0
@@ -273,7 +276,7 @@ _TRUSTED_LISTS = """
 import json, sys
 sys.path.insert(0, {root!r})
 if {hook}:
-    from wbc_classic.classical.model import _import_skops_io
+    from wbc_classic.classical.modelfile import _import_skops_io
     _import_skops_io()
     assert "torch" not in sys.modules
 import skops.io._trusted_types as tt

@@ -35,12 +35,12 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_one_complete_model(trained, capsys):
-    from wbc_classic.classical.model import load
+    from wbc_classic.classical.modelfile import load
 
     root, _, model_path = trained
     model = load(model_path)
-    assert model.classes == CLASSES
-    meta = model.metadata
+    assert tuple(model.classes_) == CLASSES
+    meta = model.metadata_
     assert meta["classifier"] == "logreg"
     assert meta["data"]["n_images"] == 24 and meta["data"]["split_scheme"] == "80/20"
     assert 0.0 <= meta["cv_accuracy"] <= 1.0
@@ -93,16 +93,14 @@ def test_predict_all_ok_and_python_twin_agree(trained, tmp_path):
 
 def test_training_and_prediction_features_are_identical(trained):
     """The cached training extraction and the prediction path compute the same numbers."""
-    from wbc_classic.classical.model import load
-    from wbc_classic.cli.train import extract_dataset
+    from wbc_classic.classical.modelfile import load
 
     root, data, model_path = trained
     model = load(model_path)
     files = sorted(data.rglob("*.png"))[::5]
-    X_train, errors = extract_dataset(files, model.extractor, segment_params=model.segment_params,
-                                      n_jobs=1, cache_dir=root / "cache", progress=False)
-    assert not any(errors)
-    np.testing.assert_array_equal(X_train, model.transform(files))
+    cached = model.set_params(cache_dir=root / "cache").extract(files)
+    assert not cached.failures and cached.n_cached > 0  # written by `train`
+    np.testing.assert_array_equal(cached.X, model.set_params(cache_dir=None).transform(files))
 
 
 def test_predict_refuses_bad_model(tmp_path, capsys):
@@ -181,8 +179,7 @@ def test_help_shows_examples(capsys):
 
 def test_train_with_stain_normaliser_predicts_the_same_as_python(trained, tmp_path):
     """``--stain``: fitted at training, saved, and the training features equal predict's."""
-    from wbc_classic.classical.model import load
-    from wbc_classic.cli.train import extract_dataset
+    from wbc_classic.classical.modelfile import load
 
     root, data, _ = trained
     model_path = tmp_path / "stain.skops"
@@ -192,19 +189,17 @@ def test_train_with_stain_normaliser_predicts_the_same_as_python(trained, tmp_pa
     model = load(model_path)
     assert model.stain_ is not None and model.stain_.name == "reinhard"
     files = sorted(data.rglob("*.png"))[::6]
-    X_train, errors = extract_dataset(files, model.extractor, segment_params=model.segment_params,
-                                      n_jobs=1, cache_dir=root / "cache", progress=False,
-                                      stain=model.stain_)
-    assert not any(errors)
-    np.testing.assert_allclose(X_train, model.transform(files), rtol=1e-6)
-    plain, _ = extract_dataset(files, model.extractor, segment_params=model.segment_params,
-                               n_jobs=1, cache_dir=root / "cache", progress=False)
-    assert not np.allclose(plain, X_train)  # a separate cache entry, not the plain one
+    cached = model.set_params(cache_dir=root / "cache").extract(files)
+    assert not cached.failures and cached.n_cached == len(files)  # written by `train`
+    np.testing.assert_allclose(cached.X, model.set_params(cache_dir=None).transform(files),
+                               rtol=1e-6)
+    plain = load(trained[2]).set_params(cache_dir=root / "cache").extract(files)
+    assert not np.allclose(plain.X, cached.X)  # a separate cache entry, not the plain one
 
 
 def test_train_with_augmented_copies(trained, tmp_path, capsys):
     """``--augment-copies``: copies of the training images only, recorded in the model."""
-    from wbc_classic.classical.model import load
+    from wbc_classic.classical.modelfile import load
 
     root, data, _ = trained
     model_path = tmp_path / "aug.skops"
@@ -214,7 +209,7 @@ def test_train_with_augmented_copies(trained, tmp_path, capsys):
                  "--augment-no-scale"]) == 0
     out = capsys.readouterr().out
     model = load(model_path)
-    meta = model.metadata
+    meta = model.metadata_
     n_train = meta["data"]["n_train"]
     assert f"augmentation: {2 * n_train} of {2 * n_train} augmented copies used" in out
     assert meta["augmentation"]["copies"] == 2
@@ -231,18 +226,17 @@ def test_wbcmodel_fit_with_augmentation_keeps_copies_in_one_fold():
 
     cells = make_cells(4, classes=CLASSES, size=96, seed=0)
     images, labels = list(cells[0]), [CLASSES[i] for i in cells[1]]
-    model = WBCModel("logreg", augmentation=default_augmentation(), augment_copies=1)
-    model.fit(images, labels, cv=2)
-    assert model.metadata["data"]["n_samples"] == 24
-    assert model.metadata["augmentation"]["copies"] == 1
-    assert model.metadata["cv_folds"] == 2
+    model = WBCModel("logreg", augmentation=default_augmentation(), augment_copies=1, cv=2)
+    model.fit(images, labels)
+    assert model.metadata_["data"]["n_samples"] == 24
+    assert model.metadata_["augmentation"]["copies"] == 1
+    assert model.metadata_["cv_folds"] == 2
     assert model.predict_proba(images[:2]).shape == (2, 3)
 
 
 def test_train_with_density_family_round_trips(trained, tmp_path):
     """The opt-in density family is saved with the model and used again at prediction."""
-    from wbc_classic.classical.model import load
-    from wbc_classic.cli.train import extract_dataset
+    from wbc_classic.classical.modelfile import load
 
     root, data, _ = trained
     model_path = tmp_path / "density.skops"
@@ -253,23 +247,24 @@ def test_train_with_density_family_round_trips(trained, tmp_path):
     assert any(n.startswith("od_") for n in model.feature_names_)
     assert not any(n.startswith("colour_") for n in model.feature_names_)
     files = sorted(data.rglob("*.png"))[::6]
-    X_train, errors = extract_dataset(files, model.extractor, segment_params={}, n_jobs=1,
-                                      cache_dir=root / "cache", progress=False)
-    assert not any(errors)
-    np.testing.assert_allclose(X_train, model.transform(files), rtol=1e-6)
+    cached = model.set_params(cache_dir=root / "cache").extract(files)
+    assert not cached.failures and cached.n_cached == len(files)
+    np.testing.assert_allclose(cached.X, model.set_params(cache_dir=None).transform(files),
+                               rtol=1e-6)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", str(data), "--out", "m.skops",
                                    "--families", "shape"])
 
 
 def test_model_records_its_pixel_scale_and_resamples_other_scales(tmp_path):
-    from wbc_classic.classical.model import WBCModel, load
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.classical.modelfile import load
     from wbc_classic.data.synthetic import make_cells
     from wbc_classic.preprocess.scale import rescale_image
 
     images, y, _ = make_cells(3, classes=CLASSES, size=160, seed=0)
     images = list(images)
-    model = WBCModel("logreg").fit(images, [CLASSES[i] for i in y], cv=0)
+    model = WBCModel("logreg", cv=0).fit(images, [CLASSES[i] for i in y])
     ref = model.um_per_pixel_
     assert ref is not None and 0.05 < ref < 0.5
     assert model.rescale_factor(None) == 1.0
@@ -290,7 +285,7 @@ def test_model_records_its_pixel_scale_and_resamples_other_scales(tmp_path):
 
 
 def test_predict_um_per_pixel_option(trained, tmp_path, capsys):
-    from wbc_classic.classical.model import load
+    from wbc_classic.classical.modelfile import load
 
     _, data, model_path = trained
     assert load(model_path).um_per_pixel_ is not None
@@ -318,3 +313,39 @@ def test_with_augmented_copies_keeps_rows_labels_and_sources_aligned():
     np.testing.assert_array_equal(Xs.ravel(), [0, 1, 2, 10, 12, 20, 21])
     np.testing.assert_array_equal(ys, [5, 6, 7, 5, 7, 5, 6])
     np.testing.assert_array_equal(groups, [0, 1, 2, 0, 2, 0, 1])
+
+
+def test_count_classifies_field_cells_on_stain_normalised_pixels(trained, tmp_path):
+    """Issue 11: ``count`` with a ``--stain`` model must normalise the field cells' pixels
+    the way training did (it classified them on raw pixels)."""
+    import cv2
+
+    import wbc_classic
+    from segmentation import segment_field
+    from wbc_classic.classical.model import segmenter_params
+
+    root, data, _ = trained
+    model_path = tmp_path / "stain.skops"
+    assert main(["train", "--data", str(data), "--classes", *CLASSES, "--classifier",
+                 "logreg", "--out", str(model_path), "--cache-dir", str(root / "cache"),
+                 "--cv", "0", "--stain", "reinhard", "--families", "colour"]) == 0
+    model = wbc_classic.load(model_path)
+    field = make_smear(shape=(240, 320), n_leukocytes=2, classes=CLASSES, seed=5,
+                       stain_shift=1.0).image
+    path = tmp_path / "field.png"
+    cv2.imwrite(str(path), cv2.cvtColor(field, cv2.COLOR_RGB2BGR))
+    cells = segment_field(read_image(path), segmenter_params(model.segment_params))
+    assert cells
+    pairs = [(c.crop, c.segmentation) for c in cells]
+    normalised = model.predict_proba_features(np.asarray(model.extractor_.transform(
+        [(model.stain_.transform(crop), seg) for crop, seg in pairs]), np.float32))
+    raw = model.predict_proba_features(np.asarray(model.extractor_.transform(pairs),
+                                                  np.float32))
+    assert not np.allclose(raw, normalised, atol=1e-5)  # the normaliser matters here
+
+    out = tmp_path / "counts"
+    assert main(["count", "--model", str(model_path), str(path), "--out", str(out),
+                 "--no-images"]) == 0
+    rows = _read_csv(out / "cells.csv")
+    counted = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
+    np.testing.assert_allclose(counted, normalised, atol=2e-6)

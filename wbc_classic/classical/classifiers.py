@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.utils import get_tags
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
 
@@ -47,6 +48,8 @@ __all__ = [
     "CLASSIFIERS",
     "PARAM_GRIDS",
     "BalancedClassifier",
+    "FeatureClassifier",
+    "is_search",
     "make_classifier",
     "final_estimator",
 ]
@@ -79,39 +82,91 @@ class BalancedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
-        """Fit the wrapped estimator; ``sample_weight`` multiplies the class weights."""
+        """Fit the wrapped estimator on balanced per-sample weights.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (n, F)
+        y : array-like, shape (n,)
+            Class labels (any hashable type); a continuous target is refused.
+        sample_weight : array-like of float, shape (n,), optional
+            Multiplies the class weights. The balancing itself counts each class by its
+            total sample weight (not its row count), so a weight of 2 is the same as a
+            repeated row, as in scikit-learn's own ``class_weight="balanced"``.
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import _check_sample_weight, validate_data
+
+        X, y = validate_data(self, X, y, accept_sparse=False, dtype=None,
+                             ensure_all_finite=False)
+        check_classification_targets(y)
         self._le = LabelEncoder().fit(y)
         self.classes_ = self._le.classes_
         yy = self._le.transform(y)
-        weight = None
+        weight = None if sample_weight is None else _check_sample_weight(sample_weight, X)
         if self.class_weight is not None:
-            weight = compute_sample_weight(self.class_weight, yy if not isinstance(
-                self.class_weight, dict) else y)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=float)
-            weight = sample_weight if weight is None else weight * sample_weight
+            weight = _balanced_weights(self.class_weight, y, yy, len(self.classes_), weight)
         self.estimator_ = clone(self.estimator)
         if weight is None:
             self.estimator_.fit(X, yy)
         else:
             self.estimator_.fit(X, yy, sample_weight=weight)
-        self.n_features_in_ = int(np.shape(X)[1])
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, float array of shape (n, K) in ``classes_`` order."""
+        from sklearn.utils.validation import validate_data
+
         check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=None,
+                          ensure_all_finite=False)
         return self.estimator_.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, shape (n,)."""
+        from sklearn.utils.validation import validate_data
+
         check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=None,
+                          ensure_all_finite=False)
         return self.classes_[np.asarray(self.estimator_.predict(X), dtype=np.int64).ravel()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # X is validated as a dense array before it reaches the wrapped estimator; NaN
+        # handling is the wrapped estimator's own (XGBoost takes NaN, GaussianNB refuses it)
         tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
         return tags
+
+
+def _balanced_weights(class_weight: str | dict, y: np.ndarray, yy: np.ndarray, n_classes: int,
+                      sample_weight: np.ndarray | None) -> np.ndarray:
+    """Per-sample weights: class weight (``"balanced"`` or a dict over labels) x sample weight.
+
+    ``"balanced"`` is ``total weight / (K * weight of the class)``; with unit sample weights
+    that is scikit-learn's ``n / (K * n_c)`` (:func:`~sklearn.utils.class_weight.
+    compute_sample_weight`), so unweighted fits are unchanged.
+    """
+    if isinstance(class_weight, dict):
+        weight = compute_sample_weight(class_weight, y)
+    elif class_weight == "balanced":
+        sw = np.ones(yy.shape[0]) if sample_weight is None else sample_weight
+        per_class = np.bincount(yy, weights=sw, minlength=n_classes)
+        # a class of zero total weight has no row that counts: its weight stays 0
+        per_class_weight = np.divide(sw.sum(), n_classes * per_class,
+                                     out=np.zeros(n_classes), where=per_class > 0)
+        weight = per_class_weight[yy]
+        if sample_weight is None:
+            return weight
+    else:
+        raise ValueError(f"class_weight must be 'balanced', a dict or None, "
+                         f"got {class_weight!r}")
+    return weight if sample_weight is None else weight * sample_weight
 
 
 # --------------------------------------------------------------------------- builders
@@ -357,3 +412,116 @@ def make_classifier(
     from sklearn.model_selection import GridSearchCV
 
     return GridSearchCV(pipe, grid, cv=folds, scoring="accuracy", n_jobs=n_jobs, refit=True)
+
+
+# --------------------------------------------------------------------------- feature level
+
+class FeatureClassifier(ClassifierMixin, BaseEstimator):
+    """A registry classifier over leukocyte feature vectors: the feature half of ``WBCModel``.
+
+    :class:`wbc_classic.classical.model.WBCModel` takes images (arrays or files) and owns
+    the front end (pixel scale, stain normaliser, segmentation, features, augmentation); it
+    holds one of these, fitted on the feature matrix, as ``estimator_``. Keeping the two
+    apart is deliberate: a ``WBCModel`` that also took 2-D float arrays as "already
+    extracted features" would make one ``X`` mean two things (a batch of grey images or a
+    feature matrix), and its behaviour would depend on guessing which. Here ``X`` is always
+    a feature matrix, so the estimator keeps the whole scikit-learn contract
+    (``check_estimator`` runs on it in the tests) and benchmarks can score the classifier
+    on cached features with the very object a saved model predicts with.
+
+    Parameters
+    ----------
+    classifier : str or estimator, default="svm"
+        A :data:`CLASSIFIERS` name (built by :func:`make_classifier`), or an unfitted
+        scikit-learn classifier/pipeline with ``predict_proba`` (cloned at fit).
+    classifier_params : dict, optional
+        Keyword arguments of :func:`make_classifier` (``class_weight``,
+        ``feature_selection``, ``k``, ``search``, ``cv``, ``params``); ``seed`` and
+        ``n_jobs`` default to this estimator's.
+    n_jobs : int, default=1
+        Parallel jobs of the classifier.
+    seed : int, default=0
+        Seed of the classifier (and of its hyper-parameter search folds).
+
+    Attributes
+    ----------
+    pipeline_ : sklearn estimator
+        The fitted pipeline (the best one of a search), fitted on ``0..K-1`` codes of
+        ``classes_``.
+    classes_ : ndarray, shape (K,)
+        The labels seen in ``fit``, sorted.
+    search_ : dict or None
+        ``{"best_score": float, "best_params": dict}`` when the classifier is a
+        hyper-parameter search, else None.
+    n_features_in_ : int
+    """
+
+    def __init__(self, classifier: str | Any = "svm", *,
+                 classifier_params: dict | None = None, n_jobs: int = 1, seed: int = 0):
+        self.classifier = classifier
+        self.classifier_params = classifier_params
+        self.n_jobs = n_jobs
+        self.seed = seed
+
+    def make_estimator(self) -> Any:
+        """The unfitted classifier this estimator fits (a fresh object on every call)."""
+        if isinstance(self.classifier, str):
+            params = dict(self.classifier_params or {})
+            params.setdefault("seed", self.seed)
+            params.setdefault("n_jobs", self.n_jobs)
+            return make_classifier(self.classifier, **params)
+        return clone(self.classifier)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> FeatureClassifier:
+        """Fit the classifier.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (n, F)
+            Finite feature values (cast to float32, the dtype of the feature cache).
+        y : array-like, shape (n,)
+            Class labels of any sortable type; a continuous target is refused.
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
+
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        estimator = self.make_estimator()
+        estimator.fit(X, codes)
+        if is_search(estimator):
+            self.search_ = {"best_score": float(estimator.best_score_),
+                            "best_params": dict(estimator.best_params_)}
+            self.pipeline_ = estimator.best_estimator_
+        else:
+            self.search_ = None
+            self.pipeline_ = estimator
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, ndarray of float64, shape (n, K), columns in ``classes_``
+        order."""
+        from sklearn.utils.validation import validate_data
+
+        check_is_fitted(self, "pipeline_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return np.asarray(self.pipeline_.predict_proba(X), dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The most probable label of each row, shape (n,)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+def is_search(estimator: Any) -> bool:
+    """Whether ``estimator`` is a hyper-parameter search (fitted or not)."""
+    return hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid")

@@ -77,7 +77,7 @@ from wbc_classic.io.atomic import atomic_open
 from wbc_classic.io.fingerprint import code_fingerprint
 from wbc_classic.preprocess.augment import AugmentedImage
 
-__all__ = ["ExtractionFailure", "ExtractionResult", "extract_features", "cache_key",
+__all__ = ["ExtractionFailure", "ExtractionResult", "Segmented", "extract_features", "cache_key",
            "segmenter_settings", "extractor_settings", "code_fingerprint", "CACHE_FORMAT"]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,26 @@ logger = logging.getLogger(__name__)
 #: Version of the on-disk cache layout; part of every key.
 CACHE_FORMAT = 1
 
-Item = str | os.PathLike | np.ndarray | AugmentedImage
+
+
+@dataclass(frozen=True)
+class Segmented:
+    """An image that is already segmented (e.g. a leukocyte cut out of a smear field by
+    :func:`segmentation.segment_field`): :func:`extract_features` skips the read, rescale
+    and segment stages for it and never caches it (the masks are not part of any key).
+
+    Attributes
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+    segmentation : segmentation.Segmentation
+        Masks in ``image``'s pixel grid.
+    """
+
+    image: np.ndarray
+    segmentation: Any
+
+
+Item = str | os.PathLike | np.ndarray | AugmentedImage | Segmented
 
 
 @dataclass(frozen=True)
@@ -242,6 +261,7 @@ class _Job:
     cache_dir: str | None
     max_pixels: int | None
     stain: Any = None
+    rescale: float = 1.0
 
 
 def _cache_path(cache_dir: str, key: str) -> Path:
@@ -275,6 +295,8 @@ def _save_cached(path: Path, x: np.ndarray, names: tuple[str, ...], found: bool,
 
 
 def _source(index: int, item: Item) -> str:
+    if isinstance(item, Segmented):
+        return f"<segmented cell {index}>"
     return f"<array {index}>" if isinstance(item, np.ndarray) else str(item)
 
 
@@ -283,6 +305,8 @@ def _lookup(index: int, item: Item, job: _Job) -> tuple[tuple | None, str | None
     is finished here; otherwise the item still has to be computed."""
     from wbc_classic.io.images import ImageReadError, array_sha256, image_sha256
 
+    if isinstance(item, Segmented):
+        return None, None
     try:
         if isinstance(item, np.ndarray):
             content = array_sha256(item)
@@ -310,30 +334,37 @@ def _process(index: int, item: Item, job: _Job, content: str | None = None
 
     source = _source(index, item)
     path = None
-    if content is None:
-        done, content = _lookup(index, item, job)
-        if done is not None:
-            return done
-    if job.cache_dir is not None:
-        path = _cache_path(job.cache_dir, cache_key(content, job.settings))
-    try:
-        if isinstance(item, np.ndarray):
-            image = item
-        elif isinstance(item, AugmentedImage):
-            image = item.read(max_pixels=job.max_pixels)
-        else:
-            image = read_image(item, max_pixels=job.max_pixels)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
-                             f"{image.dtype}")
-    except (ImageReadError, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, ImageReadError) else str(exc)
-        return index, None, False, ExtractionFailure(index, source, "read", reason), False
-    try:
-        seg = job.segmenter(image)
-    except Exception as exc:
-        return index, None, False, ExtractionFailure(
-            index, source, "segment", f"{type(exc).__name__}: {exc}"), False
+    if isinstance(item, Segmented):
+        image, seg = item.image, item.segmentation
+    else:
+        if content is None:
+            done, content = _lookup(index, item, job)
+            if done is not None:
+                return done
+        if job.cache_dir is not None:
+            path = _cache_path(job.cache_dir, cache_key(content, job.settings))
+        try:
+            if isinstance(item, np.ndarray):
+                image = item
+            elif isinstance(item, AugmentedImage):
+                image = item.read(max_pixels=job.max_pixels)
+            else:
+                image = read_image(item, max_pixels=job.max_pixels)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
+                                 f"{image.dtype}")
+        except (ImageReadError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, ImageReadError) else str(exc)
+            return index, None, False, ExtractionFailure(index, source, "read", reason), False
+        try:
+            if job.rescale != 1.0:
+                from wbc_classic.preprocess.scale import rescale_image
+
+                image = rescale_image(image, job.rescale)
+            seg = job.segmenter(image)
+        except Exception as exc:
+            return index, None, False, ExtractionFailure(
+                index, source, "segment", f"{type(exc).__name__}: {exc}"), False
     try:
         # the masks come from the raw pixels; only what the features measure is normalised
         pixels = image if job.stain is None else job.stain.transform(image)
@@ -387,15 +418,17 @@ def extract_features(
     max_pixels: int | None = None,
     chunk_size: int = 8,
     stain: Any = None,
+    rescale: float = 1.0,
 ) -> ExtractionResult:
     """Segment every image and extract its features, in parallel, with an on-disk cache.
 
     Parameters
     ----------
-    images : sequence of path, ndarray or AugmentedImage, or ndarray of shape (N, H, W, 3)
+    images : sequence of path, ndarray, AugmentedImage or Segmented, or ndarray (N, H, W, 3)
         Image files (read with :func:`wbc_classic.io.images.read_image`), in-memory uint8 RGB
-        arrays (H, W, 3) and/or augmented training copies
-        (:func:`wbc_classic.preprocess.augment.augmented_copies`); sizes may differ.
+        arrays (H, W, 3), augmented training copies
+        (:func:`wbc_classic.preprocess.augment.augmented_copies`) and/or already segmented
+        cells (:class:`Segmented`, not cached); sizes may differ.
     segmenter : callable, optional
         ``image -> Segmentation``; default :func:`segmentation.segment`.
     extractor : features.FeatureExtractor, optional
@@ -419,6 +452,11 @@ def extract_features(
     stain : wbc_classic.preprocess.stain.StainNormalizer, optional
         A fitted normaliser applied to each image after segmentation and before the
         features (its fitted state is part of the cache key).
+    rescale : float, default 1.0
+        Resize factor applied to each image after reading and before segmentation
+        (:func:`wbc_classic.preprocess.scale.rescale_image`; e.g. to a model's training pixel
+        scale). Part of the cache key when it is not 1; not applied to :class:`Segmented`
+        items, which are segmented already.
 
     Returns
     -------
@@ -438,6 +476,8 @@ def extract_features(
         from wbc_classic.io.images import DEFAULT_MAX_PIXELS
 
         max_pixels = DEFAULT_MAX_PIXELS
+    if not (np.isfinite(rescale) and rescale > 0):
+        raise ValueError(f"rescale must be a positive number, got {rescale!r}")
     items = _as_items(images)
     names = tuple(str(n) for n in extractor.get_feature_names_out())
     settings = {
@@ -446,12 +486,14 @@ def extract_features(
         "segmenter": segmenter_key if segmenter_key is not None else segmenter_settings(segmenter),
         "extractor": extractor_settings(extractor),
         **({"stain": stain.to_dict()} if stain is not None else {}),
+        # left out at 1 so the keys of unscaled runs stay those written before it existed
+        **({"rescale": float(rescale)} if rescale != 1.0 else {}),
         "code": {"segmenter": None if segmenter_key is not None else code_fingerprint(
             _module_of(segmenter)), "extractor": code_fingerprint(_module_of(extractor))},
     }
     job = _Job(segmenter=segmenter, extractor=extractor, names=names, settings=settings,
                cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-               max_pixels=max_pixels, stain=stain)
+               max_pixels=max_pixels, stain=stain, rescale=float(rescale))
     if job.cache_dir is not None:
         Path(job.cache_dir).mkdir(parents=True, exist_ok=True)
 

@@ -1,35 +1,25 @@
-"""The saved classical model: segmenter settings + feature extractor + fitted classifier.
+"""The classical leukocyte classifier: a scikit-learn estimator from images to classes.
 
 A :class:`WBCModel` goes from an RGB leukocyte image (or its file) to class probabilities::
 
-    image --read_image--> RGB uint8 --segment--> Segmentation --FeatureExtractor--> features
-          --scaler/selection/classifier--> probabilities over ``model.classes``
+    image --read--> RGB uint8 --rescale--> --segment--> Segmentation --stain--> pixels
+          --FeatureExtractor--> features --FeatureClassifier--> probabilities over classes_
 
-It is saved as **one file** with :mod:`skops.io` (a zip of JSON + arrays whose loading
-cannot run arbitrary code).  Loading accepts only the object types this package itself
-writes (:func:`known_types`); a pickle, random bytes, a truncated file or a skops file that
-references any other type (``os.system``, ...) is refused with :class:`ModelFileError`
-naming the file and the problem.  A model written by other package versions loads with a
-:class:`ModelVersionWarning`.
+Every image it sees -- in :meth:`~WBCModel.fit`, :meth:`~WBCModel.predict`,
+:meth:`~WBCModel.predict_paths`, :meth:`~WBCModel.transform` and the field cells of
+``wbc-classic count`` (:meth:`~WBCModel.predict_proba_segmented`) -- goes through the one
+feature engine, :func:`wbc_classic.classical.extraction.extract_features`, with the model's
+segmenter, extractor, fitted stain normaliser and rescale factor (and its feature cache when
+``cache_dir`` is set). The feature half is a
+:class:`wbc_classic.classical.classifiers.FeatureClassifier` (``estimator_``).
 
-File contents (format ``wbc-classic/model``, ``format_version`` 1), a plain dict:
-
-``classes``          list of str -- the single source of class names and their order
-``classifier``       str -- registry name (or the estimator's class name)
-``pipeline``         the fitted scikit-learn Pipeline (scale, [select], clf)
-``extractor``        {"class": "features.FeatureExtractor", "params": {...}}
-``feature_names``    list of str -- the extractor's output names at training time
-``segmenter``        {"function": "segmentation.segment", "params": {...}}
-``stain``            the fitted stain normaliser as plain data, or None
-``scale``            {"um_per_pixel": float or None} -- the training images' pixel scale
-``versions``         dict of package versions at training time
-``metadata``         dict: date, data summary, cross-validated accuracy, ...
+The model file (format, trust list, loading) is :mod:`wbc_classic.classical.modelfile`.
 
 Example
 -------
->>> import wbc_classic.classical.model as wm                       # doctest: +SKIP
->>> model = wm.load("model.skops")                        # doctest: +SKIP
->>> model.predict(["cell1.jpg", "cell2.jpg"])             # doctest: +SKIP
+>>> from wbc_classic import load                                  # doctest: +SKIP
+>>> model = load("model.skops")                                   # doctest: +SKIP
+>>> model.predict(["cell1.jpg", "cell2.jpg"])                     # doctest: +SKIP
 array(['neutrophil', 'lymphocyte'], dtype='<U10')
 """
 
@@ -37,194 +27,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
-import importlib
 import os
-import platform
-import sys
 import time
-import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-__all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "ModelFileError",
-    "ModelVersionWarning",
-    "WBCModel",
-    "known_types",
-    "load",
-    "package_versions",
-]
-
-FORMAT = "wbc-classic/model"
-FORMAT_VERSION = 1
-
-# the only extractor / segmenter entry points a model file may name
-_EXTRACTOR_CLASSES = {"features.FeatureExtractor": ("features", "FeatureExtractor")}
-_SEGMENTERS = {"segmentation.segment": ("segmentation", "segment")}
-
-_VERSIONED = ("wbc_classic", "numpy", "scikit-learn", "scikit-image", "opencv", "xgboost")
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be loaded: missing, not a model, tampered or unknown types.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The offending file.
-    problem : str
-        What is wrong with it.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"cannot load model file {str(self.path)!r}: {problem}")
-
-
-class ModelVersionWarning(UserWarning):
-    """The model file was written with other package versions than the running ones."""
-
-
-# --------------------------------------------------------------------------- versions
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a model's behaviour, as ``{name: version}``.
-
-    Read from the installed distributions' metadata: nothing heavy is imported.
-    """
-    from wbc_classic import __version__
-    from wbc_classic.io.versions import installed_version
-
-    out = {"wbc_classic": __version__, "python": platform.python_version()}
-    dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
-             "scikit-image": ("scikit-image",), "skops": ("skops",),
-             "opencv": ("opencv-python-headless", "opencv-python",
-                        "opencv-contrib-python-headless", "opencv-contrib-python"),
-             "xgboost": ("xgboost", "xgboost-cpu")}
-    for label, names in dists.items():
-        version = installed_version(names)
-        if version is not None:
-            out[label] = version
-    return out
-
-
-def _minor(version: str) -> str:
-    return ".".join(str(version).split(".")[:2])
-
-
-# --------------------------------------------------------------------------- trusted types
-
-def _type_name(obj: Any) -> str:
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
-# (module, attribute) of every non-default type our model files may contain; the
-# trusted *names* are computed from the objects themselves (see known_types)
-_KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
-    ("wbc_classic.classical.classifiers", "BalancedClassifier"),
-    ("sklearn.calibration", "_CalibratedClassifier"),
-    ("sklearn.calibration", "_SigmoidCalibration"),
-    ("sklearn.calibration", "CalibratedClassifierCV"),
-    ("sklearn.feature_selection", "f_classif"),
-    ("sklearn.feature_selection", "SelectKBest"),
-    ("sklearn.feature_selection", "SequentialFeatureSelector"),
-    ("sklearn.model_selection", "StratifiedKFold"),
-    ("sklearn.neighbors", "KDTree"),
-    ("sklearn.neighbors", "BallTree"),
-    ("sklearn.metrics._dist_metrics", "EuclideanDistance64"),
-    ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
-    ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
-    ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer"),
-    ("sklearn.tree._tree", "Tree"),
-    ("sklearn.preprocessing", "LabelEncoder"),
-    ("sklearn.preprocessing", "StandardScaler"),
-    ("sklearn.pipeline", "Pipeline"),
-    ("xgboost", "XGBClassifier"),
-    ("xgboost", "Booster"),
-)
-
-
-class _NoTorchFinder:
-    """Import hook refusing ``torch`` (see :func:`_import_skops_io`)."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-def _import_skops_io() -> Any:
-    """``import skops.io`` without importing torch on the way.
-
-    Importing :mod:`skops.io` builds its list of trusted scikit-learn types with
-    ``sklearn.utils.all_estimators()``, whose package walk imports every sub-package,
-    including ``sklearn.externals.array_api_compat.torch`` -- which imports torch when it
-    is installed (~2 s of the ~3 s cold load).  That package defines no estimators, so
-    refusing torch during this one import leaves the trusted-type lists unchanged (checked
-    in tests/test_model_file.py) while halving the load time.  Nothing is blocked when
-    torch is already imported or after the import.
-    """
-    if "skops.io" in sys.modules or "torch" in sys.modules:
-        import skops.io
-
-        return skops.io
-    finder = _NoTorchFinder()
-    sys.meta_path.insert(0, finder)
-    try:
-        import skops.io
-    finally:
-        sys.meta_path.remove(finder)
-    return skops.io
-
-
-@functools.cache
-def _source_name(module: str, attr: str) -> str | None:
-    """Qualified name of ``module.attr`` as skops writes it, or None if not importable."""
-    try:
-        return _type_name(getattr(importlib.import_module(module), attr))
-    except (ImportError, AttributeError):
-        return None
-
-
-def is_known_type(name: str) -> bool:
-    """Whether ``name`` (as listed by ``skops.io.get_untrusted_types``) is one of ours.
-
-    Imports only the candidate module(s) whose attribute has the same final name, so
-    checking an SVM model does not import XGBoost.
-    """
-    attr = name.rsplit(".", 1)[-1]
-    return any(_source_name(m, a) == name for m, a in _KNOWN_SOURCES if a == attr)
-
-
-def known_types() -> frozenset[str]:
-    """Fully-qualified names of the non-default types a model file of ours may contain.
-
-    Computed from the classes and functions themselves (so a renamed private class in a
-    new scikit-learn release is noticed rather than silently trusted).  Anything a file
-    references beyond these and :mod:`skops`'s own default-trusted scikit-learn/numpy
-    types is refused at load time.  Imports every candidate module (slow-ish, for tests
-    and documentation; loading uses :func:`is_known_type`).
-    """
-    names = (_source_name(m, a) for m, a in _KNOWN_SOURCES)
-    return frozenset(n for n in names if n is not None)
+__all__ = ["WBCModel", "augmentation_summary", "feature_names", "full_segment_params",
+           "segment_image", "segmenter_params", "with_augmented_copies"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _import_entry(table: dict[str, tuple[str, str]], name: str, what: str):
-    if name not in table:
-        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(table)}")
-    module, attr = table[name]
-    return getattr(importlib.import_module(module), attr)
-
 
 def segmenter_params(segment_params: dict | None) -> Any:
     """:class:`segmentation.SegmenterParams` from a plain dict of its fields (None: defaults)."""
@@ -258,17 +74,8 @@ def segment_image(image: np.ndarray, segment_params: dict | None = None, *,
     return segment(image, segmenter_params(segment_params), keep_stages=keep_stages)
 
 
-def _default_extractor():
-    from features import FeatureExtractor
-
-    return FeatureExtractor()
-
-
-def _extractor_params(extractor: Any) -> dict[str, Any]:
-    return dict(extractor.get_params(deep=False))
-
-
-def _feature_names(extractor: Any) -> list[str]:
+def feature_names(extractor: Any) -> list[str]:
+    """The output names of a feature extractor (fitted on nothing first if it needs it)."""
     from sklearn.exceptions import NotFittedError
 
     try:
@@ -301,110 +108,6 @@ def _as_image(item: Any) -> np.ndarray:
             arr = arr * 255.0
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
-
-
-def cell_features(image: np.ndarray, extractor: Any, segment_params: dict | None = None
-                  ) -> tuple[np.ndarray, Any]:
-    """Segment one leukocyte image and extract its features.
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (H, W, 3)
-    extractor : features.FeatureExtractor
-    segment_params : dict, optional
-        :class:`segmentation.SegmenterParams` fields (see :func:`segment_image`).
-
-    Returns
-    -------
-    features : ndarray of float32, shape (F,)
-    segmentation : segmentation.Segmentation
-    """
-    seg = segment_image(image, segment_params)
-    x = np.asarray(extractor.transform([(image, seg)]), dtype=np.float32)[0]
-    return x, seg
-
-
-def _features_chunk(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                    catch: bool, stain: Any = None, rescale: float = 1.0
-                    ) -> list[tuple[np.ndarray | None, str, bool]]:
-    """Features of a chunk of images/paths: ``(x or None, error message, found)`` each.
-
-    Images are read, resized by ``rescale`` (to the model's pixel scale) and segmented one by
-    one (a failure is recorded per item when ``catch``), then the extractor runs once over
-    the chunk's good pairs. A fitted ``stain`` normaliser changes the pixels the features
-    see, not the segmentation.
-    """
-    from wbc_classic.preprocess.scale import rescale_image
-
-    out: list[tuple[np.ndarray | None, str, bool]] = [(None, "", False)] * len(items)
-    pairs: list[tuple[np.ndarray, Any]] = []
-    good: list[int] = []
-    for i, item in enumerate(items):
-        try:
-            image = _as_image(item)
-            if rescale != 1.0:
-                image = rescale_image(image, rescale)
-            seg = segment_image(image, segment_params)
-        except (ImportError, MemoryError):
-            raise  # broken installation or machine, not a bad image
-        except Exception as exc:  # noqa: BLE001 - reported per image
-            if not catch:
-                raise
-            out[i] = (None, f"{type(exc).__name__}: {exc}" if not isinstance(
-                exc, ValueError) else str(exc), False)
-            continue
-        if getattr(seg, "stages", None):
-            seg = dataclasses.replace(seg, stages={})  # intermediate images: ~MBs per cell
-        pairs.append((image if stain is None else stain.transform(image), seg))
-        good.append(i)
-    if not pairs:
-        return out
-    try:
-        X = np.asarray(extractor.transform(pairs), dtype=np.float32)
-    except Exception:  # noqa: BLE001 - find the culprit(s) one by one
-        if not catch:
-            raise
-        X = None
-    for j, i in enumerate(good):
-        found = bool(getattr(pairs[j][1], "found", True))
-        if X is not None:
-            out[i] = (X[j], "", found)
-            continue
-        try:
-            out[i] = (np.asarray(extractor.transform([pairs[j]]), np.float32)[0], "", found)
-        except Exception as exc:  # noqa: BLE001
-            out[i] = (None, f"feature extraction failed: {type(exc).__name__}: {exc}", False)
-    return out
-
-
-def _features_chunk_worker(items: Sequence[Any], extractor: Any, segment_params: dict | None,
-                           catch: bool, stain: Any = None, rescale: float = 1.0
-                           ) -> list[tuple[np.ndarray | None, str, bool]]:
-    """:func:`_features_chunk` in a joblib worker: one thread per worker process.
-
-    The workers already use every core, so OpenCV's own thread pool (and any BLAS pool,
-    which joblib's loky backend limits as well) would only oversubscribe the CPU.
-    """
-    import cv2
-
-    cv2.setNumThreads(1)
-    return _features_chunk(items, extractor, segment_params, catch, stain, rescale)
-
-
-def _chunks(n: int, n_jobs: int, target: int = 64) -> list[slice]:
-    if n == 0:
-        return []
-    n_chunks = max(1, min(n, max(n_jobs * 4, -(-n // target))))
-    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-
-
-def _effective_jobs(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return 1
-    if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return max(1, int(n_jobs))
 
 
 def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, copies: int,
@@ -443,89 +146,104 @@ def augmentation_summary(augmentation: Any, copies: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the model
 
-class WBCModel:
+class WBCModel(ClassifierMixin, BaseEstimator):
     """A complete classical leukocyte classifier: image in, class probabilities out.
+
+    A scikit-learn classifier whose samples are images: ``fit(images_or_paths, y)``,
+    ``predict(images_or_paths)``; ``clone``, ``cross_val_score`` and ``is_classifier`` work.
+    Every parameter is stored as given; the fitted state (trailing ``_``) exists only after
+    :meth:`fit` / :meth:`fit_features` or :func:`wbc_classic.classical.modelfile.load`.
 
     Parameters
     ----------
     classifier : str or estimator, default="svm"
-        A :data:`wbc_classic.classical.classifiers.CLASSIFIERS` name, or an unfitted scikit-learn
-        classifier/pipeline with ``predict_proba``.
+        A :data:`wbc_classic.classical.classifiers.CLASSIFIERS` name, or an unfitted
+        scikit-learn classifier/pipeline with ``predict_proba``.
     extractor : features.FeatureExtractor, optional
-        Feature extractor (default settings when None).  Only its parameters are saved.
+        Feature extractor (default settings when None); cloned at fit. Only its parameters
+        are saved.
     segment_params : dict, optional
         :class:`segmentation.SegmenterParams` fields to change from their defaults
         (the saved file records every field).
     classifier_params : dict, optional
         Extra keyword arguments of :func:`wbc_classic.classical.classifiers.make_classifier`
-        (``class_weight``, ``feature_selection``, ``k``, ``search``, ``cv``).
+        (``class_weight``, ``feature_selection``, ``k``, ``search``, ``cv``, ``params``).
+    classes : sequence of str, optional
+        Class names in label order (the column order of :meth:`predict_proba`); needed when
+        ``y`` holds integer indices. None: the sorted names in ``y``.
     n_jobs : int, default=1
         Parallel jobs for feature extraction and the classifier.
     seed : int, default=0
-        Seed of the classifier and of the cross-validation folds.
+        Seed of the classifier, the cross-validation folds, the stain/scale reference pick
+        and the augmentation.
     stain : str, default="none"
         Stain / colour normalisation of the pixels the features are computed from
-        (:func:`wbc_classic.preprocess.stain.make_normalizer` name: ``"none"``, ``"reinhard"``,
-        ``"macenko"``, ``"histogram"``, ``"white-balance"``). It is fitted on training
-        images by :meth:`fit` (or set with :meth:`set_stain`) and saved in the model file.
+        (:func:`wbc_classic.preprocess.stain.make_normalizer` name: ``"none"``,
+        ``"reinhard"``, ``"macenko"``, ``"histogram"``, ``"white-balance"``), fitted by
+        :meth:`fit` on ``n_ref`` training images and saved in the model file.
     augmentation : callable ``(image, rng) -> image``, optional
         Training-time augmentation (e.g.
-        :func:`wbc_classic.preprocess.augment.default_augmentation`):
-        :meth:`fit` adds ``augment_copies`` augmented copies of every training image
-        (:func:`wbc_classic.preprocess.augment.augmented_copies`, seeded by ``seed``).  Its
-        settings are
-        recorded in ``metadata["augmentation"]``; prediction never augments.
+        :func:`wbc_classic.preprocess.augment.default_augmentation`): :meth:`fit` adds
+        ``augment_copies`` augmented copies of every usable training image
+        (:func:`wbc_classic.preprocess.augment.augmented_copies`, seeded by ``seed``);
+        copies of one image stay in one cross-validation fold. Prediction never augments.
     augment_copies : int, default=2
         Copies per training image when ``augmentation`` is set.
+    n_ref : int, default=50
+        Training images (a seeded pick) the stain normaliser and the pixel scale are
+        estimated from.
+    cv : int, default=5
+        Folds of the cross-validated accuracy :meth:`fit` / :meth:`fit_features` record in
+        ``metadata_`` (0 skips it; never more than the smallest class).
+    cache_dir : path, optional
+        Per-image feature cache of :func:`~wbc_classic.classical.extraction.extract_features`
+        (keyed by content, segmenter, extractor, stain normaliser and rescale factor);
+        None: no cache.
 
     Attributes
     ----------
-    classes : tuple of str
+    classes_ : ndarray of str, shape (K,)
         Class names; column order of :meth:`predict_proba`.
-    pipeline_ : sklearn Pipeline
-        The fitted classifier pipeline over feature vectors.
+    estimator_ : wbc_classic.classical.classifiers.FeatureClassifier
+        The fitted classifier over feature vectors; its ``classes_`` are indices into
+        ``classes_`` (a class absent from the training labels gets probability 0).
+    extractor_ : features.FeatureExtractor
     feature_names_ : list of str
-    versions : dict of str to str
-        Package versions at training time.
-    metadata : dict
-        Training date, data summary, cross-validated accuracy, ...
     stain_ : wbc_classic.preprocess.stain.StainNormalizer or None
         The fitted normaliser (None for ``stain="none"``).
     um_per_pixel_ : float or None
         Pixel scale of the training images
-        (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`,
-        set by :meth:`fit` / :meth:`set_scale`); images of another scale are resampled to it
-        when their ``um_per_pixel`` is passed to the prediction methods.
+        (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`); images of another
+        scale are resampled to it when their ``um_per_pixel`` is passed to the prediction
+        methods. None when the training images showed too few red cells.
+    versions_ : dict of str to str
+        Package versions at training time.
+    metadata_ : dict
+        Training date, data summary, cross-validated accuracy, skipped images, timings, ...
     """
 
     def __init__(self, classifier: str | Any = "svm", *, extractor: Any = None,
                  segment_params: dict | None = None, classifier_params: dict | None = None,
-                 n_jobs: int = 1, seed: int = 0, stain: str = "none",
+                 classes: Sequence[str] | None = None, n_jobs: int = 1, seed: int = 0,
+                 stain: str = "none",
                  augmentation: Callable[[np.ndarray, Any], np.ndarray] | None = None,
-                 augment_copies: int = 2):
+                 augment_copies: int = 2, n_ref: int = 50, cv: int = 5,
+                 cache_dir: str | os.PathLike[str] | None = None):
         self.classifier = classifier
         self.extractor = extractor
         self.segment_params = segment_params
         self.classifier_params = classifier_params
+        self.classes = classes
         self.n_jobs = n_jobs
         self.seed = seed
         self.stain = stain
         self.augmentation = augmentation
         self.augment_copies = augment_copies
-        self.stain_: Any = None
-        self.um_per_pixel_: float | None = None
-        self.classes: tuple[str, ...] = ()
-        self.versions: dict[str, str] = {}
-        self.metadata: dict[str, Any] = {}
+        self.n_ref = n_ref
+        self.cv = cv
+        self.cache_dir = cache_dir
 
     # ------------------------------------------------------------------ construction
-    @property
-    def extractor_(self) -> Any:
-        """The feature extractor in use (created with default settings if none was given)."""
-        if self.extractor is None:
-            self.extractor = _default_extractor()
-        return self.extractor
-
     @property
     def classifier_name(self) -> str:
         """Registry name of the classifier, or its class name for a custom estimator."""
@@ -533,38 +251,112 @@ class WBCModel:
             return self.classifier
         return type(self.classifier).__name__
 
-    def _make_estimator(self) -> Any:
+    @property
+    def pipeline_(self) -> Any:
+        """The fitted scikit-learn pipeline over feature vectors (``estimator_.pipeline_``)."""
+        self._check_fitted()
+        return self.estimator_.pipeline_
+
+    def _new_extractor(self) -> Any:
         from sklearn.base import clone
 
-        from wbc_classic.classical.classifiers import make_classifier
+        if self.extractor is None:
+            from features import FeatureExtractor
 
-        if isinstance(self.classifier, str):
-            params = dict(self.classifier_params or {})
-            params.setdefault("seed", self.seed)
-            params.setdefault("n_jobs", self.n_jobs)
-            return make_classifier(self.classifier, **params)
-        return clone(self.classifier)
+            return FeatureExtractor()
+        return clone(self.extractor)
+
+    def _segmenter(self) -> Callable[[np.ndarray], Any]:
+        """``segmentation.segment`` with this model's settings, as the feature engine's
+        segmenter. Default settings are spelt one way however they were given (``None``,
+        ``{}`` or every field, as a saved model has them), so every default-settings run
+        shares its cache keys; the teaching-only intermediate images are skipped (the masks
+        are the same, the segmentation ~25 % faster)."""
+        import functools
+
+        from segmentation import segment
+        from segmentation.pipeline import SegmenterParams
+
+        params = segmenter_params(self.segment_params)
+        if params is None or params == SegmenterParams():
+            return functools.partial(segment, keep_stages=False)
+        return functools.partial(segment, params=params, keep_stages=False)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "estimator_"):
+            raise RuntimeError("this WBCModel is not fitted; call fit() or load a model file")
 
     # ------------------------------------------------------------------ features
+    def extract(self, images_or_paths: Sequence[Any], *, um_per_pixel: float | None = None,
+                n_jobs: int | None = None, progress: bool = False) -> Any:
+        """Features of images under this model's front end, through the one feature engine.
+
+        :func:`wbc_classic.classical.extraction.extract_features` with this model's
+        segmenter, extractor, fitted stain normaliser, rescale factor and ``cache_dir``. A
+        bad image does not stop the batch (it is listed in the result's ``failures``).
+        On an unfitted model (e.g. to extract a benchmark's features once and fit many
+        classifiers with :meth:`fit_features`) the extractor is a fresh one of these
+        settings; that is refused when ``stain`` needs fitting first.
+
+        Parameters
+        ----------
+        images_or_paths : sequence of (H, W, 3) uint8 arrays, paths, AugmentedImage or
+            :class:`~wbc_classic.classical.extraction.Segmented`
+        um_per_pixel : float, optional
+            Pixel scale of these images; they are resampled to :attr:`um_per_pixel_` before
+            segmentation (see :meth:`rescale_factor`).
+        n_jobs : int, optional
+            Workers (default ``n_jobs``).
+        progress : bool, default False
+            Show a progress bar.
+
+        Returns
+        -------
+        wbc_classic.classical.extraction.ExtractionResult
+            ``X`` float32 (n, F), ``ok``, ``found``, ``failures``, ...
+        """
+        from wbc_classic.classical.extraction import Segmented, extract_features
+        from wbc_classic.preprocess.augment import AugmentedImage
+
+        fitted = hasattr(self, "estimator_") or hasattr(self, "extractor_")
+        if fitted:
+            extractor, stain = self.extractor_, self.stain_
+        elif self.stain not in (None, "none"):
+            raise RuntimeError(f"this WBCModel is not fitted and its {self.stain!r} stain "
+                               "normaliser must be fitted first; call fit()")
+        else:
+            extractor, stain = self._new_extractor(), None
+        items = [item if isinstance(item, (AugmentedImage, Segmented)) else
+                 str(item) if isinstance(item, (str, os.PathLike)) else _as_image(item)
+                 for item in images_or_paths]
+        return extract_features(items, segmenter=self._segmenter(), extractor=extractor,
+                                n_jobs=_jobs(self.n_jobs if n_jobs is None else n_jobs),
+                                cache_dir=self.cache_dir, progress=progress, stain=stain,
+                                rescale=self.rescale_factor(um_per_pixel))
+
     def transform(self, images_or_paths: Sequence[Any], *,
                   um_per_pixel: float | None = None) -> np.ndarray:
-        """Feature vectors of leukocyte images (arrays or paths); errors are raised.
+        """Feature vectors of leukocyte images (arrays or paths); a bad image raises.
 
         Parameters
         ----------
         images_or_paths : sequence of (H, W, 3) uint8 arrays or paths
         um_per_pixel : float, optional
-            Pixel scale of these images; they are resampled to the model's
-            :attr:`um_per_pixel_` first (see :meth:`rescale_factor`).
+            As in :meth:`extract`.
 
         Returns
         -------
         X : ndarray of float32, shape (n, F)
+
+        Raises
+        ------
+        ValueError
+            Naming the first image whose features could not be computed.
         """
-        rows = self._extract(images_or_paths, catch=False,
-                             rescale=self.rescale_factor(um_per_pixel))
-        return np.stack([r[0] for r in rows]) if rows else np.zeros(
-            (0, len(self.feature_names_)), np.float32)
+        result = self.extract(images_or_paths, um_per_pixel=um_per_pixel)
+        if result.failures:
+            raise ValueError(str(result.failures[0]))
+        return result.X
 
     def rescale_factor(self, um_per_pixel: float | None) -> float:
         """Resize factor from images at ``um_per_pixel`` to the model's pixel scale.
@@ -577,186 +369,210 @@ class WBCModel:
             return 1.0
         if not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
-        ref = self.um_per_pixel_
+        ref = getattr(self, "um_per_pixel_", None)
         if ref is None or not np.isfinite(ref):
             raise ValueError("this model has no reference pixel scale (um_per_pixel_), so "
                              "images cannot be resampled to it; retrain it with this version")
         return float(um_per_pixel) / float(ref)
 
-    def _extract(self, items: Sequence[Any], *, catch: bool, n_jobs: int | None = None,
-                 rescale: float = 1.0) -> list[tuple[np.ndarray | None, str, bool]]:
-        items = list(items)
-        jobs = _effective_jobs(self.n_jobs if n_jobs is None else n_jobs)
-        extractor = self.extractor_
-        if jobs == 1 or len(items) < 8:
-            return _features_chunk(items, extractor, self.segment_params, catch, self.stain_,
-                                   rescale)
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=jobs)(
-            delayed(_features_chunk_worker)(items[s], extractor, self.segment_params, catch,
-                                            self.stain_, rescale)
-            for s in _chunks(len(items), jobs))
-        return [row for part in parts for row in part]
-
     # ------------------------------------------------------------------ fitting
-    def fit(self, images_or_paths: Sequence[Any], y: Sequence[Any],
-            classes: Sequence[str] | None = None, *, cv: int = 5) -> WBCModel:
-        """Segment, extract features and fit the classifier.
+    def fit(self, X: Sequence[Any], y: Sequence[Any]) -> WBCModel:
+        """Learn everything from training images: pixel scale, stain, features, classifier.
+
+        In order: the training images' pixel scale (:attr:`um_per_pixel_`) and the stain
+        normaliser (:attr:`stain_`) from a seeded pick of ``n_ref`` of them; their features
+        through the feature engine (with ``cache_dir``); ``augment_copies`` augmented copies
+        of every usable image when ``augmentation`` is set; then :meth:`fit_features`.
+        Images whose features cannot be computed (unreadable, segmenter or extractor error,
+        non-finite values) are skipped and listed in ``metadata_["data"]["skipped"]``.
 
         Parameters
         ----------
-        images_or_paths : sequence of (H, W, 3) uint8 arrays or paths, length n
+        X : sequence of (H, W, 3) uint8 arrays or paths, length n
+            One leukocyte per image.
         y : array-like, shape (n,)
-            Integer indices into ``classes``, or class names (then ``classes`` defaults
-            to their sorted unique values).
-        classes : sequence of str, optional
-            Class names in index order.
-        cv : int, default=5
-            Folds of the reported cross-validated accuracy (0 skips it).
-        """
-        items = list(images_or_paths)
-        self.set_stain(items)
-        self.set_scale(items)
-        X = self.transform(items)
-        y = np.asarray(y)
-        if self.augmentation is None or self.augment_copies <= 0:
-            return self.fit_features(X, y, classes, cv=cv)
-        from wbc_classic.preprocess.augment import augmented_copies
+            Class names, or integer indices into ``classes``.
 
-        copies = augmented_copies(items, self.augmentation, self.augment_copies, seed=self.seed)
-        X, y, groups = with_augmented_copies(X, y, self.transform(copies), self.augment_copies)
-        self.fit_features(X, y, classes, cv=cv, groups=groups)
-        self.metadata["augmentation"] = augmentation_summary(self.augmentation,
-                                                             self.augment_copies)
-        return self
+        Returns
+        -------
+        self
 
-    def set_stain(self, reference_images: Sequence[Any], n_ref: int = 50) -> WBCModel:
-        """Fit the ``stain`` normaliser on up to ``n_ref`` of the given images (seeded pick).
-
-        Parameters
-        ----------
-        reference_images : sequence of (H, W, 3) uint8 arrays or paths
-            Training images; the normaliser's target colours are learnt from them.
-        n_ref : int
-            At most this many images are read.
-        """
-        from wbc_classic.preprocess.stain import fit_normalizer
-
-        self.stain_ = fit_normalizer(self.stain, reference_images, n_ref=n_ref, seed=self.seed,
-                                     read=_as_image)
-        return self
-
-    def set_scale(self, reference_images: Sequence[Any], n_ref: int = 50) -> WBCModel:
-        """Record the training images' pixel scale in :attr:`um_per_pixel_`.
-
-        The median red-cell estimate over up to ``n_ref`` of them
-        (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`, seeded pick); None when none
-        shows
-        enough red cells.
+        Raises
+        ------
+        ValueError
+            No usable image, labels outside ``classes``, or a stain normaliser that
+            cannot be fitted on these images.
         """
         from wbc_classic.preprocess.scale import estimate_batch_scale
+        from wbc_classic.preprocess.stain import fit_normalizer
 
-        um = estimate_batch_scale(reference_images, n=n_ref, seed=self.seed, read=_as_image)
-        self.um_per_pixel_ = um if np.isfinite(um) else None
+        items = [str(x) if isinstance(x, (str, os.PathLike)) else x for x in X]
+        y = np.asarray(y)
+        if y.shape != (len(items),):
+            raise ValueError(f"y must have one label per image: {len(items)} images, "
+                             f"y of shape {y.shape}")
+        for name in ("extractor_", "estimator_"):  # a refit starts from nothing
+            self.__dict__.pop(name, None)
+        t0 = time.perf_counter()
+        um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
+        um = float(um) if np.isfinite(um) else None
+        try:
+            stain = fit_normalizer(self.stain, items, n_ref=self.n_ref, seed=self.seed,
+                                   read=_as_image)
+        except OSError as exc:
+            raise ValueError(f"cannot fit the {self.stain} stain normaliser: {exc}") from exc
+        self.extractor_, self.stain_, self.um_per_pixel_ = self._new_extractor(), stain, um
+        result = self.extract(items)
+        ok = result.ok & np.all(np.isfinite(result.X), axis=1)
+        skipped = [str(f) for f in result.failures] + [
+            f"{items[i] if isinstance(items[i], str) else f'<array {i}>'}: non-finite "
+            "features" for i in np.flatnonzero(result.ok & ~ok)]
+        if not ok.any():
+            raise ValueError("no usable training images" + (f" (first problem: "
+                                                            f"{skipped[0]})" if skipped else ""))
+        Xf, yf, groups = result.X[ok], y[ok], None
+        used_copies = 0
+        if self.augmentation is not None and self.augment_copies > 0:
+            from wbc_classic.preprocess.augment import augmented_copies
+
+            good = [items[i] for i in np.flatnonzero(ok)]
+            copies = augmented_copies(good, self.augmentation, self.augment_copies,
+                                      seed=self.seed)
+            aug = self.extract(copies)
+            aug_ok = aug.ok & np.all(np.isfinite(aug.X), axis=1)
+            used_copies = int(aug_ok.sum())
+            Xf, yf, groups = with_augmented_copies(Xf, yf, aug.X, self.augment_copies, aug_ok)
+        t_features = time.perf_counter() - t0
+        self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um)
+        data = self.metadata_["data"]
+        data.update(n_images=len(items), n_skipped=len(skipped), skipped=skipped[:50])
+        if groups is not None:
+            self.metadata_["augmentation"] = {
+                **augmentation_summary(self.augmentation, self.augment_copies),
+                "used": used_copies, "offered": self.augment_copies * int(ok.sum())}
+        self.metadata_["train_seconds"] = {"features": round(t_features, 2),
+                                           "fit": self.metadata_["fit_seconds"]}
         return self
 
-    def fit_features(self, X: np.ndarray, y: Sequence[Any],
-                     classes: Sequence[str] | None = None, *, cv: int = 5,
-                     data_summary: dict | None = None,
-                     groups: np.ndarray | None = None) -> WBCModel:
-        """Fit the classifier on precomputed feature vectors (e.g. from the feature cache).
+    def fit_features(self, X: np.ndarray, y: Sequence[Any], *,
+                     groups: np.ndarray | None = None, stain_normalizer: Any = None,
+                     um_per_pixel: float | None = None) -> WBCModel:
+        """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
+
+        The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
+        features of a data set once call it for every classifier and fold.
 
         Parameters
         ----------
         X : ndarray, shape (n, F)
-            Features from this model's extractor (same settings, same column order).
+            Features from this model's extractor settings (same column order), finite.
         y : array-like, shape (n,)
-            Integer class indices into ``classes`` or class names.
-        classes : sequence of str, optional
-        cv : int, default=5
-            Folds of the cross-validated accuracy stored in ``metadata`` (0 skips).
-        data_summary : dict, optional
-            Stored in ``metadata["data"]`` (e.g. the data root); counts per class are
-            added automatically.
+            Class names, or integer class indices into ``classes``.
         groups : ndarray of int, shape (n,), optional
             Source image of each row: rows of one group (an image and its augmented copies)
             stay in one cross-validation fold (:class:`~sklearn.model_selection.
             StratifiedGroupKFold`), so the reported accuracy is not inflated by near copies.
+        stain_normalizer : wbc_classic.preprocess.stain.StainNormalizer, optional
+            The fitted normaliser the rows were computed with; required when ``stain`` is
+            not ``"none"`` (it becomes :attr:`stain_`).
+        um_per_pixel : float, optional
+            Pixel scale of the images the rows come from (becomes :attr:`um_per_pixel_`).
+
+        Returns
+        -------
+        self
         """
-        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
+        from sklearn.base import clone
+        from sklearn.model_selection import (
+            StratifiedGroupKFold,
+            StratifiedKFold,
+            cross_val_score,
+        )
+
+        from wbc_classic.classical.classifiers import FeatureClassifier, is_search
+        from wbc_classic.classical.modelfile import _plain, package_versions
 
         t0 = time.perf_counter()
         X = np.asarray(X, dtype=np.float32)
-        y_arr = np.asarray(y)
-        if y_arr.dtype.kind in "USO":
-            names = tuple(str(c) for c in (classes if classes is not None
-                                           else np.unique(y_arr.astype(str))))
-            lookup = {c: i for i, c in enumerate(names)}
-            unknown = sorted(set(y_arr.astype(str)) - set(lookup))
-            if unknown:
-                raise ValueError(f"labels not in classes: {unknown}")
-            y_idx = np.array([lookup[str(v)] for v in y_arr], dtype=np.int64)
-        else:
-            if classes is None:
-                raise ValueError("integer labels need `classes` (the class names in order)")
-            names = tuple(str(c) for c in classes)
-            y_idx = y_arr.astype(np.int64)
-            if y_idx.size and (y_idx.min() < 0 or y_idx.max() >= len(names)):
-                raise ValueError(f"label indices must be in [0, {len(names)})")
+        names, y_idx = self._encode(y)
         if X.ndim != 2 or X.shape[0] != y_idx.shape[0]:
             raise ValueError(f"X must be (n, F) with n = len(y) = {y_idx.shape[0]}, "
                              f"got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("features contain NaN or inf")
-        self.classes = names
-        self.feature_names_ = _feature_names(self.extractor_)
-        if len(self.feature_names_) != X.shape[1]:
+        if self.stain not in (None, "none") and stain_normalizer is None:
+            raise ValueError(f"stain={self.stain!r}: pass the fitted normaliser the features "
+                             "were computed with (stain_normalizer=), or use fit()")
+        if um_per_pixel is not None and not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
+            raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
+        extractor = self.__dict__.get("extractor_")
+        if extractor is None:
+            extractor = self._new_extractor()
+        columns = feature_names(extractor)
+        if len(columns) != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} columns but the extractor makes "
-                             f"{len(self.feature_names_)} features")
+                             f"{len(columns)} features")
 
-        estimator = self._make_estimator()
-        cv_info: dict[str, Any] = {}
+        estimator = FeatureClassifier(self.classifier, classifier_params=self.classifier_params,
+                                      n_jobs=self.n_jobs, seed=self.seed)
         counts = np.bincount(y_idx, minlength=len(names))
-        if hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid"):
-            estimator.fit(X, y_idx)
-            cv_info = {"cv_accuracy": float(estimator.best_score_),
-                       "cv_note": "best mean score of the hyper-parameter search",
-                       "best_params": {k: _plain(v) for k, v in estimator.best_params_.items()}}
-            pipeline = estimator.best_estimator_
-        else:
-            folds = int(min(cv, counts[counts > 0].min())) if cv else 0
+        cv_info: dict[str, Any] = {}
+        if not is_search(estimator.make_estimator()):
+            folds = int(min(self.cv, counts[counts > 0].min())) if self.cv else 0
             if folds >= 2:
                 kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
-                skf = kfold(folds, shuffle=True, random_state=self.seed)
-                scores = cross_val_score(estimator, X, y_idx, cv=skf, scoring="accuracy",
+                scores = cross_val_score(clone(estimator), X, y_idx, scoring="accuracy",
+                                         cv=kfold(folds, shuffle=True, random_state=self.seed),
                                          groups=groups)
                 cv_info = {"cv_accuracy": float(scores.mean()),
                            "cv_accuracy_std": float(scores.std()),
                            "cv_folds": folds, "cv_scores": [float(s) for s in scores]}
-            pipeline = estimator.fit(X, y_idx)
-        self.pipeline_ = pipeline
-        self.versions = package_versions()
-        data = dict(data_summary or {})
-        data.update({"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
-                     "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}})
-        self.metadata = {
+        estimator.fit(X, y_idx)
+        if estimator.search_ is not None:
+            cv_info = {"cv_accuracy": estimator.search_["best_score"],
+                       "cv_note": "best mean score of the hyper-parameter search",
+                       "best_params": {k: _plain(v) for k, v in
+                                       estimator.search_["best_params"].items()}}
+        self.classes_ = np.asarray(names, dtype=str)
+        self.extractor_ = extractor
+        self.feature_names_ = columns
+        self.estimator_ = estimator
+        self.stain_ = stain_normalizer
+        self.um_per_pixel_ = None if um_per_pixel is None else float(um_per_pixel)
+        self.versions_ = package_versions()
+        self.metadata_ = {
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "classifier": self.classifier_name,
             "classifier_params": {k: _plain(v) for k, v in
                                   (self.classifier_params or {}).items()},
             "seed": int(self.seed),
-            "data": data,
+            "data": {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+                     "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}},
             "fit_seconds": round(time.perf_counter() - t0, 3),
             **cv_info,
         }
         return self
 
-    # ------------------------------------------------------------------ prediction
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "pipeline_"):
-            raise RuntimeError("this WBCModel is not fitted; call fit() or load a model file")
+    def _encode(self, y: Sequence[Any]) -> tuple[tuple[str, ...], np.ndarray]:
+        """(class names, integer label of each row) from names or indices into ``classes``."""
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind in "USO":
+            names = tuple(str(c) for c in (self.classes if self.classes is not None
+                                           else np.unique(y_arr.astype(str))))
+            lookup = {c: i for i, c in enumerate(names)}
+            unknown = sorted(set(y_arr.astype(str)) - set(lookup))
+            if unknown:
+                raise ValueError(f"labels not in classes: {unknown}")
+            return names, np.array([lookup[str(v)] for v in y_arr], dtype=np.int64)
+        if self.classes is None:
+            raise ValueError("integer labels need `classes` (the class names in order)")
+        names = tuple(str(c) for c in self.classes)
+        y_idx = y_arr.astype(np.int64)
+        if y_idx.size and (y_idx.min() < 0 or y_idx.max() >= len(names)):
+            raise ValueError(f"label indices must be in [0, {len(names)})")
+        return names, y_idx
 
+    # ------------------------------------------------------------------ prediction
     def predict_proba_features(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities of feature vectors.
 
@@ -767,70 +583,78 @@ class WBCModel:
         Returns
         -------
         proba : ndarray of float64, shape (n, K)
-            Columns in :attr:`classes` order; rows sum to 1.
+            Columns in :attr:`classes_` order; rows sum to 1.
         """
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         if X.shape[0] == 0:
-            return np.zeros((0, len(self.classes)))
-        p = np.asarray(self.pipeline_.predict_proba(X), dtype=np.float64)
-        fitted = np.asarray(self.pipeline_.classes_, dtype=np.int64)
-        if p.shape[1] == len(self.classes) and np.array_equal(fitted, np.arange(len(fitted))):
+            return np.zeros((0, len(self.classes_)))
+        p = self.estimator_.predict_proba(X)
+        fitted = np.asarray(self.estimator_.classes_, dtype=np.int64)
+        if p.shape[1] == len(self.classes_) and np.array_equal(fitted, np.arange(len(fitted))):
             return p
-        full = np.zeros((p.shape[0], len(self.classes)))
+        full = np.zeros((p.shape[0], len(self.classes_)))
         full[:, fitted] = p
         return full
 
     def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:
         """Class probabilities of already segmented cells ``[(image, Segmentation), ...]``.
 
+        The cells go through the feature engine like any image (stain normaliser included),
+        only without the segment step; ``wbc-classic count`` classifies field cells so.
+
         Returns
         -------
         proba : ndarray of float64, shape (n, K)
-        """
-        self._check_fitted()
-        pairs = list(pairs)
-        if not pairs:
-            return np.zeros((0, len(self.classes)))
-        X = np.asarray(self.extractor_.transform(pairs), dtype=np.float32)
-        return self.predict_proba_features(X)
 
-    def predict_proba(self, images: Sequence[Any], *,
+        Raises
+        ------
+        ValueError
+            When a cell's features cannot be computed.
+        """
+        from wbc_classic.classical.extraction import Segmented
+
+        self._check_fitted()
+        cells = [Segmented(_as_image(image), seg) for image, seg in pairs]
+        if not cells:
+            return np.zeros((0, len(self.classes_)))
+        return self.predict_proba_features(self.transform(cells))
+
+    def predict_proba(self, X: Sequence[Any], *,
                       um_per_pixel: float | None = None) -> np.ndarray:
         """Class probabilities of leukocyte images.
 
         Parameters
         ----------
-        images : sequence of ndarray (H, W, 3) uint8, or of paths
-            One leukocyte per image (a PBC-style crop).  A single (H, W, 3) array is
+        X : sequence of ndarray (H, W, 3) uint8, or of paths
+            One leukocyte per image (a PBC-style crop). A single (H, W, 3) array is
             accepted as a batch of one.
         um_per_pixel : float, optional
             Pixel scale of these images (e.g. from
-            :func:`wbc_classic.preprocess.scale.estimate_batch_scale`); they are resampled to the
-            model's :attr:`um_per_pixel_` before segmentation. None: used as they are.
+            :func:`wbc_classic.preprocess.scale.estimate_batch_scale`); they are resampled to
+            the model's :attr:`um_per_pixel_` before segmentation. None: used as they are.
 
         Returns
         -------
         proba : ndarray of float64, shape (n, K)
-            Columns in :attr:`classes` order.
+            Columns in :attr:`classes_` order.
         """
         self._check_fitted()
-        if isinstance(images, np.ndarray) and images.ndim == 3:
-            images = [images]
-        return self.predict_proba_features(self.transform(images, um_per_pixel=um_per_pixel))
+        if isinstance(X, np.ndarray) and X.ndim == 3:
+            X = [X]
+        return self.predict_proba_features(self.transform(X, um_per_pixel=um_per_pixel))
 
-    def predict(self, images: Sequence[Any], *, um_per_pixel: float | None = None
-                ) -> np.ndarray:
+    def predict(self, X: Sequence[Any], *, um_per_pixel: float | None = None) -> np.ndarray:
         """Predicted class names, ndarray of str, shape (n,) (the most probable class);
         ``um_per_pixel`` as in :meth:`predict_proba`."""
-        proba = self.predict_proba(images, um_per_pixel=um_per_pixel)
-        return np.asarray(self.classes)[proba.argmax(axis=1)] if len(proba) else \
+        proba = self.predict_proba(X, um_per_pixel=um_per_pixel)
+        return self.classes_[proba.argmax(axis=1)] if len(proba) else \
             np.asarray([], dtype=str)
 
     def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
                       n_jobs: int | None = None, um_per_pixel: float | None = None
                       ) -> list[dict[str, Any]]:
-        """Classify image files one by one in parallel; a bad file never stops the batch.
+        """Classify image files in parallel; a bad file never stops the batch.
 
         Parameters
         ----------
@@ -849,243 +673,56 @@ class WBCModel:
         """
         self._check_fitted()
         paths = [str(p) for p in paths]
-        feats = self._extract(paths, catch=True, n_jobs=n_jobs,
-                              rescale=self.rescale_factor(um_per_pixel))
-        ok = [i for i, (x, _, _) in enumerate(feats) if x is not None]
-        proba = np.full((len(paths), len(self.classes)), np.nan)
-        if ok:
-            proba[ok] = self.predict_proba_features(np.stack([feats[i][0] for i in ok]))
+        result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs)
+        errors = {f.index: str(f) for f in result.failures}
+        ok = np.flatnonzero(result.ok)
+        proba = np.full((len(paths), len(self.classes_)), np.nan)
+        if ok.size:
+            proba[ok] = self.predict_proba_features(result.X[ok])
         rows = []
-        for i, (path, (x, err, found)) in enumerate(zip(paths, feats, strict=True)):
-            good = x is not None
+        for i, path in enumerate(paths):
+            good = bool(result.ok[i])
             rows.append({
                 "path": path,
                 "status": "ok" if good else "error",
-                "predicted_class": self.classes[int(np.argmax(proba[i]))] if good else "",
+                "predicted_class": str(self.classes_[int(np.argmax(proba[i]))]) if good
+                else "",
                 "proba": proba[i],
-                "error": err,
-                "note": "" if (not good or found) else "no leukocyte found; "
+                "error": errors.get(i, ""),
+                "note": "" if (not good or result.found[i]) else "no leukocyte found; "
                         "prediction from empty-mask features",
             })
         return rows
 
     # ------------------------------------------------------------------ persistence
-    def to_dict(self) -> dict[str, Any]:
-        """The plain dict written to the model file (see the module docstring)."""
-        self._check_fitted()
-        extractor = self.extractor_
-        cls_name = _type_name(type(extractor))
-        cls_name = {"features.extractor.FeatureExtractor": "features.FeatureExtractor"}.get(
-            cls_name, cls_name)
-        if not cls_name.startswith("features.") or "FeatureExtractor" not in cls_name:
-            raise TypeError(f"cannot save extractor of type {cls_name}")
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "classes": list(self.classes),
-            "classifier": self.classifier_name,
-            "pipeline": self.pipeline_,
-            "extractor": {"class": "features.FeatureExtractor",
-                          "params": {k: _plain(v) for k, v in
-                                     _extractor_params(extractor).items()}},
-            "feature_names": list(self.feature_names_),
-            "stain": None if self.stain_ is None else _plain(self.stain_.to_dict()),
-            "scale": {"um_per_pixel": None if self.um_per_pixel_ is None
-                      else float(self.um_per_pixel_)},
-            "segmenter": {"function": "segmentation.segment",
-                          "params": {k: _plain(v) for k, v in
-                                     full_segment_params(self.segment_params).items()}},
-            "versions": dict(self.versions),
-            "metadata": _plain(self.metadata),
-        }
-
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to one ``.skops`` file, atomically (compressed zip).
+        """Write the model to one ``.skops`` file, atomically
+        (:func:`wbc_classic.classical.modelfile.save`).
 
         Returns
         -------
         path : pathlib.Path
         """
-        sio = _import_skops_io()
+        from wbc_classic.classical.modelfile import save
 
-        from wbc_classic.io.atomic import atomic_path
-
-        path = Path(path)
-        obj = self.to_dict()
-        with atomic_path(path) as tmp:
-            sio.dump(obj, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        return path
+        return save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WBCModel:
-        """Load a model file written by :meth:`save`; see :func:`load`."""
+        """Load a model file written by :meth:`save`
+        (:func:`wbc_classic.classical.modelfile.load`)."""
+        from wbc_classic.classical.modelfile import load
+
         return load(path)
 
-    def __repr__(self) -> str:
-        state = f"classes={list(self.classes)}" if self.classes else "unfitted"
-        return f"WBCModel(classifier={self.classifier_name!r}, {state})"
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # samples are images or paths, not rows of numbers
+        tags.input_tags.two_d_array = False
+        tags.input_tags.sparse = False
+        return tags
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples inside metadata into plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-# --------------------------------------------------------------------------- loading
-
-def _sniff(path: Path) -> None:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        raise ModelFileError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ModelFileError(path, "is a directory, not a model file") from None
-    except OSError as exc:
-        raise ModelFileError(path, f"cannot read it ({exc.strerror or exc})") from None
-    if not head:
-        raise ModelFileError(path, "file is empty")
-    if head[:1] == b"\x80":
-        raise ModelFileError(path, "this is a pickle file; pickles can run arbitrary code "
-                                   "when loaded and are refused (expected a .skops file)")
-    if head[:2] != b"PK" or not zipfile.is_zipfile(path):
-        raise ModelFileError(path, "not a skops model file (not a zip archive)")
-
-
-def load(path: str | os.PathLike[str]) -> WBCModel:
-    """Load a classical model saved by :meth:`WBCModel.save`, refusing anything else.
-
-    Only the types of :func:`known_types` (plus skops's default-trusted types) are
-    allowed; no pickle is ever unpickled.
-
-    Parameters
-    ----------
-    path : path-like
-        A ``.skops`` file.
-
-    Returns
-    -------
-    model : WBCModel
-
-    Raises
-    ------
-    ModelFileError
-        Missing file, not a skops archive (pickle, random bytes), a corrupt archive, a
-        file referencing types outside the trusted set, or a file that is not a
-        wbc-classic model.  The message names the file and the problem.
-
-    Warns
-    -----
-    ModelVersionWarning
-        When the file was written with other versions of wbc_classic, numpy,
-        scikit-learn, scikit-image, OpenCV or XGBoost.
-    """
-    sio = _import_skops_io()
-
-    path = Path(path)
-    _sniff(path)
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise ModelFileError(path, f"corrupt or not a skops file ({type(exc).__name__}: "
-                                   f"{exc})") from None
-    refused = sorted(t for t in untrusted if not is_known_type(t))
-    if refused:
-        raise ModelFileError(path, "it references types that are not part of a "
-                                   f"wbc-classic model and were refused: {refused}")
-    try:
-        obj = sio.load(path, trusted=list(untrusted))
-    except Exception as exc:  # noqa: BLE001
-        raise ModelFileError(path, f"corrupt skops file ({type(exc).__name__}: {exc})"
-                             ) from None
-    return _from_dict(obj, path)
-
-
-def _from_dict(obj: Any, path: Path) -> WBCModel:
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ModelFileError(path, "not a wbc-classic model (a skops file holding "
-                                   f"{type(obj).__name__}, without format {FORMAT!r})")
-    version = obj.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(path, f"model format version {version!r} is newer than this "
-                                   f"wbc-classic understands ({FORMAT_VERSION}); upgrade")
-    required = ("classes", "pipeline", "extractor", "feature_names", "segmenter")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise ModelFileError(path, f"model file lacks {missing}")
-    classes = obj["classes"]
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str)
-                                                          for c in classes)):
-        raise ModelFileError(path, "'classes' must be a non-empty list of names")
-    pipeline = obj["pipeline"]
-    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
-        raise ModelFileError(path, "'pipeline' is not a fitted probabilistic classifier")
-    fitted = np.asarray(pipeline.classes_)
-    if fitted.dtype.kind not in "iu" or fitted.min() < 0 or fitted.max() >= len(classes):
-        raise ModelFileError(path, f"classifier classes {fitted.tolist()} do not index "
-                                   f"the {len(classes)} class names")
-
-    saved = obj.get("versions") or {}
-    if isinstance(saved, dict):
-        current = package_versions()
-        diffs = [f"{k} {saved[k]} (running {current[k]})" for k in _VERSIONED
-                 if k in saved and k in current and _minor(saved[k]) != _minor(current[k])]
-        if diffs:
-            warnings.warn(f"model file {str(path)!r} was written with other package "
-                          f"versions: {', '.join(diffs)}; predictions may differ",
-                          ModelVersionWarning, stacklevel=3)
-
-    ext = obj["extractor"]
-    seg = obj["segmenter"]
-    try:
-        ext_cls = _import_entry(_EXTRACTOR_CLASSES, ext["class"], "extractor")
-        extractor = ext_cls(**dict(ext.get("params") or {}))
-        if seg["function"] not in _SEGMENTERS:
-            raise ValueError(f"unknown segmenter {seg['function']!r}")
-        seg_params = dict(seg.get("params") or {})
-        segmenter_params(seg_params)  # fails on fields this segmenter does not know
-    except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
-        raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
-    names = [str(n) for n in obj["feature_names"]]
-    try:
-        now = _feature_names(extractor)
-    except Exception:  # noqa: BLE001
-        now = names
-    if now != names:
-        raise ModelFileError(path, f"the feature extractor now makes {len(now)} features "
-                                   f"but the model was trained on {len(names)} different "
-                                   "ones; retrain the model with this version")
-
-    stain = obj.get("stain")
-    try:
-        from wbc_classic.preprocess.stain import StainNormalizer
-
-        normalizer = None if stain is None else StainNormalizer.from_dict(stain)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(path, f"cannot rebuild the stain normaliser: {exc}") from None
-    model = WBCModel(classifier=str(obj.get("classifier", "custom")), extractor=extractor,
-                     segment_params=seg_params,
-                     stain="none" if normalizer is None else normalizer.name)
-    model.stain_ = normalizer
-    scale = obj.get("scale")
-    um = scale.get("um_per_pixel") if isinstance(scale, dict) else None
-    if um is not None and not (isinstance(um, (int, float)) and np.isfinite(um) and um > 0):
-        raise ModelFileError(path, f"invalid pixel scale {um!r} in the model file")
-    model.um_per_pixel_ = None if um is None else float(um)
-    model.classes = tuple(classes)
-    model.pipeline_ = pipeline
-    model.feature_names_ = names
-    model.versions = dict(saved) if isinstance(saved, dict) else {}
-    model.metadata = dict(obj.get("metadata") or {})
-    model.metadata["file"] = str(path)
-    return model
+def _jobs(n_jobs: int | None) -> int:
+    """joblib's ``n_jobs`` from ours (None: 1)."""
+    return 1 if n_jobs is None else int(n_jobs)

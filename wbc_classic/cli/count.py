@@ -129,7 +129,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     if not rescale > 0:
         raise ValueError(f"rescale must be > 0, got {rescale}")
 
-    classes = list(model.classes)
+    classes = [str(c) for c in model.classes_]
     out_dir.mkdir(parents=True, exist_ok=True)
     if write_images:
         (out_dir / "annotated").mkdir(exist_ok=True)
@@ -178,7 +178,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
             entry["annotated"] = str(out_dir / "annotated" / f"{stem}.png")
         per_image.append(entry)
 
-    report = {"model": str(model.metadata.get("file", "")), "classes": classes,
+    report = {"model": str(model.metadata_.get("file", "")), "classes": classes,
               "exclude_border": bool(exclude_border), "rescale": float(rescale),
               "images": per_image,
               "overall": _summary(total, classes)}

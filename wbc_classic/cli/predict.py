@@ -72,7 +72,7 @@ def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "i
     Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
     the problem: 2 when the model file cannot be loaded, 1 when no input file was found.
     """
-    from wbc_classic.classical.model import ModelFileError, load
+    from wbc_classic.classical.modelfile import ModelFileError, load
 
     try:
         model = load(model_path)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rows = model.predict_paths(paths, n_jobs=args.n_jobs, um_per_pixel=um)
     seconds = time.perf_counter() - t0
-    write_predictions_csv(args.out, rows, model.classes)
+    write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
     failed = [r for r in rows if r["status"] != "ok"]
     print(f"{len(rows)} images, {len(rows) - len(failed)} classified, {len(failed)} failed "
           f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {args.out}")

@@ -92,43 +92,6 @@ def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
     return args.classes
 
 
-def extract_dataset(paths: Sequence[Any], extractor: Any, *, segment_params: dict | None,
-                    n_jobs: int, cache_dir: Path | None, progress: bool = True,
-                    stain: Any = None) -> tuple[np.ndarray, list[str]]:
-    """Features of every image through :func:`wbc_classic.classical.extraction.extract_features`.
-
-    Uses the same segmenter settings as :class:`wbc_classic.classical.model.WBCModel` will at
-    prediction time (and its fitted ``stain`` normaliser, if any), and the on-disk per-image
-    cache when ``cache_dir`` is given.
-
-    Returns
-    -------
-    X : ndarray of float32, shape (n, F)
-        Rows of failed images are NaN.
-    errors : list of str, length n
-        "" for a good image, else ``"<file>: <stage> failed: <reason>"``.
-    """
-    import functools
-
-    from segmentation import segment
-    from wbc_classic.classical.extraction import extract_features
-    from wbc_classic.classical.model import segmenter_params
-    from wbc_classic.preprocess.augment import AugmentedImage
-
-    params = segmenter_params(segment_params)
-    segmenter = segment if params is None else functools.partial(segment, params=params)
-    result = extract_features([p if isinstance(p, AugmentedImage) else str(p) for p in paths],
-                              segmenter=segmenter,
-                              extractor=extractor, n_jobs=n_jobs, cache_dir=cache_dir,
-                              progress=progress, stain=stain)
-    X = np.array(result.X, dtype=np.float32)
-    X[~result.ok] = np.nan
-    errors = ["" for _ in range(len(paths))]
-    for failure in result.failures:
-        errors[failure.index] = str(failure)
-    return X, errors
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic train``; returns 0 on success, 1 on a data or fitting problem."""
     from features import FeatureExtractor
@@ -154,88 +117,46 @@ def run(args: argparse.Namespace) -> int:
         params.update(feature_selection=args.feature_selection, k=args.k)
     if args.search:
         params.update(search=args.search, cv=max(2, args.cv or 5))
+    augmentation = None
+    if args.augment_copies > 0:
+        from wbc_classic.preprocess.augment import default_augmentation
+
+        augmentation = default_augmentation(args.augment_strength,
+                                            scale=not args.augment_no_scale)
+    cache_dir = None if args.no_cache else args.cache_dir
     model = WBCModel(args.classifier, extractor=extractor, segment_params={},
-                     classifier_params=params, n_jobs=args.n_jobs, seed=args.seed,
-                     stain=args.stain)
+                     classifier_params=params, classes=classes, n_jobs=args.n_jobs,
+                     seed=args.seed, stain=args.stain, augmentation=augmentation,
+                     augment_copies=args.augment_copies, cv=args.cv, cache_dir=cache_dir)
     split = None
-    train_idx = np.arange(len(data.paths))
+    fit_idx = np.arange(len(data.paths))
     if args.test_split:
         from wbc_classic.data.split import make_split
 
         split = make_split(data.y, scheme=args.test_split, seed=args.seed)
-        train_idx = np.union1d(split.train, split.val)
-    model.set_scale([data.paths[i] for i in train_idx])
-    if model.um_per_pixel_ is not None:
-        print(f"pixel scale of the training images: {model.um_per_pixel_:.4f} um/px "
-              "(median red-cell estimate over 50 of them)")
+        fit_idx = np.union1d(split.train, split.val)
     try:
-        model.set_stain([data.paths[i] for i in train_idx])
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot fit the {args.stain} stain normaliser: {exc}", file=sys.stderr)
-        return 1
-    cache_dir = None if args.no_cache else args.cache_dir
-    t0 = time.perf_counter()
-    X, errors = extract_dataset(data.paths, extractor, segment_params={}, n_jobs=args.n_jobs,
-                                cache_dir=cache_dir, progress=sys.stderr.isatty(),
-                                stain=model.stain_)
-    t_feat = time.perf_counter() - t0
-    bad = [i for i, e in enumerate(errors) if e]
-    print(f"features: {X.shape[1]} per image, {len(data.paths)} images in {t_feat:.1f} s"
-          + (f" (cache: {cache_dir})" if cache_dir else ""))
-    if bad:
-        print(f"warning: {len(bad)} images could not be used and are skipped:", file=sys.stderr)
-        for i in bad[:10]:
-            print(f"  {errors[i]}", file=sys.stderr)
-    keep = np.array([not e for e in errors], dtype=bool) & np.all(np.isfinite(X), axis=1)
-    if not keep.any():
-        print("error: no usable images", file=sys.stderr)
-        return 1
-
-    summary: dict[str, Any] = {"root": str(Path(args.data).resolve()),
-                               "n_images": len(data.paths), "n_skipped": len(bad)}
-
-    holdout: dict[str, Any] | None = None
-    fit_idx = np.flatnonzero(keep)
-    if split is not None:
-        fit_idx = train_idx[keep[train_idx]]
-        test_idx = split.test[keep[split.test]]
-        summary.update(split_scheme=split.scheme, split_seed=int(split.seed),
-                       n_train=int(fit_idx.size), n_test=int(test_idx.size))
-
-    X_fit, y_fit, groups = X[fit_idx], data.y[fit_idx], None
-    augmentation = None
-    if args.augment_copies > 0:
-        from wbc_classic.classical.model import with_augmented_copies
-        from wbc_classic.preprocess.augment import augmented_copies, default_augmentation
-
-        augmentation = default_augmentation(args.augment_strength,
-                                            scale=not args.augment_no_scale)
-        copies = augmented_copies([data.paths[i] for i in fit_idx], augmentation,
-                                  args.augment_copies, seed=args.seed)
-        t0 = time.perf_counter()
-        X_aug, aug_errors = extract_dataset(copies, extractor, segment_params={},
-                                            n_jobs=args.n_jobs, cache_dir=cache_dir,
-                                            progress=sys.stderr.isatty(), stain=model.stain_)
-        t_feat += time.perf_counter() - t0
-        ok = np.array([not e for e in aug_errors]) & np.all(np.isfinite(X_aug), axis=1)
-        print(f"augmentation: {int(ok.sum())} of {len(copies)} augmented copies used "
-              f"({args.augment_copies} per training image)")
-        X_fit, y_fit, groups = with_augmented_copies(X_fit, y_fit, X_aug,
-                                                     args.augment_copies, ok)
-    t0 = time.perf_counter()
-    try:
-        model.fit_features(X_fit, y_fit, classes, cv=args.cv, data_summary=summary,
-                           groups=groups)
+        model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx])
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return 1
-    t_fit = time.perf_counter() - t0
-    if augmentation is not None:
-        from wbc_classic.classical.model import augmentation_summary
-
-        model.metadata["augmentation"] = augmentation_summary(augmentation,
-                                                              args.augment_copies)
-    meta = model.metadata
+    meta = model.metadata_
+    if model.um_per_pixel_ is not None:
+        print(f"pixel scale of the training images: {model.um_per_pixel_:.4f} um/px "
+              f"(median red-cell estimate over up to {model.n_ref} of them)")
+    t_feat, t_fit = meta["train_seconds"]["features"], meta["train_seconds"]["fit"]
+    print(f"features: {len(model.feature_names_)} per image, {len(fit_idx)} images in "
+          f"{t_feat:.1f} s" + (f" (cache: {cache_dir})" if cache_dir else ""))
+    skipped = meta["data"]["skipped"]
+    if skipped:
+        print(f"warning: {meta['data']['n_skipped']} images could not be used and are "
+              "skipped:", file=sys.stderr)
+        for line in skipped[:10]:
+            print(f"  {line}", file=sys.stderr)
+    if "augmentation" in meta:
+        aug = meta["augmentation"]
+        print(f"augmentation: {aug['used']} of {aug['offered']} augmented copies used "
+              f"({args.augment_copies} per training image)")
     if "cv_accuracy" in meta:
         extra = f" +/- {meta['cv_accuracy_std']:.4f} ({meta['cv_folds']}-fold)" \
             if "cv_accuracy_std" in meta else " (best of the search)"
@@ -243,19 +164,26 @@ def run(args: argparse.Namespace) -> int:
     if "best_params" in meta:
         print(f"best parameters: {meta['best_params']}")
 
-    if args.test_split:
-        holdout = _evaluate_holdout(model, X[test_idx], data.y[test_idx], classes)
+    n_train = meta["data"]["n_images"] - meta["data"]["n_skipped"]
+    # the data set as a whole (fit counted the images it was given)
+    meta["data"].update(root=str(Path(args.data).resolve()), n_images=len(data.paths))
+    if split is not None:
+        test = model.extract([data.paths[i] for i in split.test])
+        good = test.ok & np.all(np.isfinite(test.X), axis=1)
+        meta["data"].update(split_scheme=split.scheme, split_seed=int(split.seed),
+                            n_train=int(n_train),
+                            n_test=int(good.sum()))
+        holdout = _evaluate_holdout(model, test.X[good], data.y[split.test][good], classes)
         holdout.update(scheme=split.scheme, seed=int(split.seed))
         meta["holdout"] = holdout
         print(f"held-out accuracy ({split.scheme} split, seed {split.seed}, "
-              f"{test_idx.size} images): {holdout['accuracy']:.4f}")
+              f"{int(good.sum())} images): {holdout['accuracy']:.4f}")
         print(f"  {'class':>14s}  sensitivity  precision  support")
         for c in classes:
             print(f"  {c:>14s}  {holdout['sensitivity'][c]:11.4f}  "
                   f"{holdout['precision'][c]:9.4f}  {holdout['support'][c]:7d}")
 
-    meta["train_seconds"] = {"features": round(t_feat, 2), "fit": round(t_fit, 2),
-                             "total": round(time.perf_counter() - t_start, 2)}
+    meta["train_seconds"]["total"] = round(time.perf_counter() - t_start, 2)
     try:
         path = model.save(args.out)
     except OSError as exc:

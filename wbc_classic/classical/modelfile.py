@@ -1,0 +1,455 @@
+"""The classical model *file*: its format, the skops trust list, sniffing, writing and loading.
+
+A :class:`wbc_classic.classical.model.WBCModel` is saved as **one file** with :mod:`skops.io`
+(a zip of JSON + arrays whose loading cannot run arbitrary code).  Loading accepts only the
+object types this package itself writes (:func:`known_types`); a pickle, random bytes, a
+truncated file or a skops file that references any other type (``os.system``, ...) is refused
+with :class:`ModelFileError` naming the file and the problem.  A model written by other
+package versions loads with a :class:`ModelVersionWarning`.
+
+File contents (format ``wbc-classic/model``, ``format_version`` 2), a plain dict:
+
+``classes``           list of str -- the single source of class names and their order
+``classifier``        str -- registry name (or the estimator's class name)
+``pipeline``          the fitted scikit-learn Pipeline (scale, [select], clf)
+``pipeline_classes``  list of int -- the index into ``classes`` of each of the pipeline's
+                      output columns (version 2; in version 1 files the pipeline's own
+                      ``classes_`` were those indices)
+``extractor``         {"class": "features.FeatureExtractor", "params": {...}}
+``feature_names``     list of str -- the extractor's output names at training time
+``segmenter``         {"function": "segmentation.segment", "params": {...}}
+``stain``             the fitted stain normaliser as plain data, or None
+``scale``             {"um_per_pixel": float or None} -- the training images' pixel scale
+``versions``          dict of package versions at training time
+``metadata``          dict: date, data summary, cross-validated accuracy, ...
+
+Version 1 files (written before the pipeline was fitted on its own label encoding) load
+unchanged; the trust list is the same for both versions.
+
+Example
+-------
+>>> from wbc_classic.classical.modelfile import load            # doctest: +SKIP
+>>> model = load("model.skops")                                 # doctest: +SKIP
+>>> model.predict(["cell1.jpg", "cell2.jpg"])                   # doctest: +SKIP
+array(['neutrophil', 'lymphocyte'], dtype='<U10')
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import platform
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "ModelVersionWarning",
+    "known_types",
+    "is_known_type",
+    "load",
+    "package_versions",
+    "save",
+]
+
+FORMAT = "wbc-classic/model"
+FORMAT_VERSION = 2
+
+# the only extractor / segmenter entry points a model file may name
+_EXTRACTOR_CLASSES = {"features.FeatureExtractor": ("features", "FeatureExtractor")}
+_SEGMENTERS = {"segmentation.segment": ("segmentation", "segment")}
+
+_VERSIONED = ("wbc_classic", "numpy", "scikit-learn", "scikit-image", "opencv", "xgboost")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: missing, not a model, tampered or unknown types.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The offending file.
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"cannot load model file {str(self.path)!r}: {problem}")
+
+
+class ModelVersionWarning(UserWarning):
+    """The model file was written with other package versions than the running ones."""
+
+
+# --------------------------------------------------------------------------- versions
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a model's behaviour, as ``{name: version}``.
+
+    Read from the installed distributions' metadata: nothing heavy is imported.
+    """
+    from wbc_classic import __version__
+    from wbc_classic.io.versions import installed_version
+
+    out = {"wbc_classic": __version__, "python": platform.python_version()}
+    dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
+             "scikit-image": ("scikit-image",), "skops": ("skops",),
+             "opencv": ("opencv-python-headless", "opencv-python",
+                        "opencv-contrib-python-headless", "opencv-contrib-python"),
+             "xgboost": ("xgboost", "xgboost-cpu")}
+    for label, names in dists.items():
+        version = installed_version(names)
+        if version is not None:
+            out[label] = version
+    return out
+
+
+def _minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+# --------------------------------------------------------------------------- trusted types
+
+def _type_name(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+# (module, attribute) of every non-default type our model files may contain; the
+# trusted *names* are computed from the objects themselves (see known_types)
+_KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
+    ("wbc_classic.classical.classifiers", "BalancedClassifier"),
+    ("sklearn.calibration", "_CalibratedClassifier"),
+    ("sklearn.calibration", "_SigmoidCalibration"),
+    ("sklearn.calibration", "CalibratedClassifierCV"),
+    ("sklearn.feature_selection", "f_classif"),
+    ("sklearn.feature_selection", "SelectKBest"),
+    ("sklearn.feature_selection", "SequentialFeatureSelector"),
+    ("sklearn.model_selection", "StratifiedKFold"),
+    ("sklearn.neighbors", "KDTree"),
+    ("sklearn.neighbors", "BallTree"),
+    ("sklearn.metrics._dist_metrics", "EuclideanDistance64"),
+    ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
+    ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
+    ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer"),
+    ("sklearn.tree._tree", "Tree"),
+    ("sklearn.preprocessing", "LabelEncoder"),
+    ("sklearn.preprocessing", "StandardScaler"),
+    ("sklearn.pipeline", "Pipeline"),
+    ("xgboost", "XGBClassifier"),
+    ("xgboost", "Booster"),
+)
+
+
+class _NoTorchFinder:
+    """Import hook refusing ``torch`` (see :func:`_import_skops_io`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _import_skops_io() -> Any:
+    """``import skops.io`` without importing torch on the way.
+
+    Importing :mod:`skops.io` builds its list of trusted scikit-learn types with
+    ``sklearn.utils.all_estimators()``, whose package walk imports every sub-package,
+    including ``sklearn.externals.array_api_compat.torch`` -- which imports torch when it
+    is installed (~2 s of the ~3 s cold load).  That package defines no estimators, so
+    refusing torch during this one import leaves the trusted-type lists unchanged (checked
+    in tests/test_model_file.py) while halving the load time.  Nothing is blocked when
+    torch is already imported or after the import.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    finder = _NoTorchFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(finder)
+    return skops.io
+
+
+@functools.cache
+def _source_name(module: str, attr: str) -> str | None:
+    """Qualified name of ``module.attr`` as skops writes it, or None if not importable."""
+    try:
+        return _type_name(getattr(importlib.import_module(module), attr))
+    except (ImportError, AttributeError):
+        return None
+
+
+def is_known_type(name: str) -> bool:
+    """Whether ``name`` (as listed by ``skops.io.get_untrusted_types``) is one of ours.
+
+    Imports only the candidate module(s) whose attribute has the same final name, so
+    checking an SVM model does not import XGBoost.
+    """
+    attr = name.rsplit(".", 1)[-1]
+    return any(_source_name(m, a) == name for m, a in _KNOWN_SOURCES if a == attr)
+
+
+def known_types() -> frozenset[str]:
+    """Fully-qualified names of the non-default types a model file of ours may contain.
+
+    Computed from the classes and functions themselves (so a renamed private class in a
+    new scikit-learn release is noticed rather than silently trusted).  Anything a file
+    references beyond these and :mod:`skops`'s own default-trusted scikit-learn/numpy
+    types is refused at load time.  Imports every candidate module (slow-ish, for tests
+    and documentation; loading uses :func:`is_known_type`).
+    """
+    names = (_source_name(m, a) for m, a in _KNOWN_SOURCES)
+    return frozenset(n for n in names if n is not None)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _import_entry(table: dict[str, tuple[str, str]], name: str, what: str):
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(table)}")
+    module, attr = table[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples inside metadata into plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def to_dict(model: Any) -> dict[str, Any]:
+    """The plain dict written to the model file of a fitted ``WBCModel`` (see above)."""
+    from wbc_classic.classical.model import full_segment_params
+
+    model._check_fitted()
+    extractor = model.extractor_
+    cls_name = _type_name(type(extractor))
+    cls_name = {"features.extractor.FeatureExtractor": "features.FeatureExtractor"}.get(
+        cls_name, cls_name)
+    if not cls_name.startswith("features.") or "FeatureExtractor" not in cls_name:
+        raise TypeError(f"cannot save extractor of type {cls_name}")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "classes": [str(c) for c in model.classes_],
+        "classifier": model.classifier_name,
+        "pipeline": model.estimator_.pipeline_,
+        "pipeline_classes": [int(c) for c in model.estimator_.classes_],
+        "extractor": {"class": "features.FeatureExtractor",
+                      "params": {k: _plain(v) for k, v in
+                                 extractor.get_params(deep=False).items()}},
+        "feature_names": list(model.feature_names_),
+        "stain": None if model.stain_ is None else _plain(model.stain_.to_dict()),
+        "scale": {"um_per_pixel": None if model.um_per_pixel_ is None
+                  else float(model.um_per_pixel_)},
+        "segmenter": {"function": "segmentation.segment",
+                      "params": {k: _plain(v) for k, v in
+                                 full_segment_params(model.segment_params).items()}},
+        "versions": dict(model.versions_),
+        "metadata": _plain(model.metadata_),
+    }
+
+
+def save(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a fitted ``WBCModel`` to one ``.skops`` file, atomically (compressed zip).
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    sio = _import_skops_io()
+
+    from wbc_classic.io.atomic import atomic_path
+
+    path = Path(path)
+    obj = to_dict(model)
+    with atomic_path(path) as tmp:
+        sio.dump(obj, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    return path
+
+
+# --------------------------------------------------------------------------- loading
+
+def _sniff(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        raise ModelFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ModelFileError(path, "is a directory, not a model file") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read it ({exc.strerror or exc})") from None
+    if not head:
+        raise ModelFileError(path, "file is empty")
+    if head[:1] == b"\x80":
+        raise ModelFileError(path, "this is a pickle file; pickles can run arbitrary code "
+                                   "when loaded and are refused (expected a .skops file)")
+    if head[:2] != b"PK" or not zipfile.is_zipfile(path):
+        raise ModelFileError(path, "not a skops model file (not a zip archive)")
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a classical model saved by :meth:`WBCModel.save`, refusing anything else.
+
+    Only the types of :func:`known_types` (plus skops's default-trusted types) are
+    allowed; no pickle is ever unpickled.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.skops`` file.
+
+    Returns
+    -------
+    model : wbc_classic.classical.model.WBCModel
+
+    Raises
+    ------
+    ModelFileError
+        Missing file, not a skops archive (pickle, random bytes), a corrupt archive, a
+        file referencing types outside the trusted set, or a file that is not a
+        wbc-classic model.  The message names the file and the problem.
+
+    Warns
+    -----
+    ModelVersionWarning
+        When the file was written with other versions of wbc_classic, numpy,
+        scikit-learn, scikit-image, OpenCV or XGBoost.
+    """
+    sio = _import_skops_io()
+
+    path = Path(path)
+    _sniff(path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise ModelFileError(path, f"corrupt or not a skops file ({type(exc).__name__}: "
+                                   f"{exc})") from None
+    refused = sorted(t for t in untrusted if not is_known_type(t))
+    if refused:
+        raise ModelFileError(path, "it references types that are not part of a "
+                                   f"wbc-classic model and were refused: {refused}")
+    try:
+        obj = sio.load(path, trusted=list(untrusted))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(path, f"corrupt skops file ({type(exc).__name__}: {exc})"
+                             ) from None
+    return _from_dict(obj, path)
+
+
+def _from_dict(obj: Any, path: Path) -> Any:
+    from wbc_classic.classical.classifiers import FeatureClassifier
+    from wbc_classic.classical.model import WBCModel, feature_names, segmenter_params
+
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(path, "not a wbc-classic model (a skops file holding "
+                                   f"{type(obj).__name__}, without format {FORMAT!r})")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(path, f"model format version {version!r} is newer than this "
+                                   f"wbc-classic understands ({FORMAT_VERSION}); upgrade")
+    required = ("classes", "pipeline", "extractor", "feature_names", "segmenter")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ModelFileError(path, f"model file lacks {missing}")
+    classes = obj["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str)
+                                                          for c in classes)):
+        raise ModelFileError(path, "'classes' must be a non-empty list of names")
+    pipeline = obj["pipeline"]
+    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
+        raise ModelFileError(path, "'pipeline' is not a fitted probabilistic classifier")
+    # version 1: the pipeline was fitted on the class indices themselves
+    fitted = np.asarray(obj.get("pipeline_classes", pipeline.classes_))
+    if (fitted.ndim != 1 or fitted.dtype.kind not in "iu" or fitted.size == 0
+            or fitted.min() < 0 or fitted.max() >= len(classes)
+            or len(np.unique(fitted)) != fitted.size
+            or fitted.size != len(np.asarray(pipeline.classes_))):
+        raise ModelFileError(path, f"classifier classes {fitted.tolist()} do not index "
+                                   f"the {len(classes)} class names")
+
+    saved = obj.get("versions") or {}
+    if isinstance(saved, dict):
+        current = package_versions()
+        diffs = [f"{k} {saved[k]} (running {current[k]})" for k in _VERSIONED
+                 if k in saved and k in current and _minor(saved[k]) != _minor(current[k])]
+        if diffs:
+            warnings.warn(f"model file {str(path)!r} was written with other package "
+                          f"versions: {', '.join(diffs)}; predictions may differ",
+                          ModelVersionWarning, stacklevel=3)
+
+    ext = obj["extractor"]
+    seg = obj["segmenter"]
+    try:
+        ext_cls = _import_entry(_EXTRACTOR_CLASSES, ext["class"], "extractor")
+        extractor = ext_cls(**dict(ext.get("params") or {}))
+        if seg["function"] not in _SEGMENTERS:
+            raise ValueError(f"unknown segmenter {seg['function']!r}")
+        seg_params = dict(seg.get("params") or {})
+        segmenter_params(seg_params)  # fails on fields this segmenter does not know
+    except (ValueError, TypeError, KeyError, ImportError, AttributeError) as exc:
+        raise ModelFileError(path, f"cannot rebuild the feature pipeline: {exc}") from None
+    names = [str(n) for n in obj["feature_names"]]
+    try:
+        now = feature_names(extractor)
+    except Exception:  # noqa: BLE001
+        now = names
+    if now != names:
+        raise ModelFileError(path, f"the feature extractor now makes {len(now)} features "
+                                   f"but the model was trained on {len(names)} different "
+                                   "ones; retrain the model with this version")
+
+    stain = obj.get("stain")
+    try:
+        from wbc_classic.preprocess.stain import StainNormalizer
+
+        normalizer = None if stain is None else StainNormalizer.from_dict(stain)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(path, f"cannot rebuild the stain normaliser: {exc}") from None
+    scale = obj.get("scale")
+    um = scale.get("um_per_pixel") if isinstance(scale, dict) else None
+    if um is not None and not (isinstance(um, (int, float)) and np.isfinite(um) and um > 0):
+        raise ModelFileError(path, f"invalid pixel scale {um!r} in the model file")
+    name = str(obj.get("classifier", "custom"))
+    model = WBCModel(classifier=name, extractor=extractor, segment_params=seg_params,
+                     classes=list(classes),
+                     stain="none" if normalizer is None else normalizer.name)
+    # the fitted state, exactly as fit_features leaves it
+    estimator = FeatureClassifier(name)
+    estimator.pipeline_ = pipeline
+    estimator.classes_ = fitted.astype(np.int64)
+    estimator.n_features_in_ = len(names)
+    estimator.search_ = None
+    model.extractor_ = extractor
+    model.estimator_ = estimator
+    model.stain_ = normalizer
+    model.um_per_pixel_ = None if um is None else float(um)
+    model.classes_ = np.asarray(classes, dtype=str)
+    model.feature_names_ = names
+    model.versions_ = dict(saved) if isinstance(saved, dict) else {}
+    model.metadata_ = dict(obj.get("metadata") or {})
+    model.metadata_["file"] = str(path)
+    return model
