@@ -103,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
     args = parser.parse_args(argv)
 
-    from wbc_classic.classical.model import load
+    from wbc_classic.classical.modelfile import load
 
     t0 = time.perf_counter()
     model = load(args.model)
     load_s = time.perf_counter() - t0
     size_mb = os.path.getsize(args.model) / 2**20
     paths = sample_paths(args.data, args.n_images, args.seed)
-    print(f"model {args.model} ({model.classifier_name}, {len(model.classes)} classes, "
+    print(f"model {args.model} ({model.classifier_name}, {len(model.classes_)} classes, "
           f"{size_mb:.2f} MB, loads in {load_s:.2f} s); {len(paths)} images from {args.data}")
 
     model.predict_paths(paths[: max(8, 4 * args.n_jobs)], n_jobs=args.n_jobs)  # warm-up
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         report: dict[str, Any] = {
             "benchmark": "bench_predict", "model": str(args.model),
-            "classifier": model.classifier_name, "classes": list(model.classes),
+            "classifier": model.classifier_name, "classes": [str(c) for c in model.classes_],
             "model_mb": round(size_mb, 3), "load_seconds": round(load_s, 3),
             "n_images": len(paths), "n_jobs": args.n_jobs, "repeats": args.repeats,
             "cells_per_s": [round(r, 2) for r in rates],

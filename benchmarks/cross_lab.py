@@ -8,10 +8,10 @@ Protocol (issue 6): the classifier is trained on the training part of PBC's 5 ma
 * ``cellavision``: the 100 labelled cells of ``cellavision_seg`` (CellaVision blog images,
   another laboratory; labels from ``manifest.csv``, not checked by experts).
 
-Every configuration uses the production feature path (:func:`wbc_classic.classical.extraction.
-extract_features`, which is what ``wbc-classic train`` runs, with its content-keyed cache):
-the default segmenter on the raw pixels, then the stain normaliser (fitted on 50 PBC training
-images) on the pixels the features see. The ablation grid is
+Every configuration is a :class:`wbc_classic.classical.model.WBCModel` (what ``wbc-classic
+train`` fits, with its content-keyed feature cache; :func:`classical_model`) fitted on the PBC
+training images: the default segmenter on the raw pixels, then the stain normaliser (fitted by
+the model on 50 PBC training images) on the pixels the features see. The ablation grid is
 
 * ``--stains``: ``none``, ``reinhard``, ``macenko``, ``histogram``, ``white-balance``
   (:mod:`wbc_classic.preprocess.stain`);
@@ -26,8 +26,8 @@ images) on the pixels the features see. The ablation grid is
 * ``--augment``: ``none``, ``colour`` (HED stain jitter, brightness/contrast, blur, flips) or
   ``colour+scale`` (the same plus scale jitter): ``--augment-copies`` augmented copies of every
   training image (:func:`wbc_classic.preprocess.augment.augmented_copies`, amplitude
-  ``--augment-strength``) are added to the training features, as ``wbc-classic train
-  --augment-copies`` does.
+  ``--augment-strength``) are added to the training features by the model's ``fit``, as
+  ``wbc-classic train --augment-copies`` does.
 
 ``--synthetic N`` adds a second protocol on the project's synthetic cells: train on ``2N``
 nominal cells per class, test on ``N`` per class rendered with shifted stains
@@ -261,93 +261,92 @@ def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             if np.any(y == c)}
 
 
-def _segmenter(rim_trim: bool):
-    import functools
-
-    from segmentation import SegmenterParams, segment
-
-    return functools.partial(segment, params=SegmenterParams(rim_max_od=0.06)) \
-        if rim_trim else segment
-
-
-def _extract(items: list, cache: Path, n_jobs: int, norm=None, rim_trim: bool = False):
-    """Every feature family (density included) of ``items`` on the production path."""
-    from features import FAMILIES, FeatureExtractor
-    from wbc_classic.classical.extraction import extract_features
-
-    return extract_features(items, segmenter=_segmenter(rim_trim),
-                            extractor=FeatureExtractor(families=FAMILIES), n_jobs=n_jobs,
-                            cache_dir=cache, progress=False, stain=norm)
-
-
-def _features(sets, norm, cache: Path, n_jobs: int, rim_trim: bool = False):
-    out = {}
-    for name, (paths, _) in sets.items():
-        res = _extract([str(p) for p in paths], cache, n_jobs, norm, rim_trim)
-        if res.failures:
-            print(f"  {name}: {len(res.failures)} images failed, e.g. {res.failures[0]}",
-                  file=sys.stderr)
-        out[name] = res.X.astype(np.float64)
-    return out, np.asarray(res.feature_names)
-
-
 AUGMENTATIONS = ("none", "colour", "colour+scale")
 
 
-def _augmented_features(paths: list[Path], kind: str, copies: int, strength: float, norm,
-                        cache: Path, n_jobs: int, seed: int, rim_trim: bool = False
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Features of ``copies`` augmented copies of the training images, and their row index
-    into ``paths`` (copies whose extraction failed are left out)."""
-    from wbc_classic.preprocess.augment import augmented_copies, default_augmentation
+def _augmentation(kind: str, strength: float):
+    """The training augmentation of ``--augment kind`` (None for ``none``)."""
+    from wbc_classic.preprocess.augment import default_augmentation
 
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; choose from {AUGMENTATIONS}")
-    if kind == "none" or copies <= 0:
-        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
-    aug = default_augmentation(strength, scale=kind == "colour+scale")
-    res = _extract(augmented_copies([str(p) for p in paths], aug, copies, seed=seed), cache,
-                   n_jobs, norm, rim_trim)
-    rows = np.tile(np.arange(len(paths)), copies)
-    return res.X[res.ok].astype(np.float64), rows[res.ok]
+    return None if kind == "none" else default_augmentation(strength,
+                                                            scale=kind == "colour+scale")
 
 
-def scale_rows(sets, names: np.ndarray, factors: list[float], classifiers: list[str],
-               subsets: list[str], X_train: np.ndarray, cache: Path, n_jobs: int,
-               seed: int) -> list[dict]:
+def classical_model(classifier: str, subset: str, *, stain: str = "none",
+                    rim_trim: bool = False, augmentation=None, copies: int = 0,
+                    cache: Path | None = None, n_jobs: int = 1, n_ref: int = 50,
+                    seed: int = 0):
+    """The ablation's :class:`wbc_classic.classical.model.WBCModel` for one configuration.
+
+    Every feature family (density included) is extracted, cached under ``cache``; the
+    classifier sees the columns of ``subset`` (:func:`subset_mask`) through a scikit-learn
+    ``ColumnTransformer`` in front of the :func:`~wbc_classic.classical.classifiers.
+    make_classifier` pipeline. Its ``fit`` does the rest (pixel scale, stain normaliser on
+    ``n_ref`` training images, augmented copies), as ``wbc-classic train`` does.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from features import FAMILIES, FeatureExtractor
+    from wbc_classic.classical.classifiers import make_classifier
+    from wbc_classic.classical.model import WBCModel, feature_names
+
+    extractor = FeatureExtractor(families=FAMILIES)
+    cols = np.flatnonzero(subset_mask(np.asarray(feature_names(extractor)), subset))
+    clf = Pipeline([("columns", ColumnTransformer([("keep", "passthrough", cols)])),
+                    ("model", make_classifier(classifier, seed=seed, n_jobs=n_jobs))])
+    return WBCModel(clf, extractor=extractor, classes=list(CLASSES5), n_jobs=n_jobs,
+                    seed=seed, stain=stain, augmentation=augmentation,
+                    augment_copies=copies, n_ref=n_ref, cv=0, cache_dir=cache,
+                    segment_params={"rim_max_od": 0.06} if rim_trim else None)
+
+
+def predicted(model, paths_or_images, um_per_pixel: float | None = None) -> np.ndarray:
+    """Class index predicted by ``model`` for each image; -1 (a wrong answer) where the
+    image's features could not be computed."""
+    items = list(paths_or_images)
+    result = model.extract(items, um_per_pixel=um_per_pixel)
+    pred = np.full(len(items), -1, dtype=np.int64)
+    if result.ok.any():
+        pred[result.ok] = model.predict_proba_features(result.X[result.ok]).argmax(axis=1)
+    for f in result.failures[:1]:
+        print(f"  {len(result.failures)} images failed, e.g. {f}", file=sys.stderr)
+    return pred
+
+
+def scale_rows(sets, factors: list[float], classifiers: list[str], subsets: list[str],
+               cache: Path, n_jobs: int, seed: int) -> list[dict]:
     """The cellavision cells at other magnifications, as they are and rescaled to PBC's.
 
     For each factor ``f`` the 100 images are resized by ``f`` (another microscope's pixel
     size); the set's own scale is then measured on its images
-    (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`) and they are resampled to the PBC
-    training images' scale, as ``wbc-classic predict --um-per-pixel auto`` does. Classifiers
-    are trained on ``X_train`` (PBC training features, stain ``none``).
+    (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`) and passed to the model as
+    their ``um_per_pixel``, so they are resampled to the PBC training images' scale, as
+    ``wbc-classic predict --um-per-pixel auto`` does. Models are trained on the PBC training
+    images (stain ``none``).
     """
-    from wbc_classic.classical.classifiers import make_classifier
     from wbc_classic.io.images import read_image
     from wbc_classic.preprocess.scale import estimate_batch_scale, rescale_image
 
-    def features(images):
-        return _extract(images, cache, n_jobs).X.astype(np.float64)
-
-    ref = estimate_batch_scale(sets["pbc-train"][0], seed=seed)
     paths, y = sets["cellavision"]
     originals = [read_image(p) for p in paths]
+    scaled = {f: [rescale_image(im, f) if f != 1.0 else im for im in originals]
+              for f in factors}
     rows = []
-    for f in factors:
-        raw = [rescale_image(im, f) if f != 1.0 else im for im in originals]
-        um = estimate_batch_scale(raw, seed=seed)
-        fixed = [rescale_image(im, um / ref) for im in raw]
-        variants = {f"images x{f:g}": features(raw),
-                    f"images x{f:g} -> {um:.3f} um/px -> {ref:.3f}": features(fixed)}
-        for subset, clf_name in itertools.product(subsets, classifiers):
-            cols = subset_mask(names, subset)
-            clf = make_classifier(clf_name, seed=seed, n_jobs=n_jobs)
-            clf.fit(X_train[:, cols], sets["pbc-train"][1])
-            for label, X in variants.items():
+    for subset, clf_name in itertools.product(subsets, classifiers):
+        model = classical_model(clf_name, subset, cache=cache, n_jobs=n_jobs, seed=seed)
+        model.fit(*sets["pbc-train"])
+        ref = model.um_per_pixel_
+        for f, raw in scaled.items():
+            um = estimate_batch_scale(raw, seed=seed)
+            variants = {f"images x{f:g}": None,
+                        f"images x{f:g} -> {um:.3f} um/px -> {ref:.3f}": um}
+            for label, scale in variants.items():
                 row = {"family": "classical", "model": clf_name, "stain": "none",
                        "features": f"{subset}; {label}", "pbc-test": float("nan")}
-                score_into(row, "cellavision", y, clf.predict(X[:, cols]))
+                score_into(row, "cellavision", y, predicted(model, raw, scale))
                 rows.append(row)
                 print(f"scale {row['features']:40s} {clf_name:8s} cellavision "
                       f"{row['cellavision']:.3f}", flush=True)
@@ -471,9 +470,6 @@ def main(argv: list[str] | None = None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "scale_survey.json").write_text(json.dumps(rows, indent=1))
         return 0
-    from wbc_classic.classical.classifiers import make_classifier
-    from wbc_classic.preprocess.stain import fit_normalizer
-
     try:
         sets = load_sets(args.data)
     except (FileNotFoundError, ValueError) as exc:
@@ -482,42 +478,35 @@ def main(argv: list[str] | None = None) -> int:
     print("# " + ", ".join(f"{k}: {len(v[1])} images" for k, v in sets.items()), flush=True)
     t0 = time.time()
     rows: list[dict] = []
-    for stain, trim in itertools.product(args.stains.split(","), args.rim_trim.split(",")):
+    for stain, trim, aug in itertools.product(args.stains.split(","),
+                                              args.rim_trim.split(","),
+                                              args.augment.split(",")):
         if trim not in ("on", "off"):
             print(f"error: --rim-trim takes on/off, got {trim!r}", file=sys.stderr)
             return 2
-        norm = fit_normalizer(stain, sets["pbc-train"][0], n_ref=args.n_ref, seed=args.seed)
-        feats, names = _features(sets, norm, args.cache_dir, args.n_jobs,
-                                 rim_trim=trim == "on")
-        for aug in args.augment.split(","):
-            try:
-                X_aug, rows_aug = _augmented_features(
-                    sets["pbc-train"][0], aug, args.augment_copies, args.augment_strength,
-                    norm, args.cache_dir, args.n_jobs, args.seed, rim_trim=trim == "on")
-            except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            X_fit, y_fit = feats["pbc-train"], sets["pbc-train"][1]
-            if rows_aug.size:
-                X_fit = np.concatenate([X_fit, X_aug])
-                y_fit = np.concatenate([y_fit, y_fit[rows_aug]])
-            label = "" if aug == "none" else \
-                f", aug {aug} x{args.augment_copies}" + \
-                (f" s{args.augment_strength:g}" if args.augment_strength != 1 else "")
-            for subset, clf_name in itertools.product(args.features.split(","),
-                                                      args.classifiers.split(",")):
-                cols = subset_mask(names, subset)
-                clf = make_classifier(clf_name, seed=args.seed, n_jobs=args.n_jobs)
-                clf.fit(X_fit[:, cols], y_fit)
-                row = {"family": "classical", "model": clf_name, "stain": stain,
-                       "features": (subset if trim == "off" else f"{subset}, rim trim")
-                       + label}
-                for name in ("pbc-test", "cellavision"):
-                    score_into(row, name, sets[name][1], clf.predict(feats[name][:, cols]))
-                rows.append(row)
-                print(f"{stain:14s} {row['features']:15s} {clf_name:12s} PBC test "
-                      f"{row['pbc-test']:.3f}  cellavision {row['cellavision']:.3f}  "
-                      f"({time.time() - t0:.0f} s)", flush=True)
+        try:
+            augmentation = _augmentation(aug, args.augment_strength)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        label = "" if aug == "none" else \
+            f", aug {aug} x{args.augment_copies}" + \
+            (f" s{args.augment_strength:g}" if args.augment_strength != 1 else "")
+        for subset, clf_name in itertools.product(args.features.split(","),
+                                                  args.classifiers.split(",")):
+            model = classical_model(clf_name, subset, stain=stain, rim_trim=trim == "on",
+                                    augmentation=augmentation, copies=args.augment_copies,
+                                    cache=args.cache_dir, n_jobs=args.n_jobs,
+                                    n_ref=args.n_ref, seed=args.seed)
+            model.fit(*sets["pbc-train"])
+            row = {"family": "classical", "model": clf_name, "stain": stain,
+                   "features": (subset if trim == "off" else f"{subset}, rim trim") + label}
+            for name in ("pbc-test", "cellavision"):
+                score_into(row, name, sets[name][1], predicted(model, sets[name][0]))
+            rows.append(row)
+            print(f"{stain:14s} {row['features']:15s} {clf_name:12s} PBC test "
+                  f"{row['pbc-test']:.3f}  cellavision {row['cellavision']:.3f}  "
+                  f"({time.time() - t0:.0f} s)", flush=True)
     if args.test_scales:
         try:
             factors = [float(v) for v in args.test_scales.split(",")]
@@ -525,10 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --test-scales takes numbers, got {args.test_scales!r}",
                   file=sys.stderr)
             return 2
-        feats, names = _features(sets, None, args.cache_dir, args.n_jobs)
-        rows += scale_rows(sets, names, factors, args.classifiers.split(","),
-                           args.features.split(","), feats["pbc-train"], args.cache_dir,
-                           args.n_jobs, args.seed)
+        rows += scale_rows(sets, factors, args.classifiers.split(","),
+                           args.features.split(","), args.cache_dir, args.n_jobs, args.seed)
     try:
         rows += _deep_rows(args.deep, sets)
     except (OSError, ValueError, KeyError) as exc:

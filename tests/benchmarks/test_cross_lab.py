@@ -53,21 +53,32 @@ def test_synthetic_protocol_rows():
     assert table.count("\n") == 3 and "synth-scale1.4" in table
 
 
-def test_augmented_training_features(tmp_path):
+def test_classical_model_fits_its_subset_with_augmented_copies(tmp_path):
+    """The ablation's model: every family extracted, the subset's columns classified, and
+    ``fit`` itself adds the augmented copies (of the training images only)."""
     import pytest
 
     from wbc_classic.data.synthetic import write_class_folders
 
-    root = write_class_folders(tmp_path / "d", 1, classes=("lymphocyte", "monocyte"), size=96)
+    classes = ("lymphocyte", "monocyte")
+    root = write_class_folders(tmp_path / "d", 3, classes=classes, size=96)
     paths = sorted(root.rglob("*.png"))
-    X, rows = cross_lab._augmented_features(paths, "colour", 2, 1.0, None, tmp_path / "c",
-                                            1, 0)
-    assert X.shape[0] == 4 and rows.tolist() == [0, 1, 0, 1]
-    none, rows = cross_lab._augmented_features(paths, "none", 2, 1.0, None, tmp_path / "c",
-                                               1, 0)
-    assert none.size == 0 and rows.size == 0
+    y = np.array([cross_lab.CLASSES5.index(p.parent.name) for p in paths])
+    model = cross_lab.classical_model("logreg", "no-colour",
+                                      augmentation=cross_lab._augmentation("colour", 1.0),
+                                      copies=2, cache=tmp_path / "c")
+    model.fit(paths, y)
+    assert model.metadata_["data"]["n_samples"] == 3 * len(paths)
+    assert model.metadata_["augmentation"]["used"] == 2 * len(paths)
+    kept = model.estimator_.pipeline_.named_steps["columns"].transformers_[0][2]
+    names = np.asarray(model.feature_names_)
+    np.testing.assert_array_equal(kept, np.flatnonzero(cross_lab.subset_mask(names,
+                                                                             "no-colour")))
+    pred = cross_lab.predicted(model, [*paths, tmp_path / "missing.png"])
+    assert pred[-1] == -1 and set(pred[:-1]) <= {cross_lab.CLASSES5.index(c) for c in classes}
+    assert cross_lab._augmentation("none", 1.0) is None
     with pytest.raises(ValueError, match="unknown augmentation"):
-        cross_lab._augmented_features(paths, "rainbow", 1, 1.0, None, tmp_path / "c", 1, 0)
+        cross_lab._augmentation("rainbow", 1.0)
 
 
 def test_scores_carry_a_bootstrap_interval():

@@ -264,6 +264,25 @@ def test_stain_normaliser_is_fitted_saved_and_applied(stain, tmp_path):
     assert load(plain.save(tmp_path / "p.skops")).stain_ is None
 
 
+def test_format_version_1_files_still_load(extractor, tmp_path):
+    """Files written before ``pipeline_classes`` (format 1: the pipeline was fitted on the
+    class indices themselves) load and predict as before."""
+    X, y = _data(len(extractor.get_feature_names_out()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = make_classifier("logreg").fit(X, y)  # what version 1 saved
+    model, _ = _fitted("logreg", extractor)
+    obj = to_dict(model)
+    obj.update(format_version=1, pipeline=pipeline)
+    del obj["pipeline_classes"]
+    path = tmp_path / "v1.skops"
+    sio.dump(obj, path)
+    again = load(path)
+    np.testing.assert_array_equal(again.predict_proba_features(X),
+                                  pipeline.predict_proba(X))
+    assert tuple(again.classes_) == tuple(CLASSES)
+
+
 def test_models_without_rim_trim_field_keep_their_segmentation(extractor, tmp_path):
     model, _ = _fitted("logreg", extractor)
     obj = to_dict(model)
