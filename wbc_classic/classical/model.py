@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-__all__ = ["WBCModel", "augmentation_summary", "feature_names", "full_segment_params",
-           "segment_image", "segmenter_params", "with_augmented_copies"]
+__all__ = ["WBCModel", "feature_names", "full_segment_params", "segment_image",
+           "segmenter_params", "with_augmented_copies"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -137,11 +137,6 @@ def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, co
     keep = np.ones(source.size, bool) if ok is None else np.asarray(ok, bool)
     return (np.concatenate([X, X_copies[keep]]), np.concatenate([y, y[source[keep]]]),
             np.concatenate([np.arange(n), source[keep]]))
-
-
-def augmentation_summary(augmentation: Any, copies: int) -> dict[str, Any]:
-    """What a model's training augmentation was, for ``metadata["augmentation"]``."""
-    return {"copies": int(copies), "transforms": repr(augmentation)}
 
 
 # --------------------------------------------------------------------------- the model
@@ -330,7 +325,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                  str(item) if isinstance(item, (str, os.PathLike)) else _as_image(item)
                  for item in images_or_paths]
         return extract_features(items, segmenter=self._segmenter(), extractor=extractor,
-                                n_jobs=_jobs(self.n_jobs if n_jobs is None else n_jobs),
+                                n_jobs=int(self.n_jobs if n_jobs is None else n_jobs),
                                 cache_dir=self.cache_dir, progress=progress, stain=stain,
                                 rescale=self.rescale_factor(um_per_pixel))
 
@@ -448,7 +443,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         data.update(n_images=len(items), n_skipped=len(skipped), skipped=skipped[:50])
         if groups is not None:
             self.metadata_["augmentation"] = {
-                **augmentation_summary(self.augmentation, self.augment_copies),
+                "copies": int(self.augment_copies), "transforms": repr(self.augmentation),
                 "used": used_copies, "offered": self.augment_copies * int(ok.sum())}
         self.metadata_["train_seconds"] = {"features": round(t_features, 2),
                                            "fit": self.metadata_["fit_seconds"]}
@@ -722,7 +717,3 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = False
         return tags
 
-
-def _jobs(n_jobs: int | None) -> int:
-    """joblib's ``n_jobs`` from ours (None: 1)."""
-    return 1 if n_jobs is None else int(n_jobs)
