@@ -9,6 +9,11 @@ settings, fitted classifier, class names, package versions, training summary) in
 
 With ``--test-split`` the saved model is the one fitted on the training part only, so the
 reported held-out numbers describe exactly the file that was written.
+
+Exit codes (:mod:`wbc_classic.io.options`): 0 the model was saved and every image used; 1 the
+model was saved but some images could not be used (listed); 2 a bad option or data folder,
+an impossible split, nothing usable to fit on, or an ``--out`` that cannot be written
+(checked before any work).  The feature cache follows :mod:`wbc_classic.io.cachedir`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,38 @@ from typing import Any
 
 import numpy as np
 
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    float_range,
+    int_range,
+    n_jobs_value,
+)
+
 HELP = "train a classical (segmentation + features + classifier) leukocyte model"
 EXAMPLE = ("wbc-classic train --data ../shared/data/pbc --preset pbc8 --classifier svm "
            "--out model.skops --n-jobs 2 --test-split 80/20")
 
-DEFAULT_CACHE = ".wbc_cache"
+
+
+def _cv_folds(text: str) -> int:
+    """``--cv``: 0 (skip) or at least 2 folds."""
+    value = int_range(0, 100)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (skip) or a number of folds >= 2, got '1'")
+    return value
+
+
+def _split_scheme(text: str) -> str:
+    """``--test-split``: a scheme :func:`wbc_classic.data.split.parse_scheme` accepts."""
+    from wbc_classic.data.split import parse_scheme
+
+    try:
+        parse_scheme(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,21 +78,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", default="svm", choices=list(CLASSIFIERS),
                         help="classifier (default: svm)")
     parser.add_argument("--out", required=True, type=Path, help="model file to write (.skops)")
-    parser.add_argument("--n-jobs", type=int, default=1,
+    parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel jobs for features and the classifier (-1: all cores)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(DEFAULT_CACHE),
-                        help=f"per-image feature cache (default: ./{DEFAULT_CACHE})")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="per-image feature cache (default $WBC_CACHE_DIR, else "
+                             "~/.cache/wbc_classic; an unwritable folder falls back to a "
+                             "temporary cache with a warning)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds, split and model")
-    parser.add_argument("--test-split", metavar="SCHEME", default=None,
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                        help="seed of folds, split and model")
+    parser.add_argument("--test-split", metavar="SCHEME", default=None, type=_split_scheme,
                         help="hold out the test part of a stratified split (e.g. 80/20), "
                              "report its accuracy and per-class sensitivity, and fit the "
                              "saved model on the rest")
-    parser.add_argument("--cv", type=int, default=5,
+    parser.add_argument("--cv", type=_cv_folds, default=5,
                         help="folds of the reported cross-validated accuracy (0: skip)")
     parser.add_argument("--feature-selection", choices=["univariate", "sfs"], default=None,
                         help="optional feature selection step")
-    parser.add_argument("--k", type=int, default=60, help="features kept by the selection")
+    parser.add_argument("--k", type=int_range(1), default=60,
+                        help="features kept by the selection")
     parser.add_argument("--search", choices=["grid", "halving"], default=None,
                         help="tune hyper-parameters by stratified cross-validation")
     parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES,
@@ -75,11 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stain/colour normalisation of the pixels the features see, "
                              "fitted on 50 training images and saved in the model "
                              "(default: none)")
-    parser.add_argument("--augment-copies", type=int, default=0, metavar="K",
+    parser.add_argument("--augment-copies", type=int_range(0, 50), default=0, metavar="K",
                         help="add K augmented copies of every training image (HED stain "
                              "jitter, brightness/contrast, scale jitter, blur, flips; "
                              "seeded, cached like the originals; default 0 = none)")
-    parser.add_argument("--augment-strength", type=float, default=1.0,
+    parser.add_argument("--augment-strength", type=float_range(0, 5, lo_open=True), default=1.0,
                         help="amplitude of that augmentation (2 = twice the stain jitter, "
                              "+-40%% scale; default 1)")
     parser.add_argument("--augment-no-scale", action="store_true",
@@ -135,12 +171,16 @@ def run(args: argparse.Namespace) -> int:
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import load_class_folders
 
+    from wbc_classic.io.atomic import check_output_file
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     t_start = time.perf_counter()
     try:
         data = load_class_folders(args.data, _resolve_classes(args))
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     classes = tuple(data.classes)
     counts = np.bincount(data.y, minlength=len(classes))
     print(f"data: {args.data} -- {len(data.paths)} images, {len(classes)} classes")
@@ -162,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
     if args.test_split:
         from wbc_classic.data.split import make_split
 
-        split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+        try:
+            split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+        except ValueError as exc:
+            print(f"error: --test-split {args.test_split}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         train_idx = np.union1d(split.train, split.val)
     model.set_scale([data.paths[i] for i in train_idx])
     if model.um_per_pixel_ is not None:
@@ -172,12 +216,13 @@ def run(args: argparse.Namespace) -> int:
         model.set_stain([data.paths[i] for i in train_idx])
     except (OSError, ValueError) as exc:
         print(f"error: cannot fit the {args.stain} stain normaliser: {exc}", file=sys.stderr)
-        return 1
-    cache_dir = None if args.no_cache else args.cache_dir
+        return EXIT_USAGE
+    cache_dir = None if args.no_cache else resolve_cache_dir(args.cache_dir)
     t0 = time.perf_counter()
-    X, errors = extract_dataset(data.paths, extractor, segment_params={}, n_jobs=args.n_jobs,
-                                cache_dir=cache_dir, progress=sys.stderr.isatty(),
-                                stain=model.stain_)
+    with _log_progress("features", len(data.paths)):
+        X, errors = extract_dataset(data.paths, extractor, segment_params={},
+                                    n_jobs=args.n_jobs, cache_dir=cache_dir,
+                                    progress=sys.stderr.isatty(), stain=model.stain_)
     t_feat = time.perf_counter() - t0
     bad = [i for i, e in enumerate(errors) if e]
     print(f"features: {X.shape[1]} per image, {len(data.paths)} images in {t_feat:.1f} s"
@@ -189,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     keep = np.array([not e for e in errors], dtype=bool) & np.all(np.isfinite(X), axis=1)
     if not keep.any():
         print("error: no usable images", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
 
     summary: dict[str, Any] = {"root": str(Path(args.data).resolve()),
                                "n_images": len(data.paths), "n_skipped": len(bad)}
@@ -213,9 +258,11 @@ def run(args: argparse.Namespace) -> int:
         copies = augmented_copies([data.paths[i] for i in fit_idx], augmentation,
                                   args.augment_copies, seed=args.seed)
         t0 = time.perf_counter()
-        X_aug, aug_errors = extract_dataset(copies, extractor, segment_params={},
-                                            n_jobs=args.n_jobs, cache_dir=cache_dir,
-                                            progress=sys.stderr.isatty(), stain=model.stain_)
+        with _log_progress("augmented copies", len(copies)):
+            X_aug, aug_errors = extract_dataset(copies, extractor, segment_params={},
+                                                n_jobs=args.n_jobs, cache_dir=cache_dir,
+                                                progress=sys.stderr.isatty(),
+                                                stain=model.stain_)
         t_feat += time.perf_counter() - t0
         ok = np.array([not e for e in aug_errors]) & np.all(np.isfinite(X_aug), axis=1)
         print(f"augmentation: {int(ok.sum())} of {len(copies)} augmented copies used "
@@ -228,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
                            groups=groups)
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     t_fit = time.perf_counter() - t0
     if augmentation is not None:
         from wbc_classic.classical.model import augmentation_summary
@@ -260,11 +307,27 @@ def run(args: argparse.Namespace) -> int:
         path = model.save(args.out)
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     size = os.path.getsize(path)
     print(f"saved {path} ({size / 2**20:.2f} MB) in {time.perf_counter() - t_start:.1f} s "
           f"total (features {t_feat:.1f} s, fit {t_fit:.1f} s)")
-    return 0
+    if bad:
+        print(f"{len(bad)} of {len(data.paths)} images could not be used (listed above); "
+              f"exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
+
+
+def _log_progress(desc: str, total: int):
+    """Heartbeat lines for a log while the feature stage runs (its own bar is for a
+    terminal only); a no-op on a terminal."""
+    import contextlib
+
+    from wbc_classic.io.progress import Progress
+
+    if sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return Progress(total=None, desc=f"{desc} ({total} images)", unit="img", heartbeat=True)
 
 
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,

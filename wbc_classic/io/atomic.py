@@ -9,7 +9,71 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["OutputError", "atomic_path", "atomic_open", "atomic_write_bytes",
+           "atomic_write_text", "check_output_dir", "check_output_file"]
+
+
+class OutputError(OSError):
+    """An output path cannot be written; the message names it and says why."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _probe_dir(folder: Path, target: Path, what: str) -> None:
+    """Raise OutputError unless a file can be created in ``folder`` (for ``target``)."""
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {what} {str(target)!r}: {str(folder)!r} is a file, "
+                          f"not a folder")
+    try:  # os.access is wrong for root and some network file systems: really try
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {str(target)!r}: folder {str(folder)!r} is "
+                          f"not writable ({exc.strerror or exc})") from None
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Check, before any work starts, that the file ``path`` can be written atomically.
+
+    It must not be an existing folder, and its folder (or the nearest existing ancestor, in
+    which the missing folders will be created) must be a writable folder.  Nothing is created.
+
+    Raises
+    ------
+    OutputError
+        One line naming the path and the problem.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"cannot write {what} {str(p)!r}: it is an existing folder; give a "
+                          f"file name")
+    if str(p).endswith(("/", os.sep)):
+        raise OutputError(f"cannot write {what} {str(p)!r}: a file name is needed, not a "
+                          f"folder")
+    _probe_dir(_nearest_existing(p.parent if str(p.parent) else Path(".")), p, what)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Check, before any work starts, that ``path`` is (or can be made) a writable folder.
+
+    Raises
+    ------
+    OutputError
+        When it is an existing file, or it (or its nearest existing ancestor) is not writable.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"cannot write {what} {str(p)!r}: it is an existing file, not a "
+                          f"folder")
+    _probe_dir(_nearest_existing(p), p, what)
+    return p
 
 
 def _default_mode() -> int:
