@@ -1,16 +1,88 @@
-"""Atomic file writing: a reader never sees a half-written file, a killed run leaves none."""
+"""Atomic file writing: a reader never sees a half-written file.
+
+A write goes to a temporary file beside the target, named
+``.<stem>.<host>-<pid>.<random>.tmp<suffix>``, and is renamed onto the target when complete.
+A run killed with ``kill -9`` cannot remove its temporary file; :func:`clean_stale_temporaries`
+removes such leftovers on the next run (those of a process that no longer exists on this
+host, and any older than a day), so a cache folder does not fill up with them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 __all__ = ["OutputError", "atomic_path", "atomic_open", "atomic_write_bytes",
-           "atomic_write_text", "check_output_dir", "check_output_file"]
+           "atomic_write_text", "check_output_dir", "check_output_file",
+           "clean_stale_temporaries"]
+
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:40]
+# .<stem>.<host>-<pid>.<mkstemp random>.tmp<suffix>; the host-pid part is absent in files
+# written before it was added
+_TMP_NAME = re.compile(r"^\.(?P<stem>.*?)\.(?:(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.)?"
+                       r"[A-Za-z0-9_]{6,}\.tmp(?:\.[^.]*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: str | os.PathLike[str], *, max_age: float = 86400.0,
+                            legacy_age: float = 3600.0) -> list[Path]:
+    """Remove temporary files left in ``folder`` by killed :func:`atomic_path` writes.
+
+    A temporary file is removed when the process that wrote it no longer runs on this host,
+    when it is older than ``max_age`` seconds (a writer on another host sharing the folder),
+    or, for names without a host and pid (older versions), older than ``legacy_age``.
+    A live writer's file is never touched.  Errors (a file already gone, no permission)
+    are ignored.
+
+    Returns
+    -------
+    list of Path
+        The removed files.
+    """
+    removed: list[Path] = []
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TMP_NAME.match(entry.name)
+        if m is None or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if m.group("pid") is None:
+            stale = age > legacy_age
+        elif m.group("host") == _HOST:
+            stale = not _pid_alive(int(m.group("pid"))) or age > max_age
+        else:
+            stale = age > max_age
+        if stale:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 class OutputError(OSError):
@@ -93,8 +165,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_HOST}-{os.getpid()}.",
+                               suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
