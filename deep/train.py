@@ -474,9 +474,7 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
                       img_size=cfg.img_size, **cfg.model_kwargs)
     split, tr, va, te = _make_split(cfg, iset.y)
-    from .cache import build_cache
-
-    from .cache import deep_cache_dir
+    from .cache import build_cache, deep_cache_dir
 
     stain = _fit_stain(cfg, [iset.paths[i] for i in tr])
     # an unreadable image is skipped, reported and counted (as benchmarks.run does)

@@ -215,7 +215,6 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic count``; exit code 0 all fields ok, 1 some failed, 2 no model."""
     from wbc_classic.cli.predict import load_model_and_inputs
-
     from wbc_classic.io.atomic import check_output_dir
 
     check_output_dir(args.out, "--out")  # before the work; OutputError -> exit 2

@@ -166,11 +166,10 @@ def extract_dataset(paths: Sequence[Any], extractor: Any, *, segment_params: dic
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``wbc-classic train``; returns 0 on success, 1 on a data or fitting problem."""
+    """Run ``wbc-classic train``; returns the exit code (0 saved, 1 saved but images skipped, 2 usage)."""
     from features import FeatureExtractor
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import load_class_folders
-
     from wbc_classic.io.atomic import check_output_file
     from wbc_classic.io.cachedir import resolve_cache_dir
 
