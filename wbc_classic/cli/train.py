@@ -166,7 +166,7 @@ def extract_dataset(paths: Sequence[Any], extractor: Any, *, segment_params: dic
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``wbc-classic train``; returns the exit code (0 saved, 1 saved but images skipped, 2 usage)."""
+    """Run ``wbc-classic train``; exit code 0 saved, 1 saved but images skipped, 2 usage."""
     from features import FeatureExtractor
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import load_class_folders
