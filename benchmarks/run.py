@@ -133,12 +133,23 @@ class StageLog:
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
         """Time a stage; put a short result into the yielded dict's ``"detail"``."""
+        from wbc_classic.io.progress import Progress
+
         info: dict[str, Any] = {"detail": ""}
         self.say(f"{name} ...")
         t = time.perf_counter()
+        # in a log (not a terminal, where the stages draw their own bars) a line every few
+        # seconds says the stage is still working
+        try:
+            tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        beat = None if tty else Progress(desc=f"  {name}", heartbeat=True, file=self.stream)
         try:
             yield info
         finally:
+            if beat is not None:
+                beat.close(final_line=False)
             dt = time.perf_counter() - t
             self.rows.append({"stage": name, "seconds": round(dt, 2), "detail": info["detail"]})
             self.say(f"{name} done in {dt:.1f} s" + (f": {info['detail']}" if info["detail"]

@@ -155,14 +155,14 @@ class Progress:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for tqdm compatibility; ignored."""
 
-    def close(self) -> None:
-        """Print the final line (once)."""
+    def close(self, final_line: bool = True) -> None:
+        """Stop; print the final line (once) unless ``final_line`` is False."""
         if self._closed:
             return
         self._stop.set()
         with self._lock:
             self._closed = True
-            if not self.disable:
+            if not self.disable and final_line:
                 self._emit(final=True)
 
     def __enter__(self) -> Progress:
