@@ -27,7 +27,9 @@ STATUSES = ("ok", "no_cell", "error")
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files as given, folders replaced by the image files under them (sorted, recursive).
 
-    Hidden entries are skipped. Paths that do not exist are kept, so that they get an error row.
+    Hidden entries are skipped. Paths that do not exist are kept, so that they get an error row;
+    so are broken or looping symbolic links with an image name inside a folder (never
+    dropped silently).
     """
     from wbc_classic.io.images import is_image_file
 
@@ -35,7 +37,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)
+            out.extend(sorted(f for f in p.rglob("*") if is_image_file(f)
+                              and (f.is_file() or f.is_symlink())
                               and not any(part.startswith(".") for part in
                                           f.relative_to(p).parts)))
         else:
