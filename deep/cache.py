@@ -161,6 +161,17 @@ class CachedImages:
         return len(self.images)
 
 
+def _digest(path: Path) -> str:
+    """Content hash of an image file; for a file that cannot even be opened (missing, a
+    looping symlink) a stand-in naming it, so that its row fails in the build, not the key."""
+    from wbc_classic.io.images import ImageReadError
+
+    try:
+        return image_sha256(path)
+    except ImageReadError as exc:
+        return f"unreadable:{path}:{exc.reason}"
+
+
 def _key(digests: Sequence[str], size: int, crop: str, crop_options: dict | None = None,
          stain: Any = None) -> str:
     h = hashlib.sha256()
@@ -229,14 +240,14 @@ def build_cache(
     if not paths:
         raise ValueError("build_cache: no image paths given")
     missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
+    if missing and on_error == "raise":
         raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
     from wbc_classic.io.atomic import clean_stale_temporaries
 
     cache_dir = Path(cache_dir) if cache_dir is not None else deep_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(cache_dir)  # left by a killed build (kill -9 skips the cleanup)
-    digests = [image_sha256(p) for p in paths]
+    digests = [_digest(p) for p in paths]
     _check_crop(crop)  # before decoding anything, and also on a cache hit
     key = _key(digests, size, crop, crop_options, stain)
     npy = cache_dir / f"images_{size}px_{key}.npy"
