@@ -569,6 +569,7 @@ EXAMPLE = """example:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deep.train`` argument parser."""
+    from wbc_classic.data.split import scheme_argument
     from wbc_classic.preprocess.stain import available_normalizers
 
     from .cache import CROPS
@@ -594,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stain normalisation fitted on 50 training images, stored in the "
                         "checkpoint and applied by deep.predict (default %(default)s)")
     p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
-    p.add_argument("--split", default=d.split, type=_split_scheme,
+    p.add_argument("--split", default=d.split, type=scheme_argument,
                    help="80/20, 90/10 or 50/25/25")
     p.add_argument("--split-seed", type=int_range(0, 2**32 - 1), default=d.split_seed)
     p.add_argument("--split-file", default=None, help="a saved Split JSON to reuse")
@@ -635,17 +636,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     return p
-
-
-def _split_scheme(text: str) -> str:
-    """``--split``: a scheme :func:`wbc_classic.data.split.parse_scheme` accepts."""
-    from wbc_classic.data.split import parse_scheme
-
-    try:
-        parse_scheme(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:

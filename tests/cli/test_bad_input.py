@@ -13,7 +13,6 @@ Commands run in-process through ``main(argv)``; one tiny model is trained per mo
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -23,7 +22,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.io.bad_files import EXPECT, REASONS, cell_image, write_bad_files
+from tests.io.bad_files import (
+    EXPECT,
+    REASONS,
+    cell_image,
+    copy_bad_files_into,
+    line_naming,
+    read_rows,
+    write_bad_files,
+)
 from wbc_classic.cli import main
 
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
@@ -34,17 +41,12 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return read_rows(path)
 
 
 def _line_naming(err: str, path: Path, words: tuple[str, ...] = ()) -> str:
     """The one stderr line that names ``path`` (and one of ``words``)."""
-    lines = [ln for ln in err.splitlines() if path.name in ln
-             and (not words or any(w in ln.lower() for w in words))]
-    assert lines, f"no line names {path.name} with one of {words}:\n{err}"
-    assert "Traceback" not in err
-    return lines[0]
+    return line_naming(err, path.name, words)
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +85,7 @@ def data_with_bad(tmp_path_factory, bad) -> Path:
 
     root = tmp_path_factory.mktemp("train")
     data = write_class_folders(root / "data", 4, classes=CLASSES, size=64, seed=1)
-    for i, kind in enumerate(k for k in UNREADABLE if k != "missing"):
-        target = data / CLASSES[i % len(CLASSES)] / bad[kind].name
-        if kind == "symlink_loop":
-            os.symlink(target.name, target)
-        else:
-            shutil.copyfile(bad[kind], target)
+    copy_bad_files_into(data, bad, CLASSES)
     return data
 
 
@@ -400,16 +397,17 @@ def test_count_every_bad_kind(model, fields, bad, tmp_path, capsys):
 
 
 def test_count_rescale_obeys_the_pixel_limit(model, fields, tmp_path, capsys):
-    # --rescale 16 of a 200x160 field is 10 MP: fine; of a 4000x3000 one 3 GP: refused
+    # --rescale 5 of a 200x160 field is 0.8 MP: fine; of a 3000x2000 one 150 MP: refused
+    # before the resize allocates it (--rescale 40 once grew to 23.7 GB and was killed)
     big = tmp_path / "big.png"
-    Image.new("RGB", (4000, 3000), (230, 220, 225)).save(big)
+    Image.new("RGB", (3000, 2000), (230, 220, 225)).save(big)
     out = tmp_path / "c"
     rc = main(["count", "--model", str(model), str(big), str(fields[0]), "--out", str(out),
-               "--rescale", "16", "--no-images"])
+               "--rescale", "5", "--no-images"])
     err = capsys.readouterr().err
     assert rc == 1
     line = _line_naming(err, big, ("decompression-bomb", "limit"))
-    assert "64000x48000" in line
+    assert "15000x10000" in line
     rows = {Path(r["image"]).name: r["status"] for r in _rows(out / "counts.csv")}
     assert rows["big.png"] == "error" and rows[fields[0].name] in ("ok", "no_cell")
 

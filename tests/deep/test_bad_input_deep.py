@@ -8,34 +8,29 @@ inputs failed and were reported, 2 usage or configuration error.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.io.bad_files import EXPECT, REASONS, write_bad_files  # noqa: E402
+from tests.io.bad_files import (  # noqa: E402
+    EXPECT,
+    REASONS,
+    copy_bad_files_into,
+    line_naming,
+    read_rows,
+    write_bad_files,
+)
 
 pytestmark = pytest.mark.torch
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
 UNREADABLE = [k for k, v in EXPECT.items() if v == "error"]
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _line_naming(err: str, name: str, words: tuple[str, ...] = ()) -> str:
-    lines = [ln for ln in err.splitlines() if name in ln
-             and (not words or any(w in ln.lower() for w in words))]
-    assert lines, f"no line names {name} with one of {words}:\n{err}"
-    assert "Traceback" not in err
-    return lines[0]
+_rows = read_rows
+_line_naming = line_naming
 
 
 def _call(main, argv):
@@ -57,12 +52,7 @@ def data_with_bad(tmp_path_factory, bad):
 
     data = write_class_folders(tmp_path_factory.mktemp("d") / "data", 5, classes=CLASSES,
                                size=40, seed=0)
-    for i, kind in enumerate(k for k in UNREADABLE if k != "missing"):
-        target = data / CLASSES[i % len(CLASSES)] / bad[kind].name
-        if kind == "symlink_loop":
-            os.symlink(target.name, target)
-        else:
-            shutil.copyfile(bad[kind], target)
+    copy_bad_files_into(data, bad, CLASSES)
     return data
 
 

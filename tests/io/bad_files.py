@@ -10,6 +10,7 @@ must make of it:
 
 from __future__ import annotations
 
+import csv
 import os
 import struct
 import zlib
@@ -122,3 +123,31 @@ def write_bad_files(folder: str | os.PathLike[str], seed: int = 0) -> dict[str, 
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path("black", "black.png"))
     Image.fromarray(no_leukocyte_image(seed=seed)).save(path("no_leukocyte", "rbc_only.png"))
     return out
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The rows of a CSV output as dicts."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def line_naming(err: str, name: str, words: tuple[str, ...] = ()) -> str:
+    """The first stderr line that names ``name`` (and one of ``words``, lower case); fails the
+    test when there is none or when ``err`` holds a traceback."""
+    lines = [ln for ln in err.splitlines() if name in ln
+             and (not words or any(w in ln.lower() for w in words))]
+    assert lines, f"no line names {name} with one of {words}:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def copy_bad_files_into(data: Path, bad: dict[str, Path], classes: tuple[str, ...]) -> None:
+    """Put one file of every unreadable kind (but ``missing``) into the class folders."""
+    import shutil
+
+    for i, kind in enumerate(k for k, v in EXPECT.items() if v == "error" and k != "missing"):
+        target = data / classes[i % len(classes)] / bad[kind].name
+        if kind == "symlink_loop":
+            os.symlink(target.name, target)
+        else:
+            shutil.copyfile(bad[kind], target)

@@ -51,21 +51,11 @@ def _cv_folds(text: str) -> int:
     return value
 
 
-def _split_scheme(text: str) -> str:
-    """``--test-split``: a scheme :func:`wbc_classic.data.split.parse_scheme` accepts."""
-    from wbc_classic.data.split import parse_scheme
-
-    try:
-        parse_scheme(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     from features.extractor import FAMILIES
     from wbc_classic.classical.classifiers import CLASSIFIERS
+    from wbc_classic.data.split import scheme_argument
     from wbc_classic.preprocess.stain import available_normalizers
 
     parser.add_argument("--data", required=True, type=Path,
@@ -87,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                         help="seed of folds, split and model")
-    parser.add_argument("--test-split", metavar="SCHEME", default=None, type=_split_scheme,
+    parser.add_argument("--test-split", metavar="SCHEME", default=None, type=scheme_argument,
                         help="hold out the test part of a stratified split (e.g. 80/20), "
                              "report its accuracy and per-class sensitivity, and fit the "
                              "saved model on the rest")
