@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
           f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
           f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {args.out}")
     for r in failed[:20]:
-        print(f"  {'failed' if r['status'] == 'error' else r['status']}: {r['error']}",
+        err = r["error"] if r["path"] in r["error"] else f"{r['path']}: {r['error']}"
+        print(f"  {'failed' if r['status'] == 'error' else r['status']}: {err}",
               file=sys.stderr)
     if len(failed) > 20:
         print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
