@@ -119,8 +119,9 @@ class BenchmarkConfig:
         Output folder; default ``runs/benchmark-<preset>-<seed>``.
     cache_dir : str or None
         Feature cache (shared with ``wbc-classic train``), decoded-image cache (``deep/``)
-        and generated synthetic sets (``synthetic/``); default ``$WBC_CACHE_DIR`` or
-        ``./.wbc_cache``.
+        and generated synthetic sets (``synthetic/``); default by the project's one rule
+        (:mod:`wbc_classic.io.cachedir`): ``$WBC_CACHE_DIR``, else ``~/.cache/wbc_classic``;
+        an unwritable folder falls back to a temporary cache with a warning.
     no_deep : bool
         Skip the deep models.
     quick : bool
@@ -189,8 +190,11 @@ class BenchmarkConfig:
         return Path(self.out) if self.out else Path("runs") / f"benchmark-{self.preset}-{self.seed}"
 
     def resolved_cache(self) -> Path:
-        """The cache folder (``cache_dir`` or :func:`default_cache_dir`)."""
-        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+        """The cache folder: ``cache_dir`` or :func:`default_cache_dir`, checked to be writable
+        (:func:`wbc_classic.io.cachedir.resolve_cache_dir`)."""
+        from wbc_classic.io.cachedir import resolve_cache_dir
+
+        return resolve_cache_dir(self.cache_dir or None)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(BenchmarkConfig)}
@@ -225,9 +229,11 @@ def shared_data_root() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """``$WBC_CACHE_DIR`` if set, else ``./.wbc_cache`` (the ``wbc-classic train`` default)."""
-    env = os.environ.get("WBC_CACHE_DIR")
-    return Path(env) if env else Path(".wbc_cache")
+    """``$WBC_CACHE_DIR`` if set, else ``~/.cache/wbc_classic``: the one cache rule of every
+    command (:func:`wbc_classic.io.cachedir.default_cache_root`)."""
+    from wbc_classic.io.cachedir import default_cache_root
+
+    return default_cache_root()
 
 
 def resolve_data_path(value: str | None) -> str | None:
@@ -431,11 +437,22 @@ def check_config(cfg: BenchmarkConfig) -> None:
     resolve_models(cfg.models, cfg.deep_models)
     if cfg.preset != "synthetic" and not cfg.data:
         raise ValueError(f"preset {cfg.preset!r} needs a data folder (--data DIR)")
-    for name, lo in (("img_size", 8), ("epochs", 1), ("batch_size", 1), ("n_per_class", 2),
-                     ("synthetic_size", 32), ("seg_images", 0), ("n_resamples", 0),
-                     ("throughput_images", 1)):
-        if getattr(cfg, name) < lo:
-            raise ValueError(f"{name} must be >= {lo}, got {getattr(cfg, name)}")
+    from wbc_classic.io.options import check_range
+
+    # bounds keep a typo from running for hours or exhausting memory (one line, exit 2)
+    for name, lo, hi in (("img_size", 8, 1024), ("epochs", 1, 100_000),
+                         ("batch_size", 1, 65_536), ("n_per_class", 2, 100_000),
+                         ("synthetic_size", 32, 1024), ("seg_images", 0, 1_000_000),
+                         ("n_resamples", 0, 1_000_000), ("throughput_images", 1, 100_000),
+                         ("seed", 0, 2**32 - 1)):
+        check_range(name, getattr(cfg, name), lo, hi, integer=True)
+    check_range("lr", cfg.lr, 0, 10, lo_open=True)
+    if cfg.deep_max_minutes is not None:
+        check_range("deep_max_minutes", cfg.deep_max_minutes, 0, lo_open=True)
+    if cfg.n_jobs != -1:
+        check_range("n_jobs (-1: all cores)", cfg.n_jobs, 1, 1024, integer=True)
+    if cfg.threads is not None:
+        check_range("threads", cfg.threads, 1, 1024, integer=True)
     from deep.cache import CROPS  # torch-free module
 
     if cfg.deep_crop not in CROPS:

@@ -454,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="deep.data.build_augmentation kwargs for --synthetic-deep")
     ap.add_argument("--deep", type=Path, nargs="*", default=[],
                     help="prediction CSVs of deep models over both test sets")
-    ap.add_argument("--cache-dir", type=Path, default=Path(".wbc_cache"),
-                    help="feature cache shared with wbc-classic train (default ./.wbc_cache)")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="feature cache shared with wbc-classic train (default "
+                         "$WBC_CACHE_DIR, else ~/.cache/wbc_classic)")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-ref", type=int, default=50,
                     help="PBC training images the stain normaliser is fitted on")
@@ -464,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-survey", type=int, default=0, metavar="N",
                     help="only report the estimated um/pixel of N images per data set")
     args = ap.parse_args(argv)
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    args.cache_dir = resolve_cache_dir(args.cache_dir)
     if args.scale_survey:
         rows = scale_survey(args.data, args.scale_survey, args.seed)
         if args.out:

@@ -53,9 +53,15 @@ __all__ = [
 ]
 
 FAMILIES = ("classical", "deep")
-_FAMILY_COLOURS = {"classical": ("#1f77b4", "#6baed6", "#08519c", "#9ecae1", "#3182bd"),
-                   "deep": ("#d95f02", "#fdae6b", "#a63603", "#fd8d3c", "#e6550d")}
-_OTHER_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
+# Cool colours for the classical family, warm ones for the deep family, every entry clearly
+# different from every other (hue and lightness), so that no two models share a colour in the
+# per-class chart; beyond these, _model_colours generates more of the family's hue range.
+_FAMILY_COLOURS = {"classical": ("#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#08306b",
+                                 "#9ecae1", "#74c476", "#00441b", "#7b4173", "#3f007d"),
+                   "deep": ("#d95f02", "#e31a1c", "#fdae6b", "#7f2704", "#e7298a",
+                            "#fb9a99", "#bf812d", "#ffd92f", "#67001f", "#f768a1")}
+_OTHER_COLOURS = ("#7f7f7f", "#bcbd22", "#8c564b", "#000000")
+_FAMILY_HUES = {"classical": (0.42, 0.80), "deep": (0.93, 1.15)}  # extra colours (HSV hue)
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,18 +529,39 @@ def _png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def _extra_colour(family: str, i: int, taken: set[str]) -> str:
+    """The ``i``-th generated colour of a family's hue range, not in ``taken``."""
+    import colorsys
+
+    lo, hi = _FAMILY_HUES.get(family, (0.0, 1.0))
+    k = i
+    while True:
+        hue = (lo + (hi - lo) * ((k * 0.618034) % 1.0)) % 1.0
+        value = (0.45, 0.7, 0.9)[k % 3]
+        sat = (0.9, 0.55)[(k // 3) % 2]
+        r, g, b = colorsys.hsv_to_rgb(hue, sat, value)
+        colour = f"#{round(255 * r):02x}{round(255 * g):02x}{round(255 * b):02x}"
+        if colour not in taken:
+            return colour
+        k += 1
+
+
 def _model_colours(results: Sequence[ModelResult]) -> dict[str, str]:
+    """One colour per model, never shared: the family's palette in table order, then
+    generated colours of the family's hue range."""
     colours: dict[str, str] = {}
-    used = {fam: 0 for fam in FAMILIES}
-    other = 0
+    taken: set[str] = set()
+    used: dict[str, int] = {}
     for r in results:
-        if r.family in _FAMILY_COLOURS:
-            pal = _FAMILY_COLOURS[r.family]
-            colours[r.name] = pal[used[r.family] % len(pal)]
-            used[r.family] += 1
-        else:
-            colours[r.name] = _OTHER_COLOURS[other % len(_OTHER_COLOURS)]
-            other += 1
+        if r.name in colours:
+            continue
+        pal = _FAMILY_COLOURS.get(r.family, _OTHER_COLOURS)
+        i = used.get(r.family, 0)
+        used[r.family] = i + 1
+        colour = pal[i] if i < len(pal) and pal[i] not in taken else \
+            _extra_colour(r.family, i, taken)
+        colours[r.name] = colour
+        taken.add(colour)
     return colours
 
 
@@ -854,25 +881,38 @@ def _render_markdown(ctx: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
-max-width:1250px;padding:0 1em;color:#222;line-height:1.4}
+max-width:1400px;padding:0 1em;color:#222;line-height:1.4}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0 1em;font-size:.86em}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3;white-space:normal;vertical-align:bottom}
-td small{color:#666} td:first-child,th:first-child{text-align:left}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.82em}
+th,td{border:1px solid #ccc;padding:2px 5px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;white-space:normal;vertical-align:bottom;min-width:4em}
+td small{color:#666;font-size:.85em} td:first-child,th:first-child{text-align:left}
 td.best{font-weight:bold;background:#eef6ee}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;max-width:100%;
+background:linear-gradient(to right,#fff 30%,rgba(255,255,255,0)),
+linear-gradient(to left,#fff 30%,rgba(255,255,255,0)) 100% 0,
+linear-gradient(to right,rgba(0,0,0,.18),rgba(0,0,0,0)),
+linear-gradient(to left,rgba(0,0,0,.18),rgba(0,0,0,0)) 100% 0;
+background-repeat:no-repeat;background-size:40px 100%,40px 100%,12px 100%,12px 100%;
+background-attachment:local,local,scroll,scroll}
+table.kv{table-layout:fixed;width:100%}
+table.kv td{white-space:normal;overflow-wrap:anywhere;word-break:break-word;text-align:left}
+table.kv th:first-child,table.kv td:first-child{width:12em;overflow-wrap:normal}
 .banner{padding:.8em 1em;margin:.8em 0;border-radius:4px;font-weight:bold;font-size:1.05em}
 .leak{background:#fde2e1;border:2px solid #c62828;color:#8e0000}
 .synthetic{background:#fff4d6;border:2px solid #e0a100;color:#6d4c00}
 .caption{color:#555;font-size:.9em}
 .figs{display:flex;flex-wrap:wrap;gap:10px}
-.figs figure{margin:0} img.plot{max-width:100%;height:auto;border:1px solid #eee}
-.gallery{display:flex;flex-wrap:wrap;gap:6px}
-.cell{width:104px;font-size:.72em;text-align:center;border:1px solid #ddd;padding:3px;
-border-radius:3px} .cell img{width:96px;height:96px;object-fit:contain;image-rendering:auto}
+.figs figure{margin:0;max-width:100%} img.plot{max-width:100%;height:auto;border:1px solid #eee}
+.gallery{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}
+.cell{width:104px;min-width:0;box-sizing:border-box;font-size:.72em;text-align:center;
+border:1px solid #ddd;padding:3px;border-radius:3px;overflow:hidden;overflow-wrap:anywhere}
+.cell img{width:96px;height:96px;object-fit:contain;image-rendering:auto}
+.cell .name{display:-webkit-box;-webkit-line-clamp:3;line-clamp:3;-webkit-box-orient:vertical;
+overflow:hidden;overflow-wrap:anywhere;word-break:break-all;color:#555}
 .true{color:#1b5e20} .pred{color:#b71c1c}
 details{margin:.4em 0 1em} summary{cursor:pointer;font-weight:600}
+@media print{.scroll{overflow:visible} table{font-size:.68em}}
 """
 
 
@@ -881,8 +921,11 @@ class _Raw(str):
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
-                best: Mapping[int, set[int]] | None = None) -> str:
-    parts = ['<div class="scroll"><table><thead><tr>']
+                best: Mapping[int, set[int]] | None = None, *, kv: bool = False) -> str:
+    """A table in a horizontally scrolling container; ``kv``: a two-column key/value table
+    whose values wrap at the page width (long commands, paths, CPU names)."""
+    cls = ' class="kv"' if kv else ""
+    parts = [f'<div class="scroll"><table{cls}><thead><tr>']
     parts += [f"<th>{html.escape(str(h))}</th>" for h in header]
     parts.append("</tr></thead><tbody>")
     for i, row in enumerate(rows):
@@ -916,7 +959,7 @@ def _render_html(ctx: dict[str, Any], figs: Mapping[str, bytes], galleries: Mapp
     for kind, text in _banners(dataset, leakage):
         p.append(f'<div class="banner {kind}">{e(text)}</div>')
     p.append("<h2>Setup</h2>")
-    p.append(_html_table(["", ""], ctx["setup_rows"]))
+    p.append(_html_table(["", ""], ctx["setup_rows"], kv=True))
     ev0 = results[0].evaluation
     p.append("<h2>Results</h2>")
     p.append(f'<p class="caption">Test set: n = {ev0.n_samples} images; '
@@ -987,7 +1030,7 @@ def _render_html(ctx: dict[str, Any], figs: Mapping[str, bytes], galleries: Mapp
         p.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in ctx["notes"])
                  + "</ul>")
     p.append("<h2>Environment</h2>")
-    p.append(_html_table(["", ""], ctx["env_rows"]))
+    p.append(_html_table(["", ""], ctx["env_rows"], kv=True))
     p.append("</body></html>")
     return "\n".join(p)
 
@@ -1006,7 +1049,9 @@ def _gallery_html(r: ModelResult, class_names: Sequence[str], limit: int) -> str
         except Exception as exc:  # an unreadable file must not kill the report
             img = f'<div style="height:96px">cannot show: {e(type(exc).__name__)}</div>'
         score = f" ({m.score:.2f})" if m.score is not None else ""
-        label = f"<br>{e(m.label)}" if m.label else ""
+        # long file names wrap inside the card (3 lines at most); the full name on hover
+        label = (f'<span class="name" title="{e(m.label)}">{e(m.label)}</span>'
+                 if m.label else "")
         parts.append(f'<div class="cell">{img}<br><span class="true">{e(true)}</span> &rarr; '
                      f'<span class="pred">{e(pred)}{score}</span>{label}</div>')
     parts.append("</div>")

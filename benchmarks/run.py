@@ -133,12 +133,23 @@ class StageLog:
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
         """Time a stage; put a short result into the yielded dict's ``"detail"``."""
+        from wbc_classic.io.progress import Progress
+
         info: dict[str, Any] = {"detail": ""}
         self.say(f"{name} ...")
         t = time.perf_counter()
+        # in a log (not a terminal, where the stages draw their own bars) a line every few
+        # seconds says the stage is still working
+        try:
+            tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        beat = None if tty else Progress(desc=f"  {name}", heartbeat=True, file=self.stream)
         try:
             yield info
         finally:
+            if beat is not None:
+                beat.close(final_line=False)
             dt = time.perf_counter() - t
             self.rows.append({"stage": name, "seconds": round(dt, 2), "detail": info["detail"]})
             self.say(f"{name} done in {dt:.1f} s" + (f": {info['detail']}" if info["detail"]
@@ -751,6 +762,7 @@ class RunOutput:
     data: LoadedData
     leakage: LeakageSummary
     stages: list[dict[str, Any]]
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run(cfg: BenchmarkConfig, *, command: str | None = None, log: StageLog | None = None
@@ -918,7 +930,8 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
         paths["environment"] = out / "environment.json"
         atomic_write_text(paths["environment"], json.dumps(env, indent=1, default=str) + "\n")
         st["detail"] = f"{out}"
-    return RunOutput(out, paths, results, test_indices, list(folds), data, leakage, log.rows)
+    return RunOutput(out, paths, results, test_indices, list(folds), data, leakage, log.rows,
+                     failures)
 
 
 def summary_table(results: Sequence[ModelResult]) -> str:
@@ -1017,6 +1030,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
+    from wbc_classic.io.atomic import OutputError, check_output_dir
+    from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE
+
+    try:
+        check_output_dir(cfg.resolved_out(), "--out")  # before any work
+        resolved_deep = resolve_models(cfg.models, cfg.deep_models)[1]
+        if resolved_deep and not cfg.no_deep and cfg.device and _torch_available() is None:
+            from deep.device import resolve_device
+
+            resolve_device(cfg.device)
+    except (OutputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     command = None
     if argv is not None:
         from benchmarks.environment import command_line
@@ -1024,14 +1050,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = command_line([sys.executable, "-m", "benchmarks.run", *argv])
     try:
         res = run(cfg, command=command)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: outputs already written are complete (atomic writes); the "
+              "cache keeps every finished image", file=sys.stderr)
+        return 130
     print(res.leakage.headline())
     print(summary_table(res.results))
     print(f"\nreport: {res.paths['html']}\n        {res.paths['markdown']}\n"
           f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}")
-    return 0
+    if res.failures:
+        print(f"{len(res.failures)} image(s) failed and are listed in the report's 'Failed "
+              f"images' table; exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
 
 
 if __name__ == "__main__":

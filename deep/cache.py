@@ -4,7 +4,10 @@ The cache is one ``.npy`` file per (image list, size, resize settings) in a cach
 Its name is a SHA-256 over the *content* hashes of the image files (not their paths or mtimes),
 the size and the settings, so a renamed file hits the cache and a changed file misses it.
 The array is written through :func:`wbc_classic.io.atomic.atomic_path`, so a killed run never
-leaves a half-written cache behind; a re-run with the same files is a memory-map open.
+leaves a half-written cache behind; a re-run with the same files is a memory-map open, and the
+temporary file a killed build could not remove is deleted by the next build
+(:func:`wbc_classic.io.atomic.clean_stale_temporaries`).  The folder follows the project's one
+cache rule (:mod:`wbc_classic.io.cachedir`): ``<cache root>/deep``.
 
 Only numpy, OpenCV and the project's image reader are used here (no torch).
 """
@@ -24,7 +27,7 @@ import numpy as np
 
 from wbc_classic.io.images import image_sha256
 
-__all__ = ["CachedImages", "build_cache", "default_cache_dir", "prepare_image",
+__all__ = ["CachedImages", "build_cache", "deep_cache_dir", "default_cache_dir", "prepare_image",
            "resize_square"]
 
 CACHE_VERSION = 1
@@ -33,10 +36,20 @@ CROPS = ("center", "none", "cell")
 
 
 def default_cache_dir() -> Path:
-    """``$WBC_CACHE_DIR/deep`` if set, else ``~/.cache/wbc_classic/deep``."""
-    env = os.environ.get("WBC_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "wbc_classic"
-    return base / "deep"
+    """``<cache root>/deep``: ``$WBC_CACHE_DIR/deep`` if set, else
+    ``~/.cache/wbc_classic/deep`` (:func:`wbc_classic.io.cachedir.default_cache_root`)."""
+    from wbc_classic.io.cachedir import default_cache_root
+
+    return default_cache_root() / "deep"
+
+
+def deep_cache_dir(cache_root: str | os.PathLike[str] | None = None) -> Path:
+    """The decoded-image folder of a command's ``--cache-dir`` (the cache root): its ``deep/``
+    sub-folder, by :func:`wbc_classic.io.cachedir.resolve_cache_dir` (an unusable root falls
+    back to a temporary cache with a warning)."""
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    return resolve_cache_dir(cache_root) / "deep"
 
 
 def resize_square(image: np.ndarray, size: int, *, crop: str = "center") -> np.ndarray:
@@ -148,6 +161,17 @@ class CachedImages:
         return len(self.images)
 
 
+def _digest(path: Path) -> str:
+    """Content hash of an image file; for a file that cannot even be opened (missing, a
+    looping symlink) a stand-in naming it, so that its row fails in the build, not the key."""
+    from wbc_classic.io.images import ImageReadError
+
+    try:
+        return image_sha256(path)
+    except ImageReadError as exc:
+        return f"unreadable:{path}:{exc.reason}"
+
+
 def _key(digests: Sequence[str], size: int, crop: str, crop_options: dict | None = None,
          stain: Any = None) -> str:
     h = hashlib.sha256()
@@ -216,11 +240,14 @@ def build_cache(
     if not paths:
         raise ValueError("build_cache: no image paths given")
     missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
+    if missing and on_error == "raise":
         raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    from wbc_classic.io.atomic import clean_stale_temporaries
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else deep_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    digests = [image_sha256(p) for p in paths]
+    clean_stale_temporaries(cache_dir)  # left by a killed build (kill -9 skips the cleanup)
+    digests = [_digest(p) for p in paths]
     _check_crop(crop)  # before decoding anything, and also on a cache hit
     key = _key(digests, size, crop, crop_options, stain)
     npy = cache_dir / f"images_{size}px_{key}.npy"
@@ -243,11 +270,10 @@ def build_cache(
             # a damaged cache file: rebuild it below
     read = reader if reader is not None else _default_reader()
     errors: dict[int, str] = {}
-    iterator = range(len(paths))
-    if progress:
-        from tqdm.auto import tqdm
+    from wbc_classic.io.progress import progress as _progress
 
-        iterator = tqdm(iterator, desc=f"decode+resize {size}px", unit="img")
+    iterator = _progress(range(len(paths)), desc=f"decode+resize {size}px", unit="img",
+                         disable=not progress)
     with atomic_path(npy) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), size, size, 3))

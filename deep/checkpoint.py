@@ -110,8 +110,34 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
 
     ckpt = load_checkpoint(path)
     meta = ckpt["meta"]
-    model = get_model(meta["model"], num_classes=len(meta["classes"]), weights=None,
-                      img_size=int(meta["img_size"]), **meta.get("model_kwargs", {}))
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} has damaged metadata: not a mapping")
+    missing = [k for k in ("model", "classes", "img_size", "mean", "std") if k not in meta]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, missing))} in "
+                              f"its metadata; it cannot be used for prediction")
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not classes or \
+            not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise CheckpointError(f"checkpoint {path} has invalid 'classes' {classes!r}: expected a "
+                              f"list of distinct class names")
+    kwargs = meta.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"checkpoint {path} has invalid 'model_kwargs' {kwargs!r}: "
+                              f"expected a mapping")
+    try:
+        size = int(meta["img_size"])
+        if not 8 <= size <= 4096 or len(meta["mean"]) != 3 or len(meta["std"]) != 3:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {path} has an invalid img_size/mean/std in its "
+                              f"metadata") from None
+    try:
+        model = get_model(meta["model"], num_classes=len(classes), weights=None,
+                          img_size=size, **kwargs)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: cannot build model {meta['model']!r} with "
+                              f"model_kwargs {kwargs!r}: {str(exc).splitlines()[0]}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -108,15 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m deep.export", description="Export a deep checkpoint to ONNX.",
         epilog="example:\n  python -m deep.export --checkpoint runs/wbcnet64/best.pt "
                "--out wbcnet64.onnx", formatter_class=argparse.RawDescriptionHelpFormatter)
+    from wbc_classic.io.atomic import OutputError, check_output_file
+    from wbc_classic.io.options import EXIT_USAGE, int_range
+
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--opset", type=int_range(18, 23), default=18,
+                   help="ONNX opset, 18-23 (the dynamo exporter's range; default 18)")
     a = p.parse_args(argv)
     try:
+        check_output_file(a.out, "--out")  # before loading and tracing the model
         path = export_onnx(a.checkpoint, a.out, opset=a.opset)
-    except (FileNotFoundError, ValueError, ImportError) as exc:
+    except (OutputError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"wrote {path}")
     return 0
 

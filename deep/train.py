@@ -42,6 +42,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    float_range,
+    int_range,
+    json_object,
+)
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import (
     ArrayDataset,
@@ -465,12 +474,24 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
                       img_size=cfg.img_size, **cfg.model_kwargs)
     split, tr, va, te = _make_split(cfg, iset.y)
-    from .cache import build_cache
+    from .cache import build_cache, deep_cache_dir
 
     stain = _fit_stain(cfg, [iset.paths[i] for i in tr])
-    cache = build_cache(iset.paths, cfg.img_size, cache_dir=cfg.cache_dir, on_error="raise",
-                        crop=cfg.crop, crop_options=cfg.crop_options, stain=stain,
-                        progress=cfg.progress and rank == 0)
+    # an unreadable image is skipped, reported and counted (as benchmarks.run does)
+    cache = build_cache(iset.paths, cfg.img_size, cache_dir=deep_cache_dir(cfg.cache_dir),
+                        on_error="skip", crop=cfg.crop, crop_options=cfg.crop_options,
+                        stain=stain, progress=cfg.progress and rank == 0)
+    skipped = {str(iset.paths[i]): msg for i, msg in sorted(cache.errors.items())}
+    if skipped:
+        readable = np.asarray(cache.ok, bool)
+        tr, va, te = tr[readable[tr]], va[readable[va]], te[readable[te]]
+        if rank == 0:
+            print(f"warning: {len(skipped)} of {len(iset.paths)} images cannot be read and are "
+                  f"skipped:", file=sys.stderr)
+            for path, msg in list(skipped.items())[:10]:
+                print(f"  {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
+            if len(skipped) > 10:
+                print(f"  ... and {len(skipped) - 10} more (result.json)", file=sys.stderr)
     images, y = cache.images, np.asarray(iset.y, np.int64)
     missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
     if missing:
@@ -503,7 +524,8 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
                               "n_val": int(len(va)), "n_test": int(len(te)),
                               "epochs_run": len(hist["history"]),
                               "best_epoch": hist["best_epoch"],
-                              "train_seconds": hist["train_seconds"]}
+                              "train_seconds": hist["train_seconds"],
+                              "n_skipped": len(skipped), "skipped": skipped}
     if rank == 0 and len(te):
         from .checkpoint import load_checkpoint as _lc
 
@@ -547,6 +569,7 @@ EXAMPLE = """example:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deep.train`` argument parser."""
+    from wbc_classic.data.split import scheme_argument
     from wbc_classic.preprocess.stain import available_normalizers
 
     from .cache import CROPS
@@ -559,82 +582,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="root with one folder per class")
     p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
     p.add_argument("--model", default=d.model, help="zoo model name (default %(default)s)")
-    p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"width": 0.5}\'')
-    p.add_argument("--img-size", type=int, default=d.img_size)
+    p.add_argument("--model-kwargs", type=json_object, default={},
+                   help='JSON, e.g. \'{"width": 0.5}\'')
+    p.add_argument("--img-size", type=int_range(8, 1024), default=d.img_size)
     p.add_argument("--crop", default=d.crop, choices=CROPS,
                    help="'cell': fixed-size square around the segmented leukocyte, "
                         "surroundings blanked (cross-lab robustness); default %(default)s")
-    p.add_argument("--crop-options", default="{}",
+    p.add_argument("--crop-options", type=json_object, default={},
                    help='JSON options of the cell crop, e.g. \'{"side_um": 25}\'')
     p.add_argument("--stain", default=d.stain,
                    choices=available_normalizers(),
                    help="stain normalisation fitted on 50 training images, stored in the "
                         "checkpoint and applied by deep.predict (default %(default)s)")
     p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
-    p.add_argument("--split", default=d.split, help="80/20, 90/10 or 50/25/25")
-    p.add_argument("--split-seed", type=int, default=d.split_seed)
+    p.add_argument("--split", default=d.split, type=scheme_argument,
+                   help="80/20, 90/10 or 50/25/25")
+    p.add_argument("--split-seed", type=int_range(0, 2**32 - 1), default=d.split_seed)
     p.add_argument("--split-file", default=None, help="a saved Split JSON to reuse")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--val-fraction", type=float_range(0, 0.9), default=d.val_fraction)
+    p.add_argument("--epochs", type=int_range(1, 100_000), default=d.epochs)
+    p.add_argument("--batch-size", type=int_range(1, 65_536), default=d.batch_size)
     p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "adam", "sgd"])
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=d.lr)
+    p.add_argument("--weight-decay", type=float_range(0, 10), default=d.weight_decay)
+    p.add_argument("--warmup-epochs", type=float_range(0, 1000), default=d.warmup_epochs)
     p.add_argument("--scheduler", default=d.scheduler, choices=["cosine", "plateau", "none"])
-    p.add_argument("--patience", type=int, default=d.patience,
+    p.add_argument("--patience", type=int_range(0), default=d.patience,
                    help="early stopping patience in epochs (0 = off)")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--label-smoothing", type=float_range(0, 1, hi_open=True),
+                   default=d.label_smoothing)
     p.add_argument("--class-weights", action="store_true", help="balanced class weights")
-    p.add_argument("--augment", default="{}",
+    p.add_argument("--augment", type=json_object, default={},
                    help='JSON kwargs of deep.data.build_augmentation, e.g. \'{"rotation": 90}\'')
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--pretrained", default=None,
                    help="'imagenet' (from the local torch hub cache) or a .pth file")
-    p.add_argument("--freeze-epochs", type=int, default=0,
+    p.add_argument("--freeze-epochs", type=int_range(0), default=0,
                    help="with --pretrained: epochs training the head only")
-    p.add_argument("--unfreeze-last", type=int, default=0,
+    p.add_argument("--unfreeze-last", type=int_range(0), default=0,
                    help="phase 2: train the last N layers (0 = all)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=d.seed)
+    p.add_argument("--num-workers", type=int_range(0, 256), default=d.num_workers)
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder (default $WBC_CACHE_DIR, else ~/.cache/wbc_classic); "
+                        "decoded images go to its deep/ sub-folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--max-minutes", type=float, default=None, help="training time budget")
+    p.add_argument("--max-minutes", type=float_range(0, lo_open=True), default=None,
+                   help="training time budget")
     p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int_range(1, 1024), default=None,
+                   help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m deep.train``."""
+    """Entry point of ``python -m deep.train``: exit code 0 done, 1 done but some images could
+    not be read (skipped and listed), 2 usage or configuration error."""
+    from wbc_classic.io.atomic import OutputError, check_output_dir
+
+    from .device import resolve_device
+
     a = build_parser().parse_args(argv)
     try:
+        check_output_dir(a.out, "--out")  # before any decoding or training
+        resolve_device(a.device)
+    except (OutputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         cfg = TrainConfig(
-            data=a.data, out=a.out, model=a.model, model_kwargs=json.loads(a.model_kwargs),
-            img_size=a.img_size, crop=a.crop, crop_options=json.loads(a.crop_options),
+            data=a.data, out=a.out, model=a.model, model_kwargs=a.model_kwargs,
+            img_size=a.img_size, crop=a.crop, crop_options=a.crop_options,
             stain=a.stain,
             classes=a.classes, split=a.split, split_seed=a.split_seed,
             split_file=a.split_file, val_fraction=a.val_fraction, epochs=a.epochs,
             batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
             weight_decay=a.weight_decay, warmup_epochs=a.warmup_epochs,
             scheduler=a.scheduler, patience=a.patience, label_smoothing=a.label_smoothing,
-            use_class_weights=a.class_weights, augment=json.loads(a.augment),
+            use_class_weights=a.class_weights, augment=a.augment,
             no_augment=a.no_augment, pretrained=a.pretrained, freeze_epochs=a.freeze_epochs,
             unfreeze_last=a.unfreeze_last, seed=a.seed, num_workers=a.num_workers,
             cache_dir=a.cache_dir, resume=a.resume, max_minutes=a.max_minutes,
             tta=not a.no_tta, amp=not a.no_amp, device=a.device, threads=a.threads,
             progress=not a.no_progress)
-        train(cfg)
+        result = train(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    return 0
+    return EXIT_FAILED_INPUTS if result.get("n_skipped") else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
     contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros((m8.shape[0] + 2, m8.shape[1] + 2), np.uint8)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED, offset=(1, 1))
-    dist = cv2.distanceTransform(filled, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist = exact_distance_transform(filled)
     dmax = float(dist.max())
     # a core smaller than a disk of 15 % of the thickest lobe's radius is a ragged-edge bump
     min_core = max(2.0, math.pi * (0.15 * dmax) ** 2)
@@ -140,6 +140,29 @@ def _lobe_stats(mask: np.ndarray, levels: tuple[float, ...] = _LOBE_LEVELS,
         n_lobes = max(n_lobes, int(np.count_nonzero(_component_areas(core) >= min_core)))
     dmean = float(dist[filled > 0].mean())
     return max(n_lobes, 1 if n_components else 0), n_components, dmax, dmean
+
+
+def exact_distance_transform(m8: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every foreground pixel to the nearest background pixel, the same
+    in every run.
+
+    ``cv2.distanceTransform(..., DIST_MASK_PRECISE)`` is exact only up to float32 rounding
+    that depends on OpenCV's thread count (measured: 18.973665 with 2 threads, 18.973667 with
+    1 for one PBC nucleus), which moved ``nucleus_thickness`` in its last bit on a few images
+    between runs.  The exact distances are square roots of integers (pixel-centre offsets),
+    so snapping the squared distance to the nearest integer removes the rounding noise.
+
+    Parameters
+    ----------
+    m8 : ndarray of uint8, shape (H, W)
+        Non-zero = foreground.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+    """
+    dist = cv2.distanceTransform(m8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64)
+    return np.sqrt(np.rint(dist * dist)).astype(np.float32)
 
 
 def _component_areas(m8: np.ndarray) -> np.ndarray:

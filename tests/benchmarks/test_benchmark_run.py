@@ -202,7 +202,7 @@ def test_domain_shift_failures_and_leakage(tmp_path):
     code = R.main(["--data", str(train), "--test-data", str(test), "--models", "logreg",
                    "--no-deep", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
                    "--no-progress", "--n-jobs", "1", "--n-resamples", "200"])
-    assert code == 0
+    assert code == 1  # the broken test image was reported (README "Exit codes")
     doc = json.loads((out / "results.json").read_text())
     assert doc["dataset"]["n_test"] == 3 * 3 + 2
     assert doc["leakage"]["exact"] >= 1 and doc["leakage"]["flagged"]

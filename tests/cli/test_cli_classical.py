@@ -296,10 +296,10 @@ def test_predict_um_per_pixel_option(trained, tmp_path, capsys):
     assert "um/px -> model's" in capsys.readouterr().out
     assert len(_read_csv(out)) == 8
     assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
-                 "--um-per-pixel", "banana"]) == 1
+                 "--um-per-pixel", "banana"]) == 2  # usage error (README "Exit codes")
     assert "number or 'auto'" in capsys.readouterr().err
     assert main(["predict", "--model", str(model_path), *files, "--out", str(out),
-                 "--um-per-pixel", "-0.1"]) == 1
+                 "--um-per-pixel", "-0.1"]) == 2
 
 
 def test_with_augmented_copies_keeps_rows_labels_and_sources_aligned():

@@ -49,7 +49,7 @@ def test_segment_blank_and_unreadable(tmp_path, capsys):
     assert (tmp_path / "m.png").exists()
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    assert main(["segment", str(bad)]) == 2
+    assert main(["segment", str(bad)]) == 1  # a failed input (README "Exit codes")
     assert "bad.png" in capsys.readouterr().err
 
 

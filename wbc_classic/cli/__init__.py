@@ -57,13 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``wbc-classic`` console script; returns the exit code."""
+    """Entry point of the ``wbc-classic`` console script; returns the exit code.
+
+    0 done; 1 some inputs failed and were reported (an unreadable image, no leukocyte
+    found); 2 usage or configuration error (:mod:`wbc_classic.io.options`); 130 interrupted
+    (Ctrl-C; files already written are complete, every write is atomic).
+    """
+    from wbc_classic.io.atomic import OutputError
+    from wbc_classic.io.cachedir import CacheDirError
+    from wbc_classic.io.options import EXIT_USAGE
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or argparse's one-line usage error (2)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
-        return 2
-    return int(args._run(args) or 0)
+        return EXIT_USAGE
+    try:
+        return int(args._run(args) or 0)
+    except (OutputError, CacheDirError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: files already written are complete (atomic writes); "
+              "nothing half-written was left", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

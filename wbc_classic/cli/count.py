@@ -9,7 +9,11 @@ each one with a saved classical model, and write into ``--out``:
 ``annotated/``       ``<image>.png`` with a labelled box around every leukocyte
 
 A field that cannot be read gets ``status=error`` in ``counts.csv``/``counts.json`` and the
-others go on; the exit code is 1 if any field failed, 2 if the model cannot be loaded.
+others go on; a field in which no leukocyte is found gets ``status=no_cell`` (zero counts).
+Exit codes (:mod:`wbc_classic.io.options`): 0 every field was counted; 1 some failed or held
+no leukocyte; 2 a bad option, a model that cannot be loaded, no field image, or an ``--out``
+that cannot be written (checked before any work).  ``--rescale`` obeys the reader's
+decompression-bomb pixel limit after resizing too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, float_range
 
 HELP = "count and classify every leukocyte in blood-smear field images"
 EXAMPLE = "wbc-classic count --model model.skops fields/*.jpg --out counts/"
@@ -44,11 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(they are still listed in cells.csv)")
     parser.add_argument("--no-images", action="store_true",
                         help="do not write the annotated images")
-    parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
+    parser.add_argument("--rescale", type=float_range(0, 16, lo_open=True), default=1.0,
+                        metavar="FACTOR",
                         help="resize each field by FACTOR before finding cells, to match "
                              "the pixel size of the training images (e.g. 2 when cells "
                              "look half as large as in training); boxes are reported in "
-                             "the original field's pixels (default 1)")
+                             "the original field's pixels; 0 < FACTOR <= 16 (default 1)")
 
 
 def annotate(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
@@ -124,6 +131,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     from wbc_classic.classical.model import segmenter_params
     from wbc_classic.io.atomic import atomic_open, atomic_path, atomic_write_text
     from wbc_classic.io.images import read_image
+    from wbc_classic.io.progress import progress
     from wbc_classic.preprocess.scale import rescale_image
 
     if not rescale > 0:
@@ -136,7 +144,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     per_image: list[dict[str, Any]] = []
     cell_rows: list[list[Any]] = []
     total = np.zeros(len(classes), dtype=np.int64)
-    for path, stem in zip(paths, _unique_stems(paths), strict=True):
+    for path, stem in progress(list(zip(paths, _unique_stems(paths), strict=True)),
+                               desc="count", unit="field"):
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
         try:
             image = read_image(path)
@@ -159,6 +168,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         total += counts
         entry.update(_summary(counts, classes))
         entry["n_found"] = len(cells)
+        if not cells:
+            entry.update(status="no_cell", error=f"{path}: no leukocyte found in the field")
         h, w = image.shape[:2]
         boxes = [(min(h, round(r0 / rescale)), min(w, round(c0 / rescale)),
                   min(h, round(r1 / rescale)), min(w, round(c1 / rescale)))
@@ -204,7 +215,9 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic count``; exit code 0 all fields ok, 1 some failed, 2 no model."""
     from wbc_classic.cli.predict import load_model_and_inputs
+    from wbc_classic.io.atomic import check_output_dir
 
+    check_output_dir(args.out, "--out")  # before the work; OutputError -> exit 2
     model, paths, code = load_model_and_inputs(args.model, args.fields, "field images")
     if code is not None:
         return code
@@ -213,12 +226,14 @@ def run(args: argparse.Namespace) -> int:
                               write_images=not args.no_images, rescale=args.rescale)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     failed = [e for e in report["images"] if e["status"] != "ok"]
     overall = report["overall"]
     print(f"{len(paths)} fields, {overall['n_cells']} leukocytes counted -> {args.out}")
     for c in report["classes"]:
         print(f"  {c:>14s}: {overall['counts'][c]:5d}  {overall['percentages'][c]:6.2f} %")
     for e in failed:
-        print(f"  failed: {e['error']}", file=sys.stderr)
-    return 1 if failed else 0
+        err = e["error"] if str(e["image"]) in e["error"] else f"{e['image']}: {e['error']}"
+        print(f"  {'failed' if e['status'] == 'error' else e['status']}: {err}",
+              file=sys.stderr)
+    return EXIT_FAILED_INPUTS if failed else EXIT_OK

@@ -7,7 +7,10 @@ The layout is detected from the folder:
 * ``Annotations/`` (Pascal VOC, e.g. ``bccd``): leukocyte detection precision and recall
   against the ``WBC`` boxes at IoU >= ``--min-iou``, and mask Dice where ``Masks/`` exist.
 
-``--json FILE`` also writes every number (atomically).  Exit code 0, or 2 on bad input.
+``--json FILE`` also writes every number (atomically).  An image or mask that cannot be read
+is reported and skipped.  Exit codes (:mod:`wbc_classic.io.options`): 0 every image was
+scored; 1 some could not be read (listed); 2 a bad option, a folder that is not a
+ground-truth set, no image in it, or a ``--json`` that cannot be written.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    float_range,
+    int_range,
+)
 
 HELP = "evaluate segmentation (Dice/IoU) or leukocyte detection (precision/recall)"
 EXAMPLE = ("wbc-classic eval-seg --data ../shared/data/cellavision_seg --json seg.json\n"
@@ -37,11 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="segmentation set (images/, masks/) or VOC smear set "
                              "(Annotations/, JPEGImages/, optional Masks/)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write all results here")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
-    parser.add_argument("--min-iou", type=float, default=0.5,
+    parser.add_argument("--limit", type=int_range(1), default=None,
+                        help="only the first N images")
+    parser.add_argument("--min-iou", type=float_range(0, 1, lo_open=True), default=0.5,
                         help="box IoU for a correct detection (VOC sets; default 0.5)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
-    parser.add_argument("--rim-max-od", type=float, default=None, metavar="OD",
+    parser.add_argument("--rim-max-od", type=float_range(0, 3), default=None, metavar="OD",
                         help="trim the pale rim off cell outlines (SegmenterParams.rim_max_od, "
                              "e.g. 0.06; default: the segmenter's default, off)")
 
@@ -54,15 +66,21 @@ def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic eval-seg``; returns the exit code."""
     from wbc_classic.data.datasets import load_segmentation_set, load_voc_smears
     from wbc_classic.evaluation import seg_eval
-    from wbc_classic.io.atomic import atomic_write_text
+    from wbc_classic.io.atomic import atomic_write_text, check_output_file
 
+    if args.json:
+        check_output_file(args.json, "--json")  # before the work; exit 2 (cli.main)
     try:
         layout = seg_eval.detect_layout(args.data)
-    except ValueError as exc:
+        samples = load_segmentation_set(args.data) if layout == "seg" \
+            else load_voc_smears(args.data)
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if not samples:
+        print(f"error: no images found in {args.data}", file=sys.stderr)
+        return EXIT_USAGE
     if layout == "seg":
-        samples = load_segmentation_set(args.data)
         if not args.quiet:
             print(f"{'image':<40} {'label':<12} {'nuc_dice':>8} {'nuc_iou':>8} "
                   f"{'cell_dice':>9} {'cell_iou':>8} {'ms':>6}")
@@ -84,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
               f"(median {1000 * s['median_seconds']:.1f} ms/image), "
               f"{s['images_per_second_cpu']:.1f} images/s of CPU time")
     else:
-        anns = load_voc_smears(args.data)
+        anns = samples
 
         def show(row):
             if not args.quiet:
@@ -104,4 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=float))
         print(f"wrote {args.json}")
-    return 0
+    for failure in report.failures[:20]:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if len(report.failures) > 20:
+        print(f"  ... and {len(report.failures) - 20} more (see --json)", file=sys.stderr)
+    return EXIT_FAILED_INPUTS if report.failures else EXIT_OK

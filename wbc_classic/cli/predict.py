@@ -2,8 +2,11 @@
 
 Writes one CSV row per image: ``path, status, predicted_class, p_<class>..., error, note``.
 A file that cannot be read (missing, corrupt, not an image) gets ``status=error`` and its
-error message; the other images are still classified.  Exit code 0 when every image was
-classified, 1 when any failed, 2 when the model itself cannot be loaded.
+error message; an image without a leukocyte gets ``status=no_cell`` and no class
+(:mod:`wbc_classic.io.predictions`); the other images are still classified.  Exit codes
+(:mod:`wbc_classic.io.options`): 0 every image was classified; 1 some failed or held no
+leukocyte; 2 a bad option, a model that cannot be loaded, no input image, or an ``--out``
+that cannot be written (checked before any work).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc_classic.io.predictions import expand_inputs, write_predictions_csv
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    n_jobs_value,
+)
+from wbc_classic.io.predictions import expand_inputs, mark_no_cell, write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
 EXAMPLE = "wbc-classic predict --model model.skops cells/ extra.jpg --out preds.csv --n-jobs 2"
@@ -30,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files and/or folders (searched recursively for images)")
     parser.add_argument("--out", required=True, type=Path,
                         help="CSV file to write (written atomically)")
-    parser.add_argument("--n-jobs", type=int, default=1,
+    parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel worker processes for decoding, segmentation and "
                              "features (default 1; -1 = all cores)")
     parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
@@ -38,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "red-cell estimate over up to 50 of them); the images are "
                              "resampled to the model's training scale first (default: used "
                              "as they are)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="feature cache folder (default $WBC_CACHE_DIR, else "
+                             "~/.cache/wbc_classic)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+
+
+#: images classified per call, so that progress can be reported between calls
+_CHUNK = 64
+
+#: the range of --um-per-pixel (a PBC pixel is 0.1 um; 0.01-10 covers every microscope)
+UM_PER_PIXEL_RANGE = (0.01, 10.0)
 
 
 def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
@@ -60,34 +80,55 @@ def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
             raise ValueError("--um-per-pixel auto: no red cells measurable in the first 50 "
                              "images; give the scale as a number")
         return um
+    from wbc_classic.io.options import check_range
+
     try:
-        return float(value)  # its range is checked by WBCModel.rescale_factor
+        um = float(value)
     except ValueError:
         raise ValueError(f"--um-per-pixel takes a number or 'auto', got {value!r}") from None
+    return float(check_range("--um-per-pixel", um, *UM_PER_PIXEL_RANGE))
+
+
+def row_found(row: dict) -> bool:
+    """False when the model layer says the segmenter found no leukocyte in the row's image.
+
+    Uses the row's ``found`` flag when the model layer provides one, else its note (today's
+    ``WBCModel.predict_paths`` writes "no leukocyte found ..." there).
+    """
+    if "found" in row:
+        return bool(row["found"])
+    return not str(row.get("note", "")).startswith("no leukocyte found")
 
 
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
     """Load the model and expand the inputs for a CLI command.
 
     Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
-    the problem: 2 when the model file cannot be loaded, 1 when no input file was found.
+    the problem: 2 when the model file cannot be loaded or no input file was found.
     """
     from wbc_classic.classical.modelfile import ModelFileError, load
 
     try:
         model = load(model_path)
-    except ModelFileError as exc:
+    except (ModelFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return None, None, 2
+        return None, None, EXIT_USAGE
     paths = expand_inputs(inputs)
     if not paths:
-        print(f"error: no {what} found in the given inputs", file=sys.stderr)
-        return None, None, 1
+        print(f"error: no {what} found in {' '.join(str(i) for i in inputs)} (empty folder?)",
+              file=sys.stderr)
+        return None, None, EXIT_USAGE
     return model, paths, None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 no model)."""
+    """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 usage)."""
+    import inspect
+
+    from wbc_classic.io.atomic import check_output_file
+    from wbc_classic.io.progress import Progress
+
+    check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     model, paths, code = load_model_and_inputs(args.model, args.inputs)
     if code is not None:
         return code
@@ -96,19 +137,38 @@ def run(args: argparse.Namespace) -> int:
         factor = model.rescale_factor(um)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     if um is not None:
         print(f"pixel scale {um:.4f} um/px -> model's {model.um_per_pixel_:.4f} um/px "
               f"(images resized by {factor:.3f})")
+    extra = {}
+    if not args.no_cache and "cache_dir" in inspect.signature(model.predict_paths).parameters:
+        # the model layer takes the feature cache once it offers it (see the report)
+        from wbc_classic.io.cachedir import resolve_cache_dir
+
+        extra["cache_dir"] = resolve_cache_dir(args.cache_dir)
     t0 = time.perf_counter()
-    rows = model.predict_paths(paths, n_jobs=args.n_jobs, um_per_pixel=um)
+    rows: list[dict] = []
+    with Progress(total=len(paths), desc="predict", unit="img") as bar:
+        for start in range(0, len(paths), _CHUNK):
+            chunk = paths[start:start + _CHUNK]
+            rows += model.predict_paths(chunk, n_jobs=args.n_jobs, um_per_pixel=um, **extra)
+            bar.update(len(chunk))
     seconds = time.perf_counter() - t0
+    for r in rows:
+        if r["status"] == "ok" and not row_found(r):
+            mark_no_cell(r, "no leukocyte found in the image")
+            r["note"] = ""
     write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
     failed = [r for r in rows if r["status"] != "ok"]
-    print(f"{len(rows)} images, {len(rows) - len(failed)} classified, {len(failed)} failed "
+    n_no_cell = sum(r["status"] == "no_cell" for r in rows)
+    print(f"{len(rows)} images, {len(rows) - len(failed)} classified, "
+          f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
           f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {args.out}")
     for r in failed[:20]:
-        print(f"  failed: {r['error']}", file=sys.stderr)
+        err = r["error"] if r["path"] in r["error"] else f"{r['path']}: {r['error']}"
+        print(f"  {'failed' if r['status'] == 'error' else r['status']}: {err}",
+              file=sys.stderr)
     if len(failed) > 20:
         print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_FAILED_INPUTS if failed else EXIT_OK

@@ -8,8 +8,10 @@ Writes (each optional, atomically):
 ``--out mask.png``     the 3-level mask: 255 nucleus, 128 cytoplasm, 0 other
 ``--overlay o.png``    the image with the nucleus and cell outlines
 
-and prints a one-line summary.  Exit code 0 when a leukocyte was found, 1 when none was
-found (the files are still written, showing why), 2 when the image cannot be read.
+and prints a one-line summary.  Exit codes (one rule for every command,
+:mod:`wbc_classic.io.options`): 0 a leukocyte was found; 1 the image failed: it cannot be
+read, or no leukocyte was found in it (the files are still written, showing why); 2 a bad
+option or an output that cannot be written (checked before any work).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, int_range
 
 HELP = "segment a single-cell image (nucleus + cell) and draw the method's stages"
 EXAMPLE = ("wbc-classic segment ../shared/data/cellavision_seg/images/001.png "
@@ -36,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel", default=None,
                         help="nucleus channel (default bg_chromaticity; also saturation, "
                              "blue_minus_red, blue_ratio, lab_minus_b, cyan, magenta)")
-    parser.add_argument("--dpi", type=int, default=100, help="resolution of --steps (100)")
+    parser.add_argument("--dpi", type=int_range(20, 600), default=100,
+                        help="resolution of --steps, 20-600 (100)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -52,20 +57,24 @@ def _write_png(path: Path, array) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic segment``; returns the exit code."""
     from segmentation import SegmenterParams, mask_to_labels, plot_stages, segment
-    from wbc_classic.io.atomic import atomic_path
+    from wbc_classic.io.atomic import atomic_path, check_output_file
     from wbc_classic.io.images import ImageReadError, read_image
 
-    try:
-        image = read_image(args.image)
-    except ImageReadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     try:
         params = SegmenterParams(nucleus_channel=args.channel) if args.channel \
             else SegmenterParams()
     except ValueError as exc:
+        print(f"error: --channel: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for flag, path in (("--out", args.out), ("--overlay", args.overlay),
+                       ("--steps", args.steps)):
+        if path is not None:
+            check_output_file(path, flag)  # OutputError -> one line, exit 2 (cli.main)
+    try:
+        image = read_image(args.image)
+    except ImageReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED_INPUTS
     seg = segment(image, params)
     if args.out:
         _write_png(args.out, mask_to_labels(seg))
@@ -93,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
     for flag, path in (("mask", args.out), ("overlay", args.overlay), ("steps", args.steps)):
         if path and not args.json:
             print(f"  wrote {flag}: {path}")
-    return 0 if seg.found else 1
+    if not seg.found:
+        print(f"error: {args.image}: {seg.message}", file=sys.stderr)
+    return EXIT_OK if seg.found else EXIT_FAILED_INPUTS

@@ -9,6 +9,11 @@ settings, fitted classifier, class names, package versions, training summary) in
 
 With ``--test-split`` the saved model is the one fitted on the training part only, so the
 reported held-out numbers describe exactly the file that was written.
+
+Exit codes (:mod:`wbc_classic.io.options`): 0 the model was saved and every image used; 1 the
+model was saved but some images could not be used (listed); 2 a bad option or data folder,
+an impossible split, nothing usable to fit on, or an ``--out`` that cannot be written
+(checked before any work).  The feature cache follows :mod:`wbc_classic.io.cachedir`.
 """
 
 from __future__ import annotations
@@ -23,17 +28,34 @@ from typing import Any
 
 import numpy as np
 
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    float_range,
+    int_range,
+    n_jobs_value,
+)
+
 HELP = "train a classical (segmentation + features + classifier) leukocyte model"
 EXAMPLE = ("wbc-classic train --data ../shared/data/pbc --preset pbc8 --classifier svm "
            "--out model.skops --n-jobs 2 --test-split 80/20")
 
-DEFAULT_CACHE = ".wbc_cache"
+
+
+def _cv_folds(text: str) -> int:
+    """``--cv``: 0 (skip) or at least 2 folds."""
+    value = int_range(0, 100)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (skip) or a number of folds >= 2, got '1'")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     from features.extractor import FAMILIES
     from wbc_classic.classical.classifiers import CLASSIFIERS
+    from wbc_classic.data.split import scheme_argument
     from wbc_classic.preprocess.stain import available_normalizers
 
     parser.add_argument("--data", required=True, type=Path,
@@ -46,21 +68,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", default="svm", choices=list(CLASSIFIERS),
                         help="classifier (default: svm)")
     parser.add_argument("--out", required=True, type=Path, help="model file to write (.skops)")
-    parser.add_argument("--n-jobs", type=int, default=1,
+    parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel jobs for features and the classifier (-1: all cores)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(DEFAULT_CACHE),
-                        help=f"per-image feature cache (default: ./{DEFAULT_CACHE})")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="per-image feature cache (default $WBC_CACHE_DIR, else "
+                             "~/.cache/wbc_classic; an unwritable folder falls back to a "
+                             "temporary cache with a warning)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds, split and model")
-    parser.add_argument("--test-split", metavar="SCHEME", default=None,
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                        help="seed of folds, split and model")
+    parser.add_argument("--test-split", metavar="SCHEME", default=None, type=scheme_argument,
                         help="hold out the test part of a stratified split (e.g. 80/20), "
                              "report its accuracy and per-class sensitivity, and fit the "
                              "saved model on the rest")
-    parser.add_argument("--cv", type=int, default=5,
+    parser.add_argument("--cv", type=_cv_folds, default=5,
                         help="folds of the reported cross-validated accuracy (0: skip)")
     parser.add_argument("--feature-selection", choices=["univariate", "sfs"], default=None,
                         help="optional feature selection step")
-    parser.add_argument("--k", type=int, default=60, help="features kept by the selection")
+    parser.add_argument("--k", type=int_range(1), default=60,
+                        help="features kept by the selection")
     parser.add_argument("--search", choices=["grid", "halving"], default=None,
                         help="tune hyper-parameters by stratified cross-validation")
     parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES,
@@ -75,11 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stain/colour normalisation of the pixels the features see, "
                              "fitted on 50 training images and saved in the model "
                              "(default: none)")
-    parser.add_argument("--augment-copies", type=int, default=0, metavar="K",
+    parser.add_argument("--augment-copies", type=int_range(0, 50), default=0, metavar="K",
                         help="add K augmented copies of every training image (HED stain "
                              "jitter, brightness/contrast, scale jitter, blur, flips; "
                              "seeded, cached like the originals; default 0 = none)")
-    parser.add_argument("--augment-strength", type=float, default=1.0,
+    parser.add_argument("--augment-strength", type=float_range(0, 5, lo_open=True), default=1.0,
                         help="amplitude of that augmentation (2 = twice the stain jitter, "
                              "+-40%% scale; default 1)")
     parser.add_argument("--augment-no-scale", action="store_true",
@@ -93,17 +119,20 @@ def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``wbc-classic train``; returns 0 on success, 1 on a data or fitting problem."""
+    """Run ``wbc-classic train``; exit code 0 saved, 1 saved but images skipped, 2 usage."""
     from features import FeatureExtractor
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import load_class_folders
+    from wbc_classic.io.atomic import check_output_file
+    from wbc_classic.io.cachedir import resolve_cache_dir
 
+    check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     t_start = time.perf_counter()
     try:
         data = load_class_folders(args.data, _resolve_classes(args))
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     classes = tuple(data.classes)
     counts = np.bincount(data.y, minlength=len(classes))
     print(f"data: {args.data} -- {len(data.paths)} images, {len(classes)} classes")
@@ -123,23 +152,29 @@ def run(args: argparse.Namespace) -> int:
 
         augmentation = default_augmentation(args.augment_strength,
                                             scale=not args.augment_no_scale)
-    cache_dir = None if args.no_cache else args.cache_dir
+    cache_dir = None if args.no_cache else resolve_cache_dir(args.cache_dir)
     model = WBCModel(args.classifier, extractor=extractor, segment_params={},
                      classifier_params=params, classes=classes, n_jobs=args.n_jobs,
                      seed=args.seed, stain=args.stain, augmentation=augmentation,
                      augment_copies=args.augment_copies, cv=args.cv, cache_dir=cache_dir)
     split = None
+    n_test_failed = 0
     fit_idx = np.arange(len(data.paths))
     if args.test_split:
         from wbc_classic.data.split import make_split
 
-        split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+        try:
+            split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+        except ValueError as exc:
+            print(f"error: --test-split {args.test_split}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         fit_idx = np.union1d(split.train, split.val)
     try:
-        model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx])
+        with _log_progress("features", len(fit_idx)):
+            model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx])
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     meta = model.metadata_
     if model.um_per_pixel_ is not None:
         print(f"pixel scale of the training images: {model.um_per_pixel_:.4f} um/px "
@@ -170,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
     if split is not None:
         test = model.extract([data.paths[i] for i in split.test])
         good = test.ok & np.all(np.isfinite(test.X), axis=1)
+        n_test_failed = int((~good).sum())
+        for failure in test.failures[:10]:
+            print(f"  skipped (held-out): {failure}", file=sys.stderr)
         meta["data"].update(split_scheme=split.scheme, split_seed=int(split.seed),
                             n_train=int(n_train),
                             n_test=int(good.sum()))
@@ -188,11 +226,28 @@ def run(args: argparse.Namespace) -> int:
         path = model.save(args.out)
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     size = os.path.getsize(path)
     print(f"saved {path} ({size / 2**20:.2f} MB) in {time.perf_counter() - t_start:.1f} s "
           f"total (features {t_feat:.1f} s, fit {t_fit:.1f} s)")
-    return 0
+    n_bad = int(meta["data"]["n_skipped"]) + n_test_failed
+    if n_bad:
+        print(f"{n_bad} of {len(data.paths)} images could not be used (listed above); "
+              f"exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
+
+
+def _log_progress(desc: str, total: int):
+    """Heartbeat lines for a log while the feature stage runs (its own bar is for a
+    terminal only); a no-op on a terminal."""
+    import contextlib
+
+    from wbc_classic.io.progress import Progress
+
+    if sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return Progress(total=None, desc=f"{desc} ({total} images)", unit="img", heartbeat=True)
 
 
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,

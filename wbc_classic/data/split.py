@@ -43,6 +43,7 @@ __all__ = [
     "make_split",
     "make_splits",
     "parse_scheme",
+    "scheme_argument",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -103,6 +104,18 @@ def parse_scheme(scheme: str) -> ParsedScheme:
         raise ValueError(f"split scheme {scheme!r} needs positive train and test shares")
     text = "/".join(_fmt_num(n) for n in (nums if len(parts) == 3 else [nums[0], nums[2]]))
     return ParsedScheme("holdout", tuple(n / 100 for n in nums), None, text)  # type: ignore
+
+
+def scheme_argument(text: str) -> str:
+    """An argparse ``type=`` for a split scheme option (``--test-split``, ``--split``): the
+    text when :func:`parse_scheme` accepts it, else argparse's one-line error (exit code 2)."""
+    import argparse
+
+    try:
+        parse_scheme(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _fmt_num(x: Fraction) -> str:

@@ -145,6 +145,8 @@ class SegReport:
     """Per-image results and their means for a single-cell segmentation set."""
 
     rows: list[SegImageResult] = field(default_factory=list)
+    #: "<file>: <problem>" of every sample that could not be read (skipped, not scored)
+    failures: list[str] = field(default_factory=list)
 
     def _mean(self, key: str) -> float:
         return float(np.mean([getattr(r, key) for r in self.rows])) if self.rows else float("nan")
@@ -173,7 +175,7 @@ class SegReport:
 
     def to_dict(self) -> dict:
         return {"kind": "segmentation", "summary": self.summary,
-                "images": [asdict(r) for r in self.rows]}
+                "images": [asdict(r) for r in self.rows], "failures": list(self.failures)}
 
 
 @dataclass
@@ -184,6 +186,8 @@ class DetectionReport:
     fp: int = 0
     fn: int = 0
     rows: list[dict] = field(default_factory=list)
+    #: "<file>: <problem>" of every field that could not be read (skipped, not scored)
+    failures: list[str] = field(default_factory=list)
     mask_nucleus_dice: list[float] = field(default_factory=list)
     mask_cell_dice: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -215,7 +219,8 @@ class DetectionReport:
         }
 
     def to_dict(self) -> dict:
-        return {"kind": "detection", "summary": self.summary, "images": self.rows}
+        return {"kind": "detection", "summary": self.summary, "images": self.rows,
+                "failures": list(self.failures)}
 
 
 def evaluate_segmentation_set(samples: Sequence, params: SegmenterParams | None = None,
@@ -238,11 +243,17 @@ def evaluate_segmentation_set(samples: Sequence, params: SegmenterParams | None 
 
     report = SegReport()
     for s in list(samples)[:limit]:
-        image = read_image(s.image_path)
-        nuc_t, cell_t = read_label_mask(s.mask_path)
-        if nuc_t.shape != image.shape[:2]:
-            raise ValueError(f"{s.mask_path}: mask {nuc_t.shape} does not match image "
-                             f"{image.shape[:2]}")
+        try:  # a bad file is reported and skipped; the set goes on
+            image = read_image(s.image_path)
+            nuc_t, cell_t = read_label_mask(s.mask_path)
+            if nuc_t.shape != image.shape[:2]:
+                raise ValueError(f"{s.mask_path}: mask {nuc_t.shape} does not match image "
+                                 f"{image.shape[:2]}")
+        except ValueError as exc:  # ImageReadError is a ValueError naming the file
+            report.failures.append(str(exc) if str(s.image_path) in str(exc)
+                                   or str(s.mask_path) in str(exc)
+                                   else f"{s.image_path}: {exc}")
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         seg = segment(image, params)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
@@ -280,7 +291,11 @@ def evaluate_smears(annotations: Sequence, params: SegmenterParams | None = None
 
     report = DetectionReport(min_iou=min_iou)
     for ann in list(annotations)[:limit]:
-        image = read_image(ann.image_path)
+        try:  # a bad file is reported and skipped; the set goes on
+            image = read_image(ann.image_path)
+        except ValueError as exc:
+            report.failures.append(str(exc))
+            continue
         t0 = time.perf_counter()
         cells = segment_field(image, params)
         report.seconds += time.perf_counter() - t0

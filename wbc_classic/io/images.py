@@ -16,14 +16,19 @@ Conversions (all done by :func:`read_image`)
   container bit depth, so a pixel value maps to the same 8-bit value in every image.  Pillow
   already reduces 16-bit-per-channel RGB PNG/TIFF to 8-bit the same way;
 * 32-bit integer grey (``I``) -> values up to 255 kept, up to 65535 ``>> 8``, larger shifted by
-  the bit length of the maximum; float grey (``F``) -> ``[0, 1]`` data scaled by 255, other
-  data clipped to ``[0, 255]``;
+  the bit length of the maximum;
+* floating point, grey (``F``) or RGB (float32/float64 TIFFs, which Pillow cannot open and
+  ``tifffile`` reads): NaN and infinities become 0, negative values 0; then data within
+  ``[0, 1]`` is scaled by 255 (the usual convention of float images), data within
+  ``[0, 255]`` is kept, and anything larger is scaled so that its maximum becomes 255.  One
+  rule for the whole image (never per channel), so colours keep their ratios;
 * CMYK, YCbCr, LAB, HSV -> RGB with Pillow's conversions;
 * EXIF orientation **is applied** (the array is what a viewer shows); microscope images rarely
   carry the tag, phone photographs of smears often do;
 * multi-frame files (TIFF stacks, animated GIF/PNG) -> the first frame.
 
-The pixel count is checked from the header, before any pixel is decoded.
+The pixel count is checked from the header, before any pixel is decoded
+(:func:`check_pixel_limit` does the same for an image about to be resized).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ __all__ = [
     "ReadBatch",
     "ReadFailure",
     "array_sha256",
+    "check_pixel_limit",
     "image_sha256",
     "image_size",
     "is_image_file",
@@ -187,6 +193,124 @@ def _open_loaded(path: PathLike, max_pixels: int | None) -> Image.Image:
             raise
 
 
+def _float_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Floating-point pixels (any shape) -> uint8 by the module docstring's one rule."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    a = np.clip(a, 0.0, None)
+    vmax = float(a.max()) if a.size else 0.0
+    if vmax <= 1.0:
+        a = a * 255.0
+    elif vmax > 255.0:
+        a = a * (255.0 / vmax)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def _int_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Integer pixels -> uint8: up to 255 kept, up to 65535 ``>> 8``, larger by bit length."""
+    a = np.clip(np.asarray(a).astype(np.int64), 0, None)
+    vmax = int(a.max()) if a.size else 0
+    if vmax <= 255:
+        return a.astype(np.uint8)
+    if vmax <= 65535:
+        return (a >> 8).astype(np.uint8)
+    return (a >> (vmax.bit_length() - 8)).astype(np.uint8)
+
+
+def _looks_like_tiff(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head[:2] in (b"II", b"MM") and head[2:4] in (b"*\x00", b"\x00*", b"+\x00", b"\x00+")
+
+
+def _read_tiff(path: Path, max_pixels: int | None) -> np.ndarray:
+    """A TIFF that Pillow cannot decode (float RGB, planar, ...) through ``tifffile``.
+
+    ``tifffile`` ships with scikit-image, a dependency; without it the original Pillow error
+    stands.  The first page only; its size is checked before its pixels are decoded.
+    """
+    try:
+        import tifffile
+    except ImportError:
+        raise ImageReadError(path, "not a recognised image format (a TIFF that Pillow "
+                                   "cannot decode; pip install tifffile)") from None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            shape = tuple(int(v) for v in page.shape)
+            planar = len(shape) == 3 and shape[0] in (3, 4) and shape[2] not in (3, 4)
+            h, w = (shape[1], shape[2]) if planar else (shape[0], shape[1])
+            if max_pixels is not None and h * w > max_pixels:
+                raise ImageReadError(
+                    path, f"image is {w}x{h} = {h * w:,} pixels, more than max_pixels="
+                          f"{max_pixels:,}; refused as a possible decompression bomb")
+            a = page.asarray()
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "out of memory decoding the TIFF") from None
+    except Exception as exc:
+        raise ImageReadError(path, f"truncated or corrupt TIFF: {type(exc).__name__}: {exc}") \
+            from None
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(path, f"unsupported TIFF layout: array of shape {a.shape}")
+    if np.issubdtype(a.dtype, np.floating):
+        alpha = a[..., -1] if a.shape[2] in (2, 4) else None
+        colour = _float_to_uint8(a[..., :3] if a.shape[2] >= 3 else a[..., :1])
+        if alpha is not None:
+            alpha = _float_to_uint8(alpha)
+    elif np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+        alpha = a[..., -1] if a.shape[2] in (2, 4) else None
+        colour = _int_to_uint8(a[..., :3] if a.shape[2] >= 3 else a[..., :1])
+        if alpha is not None:
+            alpha = _int_to_uint8(alpha)
+    else:
+        raise ImageReadError(path, f"unsupported TIFF sample type {a.dtype}")
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    if alpha is not None:
+        f = alpha[..., None].astype(np.float32) / 255.0
+        colour = np.clip(np.rint(colour * f + 255.0 * (1.0 - f)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(colour)
+
+
+def check_pixel_limit(shape: tuple[int, ...], factor: float = 1.0, *,
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """The ``(height, width)`` of an image of ``shape`` resized by ``factor``, or ValueError
+    when that exceeds ``max_pixels``: the decompression-bomb limit of :func:`read_image`,
+    applied to an image about to be enlarged (``wbc-classic count --rescale``).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W, ...)`` of the image before resizing.
+    factor : float
+        Resize factor (> 0, finite).
+    max_pixels : int or None
+        ``None`` disables the check.
+
+    Returns
+    -------
+    (int, int)
+        The rounded output size.
+    """
+    factor = float(factor)
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"resize factor must be a positive number, got {factor!r}")
+    h, w = max(1, int(round(shape[0] * factor))), max(1, int(round(shape[1] * factor)))
+    if max_pixels is not None and h * w > max_pixels:
+        raise ValueError(f"resizing a {shape[1]}x{shape[0]} image by {factor:g} would give "
+                         f"{w}x{h} = {h * w:,} pixels, more than the limit of {max_pixels:,} "
+                         f"(the decompression-bomb guard); use a smaller factor")
+    return h, w
+
+
 def _composite_on_white(im: Image.Image) -> np.ndarray:
     """RGBA Pillow image -> ``(H, W, 3)`` uint8 composited on a white background."""
     rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
@@ -215,24 +339,9 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
             g = np.asarray(im).astype(np.uint16) >> 8
             arr = np.repeat(g.astype(np.uint8)[..., None], 3, axis=2)
         elif mode == "I":
-            g = np.asarray(im)
-            a = np.clip(g.astype(np.int64), 0, None)
-            vmax = int(a.max()) if a.size else 0
-            if vmax <= 255:
-                g8 = a.astype(np.uint8)
-            elif vmax <= 65535:
-                g8 = (a >> 8).astype(np.uint8)
-            else:
-                g8 = (a >> (vmax.bit_length() - 8)).astype(np.uint8)
-            arr = np.repeat(g8[..., None], 3, axis=2)
+            arr = np.repeat(_int_to_uint8(np.asarray(im))[..., None], 3, axis=2)
         elif mode == "F":
-            g = np.asarray(im, dtype=np.float64)
-            g = np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-            finite_max = float(g.max()) if g.size else 0.0
-            if finite_max <= 1.0 and float(g.min()) >= 0.0:
-                g = g * 255.0
-            g8 = np.clip(np.rint(g), 0, 255).astype(np.uint8)
-            arr = np.repeat(g8[..., None], 3, axis=2)
+            arr = np.repeat(_float_to_uint8(np.asarray(im))[..., None], 3, axis=2)
         else:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
             arr = np.asarray(im.convert("RGB"))
     except ImageReadError:
@@ -271,7 +380,14 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         The message names the file and the problem.
     """
     p = Path(path)
-    im = _open_loaded(p, max_pixels)
+    try:
+        im = _open_loaded(p, max_pixels)
+    except ImageReadError as exc:
+        # Pillow has no float RGB (or planar) TIFF decoder
+        if exc.reason.startswith(("not a recognised", "corrupt image header")) \
+                and _looks_like_tiff(p):
+            return _read_tiff(p, max_pixels)
+        raise
     try:
         return _pil_to_rgb(im, p)
     finally:
@@ -305,10 +421,7 @@ def read_grey(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             vmax = int(a.max()) if a.size else 0
             g = (a >> max(vmax.bit_length() - 8, 0)).astype(np.uint8)
         elif mode == "F":
-            a = np.nan_to_num(np.asarray(im, dtype=np.float64))
-            if a.size and a.max() <= 1.0 and a.min() >= 0.0:
-                a = a * 255.0
-            g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+            g = _float_to_uint8(np.asarray(im))
         else:
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint16)
             g = ((rgb.sum(axis=2) + 1) // 3).astype(np.uint8)
@@ -503,29 +616,62 @@ def read_images(
 
 
 def read_sample(items: Sequence[Any], n: int, *, seed: int = 0,
-                read: Callable[[Any], np.ndarray] | None = None) -> list[np.ndarray]:
-    """Read a seeded pick of at most ``n`` of ``items`` (paths or arrays), in input order.
+                read: Callable[[Any], np.ndarray] | None = None,
+                failures: list[ReadFailure] | None = None) -> list[np.ndarray]:
+    """Read a seeded pick of at most ``n`` of ``items`` (paths or arrays), in input order,
+    skipping the ones that cannot be read.
 
     How a model learns a reference from its training images (stain colours, pixel scale)
-    without reading them all.
+    without reading them all.  An unreadable pick is logged, recorded in ``failures`` and
+    replaced by the next item of a seeded order of the others, so a bad file changes the
+    sample by one image instead of stopping the run; without bad files the pick is
+    ``sorted(numpy.random.default_rng(seed).choice(len(items), min(n, len(items)),
+    replace=False))``.
 
     Parameters
     ----------
     items : sequence of path or (H, W, 3) uint8 array
     n : int
-        At most this many are picked (``numpy.random.default_rng(seed).choice``, sorted).
+        At most this many images are returned.
     seed : int
     read : callable, optional
         ``item -> (H, W, 3) uint8``; default :func:`read_image` for paths and the array itself
-        otherwise.
+        otherwise.  :class:`ImageReadError`, other ``ValueError`` and ``OSError`` mean
+        "unreadable".
+    failures : list, optional
+        :class:`ReadFailure` entries of the skipped items are appended to it.
 
     Returns
     -------
     list of ndarray
+        Fewer than ``min(n, len(items))`` only when too few items can be read (empty when
+        none can).
     """
     items = list(items)
     if read is None:
         def read(item: Any) -> np.ndarray:
             return np.asarray(item) if isinstance(item, np.ndarray) else read_image(item)
-    pick = np.random.default_rng(seed).choice(len(items), min(n, len(items)), replace=False)
-    return [read(items[i]) for i in np.sort(pick)]
+    rng = np.random.default_rng(seed)
+    k = min(max(int(n), 0), len(items))
+    pick = np.sort(rng.choice(len(items), k, replace=False))
+    rest = np.setdiff1d(np.arange(len(items)), pick)
+    # replacements in a seeded order, drawn only when a pick fails (same rng, after the pick)
+    spare = iter(rest[rng.permutation(len(rest))]) if len(rest) else iter(())
+    got: dict[int, np.ndarray] = {}
+    queue = [int(i) for i in pick]
+    while queue:
+        i = queue.pop(0)
+        try:
+            got[i] = read(items[i])
+        except (ValueError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+            path = getattr(exc, "path", None) or (items[i] if isinstance(items[i], (str, Path))
+                                                  else Path(f"<item {i}>"))
+            logger.warning("skipping unreadable image %s in the reference sample: %s",
+                           path, reason)
+            if failures is not None:
+                failures.append(ReadFailure(i, Path(path), reason))
+            nxt = next(spare, None)
+            if nxt is not None:
+                queue.append(int(nxt))
+    return [got[i] for i in sorted(got)]

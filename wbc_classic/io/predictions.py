@@ -1,8 +1,14 @@
 """The prediction CSV shared by ``wbc-classic predict`` and ``python -m deep.predict``.
 
-One row per input image: ``path, status ("ok"/"error"), predicted_class, p_<class>...
-(one per class, in the model's class order), error, note``, so that outputs of both model
-families can be compared and scored the same way.
+One row per input image: ``path, status, predicted_class, p_<class>... (one per class, in
+the model's class order), error, note``, so that outputs of both model families can be
+compared and scored the same way.  ``status`` is one of
+
+``ok``       classified: ``predicted_class`` and the probabilities are filled in;
+``no_cell``  the image was read but holds no leukocyte (blank, black, too small, only red
+             cells): **no class** -- ``predicted_class`` and the probabilities are empty
+             cells, ``error`` says why; it counts as a failed input (exit code 1);
+``error``    the file could not be read or processed; ``error`` names it and the problem.
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["expand_inputs", "write_predictions_csv"]
+__all__ = ["STATUSES", "expand_inputs", "mark_no_cell", "write_predictions_csv"]
+
+#: the values of the ``status`` column
+STATUSES = ("ok", "no_cell", "error")
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files as given, folders replaced by the image files under them (sorted, recursive).
 
-    Hidden entries are skipped. Paths that do not exist are kept, so that they get an error row.
+    Hidden entries are skipped. Paths that do not exist are kept, so that they get an error row;
+    so are broken or looping symbolic links with an image name inside a folder (never
+    dropped silently).
     """
     from wbc_classic.io.images import is_image_file
 
@@ -26,7 +37,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)
+            out.extend(sorted(f for f in p.rglob("*") if is_image_file(f)
+                              and (f.is_file() or f.is_symlink())
                               and not any(part.startswith(".") for part in
                                           f.relative_to(p).parts)))
         else:
@@ -34,12 +46,27 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def mark_no_cell(row: dict, reason: str = "no leukocyte found") -> dict:
+    """Turn a prediction row into a ``no_cell`` row in place: no class, NaN probabilities.
+
+    ``reason`` goes into ``error``, prefixed with the path when it does not name it already.
+    Returns the row.
+    """
+    path = str(row.get("path", ""))
+    row["status"] = "no_cell"
+    row["predicted_class"] = ""
+    row["proba"] = [float("nan")] * len(row.get("proba", ()))
+    row["error"] = reason if path and path in reason else f"{path}: {reason}"
+    return row
+
+
 def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
                           classes: Sequence[str]) -> None:
     """Write prediction rows as CSV, atomically.
 
     Each row is a dict with ``path, status, predicted_class, proba (K floats), error`` and
-    optionally ``note``; probabilities are written with 6 decimals, empty on error.
+    optionally ``note``; probabilities are written with 6 decimals, empty unless the status is
+    ``ok`` (``no_cell`` and ``error`` rows have empty class and probability cells).
     """
     from wbc_classic.io.atomic import atomic_open
 

@@ -149,3 +149,25 @@ def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None
             keep = ndi.binary_dilation(keep, iterations=radius)
         out[~keep] = fill
     return out
+
+
+def leukocyte_found(image: np.ndarray) -> tuple[bool, str]:
+    """Whether the classical segmenter finds a leukocyte in a single-cell image.
+
+    The same decision as ``wbc-classic predict``'s ``no_cell`` status, for callers that may
+    not import :mod:`segmentation` themselves (``deep.predict``).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8
+
+    Returns
+    -------
+    found : bool
+    message : str
+        Why not, when not found (``"no leukocyte found: ..."``); ``""`` otherwise.
+    """
+    from segmentation.pipeline import as_rgb_uint8, segment
+
+    seg = segment(as_rgb_uint8(image), keep_stages=False)
+    return bool(seg.found), ("" if seg.found else str(seg.message))

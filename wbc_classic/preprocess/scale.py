@@ -483,11 +483,20 @@ def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
     Returns
     -------
     ndarray, same dtype and number of channels as ``image``
+
+    Raises
+    ------
+    ValueError
+        When the result would be larger than the decompression-bomb limit of
+        :func:`wbc_classic.io.images.read_image` (``DEFAULT_MAX_PIXELS``).
     """
+    from wbc_classic.io.images import check_pixel_limit
+
     image = np.asarray(image)
     if image.dtype == bool:
         return rescale_mask(image, factor)
     oh, ow = _target_shape(image.shape, factor)
+    check_pixel_limit(image.shape, factor)  # an enlargement can be a bomb of its own
     if (oh, ow) == image.shape[:2]:
         return image.copy()
     work = image

@@ -1,0 +1,148 @@
+"""Exit codes and checked option values shared by every command of the project.
+
+Every entry point (``wbc-classic ...``, ``python -m deep.train|predict|export``,
+``python -m benchmarks.run``) ends with one of three exit codes:
+
+=====  =====================================================================================
+``0``  done: every input was used.
+``1``  done, but some inputs failed and were reported (an unreadable image, an image in
+       which no leukocyte was found); their rows are in the output with a status saying why.
+``2``  usage or configuration error: a bad option value, a missing or unusable model,
+       checkpoint, data folder or cache, an output that cannot be written, no input at all.
+       Nothing was computed (argparse's own errors use 2 as well).
+=====  =====================================================================================
+
+The range checks below turn a bad numeric option into one line naming the option, the value
+and the valid range, before any work starts.  This module lives in ``io`` because that is the
+one room every entry point (including ``deep`` and ``benchmarks``) may import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["EXIT_FAILED_INPUTS", "EXIT_OK", "EXIT_USAGE", "check_range", "float_range",
+           "int_range", "json_object", "n_jobs_value"]
+
+#: every input was used
+EXIT_OK: int = 0
+#: some inputs failed and were reported (unreadable image, no leukocyte found)
+EXIT_FAILED_INPUTS: int = 1
+#: usage or configuration error; nothing was computed
+EXIT_USAGE: int = 2
+
+
+def _fmt_range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return "a finite number"
+
+
+def check_range(name: str, value: Any, lo: float | None = None, hi: float | None = None, *,
+                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> Any:
+    """Return ``value`` when it is a finite number within the bounds, else raise ValueError.
+
+    Parameters
+    ----------
+    name : str
+        Shown in the message, e.g. ``"--dpi"`` or ``"img_size"``.
+    value : int or float
+    lo, hi : float, optional
+        Bounds (None: unbounded on that side).
+    lo_open, hi_open : bool
+        Exclude the bound itself.
+    integer : bool
+        Also require an integer (``bool`` is refused).
+
+    Raises
+    ------
+    ValueError
+        ``"--dpi must be in [10, 1200], got 5000"``.
+    """
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    if not bad and integer and not float(value).is_integer():
+        bad = True
+    if not bad and not math.isfinite(float(value)):
+        bad = True
+    if not bad:
+        v = float(value)
+        bad = ((lo is not None and (v < lo or (lo_open and v == lo)))
+               or (hi is not None and (v > hi or (hi_open and v == hi))))
+    if bad:
+        kind = "an integer " if integer else ""
+        raise ValueError(f"{name} must be {kind}{_fmt_range(lo, hi, lo_open, hi_open)}, "
+                         f"got {value!r}")
+    return value
+
+
+def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer within ``[lo, hi]``.
+
+    A bad value becomes argparse's one-line error (``argument --dpi: must be an integer in
+    [10, 1200], got '5000'``) and exit code 2.
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"must be an integer {_fmt_range(lo, hi, False, False)}, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be an integer {_fmt_range(lo, hi, False, False)}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type=`` for a finite float within the bounds (see :func:`check_range`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value) or \
+                (lo is not None and (value < lo or (lo_open and value == lo))) or \
+                (hi is not None and (value > hi or (hi_open and value == hi))):
+            raise argparse.ArgumentTypeError(
+                f"must be a number {_fmt_range(lo, hi, lo_open, hi_open)}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def n_jobs_value(text: str) -> int:
+    """An argparse ``type=`` for ``--n-jobs``: a positive count of workers, or -1 (all cores)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = 0
+    if value == 0 or value < -1 or value > 1024:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of workers in [1, 1024] or -1 (all cores), got {text!r}")
+    return value
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse ``type=`` for a JSON object option (``--model-kwargs '{"width": 0.5}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"is not valid JSON ({exc.msg} at character "
+                                         f"{exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"key\": 1}}', "
+                                         f"got {text!r}")
+    return value
