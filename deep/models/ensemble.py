@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import check_img_size, check_in_chans, check_num_classes, guarded, set_meta
 
 __all__ = ["Ensemble", "ensemble", "ensemble_from_checkpoints"]
 
@@ -61,7 +61,7 @@ class Ensemble(nn.Module):
         return self.stack(torch.cat(logp, 1))
 
 
-def ensemble(num_classes: int = 8, weights=None, img_size: int = 64,
+def ensemble(*, num_classes: int = 8, weights=None, img_size: int = 64, in_chans: int = 3,
              members: Sequence[str | nn.Module] = ("vgg19", "xception", "unet"),
              mode: str = "soft", vote_weights: Sequence[float] | None = None,
              member_kwargs: Sequence[dict] | None = None,
@@ -73,15 +73,21 @@ def ensemble(num_classes: int = 8, weights=None, img_size: int = 64,
 
     check_num_classes("ensemble", num_classes)
     img_size = check_img_size("ensemble", img_size, 8)
+    in_chans = check_in_chans("ensemble", in_chans)
     kw = list(member_kwargs) if member_kwargs is not None else [{} for _ in members]
     if len(kw) != len(members):
         raise ValueError("ensemble: member_kwargs needs one dict per member")
-    mods = [get_model(m, num_classes=num_classes, img_size=img_size, **k)
+    mods = [get_model(m, num_classes=num_classes, img_size=img_size,
+                      **{"in_chans": in_chans, **k})
             if isinstance(m, str) else m for m, k in zip(members, kw, strict=True)]
+    for m in mods:
+        if int(getattr(m, "in_chans", 3)) != in_chans:
+            raise ValueError(f"ensemble: member {getattr(m, 'arch', type(m).__name__)} takes "
+                             f"{getattr(m, 'in_chans', 3)} input channels, not {in_chans}")
     model = Ensemble(mods, num_classes, mode, vote_weights, freeze_members)
     apply_weights(model, weights, "ensemble", None, lambda m: None)
     set_meta(model, arch="ensemble", img_size=img_size,
-             head="stack" if mode == "stack" else "members")
+             head="stack" if mode == "stack" else "members", in_chans=in_chans)
     return guarded(model, "ensemble", 8)
 
 
