@@ -43,6 +43,9 @@ PARITY_BATCHES = (1, 7)
 class ExportWrapper(nn.Module):
     """``[0, 1]`` image batch -> normalise -> model -> softmax."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.model = model
@@ -132,6 +135,8 @@ def export_model(model: nn.Module, meta: dict[str, Any], out: str | os.PathLike[
             wrapper, (x,), input_names=["input"], output_names=["probabilities"],
             dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
             opset_version=opset, dynamo=True, external_data=False, verbose=False)
+        if prog is None:  # only the legacy (dynamo=False) exporter returns nothing
+            raise RuntimeError(f"{out}: torch.onnx.export returned no program")
         prog.save(str(tmp))
         proto = onnx.load(str(tmp))
         for k, v in {"classes": json.dumps(meta["classes"]), "img_size": str(s),

@@ -152,8 +152,9 @@ def attach_transforms(model: nn.Module, meta: dict[str, Any]) -> nn.Module:
     Called once the checkpoint metadata is known (``deep.checkpoint.load_model``), so a loaded
     model carries its preprocessing the way a torchvision weights entry does.
     """
-    from .models._common import TransformsFactory
+    from .models._common import TransformsFactory, set_plain_attrs
 
     pre = from_meta(meta)
-    model.transforms = TransformsFactory({"arch": meta.get("model"), **pre.to_dict()})
+    set_plain_attrs(model, transforms=TransformsFactory({"arch": meta.get("model"),
+                                                         **pre.to_dict()}))
     return model

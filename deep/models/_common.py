@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 SUPPORTED_SIZES = (28, 64, 128, 224)
+
+M = TypeVar("M", bound=nn.Module)
 
 #: torchvision's ImageNet normalisation (what ``weights="imagenet"`` models were trained with).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,7 +55,7 @@ def check_batch(x: torch.Tensor, name: str, min_size: int = 1, in_chans: int = 3
                          f"(minimum {min_size} px)")
 
 
-def guarded(model: nn.Module, name: str, min_size: int = 1) -> nn.Module:
+def guarded(model: M, name: str, min_size: int = 1) -> M:
     """Register a forward pre-hook on ``model`` that validates the input batch.
 
     The expected channel count is ``model.in_chans`` (set by :func:`set_meta`; 3 if unset).
@@ -102,15 +105,36 @@ def set_meta(model: nn.Module, *, arch: str, img_size: int, head: str, in_chans:
              std: Sequence[float] | None = None) -> nn.Module:
     """Attach plain metadata used by training (two-phase fine-tuning), checkpoints and
     preprocessing: ``arch``, ``img_size``, ``head_name``, ``in_chans`` and ``transforms``."""
-    model.arch = arch
-    model.img_size = img_size
-    model.head_name = head
-    model.in_chans = in_chans
-    model.transforms = TransformsFactory(
+    factory = TransformsFactory(
         {"arch": arch, "img_size": img_size,
          "mean": None if mean is None else tuple(float(v) for v in mean),
          "std": None if std is None else tuple(float(v) for v in std)})
+    set_plain_attrs(model, arch=arch, img_size=img_size, head_name=head, in_chans=in_chans,
+                    transforms=factory)
     return model
+
+
+def set_plain_attrs(model: nn.Module, **values: Any) -> None:
+    """Set plain (non-tensor, non-module) attributes on ``model``.
+
+    ``nn.Module.__setattr__`` ends in the instance dict for such values anyway; writing there
+    directly keeps type checkers from reading every attribute as a tensor or submodule.
+    """
+    vars(model).update(values)
+
+
+def submodule(model: nn.Module, path: str, kind: type[M]) -> M:
+    """``model.get_submodule(path)``, checked to be a ``kind`` (e.g. the head's Linear)."""
+    mod = model.get_submodule(path)
+    if not isinstance(mod, kind):
+        raise TypeError(f"{path} is a {type(mod).__name__}, not a {kind.__name__}")
+    return mod
+
+
+def replace_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
+    """Put ``new`` at the dotted ``path`` of ``model`` (in place)."""
+    parent, _, leaf = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 
 def imagenet_norm(weights: Any, in_chans: int) -> dict[str, tuple[float, ...] | None]:
@@ -135,22 +159,19 @@ def adapt_input_conv(model: nn.Module, path: str, in_chans: int) -> None:
     """
     if in_chans == 3:
         return
-    conv = model.get_submodule(path)
-    if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
-        raise TypeError(f"{path} is not a plain Conv2d: cannot change its input channels")
-    new = nn.Conv2d(in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, 1, conv.bias is not None, conv.padding_mode)
+    conv = submodule(model, path, nn.Conv2d)
+    if conv.groups != 1:
+        raise TypeError(f"{path} is a grouped Conv2d: cannot change its input channels")
+    new = copy.deepcopy(conv)  # same kernel, stride, padding, bias
     with torch.no_grad():
         w = conv.weight
         if in_chans == 1:
-            new.weight.copy_(w.sum(1, keepdim=True))
+            w = w.sum(1, keepdim=True)
         else:
-            reps = math.ceil(in_chans / 3)
-            new.weight.copy_(w.repeat(1, reps, 1, 1)[:, :in_chans] * (3.0 / in_chans))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
-    parent, _, leaf = path.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, new)
+            w = w.repeat(1, math.ceil(in_chans / 3), 1, 1)[:, :in_chans] * (3.0 / in_chans)
+    new.weight = nn.Parameter(w.clone())
+    new.in_channels = in_chans
+    replace_submodule(model, path, new)
 
 
 def conv_bn_act(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1) -> nn.Sequential:

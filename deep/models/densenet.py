@@ -16,7 +16,9 @@ from ._common import (
     check_num_classes,
     guarded,
     imagenet_norm,
+    replace_submodule,
     set_meta,
+    submodule,
 )
 from .resnet import adapt_stem
 
@@ -36,7 +38,8 @@ def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int,
     adapt_stem(model, img_size, "features.conv0", "features.pool0")
 
     def head(m: nn.Module) -> None:
-        m.classifier = nn.Linear(m.classifier.in_features, num_classes)
+        replace_submodule(m, "classifier", nn.Linear(
+            submodule(m, "classifier", nn.Linear).in_features, num_classes))
         adapt_input_conv(m, "features.conv0", in_chans)
 
     apply_weights(model, weights, name, _WEIGHTS[name], head, rename=_legacy_key)

@@ -26,6 +26,9 @@ __all__ = ["Ensemble", "ensemble", "ensemble_from_checkpoints"]
 class Ensemble(nn.Module):
     """Combine member models (each mapping (N, 3, H, W) -> logits (N, C))."""
 
+    vote_weights: torch.Tensor
+    stack: nn.Linear | None
+
     def __init__(self, members: Sequence[nn.Module], num_classes: int, mode: str = "soft",
                  weights: Sequence[float] | None = None, freeze_members: bool = True) -> None:
         super().__init__()
@@ -56,8 +59,11 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logp = [F.log_softmax(m(x).float(), dim=1) for m in self.members]
         if self.mode == "soft":
-            p = sum(w * lp.exp() for w, lp in zip(self.vote_weights, logp, strict=True))
+            p = torch.zeros_like(logp[0])
+            for w, lp in zip(self.vote_weights, logp, strict=True):
+                p = p + w * lp.exp()
             return torch.log(p.clamp_min(1e-12))
+        assert self.stack is not None  # mode == "stack"
         return self.stack(torch.cat(logp, 1))
 
 
@@ -112,11 +118,12 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
         if any(abs(a - b) > 1e-3 for a, b in zip(m["mean"] + m["std"],
                                                   ref["mean"] + ref["std"], strict=True)):
             raise ValueError(f"ensemble: {p} was trained with a different normalisation")
+    member_kwargs: list[dict] = [m.get("model_kwargs", {}) for m in metas]
     kwargs = {"members": [m["model"] for m in metas], "mode": mode,
               "vote_weights": list(vote_weights) if vote_weights is not None else None,
-              "member_kwargs": [m.get("model_kwargs", {}) for m in metas]}
+              "member_kwargs": member_kwargs}
     model = ensemble(num_classes=len(ref["classes"]), img_size=ref["img_size"],
                      members=[m for m, _ in loaded], mode=mode, vote_weights=vote_weights,
-                     member_kwargs=kwargs["member_kwargs"])
+                     member_kwargs=member_kwargs)
     meta = dict(ref, model="ensemble", model_kwargs=kwargs)
     return model, meta

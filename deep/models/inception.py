@@ -22,7 +22,9 @@ from ._common import (
     check_num_classes,
     guarded,
     imagenet_norm,
+    replace_submodule,
     set_meta,
+    submodule,
 )
 
 __all__ = ["InceptionV3Small", "inception_v3"]
@@ -59,7 +61,8 @@ def inception_v3(*, num_classes: int = 8, weights=None, img_size: int = 64,
                            transform_input=False, dropout=dropout)
 
     def head(m: nn.Module) -> None:
-        m.fc = nn.Linear(m.fc.in_features, num_classes)
+        replace_submodule(m, "fc", nn.Linear(submodule(m, "fc", nn.Linear).in_features,
+                                             num_classes))
         adapt_input_conv(m, "Conv2d_1a_3x3.conv", in_chans)
 
     apply_weights(net, weights, "inception_v3", tvm.Inception_V3_Weights.IMAGENET1K_V1, head)

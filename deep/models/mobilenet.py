@@ -14,7 +14,9 @@ from ._common import (
     check_num_classes,
     guarded,
     imagenet_norm,
+    replace_submodule,
     set_meta,
+    submodule,
 )
 
 __all__ = ["mobilenet_v2"]
@@ -32,10 +34,11 @@ def mobilenet_v2(*, num_classes: int = 8, weights=None, img_size: int = 64,
     in_chans = check_in_chans("mobilenet_v2", in_chans)
     model = tvm.mobilenet_v2(weights=None, width_mult=width_mult, dropout=dropout)
     if img_size < 112:
-        model.features[0][0].stride = (1, 1)
+        submodule(model, "features.0.0", nn.Conv2d).stride = (1, 1)
 
     def head(m: nn.Module) -> None:
-        m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+        replace_submodule(m, "classifier.1", nn.Linear(
+            submodule(m, "classifier.1", nn.Linear).in_features, num_classes))
         adapt_input_conv(m, "features.0.0", in_chans)
 
     apply_weights(model, weights, "mobilenet_v2", tvm.MobileNet_V2_Weights.IMAGENET1K_V1, head)

@@ -18,7 +18,9 @@ from ._common import (
     check_num_classes,
     guarded,
     imagenet_norm,
+    replace_submodule,
     set_meta,
+    submodule,
 )
 
 __all__ = ["resnet18", "resnet50", "resnet101", "resnet152"]
@@ -34,11 +36,9 @@ _WEIGHTS = {
 def adapt_stem(model: nn.Module, img_size: int, conv: str, pool: str | None) -> None:
     """Stride-1 stem below 112 px; drop the stem max-pool at <= 32 px (in place)."""
     if img_size < 112:
-        c = model.get_submodule(conv)
-        c.stride = (1, 1)
+        submodule(model, conv, nn.Conv2d).stride = (1, 1)
         if pool is not None and img_size <= 32:
-            parent, _, leaf = pool.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, leaf, nn.Identity())
+            replace_submodule(model, pool, nn.Identity())
 
 
 def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int) -> nn.Module:
@@ -49,7 +49,8 @@ def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int) -
     adapt_stem(model, img_size, "conv1", "maxpool")
 
     def head(m: nn.Module) -> None:
-        m.fc = nn.Linear(m.fc.in_features, num_classes)
+        replace_submodule(m, "fc", nn.Linear(submodule(m, "fc", nn.Linear).in_features,
+                                             num_classes))
         adapt_input_conv(m, "conv1", in_chans)
 
     apply_weights(model, weights, name, _WEIGHTS[name], head)

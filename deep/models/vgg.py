@@ -29,7 +29,9 @@ from ._common import (
     check_num_classes,
     guarded,
     imagenet_norm,
+    replace_submodule,
     set_meta,
+    submodule,
 )
 
 __all__ = ["vgg16", "vgg16_gap", "vgg19", "vgg19_gap"]
@@ -60,9 +62,9 @@ def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int,
     def head(m: nn.Module) -> None:
         if head_kind == "published":
             m.avgpool = nn.Identity()
-            if m.classifier[0].in_features != 512 * side * side:
-                m.classifier[0] = nn.Linear(512 * side * side, 4096)
-            m.classifier[6] = nn.Linear(4096, num_classes)
+            if submodule(m, "classifier.0", nn.Linear).in_features != 512 * side * side:
+                replace_submodule(m, "classifier.0", nn.Linear(512 * side * side, 4096))
+            replace_submodule(m, "classifier.6", nn.Linear(4096, num_classes))
         else:
             m.avgpool = nn.AdaptiveAvgPool2d(1)
             m.classifier = nn.Sequential(
