@@ -150,20 +150,30 @@ def test_imagenet_weights_missing_offline_message(tmp_path, monkeypatch):
         torch.hub.set_dir(old)
 
 
-def test_imagenet_weights_from_local_hub_cache(tmp_path):
-    """A file in the hub cache is found and copied in (stem stride adapted, head replaced)."""
+@pytest.fixture
+def local_hub(tmp_path):
+    """``put(arch, file_name)``: a random torchvision ``arch`` saved as ``file_name`` in a
+    temporary torch hub cache, which is the hub directory for the test; returns the model."""
     import torchvision
 
-    ref = torchvision.models.resnet18(weights=None)
+    old = torch.hub.get_dir()
     ckdir = tmp_path / "hub" / "checkpoints"
     ckdir.mkdir(parents=True)
-    torch.save(ref.state_dict(), ckdir / "resnet18-f37072fd.pth")
-    old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        model = get_model("resnet18", num_classes=5, weights="imagenet", img_size=64)
-    finally:
-        torch.hub.set_dir(old)
+
+    def put(arch, fname):
+        ref = getattr(torchvision.models, arch)(weights=None)
+        torch.save(ref.state_dict(), ckdir / fname)
+        return ref
+
+    yield put
+    torch.hub.set_dir(old)
+
+
+def test_imagenet_weights_from_local_hub_cache(local_hub):
+    """A file in the hub cache is found and copied in (stem stride adapted, head replaced)."""
+    ref = local_hub("resnet18", "resnet18-f37072fd.pth")
+    model = get_model("resnet18", num_classes=5, weights="imagenet", img_size=64)
     assert torch.equal(model.conv1.weight, ref.conv1.weight)
     assert torch.equal(model.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
     assert model.fc.out_features == 5
@@ -273,27 +283,17 @@ def test_vgg_published_head_vs_gap_variant():
         [(512 * 2 * 2, 4096), (4096, 4096), (4096, 5)]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pub.features)
     assert sum(isinstance(m, torch.nn.Conv2d) for m in pub.features) == 13
-    assert sum(isinstance(m, torch.nn.Conv2d) for m in get_model("vgg19").features) == 16
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in get_model("vgg19", img_size=32).features) == 16
     var = get_model("vgg16_gap", num_classes=5, img_size=64)
     assert isinstance(var.avgpool, torch.nn.AdaptiveAvgPool2d)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in var.features)
     assert var.classifier[-1].in_features == 512
 
 
-def test_vgg_published_keeps_imagenet_head_layers(tmp_path):
+def test_vgg_published_keeps_imagenet_head_layers(local_hub):
     """ImageNet weights fill the published head except the class layer (and FC-1 below 224)."""
-    import torchvision
-
-    ref = torchvision.models.vgg16(weights=None)
-    ckdir = tmp_path / "hub" / "checkpoints"
-    ckdir.mkdir(parents=True)
-    torch.save(ref.state_dict(), ckdir / "vgg16-397923af.pth")
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        model = get_model("vgg16", num_classes=5, weights="imagenet", img_size=64)
-    finally:
-        torch.hub.set_dir(old)
+    ref = local_hub("vgg16", "vgg16-397923af.pth")
+    model = get_model("vgg16", num_classes=5, weights="imagenet", img_size=64)
     assert torch.equal(model.classifier[3].weight, ref.classifier[3].weight)
     assert torch.equal(model.features[0].weight, ref.features[0].weight)
     assert model.classifier[0].in_features == 2048 and model.classifier[6].out_features == 5
@@ -318,20 +318,10 @@ def test_builders_are_keyword_only_and_take_in_chans(name):
         model(torch.randn(2, 3, size, size))
 
 
-def test_in_chans_carries_imagenet_stem_weights(tmp_path):
-    import torchvision
-
-    ref = torchvision.models.resnet18(weights=None)
-    ckdir = tmp_path / "hub" / "checkpoints"
-    ckdir.mkdir(parents=True)
-    torch.save(ref.state_dict(), ckdir / "resnet18-f37072fd.pth")
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        grey = get_model("resnet18", weights="imagenet", in_chans=1)
-        five = get_model("resnet18", weights="imagenet", in_chans=5)
-    finally:
-        torch.hub.set_dir(old)
+def test_in_chans_carries_imagenet_stem_weights(local_hub):
+    ref = local_hub("resnet18", "resnet18-f37072fd.pth")
+    grey = get_model("resnet18", weights="imagenet", in_chans=1)
+    five = get_model("resnet18", weights="imagenet", in_chans=5)
     assert torch.allclose(grey.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
     assert torch.allclose(five.conv1.weight[:, 3:5], ref.conv1.weight[:, :2] * 3 / 5)
     assert len(grey.transforms().mean) == 1
