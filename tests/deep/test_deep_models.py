@@ -283,7 +283,8 @@ def test_vgg_published_head_vs_gap_variant():
         [(512 * 2 * 2, 4096), (4096, 4096), (4096, 5)]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pub.features)
     assert sum(isinstance(m, torch.nn.Conv2d) for m in pub.features) == 13
-    assert sum(isinstance(m, torch.nn.Conv2d) for m in get_model("vgg19", img_size=32).features) == 16
+    vgg19 = get_model("vgg19", img_size=32)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in vgg19.features) == 16
     var = get_model("vgg16_gap", num_classes=5, img_size=64)
     assert isinstance(var.avgpool, torch.nn.AdaptiveAvgPool2d)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in var.features)
