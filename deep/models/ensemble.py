@@ -119,11 +119,12 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
                                                   ref["mean"] + ref["std"], strict=True)):
             raise ValueError(f"ensemble: {p} was trained with a different normalisation")
     member_kwargs: list[dict] = [m.get("model_kwargs", {}) for m in metas]
+    in_chans = int(getattr(loaded[0][0], "in_chans", 3))
     kwargs = {"members": [m["model"] for m in metas], "mode": mode,
               "vote_weights": list(vote_weights) if vote_weights is not None else None,
-              "member_kwargs": member_kwargs}
+              "member_kwargs": member_kwargs, "in_chans": in_chans}
     model = ensemble(num_classes=len(ref["classes"]), img_size=ref["img_size"],
-                     members=[m for m, _ in loaded], mode=mode, vote_weights=vote_weights,
-                     member_kwargs=member_kwargs)
+                     in_chans=in_chans, members=[m for m, _ in loaded], mode=mode,
+                     vote_weights=vote_weights, member_kwargs=member_kwargs)
     meta = dict(ref, model="ensemble", model_kwargs=kwargs)
     return model, meta

@@ -346,3 +346,21 @@ def test_ensemble_members_follow_in_chans():
     with pytest.raises(ValueError, match="input channels"):
         ensemble(num_classes=3, img_size=32, in_chans=1,
                  members=[get_model("smallcnn", num_classes=3, img_size=32)])
+
+
+def test_ensemble_of_one_channel_checkpoints_round_trips(tmp_path):
+    from deep.checkpoint import load_model, save_checkpoint
+    from deep.models.ensemble import ensemble_from_checkpoints
+
+    paths = []
+    for i, name in enumerate(("smallcnn", "wbcnet")):
+        m = get_model(name, num_classes=3, img_size=32, in_chans=1, width=0.25)
+        meta = {"model": name, "model_kwargs": {"width": 0.25, "in_chans": 1},
+                "classes": ["a", "b", "c"], "img_size": 32, "mean": [0.5], "std": [0.2]}
+        paths.append(save_checkpoint(tmp_path / f"{i}.pt", m, meta))
+    ens, meta = ensemble_from_checkpoints(paths)
+    saved = save_checkpoint(tmp_path / "ens.pt", ens, meta)
+    again, _ = load_model(saved)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), ens.eval()(x))
