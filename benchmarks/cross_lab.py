@@ -121,7 +121,7 @@ def _synthetic_normalizer(stain: str, train_x: np.ndarray, n: int):
     from wbc_classic.preprocess.stain import make_normalizer
 
     norm = make_normalizer(stain)
-    return None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+    return None if norm is None else norm.fit(list(train_x[:: max(1, n // 5)]))
 
 
 def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int = 128,

@@ -48,8 +48,7 @@ def estimate_rbc_radius(image: np.ndarray) -> float:
     nuc_chan = color.blue_green_chromaticity(rgb_f)
     t_n = threshold.otsu_threshold(nuc_chan)
     nuclear = nuc_chan > t_n if np.isfinite(t_n) else np.zeros((h, w), dtype=bool)
-    light = lab[..., 0]
-    bg = np.median(lab[light >= np.percentile(light, 80)], axis=0)
+    bg = color.background_lab(lab, 80)
     delta = np.sqrt(((lab - bg) ** 2).sum(axis=-1)).astype(np.float32)
     t = threshold.otsu_threshold(delta, ~nuclear)
     if not np.isfinite(t):

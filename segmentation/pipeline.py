@@ -262,20 +262,10 @@ def _trim_rim(rgb: np.ndarray, cell: np.ndarray, nucleus: np.ndarray, max_od: fl
     return out
 
 
-def _background_colour(lab: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-    light = lab[..., 0]
-    sel = ~exclude
-    if sel.sum() < 10:
-        sel = np.ones_like(exclude)
-    cut = np.percentile(light[sel], 75)
-    bright = sel & (light >= cut)
-    return np.median(lab[bright], axis=0)
-
-
 def _leukocyte_region(lab: np.ndarray, nucleus: np.ndarray, nucleus_raw: np.ndarray,
                       r_n: float, stages: dict) -> np.ndarray:
     """Watershed region of the leukocyte among all objects; bool (h, w), working scale."""
-    bg = _background_colour(lab, morphology.dilate_by_distance(nucleus, r_n))
+    bg = color.background_lab(lab, 75, exclude=morphology.dilate_by_distance(nucleus, r_n))
     # colour distance to the background, summed channel by channel in place (the same
     # float32 operations, in the same order, as a sum over the last axis; a third the time)
     diff = lab - bg
