@@ -13,7 +13,7 @@ The channels below turn those colour differences into one grey level each:
 * :func:`blue_minus_red` -- ``B - R``: high on nucleus and cytoplasm, low on red cells
   and on a beige background; the default cell (cytoplasm) channel.
 * HSI saturation, CMYK cyan/magenta and CIE Lab b* are the classic alternatives from
-  the literature and can be chosen in :class:`segmentation.pipeline.SegmenterParams`.
+  the literature and can be chosen in :class:`segmentation.params.SegmenterParams`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from segmentation import color, morphology, threshold, watershed
-from segmentation.pipeline import SegmenterParams, _smooth, as_rgb_uint8, segment
+from segmentation.params import SegmenterParams
+from segmentation.pipeline import _smooth, as_rgb_uint8, segment
 from segmentation.result import FieldCell, Segmentation
 
 __all__ = ["estimate_rbc_radius", "granulometry_radius", "nucleus_groups", "segment_field"]

@@ -56,7 +56,7 @@ def test_synthetic_protocol_rows():
 def test_augmented_training_features(tmp_path):
     import pytest
 
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     root = write_class_folders(tmp_path / "d", 1, classes=("lymphocyte", "monocyte"), size=96)
     paths = sorted(root.rglob("*.png"))

@@ -76,7 +76,7 @@ def test_round_trip_keeps_everything(saved):
     assert again.classes == tuple(CLASSES)
     assert again.feature_names_ == model.feature_names_
     assert again.extractor.get_params() == model.extractor.get_params()
-    from segmentation.pipeline import SegmenterParams
+    from segmentation.params import SegmenterParams
 
     assert SegmenterParams(**again.segment_params) == SegmenterParams()
     assert again.versions == model.versions and "scikit-learn" in again.versions
