@@ -66,7 +66,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     img_size: int = 64
     crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
-    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCrop
+    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCropper
     stain: str = "none"  # wbc_classic.preprocess.stain.make_normalizer name, fitted on train images
     classes: list[str] | None = None
     split: str = "80/20"

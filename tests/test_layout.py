@@ -136,3 +136,17 @@ def test_no_torch_at_module_level(package):
     bad = [(f, m) for f, m, top in _imports(package)
            if top and (m.split(".")[0] in ("torch", "torchvision") or _project(m) == "deep")]
     assert not bad, f"torch imported at module level: {bad}"
+
+
+def test_no_two_public_classes_share_a_name():
+    """One name, one thing: ``CellCrop`` once named both the features' crop of a cell and the
+    deep family's crop settings, ``HEDJitter`` both the numpy augmentation and its tensor
+    wrapper."""
+    where: dict[str, list[str]] = {}
+    for package in PROJECT:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            for node in ast.parse(path.read_text(), filename=str(path)).body:
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                    where.setdefault(node.name, []).append(str(path.relative_to(REPO_ROOT)))
+    twins = {name: files for name, files in where.items() if len(files) > 1}
+    assert not twins, f"class names defined twice: {twins}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SUPPORTED_SIZES = (28, 64, 128, 224)
-
 
 def check_img_size(name: str, img_size: int, minimum: int = 16) -> int:
     """Validate ``img_size`` for a builder; return it as int."""
@@ -35,21 +33,6 @@ def check_batch(x: torch.Tensor, name: str, min_size: int = 1) -> None:
                          f"(minimum {min_size} px)")
 
 
-class InputGuard(nn.Module):
-    """Identity module that checks channels and minimum size of its input batch."""
-
-    def __init__(self, name: str, min_size: int = 1) -> None:
-        super().__init__()
-        self.name = name
-        self.min_size = min_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and not torch.jit.is_tracing() \
-                and not torch.compiler.is_compiling():
-            check_batch(x, self.name, self.min_size)
-        return x
-
-
 def guarded(model: nn.Module, name: str, min_size: int = 1) -> nn.Module:
     """Register a forward pre-hook on ``model`` that validates the input batch."""
 
@@ -68,12 +51,3 @@ def set_meta(model: nn.Module, *, arch: str, img_size: int, head: str) -> nn.Mod
     model.img_size = img_size
     model.head_name = head
     return model
-
-
-def conv_bn_act(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1) -> nn.Sequential:
-    """Conv (no bias) + BatchNorm + ReLU with 'same' padding."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )

@@ -256,3 +256,79 @@ def test_mcnemar_no_discordance():
     y = np.array([0, 1, 2])
     r = M.mcnemar_test(y, y, y)
     assert (r.b, r.c, r.pvalue) == (0, 0, 1.0)
+
+
+def _pairs(b: int, c: int, both_right: int = 5, both_wrong: int = 3):
+    """Labels and two models' predictions with ``b`` A-only and ``c`` B-only correct images."""
+    yt = np.zeros(b + c + both_right + both_wrong, dtype=int)
+    a = np.r_[np.zeros(b), np.ones(c), np.zeros(both_right), np.ones(both_wrong)].astype(int)
+    p = np.r_[np.ones(b), np.zeros(c), np.zeros(both_right), np.ones(both_wrong)].astype(int)
+    return yt, a, p
+
+
+def test_mcnemar_reproduces_the_readme_figure():
+    """README: best classical vs wbcnet, "b = 30, c = 16, p = 0.055"."""
+    r = M.mcnemar_test(*_pairs(30, 16))
+    assert (r.b, r.c, r.method) == (30, 16, "chi2-cc")
+    assert r.statistic == pytest.approx(169 / 46)
+    assert f"{r.pvalue:.3f}" == "0.055"
+    # the closed form the module used before scipy: the same p-value
+    assert r.pvalue == pytest.approx(math.erfc(math.sqrt(169 / 46 / 2.0)), rel=1e-12)
+
+
+@pytest.mark.parametrize("b, c", [(7, 7), (30, 30), (12, 13), (0, 1)])
+def test_mcnemar_b_equal_c_is_no_evidence(b, c):
+    """b = c (and |b - c| = 1, where the continuity correction reaches 0) gives p = 1."""
+    for exact in (False, True):
+        r = M.mcnemar_test(*_pairs(b, c), exact=exact)
+        if exact:
+            assert r.statistic == min(b, c) and r.pvalue == pytest.approx(
+                min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c) + 1))
+                    / 2 ** (b + c)))
+            if b == c:
+                assert r.pvalue == 1.0
+        else:
+            assert (r.statistic, r.pvalue) == (0.0, 1.0)
+
+
+def test_mcnemar_exact_matches_the_binomial_sum():
+    for b, c in ((1, 6), (3, 10), (0, 5), (9, 2)):
+        r = M.mcnemar_test(*_pairs(b, c), exact=True)
+        m = b + c
+        old = min(1.0, 2.0 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2 ** m)
+        assert r.pvalue == pytest.approx(old, rel=1e-12)
+
+
+def test_confusion_matrix_is_counted_in_one_place():
+    """No module but evaluation/metrics.py builds a confusion matrix (bincount of true * K +
+    predicted, or scikit-learn's confusion_matrix)."""
+    import ast
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    found = []
+    for package in ("wbc_classic", "deep", "benchmarks", "features", "segmentation"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            rel = str(path.relative_to(REPO_ROOT))
+            text = path.read_text()
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ImportFrom) and node.module == "sklearn.metrics" and \
+                        any(a.name == "confusion_matrix" for a in node.names):
+                    found.append(rel)
+            if rel != "wbc_classic/evaluation/metrics.py" and re.search(
+                    r"bincount\(\s*\w+\s*\*\s*(len\(|k\b|n_classes)", text):
+                found.append(rel)
+    assert not found, found
+    assert open(REPO_ROOT / "wbc_classic/evaluation/metrics.py").read().count(
+        "np.bincount(yt * k + yp") == 1
+
+
+def test_callers_score_with_the_metrics_module():
+    """cross_lab's per-class sensitivities: the metrics module's, -1 (unknown) counted wrong."""
+    from benchmarks.cross_lab import per_class_accuracy
+
+    y = np.array([0, 0, 0, 1, 1, 3, 3, 3, 3])
+    p = np.array([0, -1, 2, 1, 1, 3, 0, -1, 3])
+    assert per_class_accuracy(y, p) == {"basophil": 1 / 3, "eosinophil": 1.0,
+                                        "monocyte": 0.5}

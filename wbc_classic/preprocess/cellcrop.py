@@ -20,14 +20,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["CELL_CROP_VERSION", "CellCrop", "cell_crop"]
+__all__ = ["CELL_CROP_VERSION", "CellCropper", "cell_crop"]
 
 #: bumped whenever :func:`cell_crop` changes its output (part of the deep image-cache key)
 CELL_CROP_VERSION = 3  # unchanged output: pixels= only adds a source
 
 
 @dataclass(frozen=True)
-class CellCrop:
+class CellCropper:
     """Settings of :func:`cell_crop`, as a small picklable/JSON-able callable.
 
     Parameters
@@ -93,7 +93,7 @@ def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None
         The image the crop is cut from, e.g. a stain-normalised copy of ``image``; the
         segmentation, scale and background always come from ``image`` itself.
     side_um, um_per_pixel, default_um_per_pixel, blank_outside, dilate_um, side_cells
-        See :class:`CellCrop`.
+        See :class:`CellCropper`.
 
     Returns
     -------
