@@ -226,8 +226,7 @@ def _levels(image: np.ndarray, dtype: type = np.float64) -> np.ndarray:
 
 
 def background_light(image: np.ndarray, percentile: float = 90.0, *,
-                     exact: bool = False, white: float = 1.0,
-                     exclude: np.ndarray | None = None) -> np.ndarray:
+                     exact: bool = False, white: float = 1.0) -> np.ndarray:
     """Colour of the incident light ``I0``: median colour of the brightest pixels.
 
     The background of a smear is its brightest large area; its colour is the light that
@@ -253,9 +252,6 @@ def background_light(image: np.ndarray, percentile: float = 90.0, *,
     white : float
         Scale of the result: 1.0 gives values in [1/255, 1], 255.0 values in [1, 255]
         (the 0-255 scale of the stain module).
-    exclude : ndarray of bool, shape (H, W), optional
-        Pixels that are never background (e.g. a dilated nucleus); only with
-        ``exact=True``.  Ignored when fewer than 10 pixels would remain.
 
     Returns
     -------
@@ -265,11 +261,8 @@ def background_light(image: np.ndarray, percentile: float = 90.0, *,
     if exact:
         rgb = _levels(_check_image(image), np.float64)
         grey = rgb.mean(axis=-1)
-        sel = _bright(grey, percentile, exclude)
-        light = np.clip(np.median(rgb[sel], axis=0), 1.0, 255.0)
+        light = np.clip(np.median(rgb[_bright(grey, percentile, None)], axis=0), 1.0, 255.0)
         return light if white == 255.0 else light / (255.0 / white)
-    if exclude is not None:
-        raise ValueError("background_light: exclude= needs exact=True")
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 RGB image (H, W, 3), got {image.dtype} "
