@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +27,69 @@ from torch import nn
 from wbc_classic.io.predictions import expand_inputs, write_predictions_csv
 
 from .cache import prepare_image
+from .checkpoint import CheckpointMeta
 from .data import normalize_batch
 
-__all__ = ["expand_inputs", "predict_paths", "predict_proba", "write_predictions_csv", "main"]
+__all__ = ["expand_inputs", "main", "predict_logits", "predict_paths", "predict_proba",
+           "write_predictions_csv"]
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
-                  batch_size: int = 64, device: str | torch.device = "cpu",
-                  tta: bool = False) -> np.ndarray:
-    """Class probabilities (softmax) for uint8 images already at the model's size.
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
+                   std: Sequence[float], *, batch_size: int = 256,
+                   device: str | torch.device = "cpu", tta: bool = False) -> np.ndarray:
+    """The deep prediction loop: logits of ``model`` for a batch of images.
+
+    Every deep prediction (validation loss in training, test scores, ``deep.predict``, the
+    benchmark) goes through here.
 
     Parameters
     ----------
     model : nn.Module
+    images : ndarray, shape (N, H, W, 3), uint8, or a tensor (N, 3, H, W)
+        RGB, already at the model's size.
+    mean, std : sequence of 3 float
+        Normalisation of the training images (``CheckpointMeta.mean``/``std``).
+    batch_size : int
+    device : str or torch.device
+    tta : bool
+        Average the logits of the 4 flips (identity, h, v, hv).
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), float32
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model.eval()
+    device = torch.device(device)
+    out = []
+    for s in range(0, len(images), batch_size):
+        xb = images[s:s + batch_size]
+        xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
+        x = normalize_batch(xb.to(device), mean, std)
+        z = model(x)
+        if tta:
+            z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
+        out.append(z.float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | Mapping[str, Any],
+                  *, batch_size: int = 64, device: str | torch.device = "cpu",
+                  tta: bool = False) -> np.ndarray:
+    """Class probabilities (softmax of :func:`predict_logits`) for images at the model's size.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network, or a soft-voting :class:`deep.models.ensemble.Ensemble` (its log
+        probabilities go through the same softmax).
     images : ndarray, shape (N, S, S, 3), uint8
         RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.prepare_image` with the
         checkpoint's ``crop`` and ``crop_options``).
-    meta : dict
-        Checkpoint metadata (``mean``, ``std``, ``img_size``).
+    meta : CheckpointMeta or dict
+        Checkpoint metadata (``mean``, ``std``, ``img_size``, ``classes``).
     tta : bool
         Average the logits over the 4 flips.
 
@@ -60,18 +104,12 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
     if images.shape[1:3] != (s, s):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} px but the model "
                          f"expects {s}x{s}: prepare them with deep.cache.prepare_image")
-    model.eval()
-    device = torch.device(device)
-    out = []
-    for i in range(0, len(images), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device)
-        x = normalize_batch(xb, meta["mean"], meta["std"])
-        z = model(x)
-        if tta:
-            z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
-        out.append(torch.softmax(z.float(), 1).cpu())
     n_classes = len(meta["classes"])
-    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), np.float32)
+    if len(images) == 0:
+        return np.zeros((0, n_classes), np.float32)
+    z = predict_logits(model, images, meta["mean"], meta["std"], batch_size=batch_size,
+                       device=device, tta=tta)
+    return torch.softmax(torch.from_numpy(z), 1).numpy()
 
 
 def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],

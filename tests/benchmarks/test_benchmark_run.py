@@ -41,7 +41,9 @@ def test_resolve_models_groups_and_errors(monkeypatch):
     assert cl == ["svm"] and dp == ["smallcnn"]
     assert C.resolve_models(["Linear_SVM", "resnet18"]) == (["linear-svm"], ["resnet18"])
     cl, dp = C.resolve_models(["all"], deep_group=("wbcnet",))
-    assert len(cl) == len(C.CLASSICAL_MODELS) and dp == ["wbcnet"]
+    assert cl == list(C.CLASSICAL_MODELS) and dp == list(C.SEED_MODELS)
+    assert C.resolve_models(["seeds"]) == ([], list(C.SEED_MODELS))
+    assert C.resolve_models(["deep"], deep_group=("wbcnet",)) == ([], ["wbcnet"])
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         C.resolve_models(["nope"])
 
