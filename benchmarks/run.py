@@ -695,8 +695,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     if cfg.deep_budget_minutes is not None:
         log.say(f"deep: {cfg.deep_budget_minutes} min of training shared by FLOPs: "
                 + ", ".join(f"{n} {m:.2f}" for n, m in budgets.items()))
-    results = []
-    for name in names:
+
+    def one(name: str) -> _Scored:
         kwargs = kwargs_of[name]
         budget = budgets[name]
         sc = _Scored(name, "deep", np.zeros(n, np.int64), np.zeros((n, k)))
@@ -796,7 +796,19 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             else None
         sc.params["throughput_model_ms"] = round(per_img * 1000, 4)
         sc.params["_throughput"] = 1.0 / (front + per_img) if math.isfinite(front) else None
-        results.append(sc)
+        return sc
+
+    results = []
+    for name in names:
+        try:
+            results.append(one(name))
+        except (RuntimeError, ValueError, MemoryError, FloatingPointError) as exc:
+            # one network that cannot train here (memory, numerics) must not sink the table;
+            # a re-run tries it again
+            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.say(f"deep: {name} failed and has no row: {msg}")
+            failures.append({"family": "deep", "file": f"(network {name})",
+                             "stage": "training", "reason": msg})
     return results
 
 
