@@ -261,3 +261,71 @@ def test_deep_cell_crop_run(tmp_path):
     assert m["params"]["crop"] == "cell"
     assert doc["config"]["deep_crop"] == "cell"
     assert list((tmp_path / "cache" / "deep").glob("images_*px_*.npy"))
+
+
+# --------------------------------------------------------------------------------------------
+# deep: budgets and the resumable per-model cache
+# --------------------------------------------------------------------------------------------
+def test_share_budget_by_cost():
+    costs = {"big": 4e9, "small": 1e8, "tiny": 1e2}
+    shares = C.share_budget(30, costs, {"small": 2})
+    assert sum(shares.values()) == pytest.approx(30, abs=0.02)
+    assert shares["tiny"] == 1.0  # the floor
+    assert shares["big"] / shares["small"] == pytest.approx((4e9 / 1e8) ** 0.5 / 2, rel=0.01)
+    assert C.share_budget(30, costs, {"small": 2}) == shares  # no timing: same every run
+    cfg = C.build_config({"deep_budget_boost": "wbcnet=3, resnet18=2"})
+    assert cfg.deep_budget_boost == {"wbcnet": 3.0, "resnet18": 2.0}
+    with pytest.raises(ValueError, match="deep_budget_minutes"):
+        C.build_config({"deep_budget_minutes": 0})
+
+
+def _quick_deep(tmp_path, **extra):
+    args = ["--quick", "--models", "smallcnn", "--epochs", "2", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--seg-images", "0"]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return R.main(args)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_deep_run_is_resumable(tmp_path, monkeypatch):
+    """A run killed during a network's second epoch continues from its last.pt; a finished
+    network is read back from <out>/deep/ and never retrained; other settings retrain."""
+    import deep.train as T
+
+    real_evaluate = T.evaluate
+    calls = {"n": 0}
+
+    def killed_in_epoch_2(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(T, "evaluate", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _quick_deep(tmp_path)
+    (run_dir,) = (tmp_path / "out" / "deep").iterdir()
+    assert run_dir.name.startswith("smallcnn-") and (run_dir / "last.pt").is_file()
+    assert not (run_dir / "done.json").exists()
+    monkeypatch.setattr(T, "evaluate", real_evaluate)
+    assert _quick_deep(tmp_path) == 0
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]  # epoch 1 from the killed run
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    first = {m["name"]: m for m in doc["models"]}["smallcnn"]
+    assert first["params"]["epochs_run"] == 2 and first["params"]["n_parameters"] > 0
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished network was trained again")
+
+    monkeypatch.setattr(T, "train_on_split", no_training)
+    assert _quick_deep(tmp_path) == 0
+    doc2 = json.loads((tmp_path / "out" / "results.json").read_text())
+    again = {m["name"]: m for m in doc2["models"]}["smallcnn"]
+    assert again["metrics"]["accuracy"] == first["metrics"]["accuracy"]
+    assert any("read back" in n for n in again["notes"])
+    # other settings: another key, so it trains (and here fails by the patch)
+    monkeypatch.setattr(T, "train_on_split", no_training)
+    with pytest.raises(AssertionError, match="trained again"):
+        _quick_deep(tmp_path, lr=0.01)
