@@ -965,7 +965,7 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                 y_score=s.score[test_idx], train_seconds=s.train_seconds, throughput=thr,
                 model_bytes=s.model_bytes, peak_memory_bytes=s.peak_rss or None,
                 misclassified=_misclassified(data, test_idx, s.pred, s.score),
-                params=s.params, notes=s.notes))
+                params=s.params, notes=s.notes, history=s.history[0] if s.history else ()))
             test_indices[s.name] = test_idx.copy()
         st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images"
 

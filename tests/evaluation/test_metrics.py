@@ -300,3 +300,21 @@ def test_model_size_bytes_torch_module():
 
     size = M.model_size_bytes(Net())
     assert 1010 * 4 <= size < 1010 * 4 + 4000  # float32 weights + torch.save framing
+
+
+def test_weighted_averages_and_mcc_match_scikit_learn():
+    from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall_score
+
+    from wbc_classic.evaluation.metrics import evaluate
+
+    rng = np.random.default_rng(4)
+    yt = rng.integers(0, 5, 400)
+    yp = np.where(rng.random(400) < 0.7, yt, rng.integers(0, 5, 400))
+    m = evaluate(yt, yp, n_resamples=200, seed=0).metrics
+    assert m["precision_weighted"].value == pytest.approx(
+        precision_score(yt, yp, average="weighted"))
+    assert m["sensitivity_weighted"].value == pytest.approx(
+        recall_score(yt, yp, average="weighted"))
+    assert m["f1_weighted"].value == pytest.approx(f1_score(yt, yp, average="weighted"))
+    assert m["mcc"].value == pytest.approx(matthews_corrcoef(yt, yp))
+    assert m["mcc"].low < m["mcc"].value < m["mcc"].high
