@@ -115,6 +115,10 @@ class BenchmarkConfig:
         each network's FLOPs, times ``deep_budget_boost``); overrides ``deep_max_minutes``.
     deep_budget_boost : dict of str to float
         Extra weight of some models in the shared budget (e.g. ``{"wbcnet": 6}``).
+    ensembles : list of str
+        Soft-voting ensembles scored as rows of their own, members joined by ``+``
+        (default Hussien & Kareem's ``vgg19+xception+unet``); an ensemble is scored when
+        all its members were run. Made from the members' test predictions, no training.
     deep_crop : {"center", "none", "cell"}
         What the deep models see (:func:`deep.cache.prepare_image`): the centre square of
         each image, the stretched image, or a fixed-size square around the segmented
@@ -178,6 +182,7 @@ class BenchmarkConfig:
     deep_max_minutes: float | None = None
     deep_budget_minutes: float | None = None
     deep_budget_boost: dict[str, float] = field(default_factory=dict)
+    ensembles: list[str] = field(default_factory=lambda: ["vgg19+xception+unet"])
     deep_crop: str = "center"
     device: str | None = None
     n_jobs: int = 2
@@ -421,7 +426,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Normalise a value from a file or a flag to the field's type."""
     if value is None:
         return None
-    if name in ("models", "deep_models", "classes"):
+    if name in ("models", "deep_models", "classes", "ensembles"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         value = [str(v) for v in value]

@@ -606,17 +606,31 @@ def _torch_available() -> str | None:
     return None
 
 
+#: The TrainConfig fields when the deep cache key was introduced: they are always in the key.
+#: A field added later is in the key only when it differs from its default, so adding a
+#: setting does not orphan the networks an earlier run finished.
+_KEY_FIELDS_V1 = frozenset(
+    "model model_kwargs img_size crop crop_options stain classes split split_seed split_file "
+    "val_fraction epochs batch_size optimizer lr weight_decay warmup_epochs scheduler "
+    "min_lr_ratio patience label_smoothing use_class_weights augment no_augment pretrained "
+    "freeze_epochs unfreeze_last seed max_minutes tta amp channels_last".split())
+
+
 def _deep_key(name: str, tcfg: Any, image_key: str, fold: Any, ok: np.ndarray,
               device: str) -> str:
     """Cache key of one deep model's training: model, settings, images and split.
 
     No code fingerprint on purpose: a code edit must not throw away hours of finished
     training; a change of settings, data or split does."""
+    import dataclasses
     import hashlib
 
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING
+                         else f.default_factory()) for f in dataclasses.fields(tcfg)}
     settings = {k: v for k, v in tcfg.to_json().items()
                 if k not in ("out", "progress", "threads", "num_workers", "cache_dir",
-                             "resume", "data", "device")}
+                             "resume", "data", "device")
+                and (k in _KEY_FIELDS_V1 or v != defaults[k])}
     h = hashlib.sha256(json.dumps({
         "model": name, "settings": settings, "images": image_key,
         "device": str(device).split(":")[0],
@@ -809,7 +823,52 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             log.say(f"deep: {name} failed and has no row: {msg}")
             failures.append({"family": "deep", "file": f"(network {name})",
                              "stage": "training", "reason": msg})
+    te_bad = np.unique(np.concatenate([f.test[~ok[f.test]] for f in folds]))
+    for spec in cfg.ensembles:
+        sc = _soft_vote_row(spec, results, data, folds, te_bad, front)
+        if sc is not None:
+            log.say(f"deep: ensemble {sc.name}: accuracy {np.mean(sc.fold_acc):.3f} "
+                    "(soft voting of the members' test predictions)")
+            results.append(sc)
     return results
+
+
+def _soft_vote_row(spec: str, scored: Sequence[_Scored], data: LoadedData,
+                   folds: Sequence[Any], te_bad: np.ndarray, front: float) -> _Scored | None:
+    """The soft-voting ensemble ``spec`` ("vgg19+xception+unet") of networks already scored,
+    from their test probabilities (:func:`deep.predict.soft_vote`); None when a member is
+    missing."""
+    from deep.predict import soft_vote
+
+    names = [m.strip() for m in spec.split("+") if m.strip()]
+    by_name = {s.name: s for s in scored}
+    if len(names) < 2 or any(m not in by_name for m in names):
+        return None
+    members = [by_name[m] for m in names]
+    sc = _Scored("ensemble(" + "+".join(names) + ")", "deep",
+                 np.zeros_like(members[0].pred), soft_vote([m.score for m in members]))
+    sc.pred = sc.score.argmax(1)
+    _score_failed(sc.pred, sc.score, te_bad, data.y)
+    sc.fold_acc = [float(np.mean(sc.pred[f.test] == data.y[f.test])) for f in folds]
+    sc.train_seconds = sum(m.train_seconds for m in members)
+    sc.predict_seconds = sum(m.predict_seconds for m in members)
+    sc.n_predicted = members[0].n_predicted
+    sc.peak_rss = max(m.peak_rss for m in members)
+    sc.model_bytes = sum(m.model_bytes or 0 for m in members)
+    p0 = members[0].params
+    sc.params = {"members": names, "vote": "soft (mean of the class probabilities)",
+                 "img_size": p0.get("img_size"),
+                 "n_parameters": sum(m.params.get("n_parameters", 0) for m in members),
+                 "gflops": round(sum(m.params.get("gflops", 0) for m in members), 4),
+                 "train_minutes": round(sum(m.params.get("train_minutes", 0)
+                                            for m in members), 2),
+                 "converged": all(m.params.get("converged", True) for m in members),
+                 "recipe": p0.get("recipe", "default")}
+    per_img = sc.predict_seconds / max(sc.n_predicted, 1)
+    sc.params["_throughput"] = 1.0 / (front + per_img) if math.isfinite(front) else None
+    sc.notes.append("soft voting of the members' test probabilities (no training of its "
+                    "own; training time, size and FLOPs are the members' sums)")
+    return sc
 
 
 @dataclass
@@ -1075,6 +1134,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--deep-max-minutes", type=float, help="training time budget per deep model and fold")
     a("--deep-budget-minutes", type=float, help="one training budget for all deep models, "
       "shared out by their FLOPs (overrides --deep-max-minutes)")
+    a("--ensembles", help="soft-voting ensembles scored as rows, members joined by + and "
+      "ensembles by commas (default vgg19+xception+unet; scored when all members ran)")
     a("--deep-budget-boost", metavar="NAME=W,...", help="extra weight of models in the shared "
       "budget, e.g. wbcnet=8,resnet18=2.5")
     a("--deep-crop", choices=CROPS,

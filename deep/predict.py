@@ -30,8 +30,8 @@ from .cache import prepare_image
 from .checkpoint import CheckpointMeta
 from .data import normalize_batch
 
-__all__ = ["expand_inputs", "main", "predict_logits", "predict_paths", "predict_proba",
-           "write_predictions_csv"]
+__all__ = ["expand_inputs", "load_predictor", "main", "predict_logits", "predict_paths",
+           "predict_proba", "soft_vote", "write_predictions_csv"]
 
 
 @torch.no_grad()
@@ -112,6 +112,33 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
     return torch.softmax(torch.from_numpy(z), 1).numpy()
 
 
+def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = None
+              ) -> np.ndarray:
+    """Soft voting: the (weighted) mean of several models' class probabilities.
+
+    The same rule as :class:`deep.models.ensemble.Ensemble` with ``mode="soft"`` (whose
+    output is the log of this mean), for predictions already made -- e.g. the cached test
+    predictions of a benchmark's networks.
+
+    Parameters
+    ----------
+    probas : sequence of ndarray, each shape (N, n_classes)
+    weights : sequence of float, optional
+        One non-negative weight per member (default equal), normalised to sum 1.
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), float64
+    """
+    if not probas:
+        raise ValueError("soft_vote: give at least one member's probabilities")
+    stack = np.stack([np.asarray(p, np.float64) for p in probas])
+    w = np.ones(len(stack)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (len(stack),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("soft_vote: weights must be non-negative, one per member")
+    return np.tensordot(w / w.sum(), stack, axes=1)
+
+
 def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],
                   *, batch_size: int = 64, device: str | torch.device = "cpu",
                   tta: bool = False) -> list[dict[str, Any]]:
@@ -161,7 +188,34 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
 
 EXAMPLE = """example:
   python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
+  # soft-voting ensemble (Hussien & Kareem: VGG19 + Xception + U-Net)
+  python -m deep.predict --checkpoint vgg19/best.pt --checkpoint xception/best.pt \\
+      --checkpoint unet/best.pt cells/ --out ensemble.csv
 """
+
+
+def load_predictor(checkpoints: Sequence[str | os.PathLike[str]], *,
+                   vote_weights: Sequence[float] | None = None,
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The model of one checkpoint, or the soft-voting ensemble of several.
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode on ``device``.
+    meta : dict
+        Checkpoint metadata (classes, img_size, mean, std, crop, stain...); an ensemble's
+        members must share classes, image size and normalisation (trained on one Split).
+    """
+    from .checkpoint import load_model
+
+    paths = list(checkpoints)
+    if len(paths) == 1 and vote_weights is None:
+        return load_model(paths[0], device=device)
+    from .models.ensemble import ensemble_from_checkpoints
+
+    model, meta = ensemble_from_checkpoints(paths, mode="soft", vote_weights=vote_weights)
+    return model.eval().to(device), meta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deep.predict", epilog=EXAMPLE,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Classify images with a deep checkpoint.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt")
+    p.add_argument("--checkpoint", required=True, type=Path, action="append",
+                   help="best.pt / last.pt; repeat it for the soft-voting ensemble of "
+                        "several")
+    p.add_argument("--vote-weights", type=float, nargs="+", default=None,
+                   help="ensemble: one weight per checkpoint (default equal)")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
     p.add_argument("--out", required=True, type=Path, help="CSV file (written atomically)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -180,12 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit code 0 all ok, 1 some images failed, 2 checkpoint unusable."""
-    from .checkpoint import load_model
-
     a = build_parser().parse_args(argv)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if a.vote_weights is not None and len(a.vote_weights) != len(a.checkpoint):
+        print(f"error: --vote-weights needs {len(a.checkpoint)} values, one per checkpoint",
+              file=sys.stderr)
+        return 2
     try:
-        model, meta = load_model(a.checkpoint, device=device)
+        model, meta = load_predictor(a.checkpoint, vote_weights=a.vote_weights, device=device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -329,3 +329,42 @@ def test_deep_run_is_resumable(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "train_on_split", no_training)
     with pytest.raises(AssertionError, match="trained again"):
         _quick_deep(tmp_path, lr=0.01)
+
+
+def test_deep_cache_key_is_pinned():
+    """The key of a finished network must not move with code edits (a later run would
+    retrain it): a new TrainConfig field at its default leaves it unchanged."""
+    pytest.importorskip("torch")
+    from deep.train import TrainConfig
+    from wbc_classic.data.split import make_split
+
+    y = np.repeat(np.arange(3), 10)
+    fold = make_split(y, "80/20", seed=0)
+    t = TrainConfig(model="wbcnet", model_kwargs={"width": 0.75}, img_size=64, epochs=300,
+                    max_minutes=7.98, patience=0, threads=2, device="cpu")
+    key = R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool), "cpu")
+    assert key == "f038aedec3448153"
+    t.threads, t.progress, t.out = 1, False, "elsewhere"  # not results: same key
+    assert R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool),
+                       "cpu") == key
+    t.lr = 0.01
+    assert R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool),
+                       "cpu") != key
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_soft_voting_ensemble_row(tmp_path):
+    out = tmp_path / "out"
+    code = R.main(["--quick", "--models", "smallcnn,sevenblock", "--ensembles",
+                   "smallcnn+sevenblock,smallcnn+missing", "--out", str(out), "--cache-dir",
+                   str(tmp_path / "cache"), "--no-progress", "--seg-images", "0", "--epochs", "1"])
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    models = {m["name"]: m for m in doc["models"]}
+    assert "ensemble(smallcnn+missing)" not in models  # a member did not run
+    ens = models["ensemble(smallcnn+sevenblock)"]
+    mean = (np.asarray(models["smallcnn"]["y_score"])
+            + np.asarray(models["sevenblock"]["y_score"])) / 2
+    np.testing.assert_allclose(ens["y_score"], mean, atol=2e-6)
+    assert ens["params"]["members"] == ["smallcnn", "sevenblock"]
+    assert ens["family"] == "deep"

@@ -587,3 +587,29 @@ def test_cli_is_built_from_the_config_fields():
                               tta=False, use_class_weights=True, max_minutes=3.0, lr=0.01)
     with pytest.raises(SystemExit):
         config_from_args(["--data", "d", "--model-kwargs", "[1, 2]"])
+
+
+def test_soft_vote_is_the_ensemble_rule_and_predict_takes_an_ensemble(trained, cell_folders,
+                                                                      tmp_path):
+    from deep.checkpoint import load_model
+    from deep.models.ensemble import ensemble_from_checkpoints
+    from deep.predict import main, predict_proba, soft_vote
+
+    out, _, _ = trained
+    imgs = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    (m1, meta), (m2, _) = load_model(out / "best.pt"), load_model(out / "last.pt")
+    p1, p2 = predict_proba(m1, imgs, meta), predict_proba(m2, imgs, meta)
+    ens, ens_meta = ensemble_from_checkpoints([out / "best.pt", out / "last.pt"])
+    np.testing.assert_allclose(soft_vote([p1, p2]), predict_proba(ens.eval(), imgs, ens_meta),
+                               atol=1e-5)
+    np.testing.assert_allclose(soft_vote([p1, p2], [3, 1]), 0.75 * p1 + 0.25 * p2, atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        soft_vote([p1, p2], [1])
+    csv_path = tmp_path / "ens.csv"
+    assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
+                 str(cell_folders / "lymphocyte"), "--out", str(csv_path)]) == 0
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
+                 str(cell_folders), "--out", str(csv_path), "--vote-weights", "1"]) == 2
