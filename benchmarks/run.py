@@ -166,6 +166,9 @@ class LoadedData:
     synthetic : bool
     notes : list of str
         Excluded items, subsampling, ...
+    official_split : Split or None
+        The data set's own train/val/test split (MedMNIST ``.npz``), used instead of
+        ``--split``.
     """
 
     paths: list[Path]
@@ -178,6 +181,7 @@ class LoadedData:
     root: str | None = None
     test_name: str | None = None
     notes: list[str] = field(default_factory=list)
+    official_split: Any = None
 
     def rel(self, i: int) -> str:
         """Short name of item ``i`` (path relative to its data root)."""
@@ -219,6 +223,92 @@ def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
     else:
         log.say(f"reusing the synthetic cells in {root}")
     return root
+
+
+def _medmnist_folder(npz: Path, cache: Path, log: StageLog) -> tuple[Path, tuple[str, ...],
+                                                                   dict[str, list[Path]],
+                                                                   dict[str, np.ndarray]]:
+    """Write (once) a MedMNIST ``.npz`` as lossless PNG files under
+    ``<cache>/medmnist/<name>-<digest>/<split>/<class>/``, so both families read it like any
+    image set; return the root, the class names and each official split's paths and labels.
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from wbc_classic.data.datasets import BLOODMNIST_CLASSES, load_medmnist
+
+    parts = load_medmnist(npz)
+    n_classes = max(int(y.max()) + 1 for _, y in parts.values() if len(y))
+    classes = (tuple(BLOODMNIST_CLASSES) if npz.name.lower().startswith("bloodmnist")
+               and n_classes <= len(BLOODMNIST_CLASSES) else
+               tuple(f"class_{i}" for i in range(n_classes)))
+    h = hashlib.sha256()
+    with open(npz, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    root = cache / "medmnist" / f"{npz.stem}-{h.hexdigest()[:12]}"
+    names = {split: [f"{split}_{i:06d}.png" for i in range(len(y))]
+             for split, (_, y) in parts.items()}
+    if not (root / "complete.json").is_file():
+        log.say(f"writing the {sum(len(y) for _, y in parts.values())} images of {npz} as "
+                f"PNG files into {root} (once)")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        for split, (x, y) in parts.items():
+            for c in classes:
+                (tmp / split / c).mkdir(parents=True, exist_ok=True)
+            for img, lab, name in zip(x, y, names[split], strict=True):
+                Image.fromarray(img).save(tmp / split / classes[int(lab)] / name)
+        (tmp / "complete.json").write_text(json.dumps({"source": str(npz),
+                                                       "sha256": h.hexdigest()}))
+        if root.exists():  # an interrupted earlier build without its marker
+            shutil.rmtree(root)
+        tmp.rename(root)
+    paths = {split: [root / split / classes[int(lab)] / name
+                     for lab, name in zip(y, names[split], strict=True)]
+             for split, (_, y) in parts.items()}
+    return root, classes, paths, {split: y for split, (_, y) in parts.items()}
+
+
+def _load_medmnist(cfg: BenchmarkConfig, npz: Path, cache: Path, log: StageLog
+                   ) -> LoadedData:
+    """A MedMNIST ``.npz`` with its official train/val/test split."""
+    from wbc_classic.data.datasets import ImageSet
+    from wbc_classic.data.split import Split, label_digest
+
+    root, classes, paths, labels = _medmnist_folder(npz, cache, log)
+    if cfg.classes and tuple(cfg.classes) != classes:
+        raise ValueError(f"{npz} has the classes {', '.join(classes)}; --classes cannot "
+                         "choose among them")
+    missing = [p for p in ("train", "test") if p not in paths]
+    if missing:
+        raise ValueError(f"{npz} has no {' and no '.join(missing)} part")
+    notes = [f"MedMNIST file {npz.name}: its official train/val/test split is used"]
+    all_paths: list[Path] = []
+    ys: list[np.ndarray] = []
+    sizes = {}
+    for part in ("train", "val", "test"):
+        if part not in paths:
+            sizes[part] = 0
+            continue
+        iset = ImageSet(paths[part], labels[part], classes, root)
+        iset, note = _subsample(iset, cfg.max_per_class, cfg.seed)
+        if note:
+            notes.append(f"{part}: {note}")
+        all_paths += list(iset.paths)
+        ys.append(np.asarray(iset.y, np.int64))
+        sizes[part] = len(iset.paths)
+    y = np.concatenate(ys)
+    a, b = sizes["train"], sizes["train"] + sizes["val"]
+    split = Split(train=np.arange(a), val=np.arange(a, b), test=np.arange(b, len(y)),
+                  seed=None, scheme="official", label_digest=label_digest(y))
+    description = (f"{len(classes)}-class MedMNIST set {npz.name} (official split: train "
+                   f"{sizes['train']}, val {sizes['val']}, test {sizes['test']})")
+    return LoadedData(all_paths, y, classes, len(y), npz.stem, False, description, str(root),
+                      None, notes, official_split=split)
 
 
 def _subsample(iset: Any, max_per_class: int | None, seed: int) -> tuple[Any, str | None]:
@@ -280,6 +370,11 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         description = (f"SYNTHETIC cells drawn by wbc_classic.data.synthetic (seed {cfg.seed}): "
                        f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops. "
                        "Not real blood: the numbers only show that the pipeline works.")
+    elif str(cfg.data).lower().endswith(".npz"):
+        if cfg.test_data:
+            raise ValueError("a MedMNIST .npz brings its own test part: --test-data cannot "
+                             "be combined with it")
+        return _load_medmnist(cfg, Path(cfg.data), cache, log)
     else:
         root = Path(cfg.data)  # type: ignore[arg-type]
         if not root.is_dir():
@@ -339,6 +434,11 @@ def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
     from wbc_classic.data.split import Split, kfold_splits, make_split, parse_scheme
 
     n = len(data.paths)
+    if data.official_split is not None:
+        if parse_scheme(cfg.split).kind == "kfold":
+            raise ValueError("--split kfold:K cannot be used with a data set that brings its "
+                             "own train/val/test split (MedMNIST .npz)")
+        return [data.official_split]
     if data.test_name is not None:
         if parse_scheme(cfg.split).kind == "kfold":
             raise ValueError("--split kfold:K cannot be combined with --test-data (the test "
@@ -1119,7 +1219,8 @@ def build_parser() -> argparse.ArgumentParser:
       "(flags override it); the config.yaml of an earlier run repeats it")
     a("--preset", choices=["synthetic", "pbc8", "pbc5", "custom"],
       help="synthetic (default), pbc8/pbc5 (../shared/data/pbc or $WBC_SHARED_DATA, or --data)")
-    a("--data", metavar="DIR", help="class-per-folder image set")
+    a("--data", metavar="DIR|NPZ", help="class-per-folder image set, or a MedMNIST .npz "
+      "(e.g. bloodmnist_64.npz; its official train/val/test split is used)")
     a("--test-data", metavar="DIR", help="separate test set (class folders or a segmentation "
       "set with labels in manifest.csv): train on --data, test here (domain shift)")
     a("--classes", help="comma-separated classes in label order, or pbc8 / pbc5")

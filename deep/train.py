@@ -85,7 +85,9 @@ class TrainConfig:
     each field's ``metadata["help"]`` is its help text.
     """
 
-    data: str | None = _opt(None, "root with one folder per class", required=True)
+    data: str | None = _opt(None, "root with one folder per class, or a MedMNIST .npz (e.g. "
+                            "bloodmnist_64.npz: its official train/val/test split)",
+                            required=True)
     out: str = _opt("runs/deep", "output directory")
     model: str = _opt("wbcnet", "zoo model name (deep.models.list_models())")
     model_kwargs: dict[str, Any] = _opt(
@@ -708,6 +710,42 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
 
 # ----------------------------------------------------------------------------- pipeline
 
+def _load_npz(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, Any, list[str], Any]:
+    """A MedMNIST ``.npz``: images prepared at ``cfg.img_size`` (crop, stain fitted on the
+    train part), labels, the official train/val/test Split, class names, the normaliser."""
+    from wbc_classic.data.datasets import BLOODMNIST_CLASSES, load_medmnist
+    from wbc_classic.data.split import Split, label_digest
+    from wbc_classic.preprocess.stain import fit_normalizer
+
+    from .cache import prepare_image
+
+    path = Path(str(cfg.data))
+    parts = load_medmnist(path)
+    if "train" not in parts or "test" not in parts:
+        raise ValueError(f"{path} needs a train and a test part")
+    x = np.concatenate([parts[p][0] for p in ("train", "val", "test") if p in parts])
+    y = np.concatenate([parts[p][1] for p in ("train", "val", "test") if p in parts])
+    n_tr = len(parts["train"][1])
+    n_va = len(parts["val"][1]) if "val" in parts else 0
+    k = int(y.max()) + 1
+    classes = (list(BLOODMNIST_CLASSES) if path.name.lower().startswith("bloodmnist")
+               and k <= len(BLOODMNIST_CLASSES) else [f"class_{i}" for i in range(k)])
+    if cfg.classes and list(cfg.classes) != classes:
+        raise ValueError(f"{path} has the classes {', '.join(classes)}; --classes cannot "
+                         "choose among them")
+    split = Split(train=np.arange(n_tr), val=np.arange(n_tr, n_tr + n_va),
+                  test=np.arange(n_tr + n_va, len(y)), seed=None, scheme="official",
+                  label_digest=label_digest(y))
+    norm = fit_normalizer(cfg.stain, list(x[:n_tr]), n_ref=50, seed=cfg.seed)
+    if x.shape[1:3] == (cfg.img_size, cfg.img_size) and cfg.crop != "cell" and norm is None:
+        images = x
+    else:
+        images = np.stack([prepare_image(im, cfg.img_size, crop=cfg.crop,
+                                         crop_options=cfg.crop_options, stain=norm)
+                           for im in x])
+    return images, y, split, classes, norm
+
+
 def _load_data(cfg: TrainConfig):
     from wbc_classic.data.datasets import load_class_folders
 
@@ -737,18 +775,24 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
 
     The Split is the project's shared one (``wbc_classic.data.split.make_split(y, cfg.split,
     seed=cfg.split_seed)`` or ``cfg.split_file``), so test images are the same as the
-    classical path's; training is :func:`train_on_split`.
+    classical path's; a MedMNIST ``.npz`` (``cfg.data`` ending in ``.npz``, e.g.
+    ``bloodmnist_64.npz``) brings its official train/val/test split instead. Training is
+    :func:`train_on_split`.
     """
     if isinstance(cfg, dict):
         cfg = TrainConfig(**cfg)
     _maybe_init_distributed(cfg.device)
     rank, world, _ = _dist_info()
     out = Path(cfg.out)
-    iset, classes = _load_data(cfg)
-    split = _make_split(cfg, iset.y)
-    res = train_on_split(cfg, iset.paths, iset.y, split, classes=classes, out=out)
+    if str(cfg.data).lower().endswith(".npz"):
+        images, y, split, classes, norm = _load_npz(cfg)
+        res = train_on_split(cfg, images, y, split, classes=classes, out=out, stain=norm)
+    else:
+        iset, classes = _load_data(cfg)
+        split = _make_split(cfg, iset.y)
+        res = train_on_split(cfg, iset.paths, iset.y, split, classes=classes, out=out)
+        y = np.asarray(iset.y, np.int64)
     te = np.asarray(split.test, np.int64)
-    y = np.asarray(iset.y, np.int64)
     result: dict[str, Any] = {"model": cfg.model, "img_size": cfg.img_size,
                               "classes": classes, "n_train": int(len(res.train_idx)),
                               "n_val": int(len(res.val_idx)), "n_test": int(len(te)),

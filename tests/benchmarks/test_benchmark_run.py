@@ -368,3 +368,25 @@ def test_soft_voting_ensemble_row(tmp_path):
     np.testing.assert_allclose(ens["y_score"], mean, atol=2e-6)
     assert ens["params"]["members"] == ["smallcnn", "sevenblock"]
     assert ens["family"] == "deep"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_bloodmnist_npz_with_the_official_split(tmp_path):
+    from tests.deep.test_deep_train import write_bloodmnist
+
+    npz = write_bloodmnist(tmp_path / "bloodmnist_28.npz", n=(32, 8, 16))
+    out = tmp_path / "out"
+    code = R.main(["--data", str(npz), "--models", "logreg,smallcnn", "--epochs", "1",
+                   "--img-size", "28", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "--no-progress", "--seg-images", "0", "--n-resamples", "50"])
+    assert code == 0
+    split = json.loads((out / "split.json").read_text())
+    assert split["scheme"] == "official" and split["test"] == list(range(40, 56))
+    assert len(split["train"]) == 32 and len(split["val"]) == 8
+    doc = json.loads((out / "results.json").read_text())
+    assert {m["name"] for m in doc["models"]} == {"logreg", "smallcnn"}
+    assert all(m["n_samples"] == 16 for m in doc["models"])
+    assert doc["class_names"][3] == "ig"
+    assert R.main(["--data", str(npz), "--split", "kfold:3", "--models", "logreg",
+                   "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "--seg-images", "0"]) == 2

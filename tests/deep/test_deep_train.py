@@ -613,3 +613,33 @@ def test_soft_vote_is_the_ensemble_rule_and_predict_takes_an_ensemble(trained, c
     assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
     assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
                  str(cell_folders), "--out", str(csv_path), "--vote-weights", "1"]) == 2
+
+
+def write_bloodmnist(path, n=(24, 8, 8), size=28, seed=0):
+    """A small file in the real MedMNIST layout: ``{split}_images`` (N, H, W, 3) uint8 and
+    ``{split}_labels`` (N, 1) uint8, 8 BloodMNIST classes (a colour per class plus noise)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, m in zip(("train", "val", "test"), n, strict=True):
+        labels = np.arange(m) % 8
+        base = np.stack([np.full((size, size, 3), (30 * c + 20, 200 - 20 * c, 120), np.uint8)
+                         for c in labels])
+        noise = rng.integers(0, 40, base.shape, dtype=np.uint8)
+        arrays[f"{split}_images"] = (base + noise).astype(np.uint8)
+        arrays[f"{split}_labels"] = labels.astype(np.uint8)[:, None]
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def test_deep_train_takes_a_bloodmnist_npz_with_its_official_split(tmp_path):
+    from deep.train import train
+    from wbc_classic.data.datasets import BLOODMNIST_CLASSES
+    from wbc_classic.data.split import Split
+
+    npz = write_bloodmnist(tmp_path / "bloodmnist.npz")
+    res = train(_cfg(tmp_path, npz, img_size=32, epochs=1))
+    assert res["classes"] == list(BLOODMNIST_CLASSES)
+    assert (res["n_train"], res["n_val"], res["n_test"]) == (24, 8, 8)
+    split = Split.load(tmp_path / "run" / "split.json")
+    assert split.scheme == "official" and split.test.tolist() == list(range(32, 40))
+    assert sum(map(sum, res["test"]["confusion"])) == 8
