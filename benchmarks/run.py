@@ -225,90 +225,47 @@ def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
     return root
 
 
-def _medmnist_folder(npz: Path, cache: Path, log: StageLog) -> tuple[Path, tuple[str, ...],
-                                                                   dict[str, list[Path]],
-                                                                   dict[str, np.ndarray]]:
-    """Write (once) a MedMNIST ``.npz`` as lossless PNG files under
-    ``<cache>/medmnist/<name>-<digest>/<split>/<class>/``, so both families read it like any
-    image set; return the root, the class names and each official split's paths and labels.
-    """
+def _medmnist_folder(npz: Path, cache: Path, log: StageLog) -> LoadedData:
+    """A MedMNIST ``.npz`` with its official split, written (once) as lossless PNG files
+    under ``<cache>/medmnist/<name>-<digest>/<class>/`` so both families read it like any
+    image set."""
     import hashlib
     import shutil
     import tempfile
 
     from PIL import Image
 
-    from wbc_classic.data.datasets import BLOODMNIST_CLASSES, load_medmnist
+    from wbc_classic.data.datasets import load_medmnist_split
 
-    parts = load_medmnist(npz)
-    n_classes = max(int(y.max()) + 1 for _, y in parts.values() if len(y))
-    classes = (tuple(BLOODMNIST_CLASSES) if npz.name.lower().startswith("bloodmnist")
-               and n_classes <= len(BLOODMNIST_CLASSES) else
-               tuple(f"class_{i}" for i in range(n_classes)))
+    ms = load_medmnist_split(npz)
     h = hashlib.sha256()
     with open(npz, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     root = cache / "medmnist" / f"{npz.stem}-{h.hexdigest()[:12]}"
-    names = {split: [f"{split}_{i:06d}.png" for i in range(len(y))]
-             for split, (_, y) in parts.items()}
+    part = ms.split.assignment()
+    paths = [root / ms.classes[int(lab)] / f"{part[i]}_{i:06d}.png"
+             for i, lab in enumerate(ms.y)]
     if not (root / "complete.json").is_file():
-        log.say(f"writing the {sum(len(y) for _, y in parts.values())} images of {npz} as "
-                f"PNG files into {root} (once)")
+        log.say(f"writing the {len(paths)} images of {npz} as PNG files into {root} (once)")
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        for split, (x, y) in parts.items():
-            for c in classes:
-                (tmp / split / c).mkdir(parents=True, exist_ok=True)
-            for img, lab, name in zip(x, y, names[split], strict=True):
-                Image.fromarray(img).save(tmp / split / classes[int(lab)] / name)
+        for c in ms.classes:
+            (tmp / c).mkdir()
+        for img, p in zip(ms.images, paths, strict=True):
+            Image.fromarray(img).save(tmp / p.relative_to(root))
         (tmp / "complete.json").write_text(json.dumps({"source": str(npz),
                                                        "sha256": h.hexdigest()}))
         if root.exists():  # an interrupted earlier build without its marker
             shutil.rmtree(root)
         tmp.rename(root)
-    paths = {split: [root / split / classes[int(lab)] / name
-                     for lab, name in zip(y, names[split], strict=True)]
-             for split, (_, y) in parts.items()}
-    return root, classes, paths, {split: y for split, (_, y) in parts.items()}
-
-
-def _load_medmnist(cfg: BenchmarkConfig, npz: Path, cache: Path, log: StageLog
-                   ) -> LoadedData:
-    """A MedMNIST ``.npz`` with its official train/val/test split."""
-    from wbc_classic.data.datasets import ImageSet
-    from wbc_classic.data.split import Split, label_digest
-
-    root, classes, paths, labels = _medmnist_folder(npz, cache, log)
-    if cfg.classes and tuple(cfg.classes) != classes:
-        raise ValueError(f"{npz} has the classes {', '.join(classes)}; --classes cannot "
-                         "choose among them")
-    missing = [p for p in ("train", "test") if p not in paths]
-    if missing:
-        raise ValueError(f"{npz} has no {' and no '.join(missing)} part")
-    notes = [f"MedMNIST file {npz.name}: its official train/val/test split is used"]
-    all_paths: list[Path] = []
-    ys: list[np.ndarray] = []
-    sizes = {}
-    for part in ("train", "val", "test"):
-        if part not in paths:
-            sizes[part] = 0
-            continue
-        iset = ImageSet(paths[part], labels[part], classes, root)
-        iset, note = _subsample(iset, cfg.max_per_class, cfg.seed)
-        if note:
-            notes.append(f"{part}: {note}")
-        all_paths += list(iset.paths)
-        ys.append(np.asarray(iset.y, np.int64))
-        sizes[part] = len(iset.paths)
-    y = np.concatenate(ys)
-    a, b = sizes["train"], sizes["train"] + sizes["val"]
-    split = Split(train=np.arange(a), val=np.arange(a, b), test=np.arange(b, len(y)),
-                  seed=None, scheme="official", label_digest=label_digest(y))
-    description = (f"{len(classes)}-class MedMNIST set {npz.name} (official split: train "
+    sizes = ms.split.sizes
+    description = (f"{len(ms.classes)}-class MedMNIST set {npz.name} (official split: train "
                    f"{sizes['train']}, val {sizes['val']}, test {sizes['test']})")
-    return LoadedData(all_paths, y, classes, len(y), npz.stem, False, description, str(root),
-                      None, notes, official_split=split)
+    return LoadedData(paths, ms.y, ms.classes, len(paths), npz.stem, False, description,
+                      str(root), None,
+                      [f"MedMNIST file {npz.name}: its official train/val/test split is used"],
+                      official_split=ms.split)
 
 
 def _subsample(iset: Any, max_per_class: int | None, seed: int) -> tuple[Any, str | None]:
@@ -374,7 +331,14 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         if cfg.test_data:
             raise ValueError("a MedMNIST .npz brings its own test part: --test-data cannot "
                              "be combined with it")
-        return _load_medmnist(cfg, Path(cfg.data), cache, log)
+        if cfg.max_per_class is not None:
+            raise ValueError("--max-per-class does not apply to a MedMNIST file (its "
+                             "official split is used as it is)")
+        data = _medmnist_folder(Path(cfg.data), cache, log)
+        if cfg.classes and tuple(cfg.classes) != data.classes:
+            raise ValueError(f"{cfg.data} has the classes {', '.join(data.classes)}; "
+                             "--classes cannot choose among them")
+        return data
     else:
         root = Path(cfg.data)  # type: ignore[arg-type]
         if not root.is_dir():

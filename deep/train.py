@@ -713,37 +713,25 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
 def _load_npz(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, Any, list[str], Any]:
     """A MedMNIST ``.npz``: images prepared at ``cfg.img_size`` (crop, stain fitted on the
     train part), labels, the official train/val/test Split, class names, the normaliser."""
-    from wbc_classic.data.datasets import BLOODMNIST_CLASSES, load_medmnist
-    from wbc_classic.data.split import Split, label_digest
+    from wbc_classic.data.datasets import load_medmnist_split
     from wbc_classic.preprocess.stain import fit_normalizer
 
     from .cache import prepare_image
 
-    path = Path(str(cfg.data))
-    parts = load_medmnist(path)
-    if "train" not in parts or "test" not in parts:
-        raise ValueError(f"{path} needs a train and a test part")
-    x = np.concatenate([parts[p][0] for p in ("train", "val", "test") if p in parts])
-    y = np.concatenate([parts[p][1] for p in ("train", "val", "test") if p in parts])
-    n_tr = len(parts["train"][1])
-    n_va = len(parts["val"][1]) if "val" in parts else 0
-    k = int(y.max()) + 1
-    classes = (list(BLOODMNIST_CLASSES) if path.name.lower().startswith("bloodmnist")
-               and k <= len(BLOODMNIST_CLASSES) else [f"class_{i}" for i in range(k)])
+    ms = load_medmnist_split(str(cfg.data))
+    classes = list(ms.classes)
     if cfg.classes and list(cfg.classes) != classes:
-        raise ValueError(f"{path} has the classes {', '.join(classes)}; --classes cannot "
+        raise ValueError(f"{cfg.data} has the classes {', '.join(classes)}; --classes cannot "
                          "choose among them")
-    split = Split(train=np.arange(n_tr), val=np.arange(n_tr, n_tr + n_va),
-                  test=np.arange(n_tr + n_va, len(y)), seed=None, scheme="official",
-                  label_digest=label_digest(y))
-    norm = fit_normalizer(cfg.stain, list(x[:n_tr]), n_ref=50, seed=cfg.seed)
+    x = ms.images
+    norm = fit_normalizer(cfg.stain, list(x[ms.split.train]), n_ref=50, seed=cfg.seed)
     if x.shape[1:3] == (cfg.img_size, cfg.img_size) and cfg.crop != "cell" and norm is None:
         images = x
     else:
         images = np.stack([prepare_image(im, cfg.img_size, crop=cfg.crop,
                                          crop_options=cfg.crop_options, stain=norm)
                            for im in x])
-    return images, y, split, classes, norm
+    return images, ms.y, ms.split, classes, norm
 
 
 def _load_data(cfg: TrainConfig):
