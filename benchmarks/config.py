@@ -115,6 +115,11 @@ class BenchmarkConfig:
         each network's FLOPs, times ``deep_budget_boost``); overrides ``deep_max_minutes``.
     deep_budget_boost : dict of str to float
         Extra weight of some models in the shared budget (e.g. ``{"wbcnet": 6}``).
+    recipe : str
+        Training recipe of the deep models (:mod:`deep.recipes`): a paper's optimiser,
+        schedule, epochs, batch size and augmentation; its split and image size (when it
+        names them) apply to both families unless set explicitly. ``"default"``: the
+        project's tuned settings.
     ensembles : list of str
         Soft-voting ensembles scored as rows of their own, members joined by ``+``
         (default Hussien & Kareem's ``vgg19+xception+unet``); an ensemble is scored when
@@ -182,6 +187,7 @@ class BenchmarkConfig:
     deep_max_minutes: float | None = None
     deep_budget_minutes: float | None = None
     deep_budget_boost: dict[str, float] = field(default_factory=dict)
+    recipe: str = "default"
     ensembles: list[str] = field(default_factory=lambda: ["vgg19+xception+unet"])
     deep_crop: str = "center"
     device: str | None = None
@@ -459,7 +465,7 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
-    if name in ("split", "deep_crop"):
+    if name in ("split", "deep_crop", "recipe"):
         return str(value)
     return value if not isinstance(value, os.PathLike) else os.fspath(value)
 
@@ -491,6 +497,13 @@ def build_config(cli: Mapping[str, Any] | None = None,
     values: dict[str, Any] = BenchmarkConfig().to_dict()
     values.update(copy.deepcopy(PRESETS[preset]))
     values["preset"] = preset
+    from deep.recipes import get_recipe  # torch-free module
+
+    recipe = get_recipe(str(explicit.get("recipe", values.get("recipe", "default"))))
+    # the recipe's run-level settings, under the config file and the flags
+    for k in ("split", "img_size", "epochs", "batch_size", "lr"):
+        if k in recipe.settings:
+            values[k] = recipe.settings[k]
     quick = bool(_coerce("quick", explicit.get("quick", False)))
     if quick:
         for k, v in QUICK.items():

@@ -732,7 +732,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
 
     from deep.cache import build_cache, prepare_image
     from deep.predict import predict_proba
-    from deep.train import TrainConfig, accel_settings, model_cost, train_on_split
+    from deep.recipes import get_recipe
+    from deep.train import accel_settings, config_with_recipe, model_cost, train_on_split
     from wbc_classic.evaluation.metrics import measure_call, model_size_bytes
     from wbc_classic.io.atomic import atomic_path, atomic_write_text
     from wbc_classic.io.images import read_image
@@ -786,14 +787,17 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             for fi, fold in enumerate(folds):
                 te = fold.test
                 te_ok, te_bad = te[ok[te]], te[~ok[te]]
-                tcfg = TrainConfig(model=name, model_kwargs=kwargs, img_size=cfg.img_size,
-                                   crop=cfg.deep_crop, epochs=cfg.epochs,
-                                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                   split_seed=cfg.seed, device=device,
-                                   progress=cfg.progress, max_minutes=budget,
-                                   warmup_epochs=min(1.0, cfg.epochs / 4), threads=threads,
-                                   # a time budget anneals the rate to its end: no early stop
-                                   **({"patience": 0} if budget else {}))
+                run_settings = {
+                    "warmup_epochs": min(1.0, cfg.epochs / 4),
+                    # a time budget anneals the rate to its end: no early stop
+                    **({"patience": 0} if budget else {})}
+                tcfg = config_with_recipe(
+                    cfg.recipe, **{k: v for k, v in run_settings.items()
+                                   if k not in get_recipe(cfg.recipe).settings},
+                    model=name, model_kwargs=kwargs, img_size=cfg.img_size,
+                    crop=cfg.deep_crop, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    lr=cfg.lr, seed=cfg.seed, split_seed=cfg.seed, device=device,
+                    progress=cfg.progress, max_minutes=budget, threads=threads)
                 key = _deep_key(name, tcfg, cached.path.name, fold, ok, device)
                 ck = out / "deep" / ((name if len(folds) == 1 else f"{name}-fold{fi}")
                                      + f"-{key}")
@@ -1199,6 +1203,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--deep-max-minutes", type=float, help="training time budget per deep model and fold")
     a("--deep-budget-minutes", type=float, help="one training budget for all deep models, "
       "shared out by their FLOPs (overrides --deep-max-minutes)")
+    a("--recipe", help="training recipe of the deep models (deep.recipes: default, "
+      "medmnist-v2, aljader); its split and image size apply to both families unless given")
     a("--ensembles", help="soft-voting ensembles scored as rows, members joined by + and "
       "ensembles by commas (default vgg19+xception+unet; scored when all members ran)")
     a("--deep-budget-boost", metavar="NAME=W,...", help="extra weight of models in the shared "

@@ -114,8 +114,9 @@ class TrainConfig:
     lr: float = _opt(2e-3, "peak learning rate (after warm-up)")
     weight_decay: float = _opt(0.05, "weight decay of the weights (not of biases and norms)")
     warmup_epochs: float = _opt(1.0, "linear learning-rate warm-up, in epochs")
-    scheduler: str = _opt("cosine", "learning-rate schedule after warm-up",
-                          choices=("cosine", "plateau", "none"))
+    scheduler: str = _opt("cosine", "learning-rate schedule after warm-up ('step': times "
+                          "--lr-gamma at each of --lr-milestones)",
+                          choices=("cosine", "plateau", "step", "none"))
     min_lr_ratio: float = _opt(0.01, "final learning rate of the cosine, as a fraction of lr")
     patience: int = _opt(8, "early stopping patience in epochs on the validation loss "
                          "(0 = off)")
@@ -143,6 +144,13 @@ class TrainConfig:
     device: str | None = _opt(None, "cpu, cuda, cuda:1 (default: cuda when available)")
     threads: int | None = _opt(None, "torch CPU threads")
     progress: bool = _opt(True, "progress bars")
+    recipe: str = _opt("default", "named training settings of a paper (deep.recipes: "
+                       "default, medmnist-v2, aljader); flags given explicitly override it",
+                       choices="recipes")
+    lr_milestones: list[float] = _opt(
+        factory=list, help="--scheduler step: fractions of the training (0..1) after which "
+                           "the rate is multiplied by --lr-gamma", type=float)
+    lr_gamma: float = _opt(0.1, "--scheduler step: factor at each milestone")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -185,8 +193,10 @@ TIME_WARMUP = 0.05
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.01,
-              cosine: bool = True, progress: float | None = None) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio``.
+              cosine: bool = True, progress: float | None = None,
+              milestones: Sequence[float] | None = None, gamma: float = 0.1) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio`` (or, with
+    ``milestones``, a step schedule: ``gamma`` per milestone passed, as fractions of training).
 
     ``progress`` (0..1, e.g. the elapsed fraction of a time budget) overrides ``step / total``
     when it is further along, so a time-budgeted run still anneals fully before it stops; it
@@ -198,6 +208,9 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.01,
             return f
         if progress < TIME_WARMUP:
             return max(f, progress / TIME_WARMUP)
+    if milestones is not None:
+        frac = max(step / max(1, total), progress or 0.0)
+        return float(gamma ** sum(frac >= m for m in milestones))
     if not cosine:
         return 1.0
     t = (step - warmup) / max(1, total - warmup)
@@ -437,7 +450,9 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                 if budget is not None:
                     prog = (time.perf_counter() - t_start) / budget
                 f = lr_factor(step, total_steps, warmup, cfg.min_lr_ratio,
-                              cosine=cfg.scheduler == "cosine", progress=prog)
+                              cosine=cfg.scheduler == "cosine", progress=prog,
+                              milestones=cfg.lr_milestones if cfg.scheduler == "step"
+                              else None, gamma=cfg.lr_gamma)
                 for grp, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
                     grp["lr"] = lr0 * f
             x = normalize_batch(xb.to(device, non_blocking=True), mean, std)
@@ -668,6 +683,7 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         model=cfg.model, model_kwargs=dict(cfg.model_kwargs), classes=classes,
         img_size=cfg.img_size, mean=list(mean), std=list(std), crop=cfg.crop,
         crop_options=dict(cfg.crop_options), stain=stain_dict, data=str(cfg.data),
+        recipe=cfg.recipe,
         split={"scheme": getattr(split, "scheme", cfg.split),
                "seed": getattr(split, "seed", cfg.split_seed)},
         n_parameters=int(sum(p.numel() for p in model.parameters())))
@@ -846,19 +862,25 @@ def _lazy_choices(name: str | tuple[str, ...]) -> tuple[str, ...]:
         from wbc_classic.preprocess.stain import available_normalizers
 
         return tuple(available_normalizers())
+    if name == "recipes":
+        from .recipes import recipe_names
+
+        return tuple(recipe_names())
     return tuple(name)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, only_given: bool = False) -> argparse.ArgumentParser:
     """The ``python -m deep.train`` argument parser: one flag per :class:`TrainConfig` field,
     with the field's type, default and ``metadata["help"]``.
 
     Booleans that default to False are ``--name`` switches, those that default to True are
-    ``--no-name``; dicts are JSON objects; ``list[str]`` takes several values.
+    ``--no-name``; dicts are JSON objects; lists take several values. ``only_given=True``:
+    no defaults, so the namespace holds the flags actually given (the recipe fills the rest).
     """
     p = argparse.ArgumentParser(
         prog="python -m deep.train", epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS if only_given else None,
         description="Train a deep model on class folders with the shared Split.")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -872,8 +894,11 @@ def build_parser() -> argparse.ArgumentParser:
             type(None) in args else tp
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kw: dict[str, Any] = {"dest": f.name, "help": help_text, **md}
+        if only_given:
+            default = argparse.SUPPRESS
         if base is bool:
-            if default:
+            kw["default"] = default
+            if f.default:
                 name = flag or f"--no-{f.name.replace('_', '-')}"
                 p.add_argument(name, action="store_false", **kw)
             else:
@@ -892,15 +917,27 @@ def build_parser() -> argparse.ArgumentParser:
             kw["choices"] = _lazy_choices(choices)
         if not kw.get("required"):
             kw["default"] = default
-            if default is not None and default != {}:
+            if default not in (None, {}, [], argparse.SUPPRESS):
                 kw["help"] += " (default %(default)s)"
         p.add_argument(name, **kw)
     return p
 
 
+def config_with_recipe(recipe: str = "default", **settings: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from ``recipe``'s settings (:mod:`deep.recipes`) overridden
+    by ``settings``; the config records the recipe's name."""
+    from .recipes import get_recipe
+
+    r = get_recipe(recipe)
+    return TrainConfig(**{**dict(r.settings), **settings, "recipe": recipe})
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse ``python -m deep.train`` arguments into a :class:`TrainConfig`."""
-    return TrainConfig(**vars(build_parser().parse_args(argv)))
+    """Parse ``python -m deep.train`` arguments into a :class:`TrainConfig`: defaults, then
+    the ``--recipe``'s settings, then the flags given."""
+    build_parser().parse_args(argv)  # full validation, --help and usage errors
+    given = vars(build_parser(only_given=True).parse_args(argv))
+    return config_with_recipe(given.pop("recipe", "default"), **given)
 
 
 def main(argv: list[str] | None = None) -> int:

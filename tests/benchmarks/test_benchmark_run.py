@@ -390,3 +390,26 @@ def test_bloodmnist_npz_with_the_official_split(tmp_path):
     assert R.main(["--data", str(npz), "--split", "kfold:3", "--models", "logreg",
                    "--out", str(out), "--cache-dir", str(tmp_path / "c"),
                    "--seg-images", "0"]) == 2
+
+
+def test_recipe_sets_split_for_both_families_unless_given():
+    assert C.build_config({"recipe": "aljader"}).split == "50/25/25"
+    assert C.build_config({"recipe": "aljader", "split": "80/20"}).split == "80/20"
+    assert C.build_config({"recipe": "medmnist-v2"}).batch_size == 128
+    with pytest.raises(ValueError, match="unknown recipe"):
+        C.build_config({"recipe": "nope"})
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_row_says_which_recipe_produced_it(tmp_path):
+    out = tmp_path / "out"
+    assert R.main(["--quick", "--models", "smallcnn", "--recipe", "medmnist-v2", "--epochs",
+                   "1", "--batch-size", "8", "--out", str(out), "--cache-dir",
+                   str(tmp_path / "cache"), "--no-progress", "--seg-images", "0"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    (m,) = doc["models"]
+    assert m["params"]["recipe"] == "medmnist-v2"
+    (run_dir,) = (out / "deep").iterdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["optimizer"] == "adam" and cfg["scheduler"] == "step" and cfg["epochs"] == 1
+    assert "| medmnist-v2 |" in (out / "report.md").read_text()

@@ -643,3 +643,23 @@ def test_deep_train_takes_a_bloodmnist_npz_with_its_official_split(tmp_path):
     split = Split.load(tmp_path / "run" / "split.json")
     assert split.scheme == "official" and split.test.tolist() == list(range(32, 40))
     assert sum(map(sum, res["test"]["confusion"])) == 8
+
+
+def test_recipes_fill_the_config_and_flags_win():
+    from deep.recipes import get_recipe
+    from deep.train import config_from_args, lr_factor
+
+    cfg = config_from_args(["--data", "d", "--recipe", "medmnist-v2", "--lr", "0.01"])
+    assert (cfg.recipe, cfg.optimizer, cfg.batch_size, cfg.epochs) == ("medmnist-v2", "adam",
+                                                                      128, 100)
+    assert cfg.lr == 0.01 and cfg.scheduler == "step" and cfg.no_augment
+    assert config_from_args(["--data", "d"]).recipe == "default"
+    # the step schedule: x0.1 after half and three quarters of the training
+    f = [lr_factor(s, 100, 0, milestones=[0.5, 0.75], gamma=0.1) for s in (0, 49, 50, 74, 75)]
+    assert f == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    r = get_recipe("medmnist-v2")
+    assert set(r.from_paper) <= set(r.settings)
+    with pytest.raises(ValueError, match="unknown recipe 'nope'.*medmnist-v2"):
+        get_recipe("nope")
+    with pytest.raises(SystemExit):
+        config_from_args(["--data", "d", "--recipe", "nope"])
