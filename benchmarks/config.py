@@ -74,11 +74,12 @@ DEEP_MODELS: tuple[str, ...] = ("vgg16", "vgg19", "resnet18", "resnet50", "resne
 LIGHT_DEEP: tuple[str, ...] = ("smallcnn", "sevenblock", "wbcnet")
 
 #: The seed models of the comparative study (issue 13): every network the literature compares
-#: plus the project's wbcnet; the ``seeds`` group (and the deep half of ``all``).
-SEED_MODELS: tuple[str, ...] = ("vgg16", "vgg19", "xception", "resnet18", "resnet50",
-                                "resnet101", "resnet152", "unet", "vit", "ndlm",
-                                "inception_v3", "mobilenet_v2", "densenet121", "densenet201",
-                                "sevenblock", "smallcnn", "wbcnet")
+#: plus the project's wbcnet; the ``seeds`` group (and the deep half of ``all``). Cheapest and
+#: most promising first, so an interrupted CPU run has those rows before the heavy ones.
+SEED_MODELS: tuple[str, ...] = ("wbcnet", "resnet18", "unet", "sevenblock", "smallcnn",
+                                "ndlm", "mobilenet_v2", "vit", "inception_v3", "densenet121",
+                                "vgg16", "vgg19", "xception", "resnet50", "densenet201",
+                                "resnet101", "resnet152")
 
 
 @dataclass
