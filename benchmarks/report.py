@@ -463,6 +463,12 @@ def compare_best(results: Sequence[ModelResult], y_true: Any | None = None, *,
     return Comparison(a.name, b.name, metric, mcnemar_test(yt_a, a.y_pred, b.y_pred))
 
 
+#: Per-network columns of results.csv: what the training really got.
+TRAINING_COLUMNS: tuple[str, ...] = ("recipe", "img_size", "n_parameters", "gflops",
+                                     "max_minutes", "train_minutes", "epochs_run",
+                                     "best_epoch", "stop_reason", "converged")
+
+
 def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None = None,
                  synthetic: bool | None = None) -> list[dict[str, Any]]:
     """The rows of results.csv: one per model, value and CI columns per metric.
@@ -471,7 +477,8 @@ def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None 
     -------
     list of dict
         Keys: ``model, family, n_test, <metric>, <metric>_low, <metric>_high, ...,
-        train_seconds, throughput_cells_per_s, model_bytes, peak_memory_bytes`` and, when
+        train_seconds, throughput_cells_per_s, model_bytes, peak_memory_bytes``, what each
+        network got (:data:`TRAINING_COLUMNS`, empty for the classical rows) and, when
         given, ``leakage_exact, leakage_near, synthetic_data``.
     """
     rows = []
@@ -483,6 +490,10 @@ def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None 
             row[name], row[f"{name}_low"], row[f"{name}_high"] = m.value, m.low, m.high
         row.update(train_seconds=r.train_seconds, throughput_cells_per_s=r.throughput,
                    model_bytes=r.model_bytes, peak_memory_bytes=r.peak_memory_bytes)
+        if any(x.family == "deep" for x in results):
+            for col in TRAINING_COLUMNS:
+                v = r.params.get(col) if r.family == "deep" else None
+                row[col] = json.dumps(v) if isinstance(v, (list, dict)) else v
         if leakage is not None:
             row.update(leakage_exact=leakage.exact if leakage.checked else None,
                        leakage_near=leakage.near if leakage.checked else None)

@@ -282,3 +282,7 @@ def test_deep_training_table_curves_and_paper_metrics(tmp_path, results, env):
     (d,) = [m for m in doc["models"] if m["name"] == "tiny_cnn"]
     assert d["history"][1]["fraction"] == 0.4 and "mcc" in d["metrics"]
     assert "Training curves" in (tmp_path / "report.html").read_text()
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert rows["tiny_cnn"]["epochs_run"] == "1.4" and rows["tiny_cnn"]["converged"] == "False"
+    assert rows["svm"]["n_parameters"] == ""
