@@ -57,7 +57,8 @@ bootstrap
 * **Throughput (cells/s)**: end to end, from the image file to the class. The front end is
   timed once per family on ``throughput_images`` test files in one process (classical: decode
   + segment + features; deep: decode + resize) and added to the model's own prediction time
-  on the whole test set (median of 3 timed calls).
+  on the whole test set (classical: median of 3 timed calls; deep: the one timed pass that
+  also makes the test predictions, since a heavy network takes minutes per pass on a CPU).
 * **Peak memory**: the process's resident-set high-water mark during the model's training and
   prediction calls (:func:`wbc_classic.evaluation.metrics.measure_call`), so it includes the
   baseline
