@@ -46,12 +46,14 @@ __all__ = [
     "DEEP_MODELS",
     "PRESETS",
     "QUICK",
+    "SEED_MODELS",
     "build_config",
     "deep_model_names",
     "default_cache_dir",
     "load_config_file",
     "resolve_models",
     "save_config",
+    "share_budget",
     "shared_data_root",
 ]
 
@@ -71,6 +73,14 @@ DEEP_MODELS: tuple[str, ...] = ("vgg16", "vgg19", "resnet18", "resnet50", "resne
 #: Light deep models a CPU run can afford; the ``deep`` group of the presets.
 LIGHT_DEEP: tuple[str, ...] = ("smallcnn", "sevenblock", "wbcnet")
 
+#: The seed models of the comparative study (issue 13): every network the literature compares
+#: plus the project's wbcnet; the ``seeds`` group (and the deep half of ``all``). Cheapest and
+#: most promising first, so an interrupted CPU run has those rows before the heavy ones.
+SEED_MODELS: tuple[str, ...] = ("wbcnet", "resnet18", "unet", "sevenblock", "smallcnn",
+                                "ndlm", "mobilenet_v2", "vit", "inception_v3", "densenet121",
+                                "vgg16", "vgg19", "xception", "resnet50", "densenet201",
+                                "resnet101", "resnet152")
+
 
 @dataclass
 class BenchmarkConfig:
@@ -89,7 +99,8 @@ class BenchmarkConfig:
         Classes to use, in label order (default: the preset's, or every class folder).
     models : list of str
         Classical classifier names, deep zoo names, or the groups ``"classical"``,
-        ``"deep"`` (the preset's deep models), ``"all"``.
+        ``"deep"`` (the preset's deep models), ``"seeds"`` (:data:`SEED_MODELS`, every
+        network of the comparative study) and ``"all"`` (classical + seeds).
     deep_models : list of str
         What the ``"deep"`` group means for this run.
     split : str
@@ -98,8 +109,22 @@ class BenchmarkConfig:
     deep_model_kwargs : dict of str to dict
         Extra builder arguments per deep model (e.g. ``{"smallcnn": {"width": 0.5}}``).
     deep_max_minutes : float or None
-        Wall-clock budget per deep model and fold (training stops after the epoch that
-        crosses it).
+        Wall-clock training budget per deep model and fold (training stops at it, also in
+        the middle of an epoch; the cosine schedule follows the elapsed time).
+    deep_budget_minutes : float or None
+        One training budget for all deep models, shared out by :func:`share_budget` (by
+        each network's FLOPs, times ``deep_budget_boost``); overrides ``deep_max_minutes``.
+    deep_budget_boost : dict of str to float
+        Extra weight of some models in the shared budget (e.g. ``{"wbcnet": 6}``).
+    recipe : str
+        Training recipe of the deep models (:mod:`deep.recipes`): a paper's optimiser,
+        schedule, epochs, batch size and augmentation; its split and image size (when it
+        names them) apply to both families unless set explicitly. ``"default"``: the
+        project's tuned settings.
+    ensembles : list of str
+        Soft-voting ensembles scored as rows of their own, members joined by ``+``
+        (default Hussien & Kareem's ``vgg19+xception+unet``); an ensemble is scored when
+        all its members were run. Made from the members' test predictions, no training.
     deep_crop : {"center", "none", "cell"}
         What the deep models see (:func:`deep.cache.prepare_image`): the centre square of
         each image, the stretched image, or a fixed-size square around the segmented
@@ -153,7 +178,7 @@ class BenchmarkConfig:
     data: str | None = None
     test_data: str | None = None
     classes: list[str] | None = None
-    models: list[str] = field(default_factory=lambda: ["all"])
+    models: list[str] = field(default_factory=lambda: ["classical", "deep"])
     deep_models: list[str] = field(default_factory=lambda: ["smallcnn", "sevenblock"])
     split: str = "80/20"
     img_size: int = 48
@@ -162,6 +187,10 @@ class BenchmarkConfig:
     lr: float = 2e-3
     deep_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     deep_max_minutes: float | None = None
+    deep_budget_minutes: float | None = None
+    deep_budget_boost: dict[str, float] = field(default_factory=dict)
+    recipe: str = "default"
+    ensembles: list[str] = field(default_factory=lambda: ["vgg19+xception+unet"])
     deep_crop: str = "center"
     device: str | None = None
     n_jobs: int = 2
@@ -264,7 +293,8 @@ def resolve_models(names: Sequence[str], deep_group: Sequence[str] = LIGHT_DEEP
         Classifier names, zoo names, ``"classical"``, ``"deep"``, ``"all"``; comma-separated
         strings are split.
     deep_group : sequence of str
-        What ``"deep"`` (and the deep half of ``"all"``) stands for.
+        What ``"deep"`` stands for (``"seeds"`` and the deep half of ``"all"`` are
+        :data:`SEED_MODELS`).
 
     Returns
     -------
@@ -277,7 +307,7 @@ def resolve_models(names: Sequence[str], deep_group: Sequence[str] = LIGHT_DEEP
     """
     zoo = set(DEEP_MODELS)
     flat = [n.strip().lower() for raw in names for n in str(raw).split(",") if n.strip()]
-    known = zoo | set(CLASSICAL_MODELS) | {"all", "classical", "deep"}
+    known = zoo | set(CLASSICAL_MODELS) | {"all", "classical", "deep", "seeds"}
     if any(n not in known and n.replace("-", "_") not in known
            and n.replace("_", "-") not in known for n in flat):
         zoo |= set(deep_model_names())  # a zoo model added after this list (imports torch)
@@ -296,10 +326,13 @@ def resolve_models(names: Sequence[str], deep_group: Sequence[str] = LIGHT_DEEP
             if key in ("all", "classical"):
                 for c in CLASSICAL_MODELS:
                     add(classical, c)
-            if key in ("all", "deep"):
+            if key == "deep":
                 for d in deep_group:
                     add(deep, d)
-            if key in ("all", "classical", "deep"):
+            if key in ("all", "seeds"):
+                for d in SEED_MODELS:
+                    add(deep, d)
+            if key in ("all", "classical", "deep", "seeds"):
                 continue
             if key in CLASSICAL_MODELS:
                 add(classical, key)
@@ -310,8 +343,53 @@ def resolve_models(names: Sequence[str], deep_group: Sequence[str] = LIGHT_DEEP
             else:
                 raise ValueError(
                     f"unknown model {name!r}; classical: {', '.join(CLASSICAL_MODELS)}; deep: "
-                    f"{', '.join(sorted(zoo))}; groups: classical, deep, all")
+                    f"{', '.join(sorted(zoo))}; groups: classical, deep, seeds, all")
     return classical, deep
+
+
+def share_budget(total_minutes: float, flops: Mapping[str, float],
+                 boost: Mapping[str, float] | None = None, *,
+                 floor_minutes: float = 1.0) -> dict[str, float]:
+    """Share one training budget among networks by their cost.
+
+    Each model's weight is ``sqrt(flops) * boost`` (a costlier network gets more time, less
+    than in proportion: the square root keeps the light ones from getting seconds), every
+    model gets at least ``floor_minutes``, and the shares add up to ``total_minutes``. The
+    weights are FLOPs, not timings, so a re-run computes the same shares and finds its
+    cached models (their cache key holds the budget).
+
+    Parameters
+    ----------
+    total_minutes : float
+    flops : mapping of str to float
+        Forward FLOPs per image of each model (:func:`deep.train.model_cost`).
+    boost : mapping of str to float, optional
+        Extra weight per model (default 1).
+    floor_minutes : float
+
+    Returns
+    -------
+    dict of str to float
+        Minutes per model, rounded to 0.01, in the order of ``flops``.
+    """
+    boost = dict(boost or {})
+    names = list(flops)
+    if not names:
+        return {}
+    floor = min(floor_minutes, total_minutes / len(names))
+    w = {n: (max(float(flops[n]), 1.0) ** 0.5) * float(boost.get(n, 1.0)) for n in names}
+    fixed: dict[str, float] = {}
+    while True:  # models below the floor get the floor; the rest share what remains
+        rest = [n for n in names if n not in fixed]
+        left = total_minutes - floor * len(fixed)
+        tot = sum(w[n] for n in rest)
+        share = {n: left * w[n] / tot for n in rest}
+        low = [n for n in rest if share[n] < floor]
+        if not low:
+            break
+        fixed.update({n: floor for n in low})
+    out = {**fixed, **share}
+    return {n: round(out[n], 2) for n in names}
 
 
 # ----------------------------------------------------------------------------- files
@@ -361,7 +439,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Normalise a value from a file or a flag to the field's type."""
     if value is None:
         return None
-    if name in ("models", "deep_models", "classes"):
+    if name in ("models", "deep_models", "classes", "ensembles"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         value = [str(v) for v in value]
@@ -378,13 +456,23 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or int(value) != float(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(value)
-    if name in ("lr", "deep_max_minutes"):
+    if name in ("lr", "deep_max_minutes", "deep_budget_minutes"):
         return float(value)
+    if name == "deep_budget_boost":
+        if isinstance(value, str):  # "wbcnet=6,resnet18=2"
+            try:
+                value = dict(kv.split("=", 1) for kv in value.split(",") if kv.strip())
+            except ValueError:
+                raise ValueError(f"deep_budget_boost must look like 'wbcnet=6,resnet18=2', "
+                                 f"got {value!r}") from None
+        if not isinstance(value, Mapping):
+            raise ValueError("deep_budget_boost must map model names to weights")
+        return {str(k).strip(): float(v) for k, v in value.items()}
     if name in ("no_deep", "quick", "progress"):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
-    if name in ("split", "deep_crop"):
+    if name in ("split", "deep_crop", "recipe"):
         return str(value)
     return value if not isinstance(value, os.PathLike) else os.fspath(value)
 
@@ -416,6 +504,13 @@ def build_config(cli: Mapping[str, Any] | None = None,
     values: dict[str, Any] = BenchmarkConfig().to_dict()
     values.update(copy.deepcopy(PRESETS[preset]))
     values["preset"] = preset
+    from deep.recipes import get_recipe  # torch-free module
+
+    recipe = get_recipe(str(explicit.get("recipe", values.get("recipe", "default"))))
+    # the recipe's run-level settings, under the config file and the flags
+    for k in ("split", "img_size", "epochs", "batch_size", "lr"):
+        if k in recipe.settings:
+            values[k] = recipe.settings[k]
     quick = bool(_coerce("quick", explicit.get("quick", False)))
     if quick:
         for k, v in QUICK.items():
@@ -457,6 +552,11 @@ def check_config(cfg: BenchmarkConfig) -> None:
 
     if cfg.deep_crop not in CROPS:
         raise ValueError(f"deep_crop must be one of {', '.join(CROPS)}, got {cfg.deep_crop!r}")
+    for name in ("deep_max_minutes", "deep_budget_minutes"):
+        if getattr(cfg, name) is not None and not getattr(cfg, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if any(not w > 0 for w in cfg.deep_budget_boost.values()):
+        raise ValueError("deep_budget_boost weights must be > 0")
     if cfg.max_per_class is not None and cfg.max_per_class < 2:
         raise ValueError("max_per_class must be >= 2")
     if not 0 <= cfg.leakage_max_distance <= 64:

@@ -166,19 +166,24 @@ def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size:
     :func:`deep.data.build_augmentation` ``(**augment)`` (default settings when None) on 90 %
     of the training cells, the rest being its validation hold-out.
     """
-    import tempfile
-
-    import torch
-
     from deep.cache import prepare_image
-    from deep.checkpoint import load_checkpoint
-    from deep.data import ArrayDataset, build_augmentation, channel_stats, stratified_holdout
-    from deep.models import get_model
     from deep.predict import predict_proba
-    from deep.train import TrainConfig, fit, set_seed
+    from deep.train import TrainConfig, train_on_split
+    from wbc_classic.data.split import Split
 
     train_x, train_y, tests = _synthetic_sets(n, size)
     label = f"{model_name} (deep)" + (f" aug {json.dumps(augment)}" if augment else "")
+    first_test = next(iter(tests.values()))
+    # the Split needs a test part: the first test cell is appended as row n_train (it is
+    # never trained on); every training cell is in the train part, of which train_on_split
+    # holds out 10 % for early stopping
+    n_tr = len(train_y)
+    y_all = np.concatenate([np.asarray(train_y), np.asarray(first_test[1][:1])])
+    split = Split(train=np.arange(n_tr), val=np.empty(0, np.int64), test=np.array([n_tr]),
+                  seed=seed, scheme="synthetic")
+    cfg = TrainConfig(model=model_name, img_size=img_size, epochs=epochs, seed=seed,
+                      split_seed=seed, progress=False, warmup_epochs=1.0,
+                      augment=dict(augment or {}), device="cpu")
     rows = []
     for stain in stains:
         norm = _synthetic_normalizer(stain, train_x, n)
@@ -186,23 +191,9 @@ def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size:
         def prepared(images, _norm=norm):
             return np.stack([prepare_image(im, img_size, stain=_norm) for im in images])
 
-        x_tr = prepared(train_x)
-        keep, hold = stratified_holdout(np.asarray(train_y), 0.1, seed=seed)
-        set_seed(seed)
-        model = get_model(model_name, num_classes=len(PBC5_CLASSES), img_size=img_size)
-        mean, std = channel_stats(x_tr[keep])
-        meta = {"model": model_name, "classes": list(PBC5_CLASSES), "img_size": img_size,
-                "mean": list(mean), "std": list(std)}
-        cfg = TrainConfig(model=model_name, img_size=img_size, epochs=epochs, seed=seed,
-                          progress=False, warmup_epochs=1.0)
-        with tempfile.TemporaryDirectory() as tmp:
-            fit(model, ArrayDataset(x_tr, train_y, keep,
-                                    transform=build_augmentation(**(augment or {}))),
-                ArrayDataset(x_tr, train_y, hold), cfg, meta=meta, out=tmp,
-                device=torch.device("cpu"))
-            best = Path(tmp) / "best.pt"
-            if best.is_file():  # the epoch with the lowest validation loss
-                model.load_state_dict(load_checkpoint(best)["state_dict"])
+        x_all = np.concatenate([prepared(train_x), prepared(first_test[0][:1])])
+        res = train_on_split(cfg, x_all, y_all, split, classes=list(PBC5_CLASSES), stain=norm)
+        model, meta = res.model, res.meta
         row = {"model": label, "stain": stain}
         for name, (x, y) in tests.items():
             p = predict_proba(model, prepared(x), meta).argmax(axis=1)

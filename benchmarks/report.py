@@ -119,6 +119,9 @@ class ModelResult:
     params : mapping
         Hyper-parameters or settings worth showing.
     notes : sequence of str
+    history : sequence of mapping
+        Deep models: one row per epoch (``train_loss``, ``val_loss``, ``train_acc``,
+        ``val_acc``, ...; the ``metrics.jsonl`` lines), drawn as training curves.
     """
 
     name: str
@@ -134,6 +137,7 @@ class ModelResult:
     misclassified: Sequence[Any] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     notes: Sequence[str] = ()
+    history: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -466,6 +470,12 @@ def compare_best(results: Sequence[ModelResult], y_true: Any | None = None, *,
     return Comparison(a.name, b.name, metric, mcnemar_test(yt_a, a.y_pred, b.y_pred))
 
 
+#: Per-network columns of results.csv: what the training really got.
+TRAINING_COLUMNS: tuple[str, ...] = ("recipe", "img_size", "n_parameters", "gflops",
+                                     "max_minutes", "train_minutes", "epochs_run",
+                                     "best_epoch", "stop_reason", "converged")
+
+
 def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None = None,
                  synthetic: bool | None = None) -> list[dict[str, Any]]:
     """The rows of results.csv: one per model, value and CI columns per metric.
@@ -474,7 +484,8 @@ def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None 
     -------
     list of dict
         Keys: ``model, family, n_test, <metric>, <metric>_low, <metric>_high, ...,
-        train_seconds, throughput_cells_per_s, model_bytes, peak_memory_bytes`` and, when
+        train_seconds, throughput_cells_per_s, model_bytes, peak_memory_bytes``, what each
+        network got (:data:`TRAINING_COLUMNS`, empty for the classical rows) and, when
         given, ``leakage_exact, leakage_near, synthetic_data``.
     """
     rows = []
@@ -486,6 +497,10 @@ def results_rows(results: Sequence[ModelResult], leakage: LeakageSummary | None 
             row[name], row[f"{name}_low"], row[f"{name}_high"] = m.value, m.low, m.high
         row.update(train_seconds=r.train_seconds, throughput_cells_per_s=r.throughput,
                    model_bytes=r.model_bytes, peak_memory_bytes=r.peak_memory_bytes)
+        if any(x.family == "deep" for x in results):
+            for col in TRAINING_COLUMNS:
+                v = r.params.get(col) if r.family == "deep" else None
+                row[col] = json.dumps(v) if isinstance(v, (list, dict)) else v
         if leakage is not None:
             row.update(leakage_exact=leakage.exact if leakage.checked else None,
                        leakage_near=leakage.near if leakage.checked else None)
@@ -685,10 +700,13 @@ def plot_metric_intervals(results: Sequence[ModelResult]):
 
     m = len(results)
     colours = _model_colours(results)
-    fig = _new_figure(12, max(3.2, 1.2 + 0.28 * m * 2))
-    axes = fig.subplots(2, 4, sharey=True)
+    n_rows = -(-len(METRIC_NAMES) // 4)
+    fig = _new_figure(12, max(1.6 * n_rows, 0.6 * n_rows + 0.28 * m * n_rows))
+    axes = fig.subplots(n_rows, 4, sharey=True, squeeze=False)
     y = np.arange(m)[::-1]
-    for ax, name in zip(axes.ravel(), METRIC_NAMES, strict=True):
+    for ax in axes.ravel()[len(METRIC_NAMES):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.ravel(), METRIC_NAMES, strict=False):
         for yi, r in zip(y, results, strict=True):
             mr = r.evaluation.metrics[name]
             if not math.isfinite(mr.value):
@@ -706,6 +724,78 @@ def plot_metric_intervals(results: Sequence[ModelResult]):
     axes[0, 0].set_yticks(y, [r.name for r in results], fontsize=8)
     axes[0, 0].set_ylim(-0.6, m - 0.4)
     return fig
+
+
+def plot_training_curves(results: Sequence[ModelResult]):
+    """Loss and accuracy by epoch (training and validation) of every model with a history.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no model has a history.
+    """
+    curves = [r for r in results if r.history]
+    if not curves:
+        return None
+    colours = _model_colours(results)
+    fig = _new_figure(12, 4.2)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for r in curves:
+        ep = np.cumsum([float(h.get("fraction", 1.0)) for h in r.history])
+        c = colours[r.name]
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
+            tr = [h.get(f"train_{key}", np.nan) for h in r.history]
+            va = [h.get(f"val_{key}", np.nan) for h in r.history]
+            ax.plot(ep, tr, "--", color=c, lw=1, marker="." if len(ep) < 3 else None)
+            ax.plot(ep, va, "-", color=c, lw=1.5, label=r.name,
+                    marker="o" if len(ep) < 3 else None, ms=3)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss (dashed: training, solid: "
+                "validation)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (dashed: training, solid: "
+               "validation)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.title.set_fontsize(9)
+    ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
+    return fig
+
+
+def _paper_metrics_section(results: Sequence[ModelResult]) -> Section:
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"model": r.name, "family": r.family}
+        for n in PAPER_METRICS:
+            row[METRIC_LABELS[n]] = r.evaluation.metrics[n].format(3)
+        rows.append(row)
+    return Section("Weighted averages and Matthews correlation", rows,
+                   "Precision, recall and F1 averaged with the class supports as weights, and "
+                   "the multiclass Matthews correlation coefficient, as the papers report "
+                   "them; same test images and bootstrap as the main table.")
+
+
+def _deep_training_section(results: Sequence[ModelResult]) -> Section | None:
+    deep = [r for r in results if r.family == "deep" and r.params]
+    if not deep:
+        return None
+    rows = []
+    for r in deep:
+        p = r.params
+        gf = p.get("gflops")
+        rows.append({
+            "model": r.name, "recipe": p.get("recipe", "default"),
+            "image size": p.get("img_size"),
+            "parameters": f"{p['n_parameters']:,}" if p.get("n_parameters") else "",
+            "GFLOPs/image": "" if gf is None else f"{gf:.3g}",
+            "budget (min)": p.get("max_minutes") or "",
+            "minutes": p.get("train_minutes", ""), "epochs": p.get("epochs_run", ""),
+            "best epoch": p.get("best_epoch", ""), "stopped by": p.get("stop_reason", ""),
+            "converged": {True: "yes", False: "NO"}.get(p.get("converged"), "")})
+    return Section("Deep training", rows,
+                   "What each network got: epochs (fractions: stopped inside an epoch by its "
+                   "time budget), minutes of training, parameters and forward FLOPs per image "
+                   "(torch.utils.flop_counter). 'converged: NO' -- the validation loss was "
+                   "still falling over the last epochs, so more training would likely help.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,15 +859,23 @@ def _best_index(results: Sequence[ModelResult], name: str) -> set[int]:
     return {i for i, v in enumerate(vals) if math.isfinite(v) and v == best}
 
 
+#: Metrics the papers of the comparative study report beside accuracy: their own table, so
+#: the main one stays the width of a page.
+PAPER_METRICS: tuple[str, ...] = ("precision_weighted", "sensitivity_weighted", "f1_weighted",
+                                  "mcc")
+#: Columns of the main results table.
+MAIN_METRICS: tuple[str, ...] = tuple(n for n in METRIC_NAMES if n not in PAPER_METRICS)
+
+
 def _main_table(results: Sequence[ModelResult], digits: int = 3, bold: str = "**"
                 ) -> tuple[list[str], list[list[str]]]:
-    header = ["Model", "Family"] + [METRIC_LABELS[n] for n in METRIC_NAMES] + [
+    header = ["Model", "Family"] + [METRIC_LABELS[n] for n in MAIN_METRICS] + [
         "Train time (s)", "Inference (cells/s)", "Model size", "Peak memory"]
-    best = {n: _best_index(results, n) for n in METRIC_NAMES}
+    best = {n: _best_index(results, n) for n in MAIN_METRICS}
     rows = []
     for i, r in enumerate(results):
         row = [r.name, r.family]
-        for n in METRIC_NAMES:
+        for n in MAIN_METRICS:
             text = r.evaluation.metrics[n].format(digits)
             row.append(f"{bold}{text}{bold}" if i in best[n] and bold else text)
         row += [_fmt_seconds(r.train_seconds), _fmt_rate(r.throughput),
@@ -857,6 +955,8 @@ def _render_markdown(ctx: dict[str, Any]) -> str:
             out += [sec.note, ""]
         if header:
             out += [_md_table(header, rows), ""]
+    if any(r.history for r in results):
+        out += ["## Training curves", "", "![training curves](figures/training_curves.png)", ""]
     out += ["## Per-class results", ""]
     for r in results:
         out += [f"### {r.name} ({r.family})", ""]
@@ -970,12 +1070,12 @@ def _render_html(ctx: dict[str, Any], figs: Mapping[str, bytes], galleries: Mapp
              f"highlighted.</p>")
     header, rows = _main_table(results, bold="")
     for row, r in zip(rows, results, strict=True):  # value on top, CI small underneath
-        for j, n in enumerate(METRIC_NAMES):
+        for j, n in enumerate(MAIN_METRICS):
             m = r.evaluation.metrics[n]
             if math.isfinite(m.value) and math.isfinite(m.low) and math.isfinite(m.high):
                 row[2 + j] = _Raw(f"{m.value:.3f}<br><small>[{m.low:.3f}, {m.high:.3f}]"
                                   "</small>")
-    best = {2 + j: _best_index(results, n) for j, n in enumerate(METRIC_NAMES)}
+    best = {2 + j: _best_index(results, n) for j, n in enumerate(MAIN_METRICS)}
     p.append(_html_table(header, rows, best))
     if "intervals" in figs:
         p.append(_img_tag(figs["intervals"], "metrics with confidence intervals"))
@@ -988,6 +1088,11 @@ def _render_html(ctx: dict[str, Any], figs: Mapping[str, bytes], galleries: Mapp
             p.append(f'<p class="caption">{e(sec.note)}</p>')
         if header:
             p.append(_html_table(header, rows))
+    if "training_curves" in figs:
+        p.append("<h2>Training curves</h2>")
+        p.append('<p class="caption">Per network, from its metrics.jsonl (the first fold under '
+                 "k-fold).</p>")
+        p.append(_img_tag(figs["training_curves"], "training curves"))
     p.append("<h2>Confusion matrices</h2>")
     p.append('<p class="caption">Colour: fraction of each true class; text: count and '
              "percentage of the row.</p>")
@@ -1140,6 +1245,8 @@ def write_report(
     _check_results(results, class_names)
     leak = LeakageSummary.from_any(leakage)
     sections = [s if isinstance(s, Section) else Section(*s) for s in sections]
+    deep_sec = _deep_training_section(results)
+    sections = [_paper_metrics_section(results)] + ([deep_sec] if deep_sec else []) + sections
     if environment is None:
         from benchmarks.environment import capture_environment
 
@@ -1190,6 +1297,9 @@ def write_report(
     figs: dict[str, bytes] = {}
     figs["intervals"] = _png(plot_metric_intervals(results))
     figs["per_class"] = _png(plot_per_class(results, class_names))
+    curves = plot_training_curves(results)
+    if curves is not None:
+        figs["training_curves"] = _png(curves)
     for r in results:
         figs[f"confusion/{r.name}"] = _png(plot_confusion(
             r.evaluation.confusion, class_names, f"{r.name} ({r.family})"))
@@ -1212,6 +1322,7 @@ def write_report(
             "train_seconds": r.train_seconds, "throughput_cells_per_s": r.throughput,
             "model_bytes": r.model_bytes, "peak_memory_bytes": r.peak_memory_bytes,
             "params": dict(r.params), "notes": list(r.notes),
+            **({"history": [dict(h) for h in r.history]} if r.history else {}),
         }
         if include_predictions:
             if r.y_true is not None:

@@ -30,8 +30,9 @@ What a run does, stage by stage (each stage logs a line with its wall time to st
    on the
    cached features of the train part (saved under ``<out>/models/``).
 6. **deep** -- decode + resize once (:func:`deep.cache.build_cache`, cached), then each zoo
-   model trained with :func:`deep.train.fit` (torch is imported only here; without it the deep
-   models are skipped with a note).
+   model trained with :func:`deep.train.train_on_split` (torch is imported only here; without
+   it the deep models are skipped with a note). Each training is cached under
+   ``<out>/deep/`` by model, settings and split: a killed run continues where it stopped.
 7. **report** -- :func:`benchmarks.report.write_report`: ``results.csv``, ``results.json``,
    ``report.md``, ``report.html`` (plots, galleries, environment), plus ``config.yaml``
    (the effective settings; ``--config`` reads it back) and ``environment.json``.
@@ -56,7 +57,8 @@ bootstrap
 * **Throughput (cells/s)**: end to end, from the image file to the class. The front end is
   timed once per family on ``throughput_images`` test files in one process (classical: decode
   + segment + features; deep: decode + resize) and added to the model's own prediction time
-  on the whole test set (median of 3 timed calls).
+  on the whole test set (classical: median of 3 timed calls; deep: the one timed pass that
+  also makes the test predictions, since a heavy network takes minutes per pass on a CPU).
 * **Peak memory**: the process's resident-set high-water mark during the model's training and
   prediction calls (:func:`wbc_classic.evaluation.profiling.measure_call`), so it includes the
   baseline
@@ -112,6 +114,8 @@ EXAMPLE = """examples:
   python -m benchmarks.run --data ../shared/data/pbc --classes pbc5 \\
       --test-data ../shared/data/cellavision_seg            # train on PBC, test on another lab
   python -m benchmarks.run --config runs/benchmark-pbc8-0/config.yaml
+  python -m benchmarks.run --preset pbc8 --models seeds --deep-budget-minutes 95 \\
+      --deep-budget-boost wbcnet=8,resnet18=2.5 --epochs 300 --out runs/seeds  # resumable
 """
 
 
@@ -174,6 +178,9 @@ class LoadedData:
     synthetic : bool
     notes : list of str
         Excluded items, subsampling, ...
+    official_split : Split or None
+        The data set's own train/val/test split (MedMNIST ``.npz``), used instead of
+        ``--split``.
     """
 
     paths: list[Path]
@@ -186,6 +193,7 @@ class LoadedData:
     root: str | None = None
     test_name: str | None = None
     notes: list[str] = field(default_factory=list)
+    official_split: Any = None
 
     def rel(self, i: int) -> str:
         """Short name of item ``i`` (path relative to its data root)."""
@@ -227,6 +235,49 @@ def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
     else:
         log.say(f"reusing the synthetic cells in {root}")
     return root
+
+
+def _medmnist_folder(npz: Path, cache: Path, log: StageLog) -> LoadedData:
+    """A MedMNIST ``.npz`` with its official split, written (once) as lossless PNG files
+    under ``<cache>/medmnist/<name>-<digest>/<class>/`` so both families read it like any
+    image set."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from wbc_classic.data.datasets import load_medmnist_split
+
+    ms = load_medmnist_split(npz)
+    h = hashlib.sha256()
+    with open(npz, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    root = cache / "medmnist" / f"{npz.stem}-{h.hexdigest()[:12]}"
+    part = ms.split.assignment()
+    paths = [root / ms.classes[int(lab)] / f"{part[i]}_{i:06d}.png"
+             for i, lab in enumerate(ms.y)]
+    if not (root / "complete.json").is_file():
+        log.say(f"writing the {len(paths)} images of {npz} as PNG files into {root} (once)")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        for c in ms.classes:
+            (tmp / c).mkdir()
+        for img, p in zip(ms.images, paths, strict=True):
+            Image.fromarray(img).save(tmp / p.relative_to(root))
+        (tmp / "complete.json").write_text(json.dumps({"source": str(npz),
+                                                       "sha256": h.hexdigest()}))
+        if root.exists():  # an interrupted earlier build without its marker
+            shutil.rmtree(root)
+        tmp.rename(root)
+    sizes = ms.split.sizes
+    description = (f"{len(ms.classes)}-class MedMNIST set {npz.name} (official split: train "
+                   f"{sizes['train']}, val {sizes['val']}, test {sizes['test']})")
+    return LoadedData(paths, ms.y, ms.classes, len(paths), npz.stem, False, description,
+                      str(root), None,
+                      [f"MedMNIST file {npz.name}: its official train/val/test split is used"],
+                      official_split=ms.split)
 
 
 def _subsample(iset: Any, max_per_class: int | None, seed: int) -> tuple[Any, str | None]:
@@ -288,6 +339,18 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         description = (f"SYNTHETIC cells drawn by wbc_classic.data.synthetic (seed {cfg.seed}): "
                        f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops. "
                        "Not real blood: the numbers only show that the pipeline works.")
+    elif str(cfg.data).lower().endswith(".npz"):
+        if cfg.test_data:
+            raise ValueError("a MedMNIST .npz brings its own test part: --test-data cannot "
+                             "be combined with it")
+        if cfg.max_per_class is not None:
+            raise ValueError("--max-per-class does not apply to a MedMNIST file (its "
+                             "official split is used as it is)")
+        data = _medmnist_folder(Path(cfg.data), cache, log)
+        if cfg.classes and tuple(cfg.classes) != data.classes:
+            raise ValueError(f"{cfg.data} has the classes {', '.join(data.classes)}; "
+                             "--classes cannot choose among them")
+        return data
     else:
         root = Path(cfg.data)  # type: ignore[arg-type]
         if not root.is_dir():
@@ -347,6 +410,11 @@ def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
     from wbc_classic.data.split import Split, kfold_splits, make_split, parse_scheme
 
     n = len(data.paths)
+    if data.official_split is not None:
+        if parse_scheme(cfg.split).kind == "kfold":
+            raise ValueError("--split kfold:K cannot be used with a data set that brings its "
+                             "own train/val/test split (MedMNIST .npz)")
+        return [data.official_split]
     if data.test_name is not None:
         if parse_scheme(cfg.split).kind == "kfold":
             raise ValueError("--split kfold:K cannot be combined with --test-data (the test "
@@ -487,6 +555,7 @@ class _Scored:
     fold_acc: list[float] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    history: list[list[dict[str, Any]]] = field(default_factory=list)
 
     def record_fold(self, y: np.ndarray, test: np.ndarray, test_ok: np.ndarray,
                     test_bad: np.ndarray, proba: np.ndarray, m_fit: Any, m_pred: Any) -> None:
@@ -617,23 +686,78 @@ def _torch_available() -> str | None:
     return None
 
 
+#: The TrainConfig fields when the deep cache key was introduced: they are always in the key.
+#: A field added later is in the key only when it differs from its default, so adding a
+#: setting does not orphan the networks an earlier run finished.
+_KEY_FIELDS_V1 = frozenset(
+    "model model_kwargs img_size crop crop_options stain classes split split_seed split_file "
+    "val_fraction epochs batch_size optimizer lr weight_decay warmup_epochs scheduler "
+    "min_lr_ratio patience label_smoothing use_class_weights augment no_augment pretrained "
+    "freeze_epochs unfreeze_last seed max_minutes tta amp channels_last".split())
+
+
+def _deep_key(name: str, tcfg: Any, image_key: str, fold: Any, ok: np.ndarray,
+              device: str) -> str:
+    """Cache key of one deep model's training: model, settings, images and split.
+
+    No code fingerprint on purpose: a code edit must not throw away hours of finished
+    training; a change of settings, data or split does."""
+    import dataclasses
+    import hashlib
+
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING
+                         else f.default_factory()) for f in dataclasses.fields(tcfg)}
+    settings = {k: v for k, v in tcfg.to_json().items()
+                if k not in ("out", "progress", "threads", "num_workers", "cache_dir",
+                             "resume", "data", "device")
+                and (k in _KEY_FIELDS_V1 or v != defaults[k])}
+    h = hashlib.sha256(json.dumps({
+        "model": name, "settings": settings, "images": image_key,
+        "device": str(device).split(":")[0],
+        "split": [fold.scheme, fold.seed, fold.fold, fold.label_digest,
+                  *(hashlib.sha256(np.asarray(getattr(fold, p), np.int64).tobytes())
+                    .hexdigest() for p in ("train", "val", "test"))],
+        "usable": hashlib.sha256(np.packbits(ok).tobytes()).hexdigest(),
+    }, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _deep_budgets(cfg: BenchmarkConfig, costs: dict[str, dict[str, int]]
+                  ) -> dict[str, float | None]:
+    """Training minutes per model and fold: the shared budget's shares, else the fixed one."""
+    from benchmarks.config import share_budget
+
+    if cfg.deep_budget_minutes is None:
+        return {n: cfg.deep_max_minutes for n in costs}
+    return dict(share_budget(cfg.deep_budget_minutes, {n: c["flops"] for n, c in costs.items()},
+                             cfg.deep_budget_boost))
+
+
 def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
              folds: Sequence[Any], cache: Path, out: Path, log: StageLog,
              failures: list[dict[str, Any]]) -> list[_Scored]:
-    """Decode + resize once (cached), then train and score every deep model on every fold."""
+    """Decode + resize once (cached), then train (:func:`deep.train.train_on_split`) and
+    score every deep model on every fold.
+
+    Resumable: each model's checkpoints and test predictions live in
+    ``<out>/deep/<model>[-fold<i>]-<key>/`` (the key: model, settings, images, split). A
+    finished model (``done.json`` + ``test_predictions.npz``) is read back, never retrained;
+    an interrupted one continues from its ``last.pt``.
+    """
     import torch
 
     from deep.cache import build_cache, prepare_image
-    from deep.data import ArrayDataset, build_augmentation, channel_stats, stratified_holdout
-    from deep.models import get_model
     from deep.predict import predict_proba
-    from deep.train import TrainConfig, fit, set_seed
-    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes, time_inference
+    from deep.recipes import get_recipe
+    from deep.train import accel_settings, config_with_recipe, model_cost, train_on_split
+    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes
+    from wbc_classic.io.atomic import atomic_path, atomic_write_text
     from wbc_classic.io.images import read_image
 
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
     torch.set_num_threads(threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    amp, channels_last = accel_settings(device)
     n, k = len(data.paths), len(data.classes)
     with log.stage(f"deep: decode + {cfg.deep_crop} crop + resize to {cfg.img_size} px") as st:
         t0 = time.time()
@@ -659,76 +783,185 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
         log.say(f"deep front end (decode + resize): {front * 1000:.1f} ms/image on "
                 f"{len(probe)} test images")
 
-    results = []
-    for name in names:
-        kwargs = dict(cfg.deep_model_kwargs.get(name, {}))
+    kwargs_of = {name: dict(cfg.deep_model_kwargs.get(name, {})) for name in names}
+    costs = {name: model_cost(name, num_classes=k, img_size=cfg.img_size, **kwargs_of[name])
+             for name in names}
+    budgets = _deep_budgets(cfg, costs)
+    if cfg.deep_budget_minutes is not None:
+        log.say(f"deep: {cfg.deep_budget_minutes} min of training shared by FLOPs: "
+                + ", ".join(f"{n} {m:.2f}" for n, m in budgets.items()))
+
+    def one(name: str) -> _Scored:
+        kwargs = kwargs_of[name]
+        budget = budgets[name]
         sc = _Scored(name, "deep", np.zeros(n, np.int64), np.zeros((n, k)))
         with log.stage(f"deep: {name} ({cfg.epochs} epoch(s), {cfg.img_size} px, "
-                       f"{device})") as st:
-            model = None
-            epochs_run: list[int] = []
+                       + (f"{budget} min, " if budget else "") + f"{device})") as st:
+            epochs_run: list[float] = []
+            metas: list[dict[str, Any]] = []
+            reused_models = 0
             for fi, fold in enumerate(folds):
-                tr = fold.train[ok[fold.train]]
-                va = fold.val[ok[fold.val]]
-                if len(va) == 0:
-                    keep, hold = stratified_holdout(data.y[tr], 0.1, seed=cfg.seed)
-                    tr, va = tr[keep], tr[hold]
                 te = fold.test
                 te_ok, te_bad = te[ok[te]], te[~ok[te]]
-                set_seed(cfg.seed)
-                model = get_model(name, num_classes=k, img_size=cfg.img_size, **kwargs)
-                mean, std = channel_stats(images[np.sort(tr)])
-                meta = {"model": name, "model_kwargs": kwargs, "classes": list(data.classes),
-                        "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
-                        "crop": cfg.deep_crop, "crop_options": {}}
-                tcfg = TrainConfig(model=name, img_size=cfg.img_size, epochs=cfg.epochs,
-                                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                   device=device, progress=cfg.progress,
-                                   max_minutes=cfg.deep_max_minutes,
-                                   warmup_epochs=min(1.0, cfg.epochs / 4))
-                train_ds = ArrayDataset(images, data.y, tr, transform=build_augmentation())
-                val_ds = ArrayDataset(images, data.y, va) if len(va) else None
-                ck = out / "deep" / (name if len(folds) == 1 else f"{name}-fold{fi}")
-                if (ck / "metrics.jsonl").exists():
-                    (ck / "metrics.jsonl").unlink()
-                hist, m_fit = measure_call(fit, model, train_ds, val_ds, tcfg, meta=meta,
-                                           out=ck, device=torch.device(device))
-                epochs_run.append(len(hist["history"]))
-                if (ck / "best.pt").is_file():
-                    from deep.checkpoint import load_checkpoint
-
-                    model.load_state_dict(load_checkpoint(ck / "best.pt")["state_dict"])
-                model.eval()
-                x_te = np.asarray(images[te_ok])
-
-                def predict(x: np.ndarray, _m: Any = model, _meta: dict = meta) -> np.ndarray:
-                    return predict_proba(_m, x, _meta, batch_size=256, device=device)
-
-                proba, m_pred = time_inference(predict, x_te, repeats=3, trace_python=False)
-                proba = np.asarray(proba, np.float64)
-                sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)
-            assert model is not None
-            sc.model_bytes = model_size_bytes(model)
+                run_settings = {
+                    "warmup_epochs": min(1.0, cfg.epochs / 4),
+                    # a time budget anneals the rate to its end: no early stop
+                    **({"patience": 0} if budget else {})}
+                tcfg = config_with_recipe(
+                    cfg.recipe, **{k: v for k, v in run_settings.items()
+                                   if k not in get_recipe(cfg.recipe).settings},
+                    model=name, model_kwargs=kwargs, img_size=cfg.img_size,
+                    crop=cfg.deep_crop, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    lr=cfg.lr, seed=cfg.seed, split_seed=cfg.seed, device=device,
+                    progress=cfg.progress, max_minutes=budget, threads=threads)
+                key = _deep_key(name, tcfg, cached.path.name, fold, ok, device)
+                ck = out / "deep" / ((name if len(folds) == 1 else f"{name}-fold{fi}")
+                                     + f"-{key}")
+                done, preds = ck / "done.json", ck / "test_predictions.npz"
+                if done.is_file() and preds.is_file():
+                    info = json.loads(done.read_text(encoding="utf-8"))
+                    with np.load(preds) as z:
+                        idx, proba = z["indices"], z["proba"]
+                    if not np.array_equal(idx, te_ok):
+                        raise ValueError(f"{preds} does not hold this split's test images")
+                    reused_models += 1
+                    log.say(f"deep: {name}: finished earlier, read from {ck}")
+                else:
+                    tcfg.resume = (ck / "last.pt").is_file()
+                    if tcfg.resume:
+                        log.say(f"deep: {name}: resuming from {ck / 'last.pt'}")
+                    res, m_fit = measure_call(train_on_split, tcfg, images, data.y, fold,
+                                              classes=list(data.classes), out=ck, usable=ok,
+                                              device=torch.device(device))
+                    # one timed pass over the test part: it is also the throughput figure
+                    proba, m_pred = measure_call(predict_proba, res.model,
+                                                 np.asarray(images[te_ok]), res.meta,
+                                                 batch_size=256, device=device)
+                    proba = np.asarray(proba, np.float64)
+                    with atomic_path(preds) as tmp, open(tmp, "wb") as fh:
+                        np.savez(fh, indices=te_ok, proba=proba)
+                    info = {"key": key, "meta": res.meta.to_dict(), "history": res.history,
+                            "train_seconds": res.train_seconds,
+                            "predict_seconds": m_pred.seconds,
+                            "peak_rss": _peak(m_fit, m_pred),
+                            "model_bytes": model_size_bytes(res.model),
+                            "n_train": int(len(res.train_idx)), "n_val": int(len(res.val_idx))}
+                    atomic_write_text(done, json.dumps(info, default=float) + "\n")
+                fit_m = _Seconds(info["train_seconds"], info["peak_rss"])
+                pred_m = _Seconds(info["predict_seconds"], info["peak_rss"])
+                sc.record_fold(data.y, te, te_ok, te_bad, proba, fit_m, pred_m)
+                epochs_run.append(info["meta"]["epochs_run"])
+                metas.append(info)
+            last = metas[-1]
+            meta = last["meta"]
+            sc.model_bytes = last["model_bytes"]
+            not_converged = [m for m in metas if m["meta"]["converged"] is False]
             sc.params = {"img_size": cfg.img_size, "crop": cfg.deep_crop, "epochs": cfg.epochs,
-                         "epochs_run": epochs_run, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                         "n_parameters": int(sum(p.numel() for p in model.parameters())),
-                         "device": device, "threads": threads,
+                         "epochs_run": epochs_run if len(folds) > 1 else epochs_run[0],
+                         "best_epoch": meta["best_epoch"],
+                         "train_minutes": round(sum(m["train_seconds"] for m in metas) / 60,
+                                                2),
+                         "max_minutes": budget, "stop_reason": meta["stop_reason"],
+                         "converged": not not_converged,
+                         "batch_size": cfg.batch_size, "lr": cfg.lr,
+                         "recipe": meta.get("recipe", "default"),
+                         "n_parameters": costs[name]["n_parameters"],
+                         "gflops": round(costs[name]["flops"] / 1e9, 4),
+                         "n_train": last["n_train"], "n_val": last["n_val"],
+                         "device": device, "amp": amp, "channels_last": channels_last,
+                         "threads": threads, "checkpoint": str(ck / "best.pt"),
                          **({"kwargs": kwargs} if kwargs else {})}
+            sc.history = [m["history"] for m in metas]
             sc.notes.append("trained on the split's train part minus a stratified 10% "
                             "early-stopping hold-out (the split's val part when it has one); "
                             "weights of the epoch with the lowest validation loss")
+            if not_converged:
+                sc.notes.append(
+                    f"did not converge within its budget: {epochs_run[-1]} epoch(s) in "
+                    f"{sc.params['train_minutes']} min ({meta['stop_reason']}), validation "
+                    "loss still falling at the end")
+            if reused_models:
+                sc.notes.append(f"{reused_models} training(s) read back from the run's cache "
+                                "(finished in an earlier, interrupted run)")
             if len(folds) > 1:
                 sc.notes.append(f"k-fold: {len(folds)} trainings, out-of-fold predictions "
                                 "pooled")
             st["detail"] = (f"accuracy {np.mean(sc.fold_acc):.3f}, train "
-                            f"{sc.train_seconds:.1f} s, epochs {epochs_run}")
+                            f"{sc.train_seconds:.1f} s, epochs {epochs_run}"
+                            + ("" if not not_converged else ", not converged"))
         per_img = sc.predict_seconds / max(sc.n_predicted, 1)
         sc.params["throughput_front_end_ms"] = round(front * 1000, 2) if math.isfinite(front) \
             else None
         sc.params["throughput_model_ms"] = round(per_img * 1000, 4)
         sc.params["_throughput"] = 1.0 / (front + per_img) if math.isfinite(front) else None
-        results.append(sc)
+        return sc
+
+    results = []
+    for name in names:
+        try:
+            results.append(one(name))
+        except (RuntimeError, ValueError, MemoryError, FloatingPointError) as exc:
+            # one network that cannot train here (memory, numerics) must not sink the table;
+            # a re-run tries it again
+            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.say(f"deep: {name} failed and has no row: {msg}")
+            failures.append({"family": "deep", "file": f"(network {name})",
+                             "stage": "training", "reason": msg})
+    te_bad = np.unique(np.concatenate([f.test[~ok[f.test]] for f in folds]))
+    for spec in cfg.ensembles:
+        sc = _soft_vote_row(spec, results, data, folds, te_bad, front)
+        if sc is not None:
+            log.say(f"deep: ensemble {sc.name}: accuracy {np.mean(sc.fold_acc):.3f} "
+                    "(soft voting of the members' test predictions)")
+            results.append(sc)
     return results
+
+
+def _soft_vote_row(spec: str, scored: Sequence[_Scored], data: LoadedData,
+                   folds: Sequence[Any], te_bad: np.ndarray, front: float) -> _Scored | None:
+    """The soft-voting ensemble ``spec`` ("vgg19+xception+unet") of networks already scored,
+    from their test probabilities (:func:`deep.predict.soft_vote`); None when a member is
+    missing."""
+    from deep.predict import soft_vote
+
+    names = [m.strip() for m in spec.split("+") if m.strip()]
+    by_name = {s.name: s for s in scored}
+    if len(names) < 2 or any(m not in by_name for m in names):
+        return None
+    members = [by_name[m] for m in names]
+    sc = _Scored("ensemble(" + "+".join(names) + ")", "deep",
+                 np.zeros_like(members[0].pred), soft_vote([m.score for m in members]))
+    sc.pred = sc.score.argmax(1)
+    _score_failed(sc.pred, sc.score, te_bad, data.y)
+    sc.fold_acc = [float(np.mean(sc.pred[f.test] == data.y[f.test])) for f in folds]
+    sc.train_seconds = sum(m.train_seconds for m in members)
+    sc.predict_seconds = sum(m.predict_seconds for m in members)
+    sc.n_predicted = members[0].n_predicted
+    sc.peak_rss = max(m.peak_rss for m in members)
+    sc.model_bytes = sum(m.model_bytes or 0 for m in members)
+    p0 = members[0].params
+    sc.params = {"members": names, "vote": "soft (mean of the class probabilities)",
+                 "img_size": p0.get("img_size"),
+                 "n_parameters": sum(m.params.get("n_parameters", 0) for m in members),
+                 "gflops": round(sum(m.params.get("gflops", 0) for m in members), 4),
+                 "train_minutes": round(sum(m.params.get("train_minutes", 0)
+                                            for m in members), 2),
+                 "converged": all(m.params.get("converged", True) for m in members),
+                 "recipe": p0.get("recipe", "default")}
+    per_img = sc.predict_seconds / max(sc.n_predicted, 1)
+    sc.params["_throughput"] = 1.0 / (front + per_img) if math.isfinite(front) else None
+    sc.notes.append("soft voting of the members' test probabilities (no training of its "
+                    "own; training time, size and FLOPs are the members' sums)")
+    return sc
+
+
+@dataclass
+class _Seconds:
+    """The two numbers :meth:`_Scored.record_fold` reads of a measurement (also for a
+    training read back from the cache)."""
+
+    seconds: float
+    rss_peak_bytes: int | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -876,7 +1109,7 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                 y_score=s.score[test_idx], train_seconds=s.train_seconds, throughput=thr,
                 model_bytes=s.model_bytes, peak_memory_bytes=s.peak_rss or None,
                 misclassified=_misclassified(data, test_idx, s.pred, s.score),
-                params=s.params, notes=s.notes))
+                params=s.params, notes=s.notes, history=s.history[0] if s.history else ()))
             test_indices[s.name] = test_idx.copy()
         st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images"
 
@@ -972,18 +1205,28 @@ def build_parser() -> argparse.ArgumentParser:
       "(flags override it); the config.yaml of an earlier run repeats it")
     a("--preset", choices=["synthetic", "pbc8", "pbc5", "custom"],
       help="synthetic (default), pbc8/pbc5 (../shared/data/pbc or $WBC_SHARED_DATA, or --data)")
-    a("--data", metavar="DIR", help="class-per-folder image set")
+    a("--data", metavar="DIR|NPZ", help="class-per-folder image set, or a MedMNIST .npz "
+      "(e.g. bloodmnist_64.npz; its official train/val/test split is used)")
     a("--test-data", metavar="DIR", help="separate test set (class folders or a segmentation "
       "set with labels in manifest.csv): train on --data, test here (domain shift)")
     a("--classes", help="comma-separated classes in label order, or pbc8 / pbc5")
     a("--models", help="comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
-      "random-forest, mlp, any deep zoo name, or the groups classical, deep, all")
+      "random-forest, mlp, any deep zoo name, or the groups classical, deep (the preset's "
+      "networks), seeds (every network of the comparative study), all (classical + seeds)")
     a("--split", help="80/20 (default), 90/10, 50/25/25 or kfold:K (pooled out-of-fold)")
     a("--img-size", type=int, help="deep input side in pixels")
     a("--epochs", type=int, help="deep training epochs")
     a("--batch-size", type=int, help="deep batch size")
     a("--lr", type=float, help="deep learning rate")
-    a("--deep-max-minutes", type=float, help="time budget per deep model and fold")
+    a("--deep-max-minutes", type=float, help="training time budget per deep model and fold")
+    a("--deep-budget-minutes", type=float, help="one training budget for all deep models, "
+      "shared out by their FLOPs (overrides --deep-max-minutes)")
+    a("--recipe", help="training recipe of the deep models (deep.recipes: default, "
+      "medmnist-v2, aljader); its split and image size apply to both families unless given")
+    a("--ensembles", help="soft-voting ensembles scored as rows, members joined by + and "
+      "ensembles by commas (default vgg19+xception+unet; scored when all members ran)")
+    a("--deep-budget-boost", metavar="NAME=W,...", help="extra weight of models in the shared "
+      "budget, e.g. wbcnet=8,resnet18=2.5")
     a("--deep-crop", choices=CROPS,
       help="deep input: centre square (default), stretched image, or a fixed-size square "
            "around the segmented leukocyte with the surroundings blanked (cross-lab)")

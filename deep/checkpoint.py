@@ -12,15 +12,19 @@ code from an untrusted file)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["CheckpointError", "CheckpointMeta", "load_checkpoint", "load_model",
+           "save_checkpoint"]
 
 FORMAT = "wbc-deep-checkpoint"
 
@@ -29,11 +33,124 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt or not one of ours."""
 
 
+@dataclass
+class CheckpointMeta:
+    """Everything a trained network needs at inference, and what its training got.
+
+    Stored as JSON inside every checkpoint (:func:`save_checkpoint`) and returned by
+    :func:`deep.train.train_on_split`. ``to_dict`` gives the plain dict that
+    :func:`load_model` returns, so ``meta["classes"]`` works on both sides.
+
+    Attributes
+    ----------
+    model : str
+        Zoo name (:func:`deep.models.get_model`).
+    classes : list of str
+        Class names in output order.
+    img_size : int
+        Input side in pixels.
+    mean, std : list of float
+        Per-RGB-channel statistics of the training images in [0, 1] units.
+    model_kwargs : dict
+        Extra builder arguments.
+    crop : str
+        :func:`deep.cache.prepare_image` crop (``"center"``, ``"none"``, ``"cell"``).
+    crop_options : dict
+        Options of the ``"cell"`` crop.
+    stain : dict or None
+        ``StainNormalizer.to_dict()`` of the normaliser fitted on training images.
+    recipe : str
+        Name of the training recipe that produced the weights.
+    epoch : int
+        Epoch these weights come from (set per checkpoint file).
+    epochs_run : float
+        Epochs the training ran (a fraction when a time budget stopped it mid-epoch).
+    best_epoch : int
+        Epoch with the lowest validation loss (the weights returned).
+    train_minutes : float
+        Wall-clock minutes of the training loop.
+    n_parameters : int
+        Trainable and frozen parameters of the network.
+    stop_reason : str
+        ``"epochs"``, ``"early_stopping"`` or ``"time_budget"``.
+    converged : bool or None
+        False when the validation loss was still falling at the end (see
+        :func:`deep.train.still_improving`).
+    data, split : provenance (data folder, split scheme and seed).
+    normalization, resize : human-readable notes on the input pipeline.
+    """
+
+    model: str
+    classes: list[str]
+    img_size: int
+    mean: list[float]
+    std: list[float]
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    crop: str = "center"
+    crop_options: dict[str, Any] = field(default_factory=dict)
+    stain: dict[str, Any] | None = None
+    recipe: str = "default"
+    epoch: int = 0
+    epochs_run: float = 0
+    best_epoch: int = -1
+    train_minutes: float = 0.0
+    n_parameters: int = 0
+    stop_reason: str = ""
+    converged: bool | None = None
+    data: str | None = None
+    split: dict[str, Any] | None = None
+    normalization: str = "x/255 then (x - mean) / std per RGB channel"
+    resize: str = "deep.cache.prepare_image(crop, crop_options), area resize"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckpointMeta:
+        """Build from a checkpoint's metadata dict; unknown keys (older or newer files) are
+        ignored, missing optional ones take their defaults.
+
+        Raises
+        ------
+        CheckpointError
+            A required key (``model``, ``classes``, ``img_size``, ``mean``, ``std``) is missing.
+        """
+        if isinstance(d, CheckpointMeta):
+            return d
+        missing = [k for k in _REQUIRED if k not in d]
+        if missing:
+            raise CheckpointError(f"checkpoint metadata lacks {', '.join(missing)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["classes"] = [str(c) for c in kw["classes"]]
+        kw["mean"], kw["std"] = list(kw["mean"]), list(kw["std"])
+        kw["img_size"] = int(kw["img_size"])
+        kw["model_kwargs"] = dict(kw.get("model_kwargs") or {})
+        kw["crop_options"] = dict(kw.get("crop_options") or {})
+        return cls(**kw)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Mapping-style access (``meta.get("crop")``), so code written for the checkpoint's
+        dict also takes the dataclass."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+_REQUIRED = ("model", "classes", "img_size", "mean", "std")
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any], *,
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
+                    meta: CheckpointMeta | Mapping[str, Any], *,
                     optimizer: torch.optim.Optimizer | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically (a killed run keeps the previous file intact).
@@ -43,7 +160,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[s
     path : path-like
     model : nn.Module
         Its ``state_dict()`` is stored (a DDP wrapper is unwrapped).
-    meta : dict
+    meta : CheckpointMeta or dict
         JSON-able: at least ``model``, ``classes``, ``img_size``, ``mean``, ``std``.
     optimizer : torch.optim.Optimizer, optional
     extra : dict, optional
@@ -51,7 +168,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[s
     """
     from wbc_classic.io.atomic import atomic_path
 
-    for key in ("model", "classes", "img_size", "mean", "std"):
+    if isinstance(meta, CheckpointMeta):
+        meta = meta.to_dict()
+    for key in _REQUIRED:
         if key not in meta:
             raise ValueError(f"checkpoint metadata needs {key!r}")
     state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}

@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,12 @@ from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, int_
 from wbc_classic.io.predictions import expand_inputs, mark_no_cell, write_predictions_csv
 
 from .cache import prepare_image
+from .checkpoint import CheckpointMeta
 from .data import normalize_batch
 
-__all__ = ["CELL_CHECKS", "expand_inputs", "no_cell_reason", "predict_paths", "predict_proba",
-           "write_predictions_csv", "main"]
+__all__ = ["CELL_CHECKS", "expand_inputs", "load_predictor", "main", "no_cell_reason",
+           "predict_logits", "predict_paths", "predict_proba", "soft_vote",
+           "write_predictions_csv"]
 
 #: the ways :func:`predict_paths` can tell that an image holds no leukocyte
 CELL_CHECKS = ("segment", "contrast", "off")
@@ -76,19 +78,61 @@ def no_cell_reason(image: np.ndarray, check: str = "segment") -> str:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
-                  batch_size: int = 64, device: str | torch.device = "cpu",
-                  tta: bool = False) -> np.ndarray:
-    """Class probabilities (softmax) for uint8 images already at the model's size.
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
+                   std: Sequence[float], *, batch_size: int = 256,
+                   device: str | torch.device = "cpu", tta: bool = False) -> np.ndarray:
+    """The deep prediction loop: logits of ``model`` for a batch of images.
+
+    Every deep prediction (validation loss in training, test scores, ``deep.predict``, the
+    benchmark) goes through here.
 
     Parameters
     ----------
     model : nn.Module
+    images : ndarray, shape (N, H, W, 3), uint8, or a tensor (N, 3, H, W)
+        RGB, already at the model's size.
+    mean, std : sequence of 3 float
+        Normalisation of the training images (``CheckpointMeta.mean``/``std``).
+    batch_size : int
+    device : str or torch.device
+    tta : bool
+        Average the logits of the 4 flips (identity, h, v, hv).
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), float32
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model.eval()
+    device = torch.device(device)
+    out = []
+    for s in range(0, len(images), batch_size):
+        xb = images[s:s + batch_size]
+        xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
+        x = normalize_batch(xb.to(device), mean, std)
+        z = model(x)
+        if tta:
+            z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
+        out.append(z.float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | Mapping[str, Any],
+                  *, batch_size: int = 64, device: str | torch.device = "cpu",
+                  tta: bool = False) -> np.ndarray:
+    """Class probabilities (softmax of :func:`predict_logits`) for images at the model's size.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network, or a soft-voting :class:`deep.models.ensemble.Ensemble` (its log
+        probabilities go through the same softmax).
     images : ndarray, shape (N, S, S, 3), uint8
         RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.prepare_image` with the
         checkpoint's ``crop`` and ``crop_options``).
-    meta : dict
-        Checkpoint metadata (``mean``, ``std``, ``img_size``).
+    meta : CheckpointMeta or dict
+        Checkpoint metadata (``mean``, ``std``, ``img_size``, ``classes``).
     tta : bool
         Average the logits over the 4 flips.
 
@@ -103,18 +147,39 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: dict[str, Any], *,
     if images.shape[1:3] != (s, s):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} px but the model "
                          f"expects {s}x{s}: prepare them with deep.cache.prepare_image")
-    model.eval()
-    device = torch.device(device)
-    out = []
-    for i in range(0, len(images), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device)
-        x = normalize_batch(xb, meta["mean"], meta["std"])
-        z = model(x)
-        if tta:
-            z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
-        out.append(torch.softmax(z.float(), 1).cpu())
     n_classes = len(meta["classes"])
-    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), np.float32)
+    if len(images) == 0:
+        return np.zeros((0, n_classes), np.float32)
+    z = predict_logits(model, images, meta["mean"], meta["std"], batch_size=batch_size,
+                       device=device, tta=tta)
+    return torch.softmax(torch.from_numpy(z), 1).numpy()
+
+
+def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = None
+              ) -> np.ndarray:
+    """Soft voting: the (weighted) mean of several models' class probabilities.
+
+    The same rule as :class:`deep.models.ensemble.Ensemble` with ``mode="soft"`` (whose
+    output is the log of this mean), for predictions already made -- e.g. the cached test
+    predictions of a benchmark's networks.
+
+    Parameters
+    ----------
+    probas : sequence of ndarray, each shape (N, n_classes)
+    weights : sequence of float, optional
+        One non-negative weight per member (default equal), normalised to sum 1.
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), float64
+    """
+    if not probas:
+        raise ValueError("soft_vote: give at least one member's probabilities")
+    stack = np.stack([np.asarray(p, np.float64) for p in probas])
+    w = np.ones(len(stack)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (len(stack),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("soft_vote: weights must be non-negative, one per member")
+    return np.tensordot(w / w.sum(), stack, axes=1)
 
 
 def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],
@@ -178,7 +243,34 @@ def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | 
 
 EXAMPLE = """example:
   python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
+  # soft-voting ensemble (Hussien & Kareem: VGG19 + Xception + U-Net)
+  python -m deep.predict --checkpoint vgg19/best.pt --checkpoint xception/best.pt \\
+      --checkpoint unet/best.pt cells/ --out ensemble.csv
 """
+
+
+def load_predictor(checkpoints: Sequence[str | os.PathLike[str]], *,
+                   vote_weights: Sequence[float] | None = None,
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The model of one checkpoint, or the soft-voting ensemble of several.
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode on ``device``.
+    meta : dict
+        Checkpoint metadata (classes, img_size, mean, std, crop, stain...); an ensemble's
+        members must share classes, image size and normalisation (trained on one Split).
+    """
+    from .checkpoint import load_model
+
+    paths = list(checkpoints)
+    if len(paths) == 1 and vote_weights is None:
+        return load_model(paths[0], device=device)
+    from .models.ensemble import ensemble_from_checkpoints
+
+    model, meta = ensemble_from_checkpoints(paths, mode="soft", vote_weights=vote_weights)
+    return model.eval().to(device), meta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deep.predict", epilog=EXAMPLE,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Classify images with a deep checkpoint.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt")
+    p.add_argument("--checkpoint", required=True, type=Path, action="append",
+                   help="best.pt / last.pt; repeat it for the soft-voting ensemble of "
+                        "several")
+    p.add_argument("--vote-weights", type=float, nargs="+", default=None,
+                   help="ensemble: one weight per checkpoint (default equal)")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
     p.add_argument("--out", required=True, type=Path, help="CSV file (written atomically)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=64)
@@ -204,14 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     from wbc_classic.io.atomic import OutputError, check_output_file
     from wbc_classic.io.progress import Progress
 
-    from .checkpoint import load_model
     from .device import resolve_device
 
     a = build_parser().parse_args(argv)
+    if a.vote_weights is not None and len(a.vote_weights) != len(a.checkpoint):
+        print(f"error: --vote-weights needs {len(a.checkpoint)} values, one per checkpoint",
+              file=sys.stderr)
+        return 2
     try:
         check_output_file(a.out, "--out")
         device = resolve_device(a.device)
-        model, meta = load_model(a.checkpoint, device=device)
+        model, meta = load_predictor(a.checkpoint, vote_weights=a.vote_weights, device=device)
     except (OutputError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,11 +1,17 @@
-"""Train a zoo model on a class-folder image set with the project's shared Split.
+"""Train a zoo model on the project's shared Split: the one deep training entry.
 
 Python API
 ----------
-``train(TrainConfig(...))`` -- the whole pipeline (load class folders, make/load the Split,
-decode+resize once into the cache, train with early stopping, score the test part, write
-checkpoints and metrics); ``fit(model, train_ds, val_ds, config, ...)`` -- the training loop
-alone over any :class:`deep.data.ArrayDataset`.
+``train_on_split(cfg, images_or_paths, labels, split, classes=...)`` -- the one entry that
+every caller uses (this module's CLI, ``benchmarks.run``, ``benchmarks.cross_lab``): it builds
+the network, fits the stain normaliser and decodes+resizes once into the cache (when given
+paths), holds out a validation part when the Split has none, trains with early stopping and
+returns a :class:`TrainResult` (model with its best weights,
+:class:`deep.checkpoint.CheckpointMeta`, per-epoch history). ``train(TrainConfig(...))`` --
+the command's pipeline around it (load class folders, make/load the Split, score the test
+part, write ``result.json``).
+``fit(model, train_ds, val_ds, config, ...)`` -- the training loop alone over any
+:class:`deep.data.ArrayDataset`.
 
 Command line
 ------------
@@ -17,9 +23,10 @@ Command line
     # several processes (CPU: gloo, GPU: nccl)
     torchrun --nproc_per_node 2 -m deep.train --data ../shared/data/pbc --out runs/ddp
 
-Outputs in ``--out``: ``best.pt`` (lowest validation loss), ``last.pt`` (resumable with
-``--resume``), ``metrics.jsonl`` (one JSON line per epoch), ``result.json`` (test scores),
-``split.json`` (the Split used), ``config.json``.
+Every flag is one :class:`TrainConfig` field (``--img-size`` is ``img_size``; ``--help`` lists
+them with their defaults). Outputs in ``--out``: ``best.pt`` (lowest validation loss),
+``last.pt`` (resumable with ``--resume``), ``metrics.jsonl`` (one JSON line per epoch),
+``result.json`` (test scores), ``split.json`` (the Split used), ``config.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ import math
 import os
 import random
 import sys
+import tempfile
 import time
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,16 +52,16 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from wbc_classic.data.split import scheme_argument
 from wbc_classic.io.options import (
     EXIT_FAILED_INPUTS,
     EXIT_OK,
     EXIT_USAGE,
     float_range,
     int_range,
-    json_object,
 )
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from .data import (
     ArrayDataset,
     build_augmentation,
@@ -61,54 +71,102 @@ from .data import (
     stratified_holdout,
 )
 from .models import get_model
+from .predict import predict_logits
 
-__all__ = ["TrainConfig", "evaluate", "fit", "main", "predict_logits", "set_seed", "train"]
+__all__ = ["TrainConfig", "TrainResult", "accel_settings", "build_parser", "evaluate", "fit",
+           "main", "model_cost", "predict_logits", "set_seed", "still_improving", "train",
+           "train_on_split"]
+
+
+def _opt(default: Any = None, help: str = "", *, factory: Any = None, **cli: Any) -> Any:
+    """A :class:`TrainConfig` field with its command-line help (and flag options) attached."""
+    meta = {"help": help, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run (JSON-able; saved as ``config.json``)."""
+    """Every setting of a training run (JSON-able; saved as ``config.json``).
 
-    data: str | None = None
-    out: str = "runs/deep"
-    model: str = "wbcnet"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    img_size: int = 64
-    crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
-    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCropper
-    stain: str = "none"  # wbc_classic.preprocess.stain.make_normalizer name, fitted on train images
-    classes: list[str] | None = None
-    split: str = "80/20"
-    split_seed: int = 0
-    split_file: str | None = None
-    val_fraction: float = 0.1
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    scheduler: str = "cosine"  # cosine | plateau | none
-    min_lr_ratio: float = 0.01
-    patience: int = 8  # early stopping on validation loss; 0 disables
-    label_smoothing: float = 0.1
-    use_class_weights: bool = False
-    augment: dict[str, Any] = field(default_factory=dict)  # build_augmentation kwargs
-    no_augment: bool = False
-    pretrained: str | None = None  # None | "imagenet" | path
-    freeze_epochs: int = 0  # phase 1: train the head only
-    unfreeze_last: int = 0  # phase 2: also train the last N parameterised layers (0 = all)
-    seed: int = 0
-    num_workers: int = 0
-    cache_dir: str | None = None
-    resume: bool = False
-    max_minutes: float | None = None  # time budget: cosine follows elapsed time, then stop
-    tta: bool = True
-    amp: bool = True  # CUDA only
-    channels_last: bool = True  # CUDA only
-    device: str | None = None
-    threads: int | None = None
-    progress: bool = True
+    The ``python -m deep.train`` flags are built from these fields (:func:`build_parser`):
+    each field's ``metadata["help"]`` is its help text.
+    """
+
+    data: str | None = _opt(None, "root with one folder per class, or a MedMNIST .npz (e.g. "
+                            "bloodmnist_64.npz: its official train/val/test split)",
+                            required=True)
+    out: str = _opt("runs/deep", "output directory")
+    model: str = _opt("wbcnet", "zoo model name (deep.models.list_models())")
+    model_kwargs: dict[str, Any] = _opt(
+        factory=dict, help='builder keyword arguments as JSON, e.g. \'{"width": 0.5}\'')
+    img_size: int = _opt(64, "input side in pixels", type=int_range(8, 1024))
+    crop: str = _opt("center", "'center': centre square; 'none': stretched image; 'cell': "
+                     "fixed-size square around the segmented leukocyte, surroundings blanked "
+                     "(cross-lab robustness)", choices="crops")
+    crop_options: dict[str, Any] = _opt(
+        factory=dict, help='JSON options of the cell crop (wbc_classic.preprocess.cellcrop), '
+                           'e.g. \'{"side_um": 25}\'')
+    stain: str = _opt("none", "stain normalisation fitted on 50 training images, stored in "
+                      "the checkpoint and applied by deep.predict", choices="stains")
+    classes: list[str] | None = _opt(None, "class folders to use, in label order "
+                                     "(default: every folder)")
+    split: str = _opt("80/20", "split scheme: 80/20, 90/10 or 50/25/25", type=scheme_argument)
+    split_seed: int = _opt(0, "seed of the split and of the validation hold-out",
+        type=int_range(0, 2**32 - 1))
+    split_file: str | None = _opt(None, "a saved Split JSON to reuse (split.json of a run)")
+    val_fraction: float = _opt(0.1, "fraction of the train part held out for early stopping "
+                               "when the split has no validation part", type=float_range(0, 0.9))
+    epochs: int = _opt(30, "maximum number of epochs", type=int_range(1, 100_000))
+    batch_size: int = _opt(64, "training batch size", type=int_range(1, 65_536))
+    optimizer: str = _opt("adamw", "optimiser", choices=("adamw", "adam", "sgd"))
+    lr: float = _opt(2e-3, "peak learning rate (after warm-up)",
+        type=float_range(0, 10, lo_open=True))
+    weight_decay: float = _opt(0.05, "weight decay of the weights (not of biases and norms)",
+        type=float_range(0, 10))
+    warmup_epochs: float = _opt(1.0, "linear learning-rate warm-up, in epochs",
+        type=float_range(0, 1000))
+    scheduler: str = _opt("cosine", "learning-rate schedule after warm-up ('step': times "
+                          "--lr-gamma at each of --lr-milestones)",
+                          choices=("cosine", "plateau", "step", "none"))
+    min_lr_ratio: float = _opt(0.01, "final learning rate of the cosine, as a fraction of lr")
+    patience: int = _opt(8, "early stopping patience in epochs on the validation loss "
+                         "(0 = off)", type=int_range(0))
+    label_smoothing: float = _opt(0.1, "label smoothing of the training loss",
+        type=float_range(0, 1, hi_open=True))
+    use_class_weights: bool = _opt(False, "weight the loss by balanced class weights",
+                                   flag="--class-weights")
+    augment: dict[str, Any] = _opt(
+        factory=dict, help='JSON kwargs of deep.data.build_augmentation, e.g. '
+                           '\'{"rotation": 90}\'')
+    no_augment: bool = _opt(False, "train without augmentation")
+    pretrained: str | None = _opt(None, "'imagenet' (from the local torch hub cache) or a "
+                                  ".pth file")
+    freeze_epochs: int = _opt(0, "with --pretrained: epochs training the head only",
+        type=int_range(0))
+    unfreeze_last: int = _opt(0, "phase 2: train the last N layers (0 = all)", type=int_range(0))
+    seed: int = _opt(0, "seed of weights, shuffling and augmentation", type=int_range(0, 2**32 - 1))
+    num_workers: int = _opt(0, "DataLoader worker processes", type=int_range(0, 256))
+    cache_dir: str | None = _opt(None, "decoded-image cache folder (default $WBC_CACHE_DIR "
+                                 "or .wbc_cache)")
+    resume: bool = _opt(False, "continue from OUT/last.pt (same learning-rate schedule)")
+    max_minutes: float | None = _opt(None, "training time budget in minutes: the cosine "
+                                     "follows elapsed time, training stops at the budget",
+        type=float_range(0, lo_open=True))
+    tta: bool = _opt(True, "score the test part also with 4-flip test-time augmentation")
+    amp: bool = _opt(True, "mixed precision (CUDA only)")
+    channels_last: bool = _opt(True, "channels-last memory format (CUDA only)")
+    device: str | None = _opt(None, "cpu, cuda, cuda:1 (default: cuda when available)")
+    threads: int | None = _opt(None, "torch CPU threads", type=int_range(1, 1024))
+    progress: bool = _opt(True, "progress bars")
+    recipe: str = _opt("default", "named training settings of a paper (deep.recipes: "
+                       "default, medmnist-v2, aljader); flags given explicitly override it",
+                       choices="recipes")
+    lr_milestones: list[float] = _opt(
+        factory=list, help="--scheduler step: fractions of the training (0..1) after which "
+                           "the rate is multiplied by --lr-gamma", type=float)
+    lr_gamma: float = _opt(0.1, "--scheduler step: factor at each milestone")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,15 +203,30 @@ def _device(name: str | None) -> torch.device:
     return torch.device("cpu")
 
 
+#: Fraction of a time budget by which the warm-up is over, however few steps that is: a
+#: network that gets less than its warm-up epoch in its budget still trains at its full rate.
+TIME_WARMUP = 0.05
+
+
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.01,
-              cosine: bool = True, progress: float | None = None) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio``.
+              cosine: bool = True, progress: float | None = None,
+              milestones: Sequence[float] | None = None, gamma: float = 0.1) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine annealing to ``min_ratio`` (or, with
+    ``milestones``, a step schedule: ``gamma`` per milestone passed, as fractions of training).
 
     ``progress`` (0..1, e.g. the elapsed fraction of a time budget) overrides ``step / total``
-    when it is further along, so a time-budgeted run still anneals fully before it stops.
+    when it is further along, so a time-budgeted run still anneals fully before it stops; it
+    also ends the warm-up once it reaches :data:`TIME_WARMUP`.
     """
     if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
+        f = (step + 1) / warmup
+        if progress is None:
+            return f
+        if progress < TIME_WARMUP:
+            return max(f, progress / TIME_WARMUP)
+    if milestones is not None:
+        frac = max(step / max(1, total), progress or 0.0)
+        return float(gamma ** sum(frac >= m for m in milestones))
     if not cosine:
         return 1.0
     t = (step - warmup) / max(1, total - warmup)
@@ -208,51 +281,79 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw, adam, sgd)")
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean, std, *,
-                   batch_size: int = 256, device: torch.device | str = "cpu",
-                   tta: bool = False) -> np.ndarray:
-    """Logits for uint8 images (N, H, W, 3) (or a loader-ready tensor), shape (N, C) float32.
+def accel_settings(device: torch.device | str, *, amp: bool = True,
+                   channels_last: bool = True) -> tuple[bool, bool]:
+    """Whether training on ``device`` uses mixed precision and the channels-last layout.
 
-    ``tta=True`` averages the logits of the 4 flips (identity, h, v, hv).
+    Both pay off on CUDA only (tensor cores, cuDNN's NHWC kernels); on the CPU they are off
+    whatever is asked, so a command written for a GPU runs unchanged on a laptop.
+
+    Returns
+    -------
+    amp, channels_last : bool
     """
-    model.eval()
-    device = torch.device(device)
-    out = []
-    for s in range(0, len(images), batch_size):
-        xb = images[s:s + batch_size]
-        xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
-        x = normalize_batch(xb.to(device), mean, std)
-        if tta:
-            z = (model(x) + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
-        else:
-            z = model(x)
-        out.append(z.float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    is_cuda = torch.device(device).type == "cuda"
+    return bool(is_cuda and amp), bool(is_cuda and channels_last)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, mean, std, criterion: nn.Module,
-             device: torch.device) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` over ``loader`` (no augmentation)."""
-    model.eval()
-    tot_loss, tot_ok, n = 0.0, 0, 0
-    for xb, yb in loader:
-        x = normalize_batch(xb.to(device, non_blocking=True), mean, std)
-        yb = yb.to(device)
-        z = model(x)
-        tot_loss += float(criterion(z.float(), yb)) * len(yb)
-        tot_ok += int((z.argmax(1) == yb).sum())
-        n += len(yb)
-    return {"loss": tot_loss / max(n, 1), "acc": tot_ok / max(n, 1)}
+def evaluate(model: nn.Module, ds: ArrayDataset, mean: Sequence[float], std: Sequence[float],
+             criterion: nn.Module, device: torch.device | str,
+             batch_size: int = 256) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` over the (unaugmented) samples of ``ds``.
+
+    The logits come from :func:`deep.predict.predict_logits`, the one prediction loop.
+    """
+    z = predict_logits(model, np.asarray(ds.images[ds.indices]), mean, std,
+                       batch_size=batch_size, device=device)
+    y = torch.from_numpy(ds.labels)
+    if len(y) == 0:
+        return {"loss": 0.0, "acc": 0.0}
+    zt = torch.from_numpy(z)
+    return {"loss": float(criterion(zt, y)), "acc": float((zt.argmax(1) == y).float().mean())}
+
+
+def still_improving(history: Sequence[Mapping[str, Any]], last: int = 2) -> bool:
+    """True when the monitored loss (validation, else training) reached its minimum within
+    the ``last`` epochs: the network was still learning when training stopped."""
+    key = "val_loss" if history and "val_loss" in history[-1] else "train_loss"
+    losses = [float(r[key]) for r in history if key in r]
+    if len(losses) < 2:
+        return True
+    return int(np.argmin(losses)) >= len(losses) - last
+
+
+def model_cost(name: str, *, num_classes: int, img_size: int,
+               **kwargs: Any) -> dict[str, int]:
+    """Parameters and forward FLOPs (one image) of zoo model ``name`` at ``img_size``.
+
+    FLOPs are counted by ``torch.utils.flop_counter`` (a multiply-add is 2 FLOPs), on the CPU,
+    so they do not depend on the machine: a stable measure of a network's cost (the
+    benchmark shares a time budget by it).
+
+    Returns
+    -------
+    dict
+        ``{"n_parameters": int, "flops": int}``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = get_model(name, num_classes=num_classes, img_size=img_size, **kwargs).eval()
+    x = torch.zeros(1, 3, img_size, img_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return {"n_parameters": int(sum(p.numel() for p in model.parameters())),
+            "flops": int(counter.get_total_flops())}
 
 
 # ----------------------------------------------------------------------------- the loop
 
 def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
-        cfg: TrainConfig, *, meta: dict[str, Any], out: str | os.PathLike[str] | None = None,
+        cfg: TrainConfig, *, meta: CheckpointMeta | Mapping[str, Any],
+        out: str | os.PathLike[str] | None = None,
         device: torch.device | None = None) -> dict[str, Any]:
-    """Train ``model`` in place; return ``{"history": [...], "best_epoch", "best_val_loss"}``.
+    """Train ``model`` in place; return ``{"history", "best_epoch", "best_val_loss",
+    "train_seconds", "stop_reason", "epochs_run"}``.
 
     Parameters
     ----------
@@ -262,20 +363,31 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         uint8 samples; ``train_ds.transform`` holds the augmentation. ``val_ds`` may be None
         (then the training loss drives checkpoint selection and early stopping is off).
     cfg : TrainConfig
-    meta : dict
+    meta : CheckpointMeta or dict
         Checkpoint metadata (``model``, ``classes``, ``img_size``, ``mean``, ``std``, ...).
     out : path-like, optional
         Directory for ``best.pt``, ``last.pt`` and ``metrics.jsonl`` (rank 0 only).
+        ``cfg.resume`` continues from ``out/last.pt``: weights, optimiser state and the
+        position in the learning-rate schedule.
     device : torch.device, optional
+
+    Notes
+    -----
+    With ``cfg.max_minutes`` the run stops at the budget, also in the middle of an epoch
+    (single process): that last epoch's row has ``"fraction"`` < 1 and is still validated
+    and checkpointed. ``stop_reason`` is ``"epochs"``, ``"early_stopping"`` or
+    ``"time_budget"``.
     """
+    meta = CheckpointMeta.from_dict(meta)
     rank, world, _ = _dist_info()
     device = device or _device(cfg.device)
     is_cuda = device.type == "cuda"
+    use_amp, use_cl = accel_settings(device, amp=cfg.amp, channels_last=cfg.channels_last)
     model.to(device)
-    if is_cuda and cfg.channels_last:
+    if use_cl:
         model.to(memory_format=torch.channels_last)
-    mean, std = meta["mean"], meta["std"]
-    n_classes = len(meta["classes"])
+    mean, std = meta.mean, meta.std
+    n_classes = len(meta.classes)
     weight = None
     if cfg.use_class_weights:
         weight = torch.from_numpy(class_weights(train_ds.labels, n_classes)).to(device)
@@ -293,31 +405,45 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                         sampler=sampler, num_workers=cfg.num_workers, drop_last=len(train_ds)
                         > cfg.batch_size, generator=g, pin_memory=is_cuda,
                         persistent_workers=cfg.num_workers > 0)
-    val_loader = DataLoader(val_ds, batch_size=256, shuffle=False, num_workers=0) \
-        if val_ds is not None and len(val_ds) else None
+    has_val = val_ds is not None and len(val_ds) > 0
     optimizer = _make_optimizer(cfg, ddp_model)
+    # the schedule's base rates come from the settings, never from a (resumed) optimiser
+    # whose rates are already scaled by the schedule
+    base_lrs = [grp["lr"] for grp in optimizer.param_groups]
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.3, patience=2) \
         if cfg.scheduler == "plateau" else None
     steps_per_epoch = max(1, len(loader))
     total_steps = cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    scaler = torch.amp.GradScaler("cuda", enabled=is_cuda and cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     out = Path(out) if out is not None else None
-    state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0,
-             "history": [], "train_seconds": 0.0}
-    if cfg.resume and out is not None and (out / "last.pt").is_file():
-        ck = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ck["state_dict"])
-        if ck.get("optimizer"):
-            optimizer.load_state_dict(ck["optimizer"])
-        state.update(ck["extra"])
-        if rank == 0:
-            print(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}", file=sys.stderr)
-    base_lrs = [grp["lr"] for grp in optimizer.param_groups]
+    state: dict[str, Any] = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1,
+                             "bad_epochs": 0, "history": [], "train_seconds": 0.0,
+                             "stop_reason": ""}
+    if cfg.resume and out is not None:
+        if (out / "last.pt").is_file():
+            ck = load_checkpoint(out / "last.pt")
+            model.load_state_dict(ck["state_dict"])
+            if ck.get("optimizer"):
+                optimizer.load_state_dict(ck["optimizer"])
+            state.update(ck["extra"])
+            if plateau is not None and "plateau" in ck["extra"]:
+                plateau.load_state_dict(ck["extra"]["plateau"])
+            if rank == 0:
+                print(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}",
+                      file=sys.stderr)
+        elif rank == 0:
+            print(f"--resume: no {out / 'last.pt'} yet, starting from scratch",
+                  file=sys.stderr)
     if cfg.pretrained and cfg.freeze_epochs > 0:
         set_trainable(model, "head")
+    budget = 60 * cfg.max_minutes if cfg.max_minutes is not None else None
     t_start = time.perf_counter() - state["train_seconds"]
-    for epoch in range(state["epoch"], cfg.epochs):
+    first_epoch = int(math.ceil(state["epoch"]))
+    if budget is not None and state["train_seconds"] >= budget:
+        first_epoch = cfg.epochs  # the budget was used up before the interruption
+        state["stop_reason"] = state["stop_reason"] or "time_budget"
+    for epoch in range(first_epoch, cfg.epochs):
         if cfg.pretrained and cfg.freeze_epochs > 0 and epoch == cfg.freeze_epochs:
             set_trainable(model, "last", cfg.unfreeze_last)
         if sampler is not None:
@@ -325,6 +451,8 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         ddp_model.train()
         t0, c0 = time.perf_counter(), time.process_time()
         run_loss, run_ok, run_n = 0.0, 0, 0
+        steps_done = 0
+        over_budget = False
         bar = loader
         if cfg.progress and rank == 0:
             from tqdm.auto import tqdm
@@ -335,17 +463,19 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             step = epoch * steps_per_epoch + i
             if plateau is None:
                 prog = None
-                if cfg.max_minutes:
-                    prog = (time.perf_counter() - t_start) / (60 * cfg.max_minutes)
+                if budget is not None:
+                    prog = (time.perf_counter() - t_start) / budget
                 f = lr_factor(step, total_steps, warmup, cfg.min_lr_ratio,
-                              cosine=cfg.scheduler == "cosine", progress=prog)
+                              cosine=cfg.scheduler == "cosine", progress=prog,
+                              milestones=cfg.lr_milestones if cfg.scheduler == "step"
+                              else None, gamma=cfg.lr_gamma)
                 for grp, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
                     grp["lr"] = lr0 * f
             x = normalize_batch(xb.to(device, non_blocking=True), mean, std)
-            if is_cuda and cfg.channels_last:
+            if use_cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             yb = yb.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=is_cuda and cfg.amp):
+            with torch.autocast(device.type, enabled=use_amp):
                 z = ddp_model(x)
                 loss = criterion(z.float(), yb)
             if not torch.isfinite(loss):
@@ -358,12 +488,24 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             run_loss += float(loss.detach()) * len(yb)
             run_ok += int((z.detach().argmax(1) == yb).sum())
             run_n += len(yb)
+            steps_done = i + 1
             if bar is not loader:
                 bar.set_postfix(loss=f"{run_loss / run_n:.3f}")
-        row = {"epoch": epoch + 1, "train_loss": run_loss / max(run_n, 1),
-               "train_acc": run_ok / max(run_n, 1), "lr": optimizer.param_groups[0]["lr"]}
-        if val_loader is not None:
-            v = evaluate(model, val_loader, mean, std, val_criterion, device)
+            # one process only: several ranks would have to agree on the step to stop at
+            if budget is not None and world == 1 and steps_done < steps_per_epoch \
+                    and time.perf_counter() - t_start >= budget:
+                over_budget = True
+                break
+        if bar is not loader:
+            bar.close()
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": run_loss / max(run_n, 1),
+                               "train_acc": run_ok / max(run_n, 1),
+                               "lr": optimizer.param_groups[0]["lr"]}
+        if over_budget:
+            row["fraction"] = steps_done / steps_per_epoch
+        if has_val:
+            assert val_ds is not None
+            v = evaluate(model, val_ds, mean, std, val_criterion, device)
             row.update(val_loss=v["loss"], val_acc=v["acc"])
             monitor = v["loss"]
         else:
@@ -382,6 +524,24 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         state["epoch"] = epoch + 1
         state["train_seconds"] = row["elapsed_seconds"]
         state["history"].append(row)
+        stop = (cfg.patience > 0 and has_val and state["bad_epochs"] >= cfg.patience)
+        if stop:
+            state["stop_reason"] = "early_stopping"
+        # stop when another epoch would overrun the time budget
+        if budget is not None and (over_budget or
+                                   row["elapsed_seconds"] + row["epoch_seconds"] > budget):
+            stop = True
+            state["stop_reason"] = "time_budget"
+            if rank == 0:
+                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
+        if world > 1:  # every rank must take the same decision
+            flag = torch.tensor([int(stop)], device=device)
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if not stop and epoch + 1 == cfg.epochs:
+            state["stop_reason"] = "epochs"
+        if plateau is not None:
+            state["plateau"] = plateau.state_dict()
         if rank == 0:
             msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items())
@@ -390,30 +550,231 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                 out.mkdir(parents=True, exist_ok=True)
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
-                m = dict(meta, epoch=epoch + 1)
+                m = dataclasses.replace(meta, epoch=epoch + 1)
                 if improved:
                     save_checkpoint(out / "best.pt", model, m, extra={})
                 save_checkpoint(out / "last.pt", model, m, optimizer=optimizer,
                                 extra=state)
-        stop = (cfg.patience > 0 and val_loader is not None
-                and state["bad_epochs"] >= cfg.patience)
-        # stop when another epoch would overrun the time budget
-        if cfg.max_minutes is not None and \
-                row["elapsed_seconds"] + row["epoch_seconds"] > 60 * cfg.max_minutes:
-            stop = True
-            if rank == 0:
-                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
-        if world > 1:  # every rank must take the same decision
-            flag = torch.tensor([int(stop)], device=device)
-            dist.broadcast(flag, 0)
-            stop = bool(flag.item())
         if stop:
             break
+    epochs_run = sum(float(r.get("fraction", 1.0)) for r in state["history"])
     return {"history": state["history"], "best_epoch": state["best_epoch"],
-            "best_val_loss": state["best_val_loss"], "train_seconds": state["train_seconds"]}
+            "best_val_loss": state["best_val_loss"], "train_seconds": state["train_seconds"],
+            "stop_reason": state["stop_reason"] or "epochs", "epochs_run": epochs_run}
+
+
+# ----------------------------------------------------------------------------- the entry
+
+@dataclass
+class TrainResult:
+    """What :func:`train_on_split` returns.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The network with the weights of its best epoch (lowest validation loss), eval mode.
+    meta : CheckpointMeta
+        Inference metadata plus what the training got (epochs, minutes, parameters, ...).
+    history : list of dict
+        One row per epoch: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr``,
+        ``epoch_seconds``, ... (the lines of ``metrics.jsonl``).
+    images : ndarray, shape (N, S, S, 3), uint8
+        The prepared images the network was trained on (all rows, test ones included), so
+        the caller scores the test part on exactly what the network saw.
+    train_idx, val_idx : ndarray of int64
+        Rows used for training and for early stopping.
+    train_seconds : float
+    out : Path or None
+        Where ``best.pt``, ``last.pt`` and ``metrics.jsonl`` are (None: not kept).
+    skipped : dict of str to str
+        Image files that could not be read (path -> reason): skipped, left out of training,
+        validation and test.
+    """
+
+    model: nn.Module
+    meta: CheckpointMeta
+    history: list[dict[str, Any]]
+    images: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    train_seconds: float
+    out: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _as_normalizer_dict(stain: Any) -> dict[str, Any] | None:
+    if stain is None or isinstance(stain, dict):
+        return stain
+    return stain.to_dict() if hasattr(stain, "to_dict") else None
+
+
+def train_on_split(cfg: TrainConfig | Mapping[str, Any],
+                   data: Sequence[str | os.PathLike[str]] | np.ndarray,
+                   labels: Sequence[int] | np.ndarray, split: Any, *,
+                   classes: Sequence[str], out: str | os.PathLike[str] | None = None,
+                   usable: np.ndarray | None = None, stain: Any = None,
+                   device: torch.device | str | None = None) -> TrainResult:
+    """Train ``cfg.model`` on the train part of ``split``: the one deep training entry.
+
+    Parameters
+    ----------
+    cfg : TrainConfig or dict
+        ``cfg.out`` is not used (see ``out``).
+    data : sequence of path-like, or ndarray (N, S, S, 3) uint8
+        Image files (then ``cfg.stain`` is fitted on up to 50 training images and every image
+        is decoded, cropped (``cfg.crop``), stain-normalised and resized to ``cfg.img_size``
+        once, cached in ``cfg.cache_dir``), or images already prepared that way.
+    labels : array-like of int, shape (N,)
+    split : wbc_classic.data.split.Split
+        Its train part is trained on; its val part drives early stopping (when empty,
+        ``cfg.val_fraction`` of the train part, stratified, seeded by ``cfg.split_seed``).
+        The test part is not touched.
+    classes : sequence of str
+        Class names in label order.
+    out : path-like, optional
+        Folder for ``best.pt``, ``last.pt``, ``metrics.jsonl``, ``config.json`` and
+        ``split.json``; with ``cfg.resume`` training continues from ``out/last.pt``. None:
+        a temporary folder, removed afterwards.
+    usable : ndarray of bool, shape (N,), optional
+        False for images that could not be read: left out of training and validation.
+    stain : StainNormalizer or dict, optional
+        With prepared ``images``: the normaliser already applied to them (recorded in the
+        metadata).
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        A class has no training image, or the split does not fit the labels.
+    """
+    if not isinstance(cfg, TrainConfig):
+        cfg = TrainConfig(**dict(cfg))
+    rank, world, _ = _dist_info()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed + rank)
+    device = torch.device(device) if device is not None else _device(cfg.device)
+    y = np.asarray(labels, np.int64)
+    classes = [str(c) for c in classes]
+    split.check(y)
+    # build the model first: missing pretrained weights fail before any decoding
+    model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
+                      img_size=cfg.img_size, **cfg.model_kwargs)
+    tr = np.asarray(split.train, np.int64)
+    va = np.asarray(split.val, np.int64)
+    if usable is not None:
+        usable = np.asarray(usable, bool)
+        tr, va = tr[usable[tr]], va[usable[va]]
+    if len(va) == 0 and cfg.val_fraction > 0:
+        keep, hold = stratified_holdout(y[tr], cfg.val_fraction, seed=cfg.split_seed)
+        tr, va = tr[keep], tr[hold]
+    skipped: dict[str, str] = {}
+    if isinstance(data, np.ndarray):
+        images = data
+        if images.ndim != 4 or images.shape[1:] != (cfg.img_size, cfg.img_size, 3):
+            raise ValueError(f"images must have shape (N, {cfg.img_size}, {cfg.img_size}, 3), "
+                             f"got {images.shape}")
+        stain_dict = _as_normalizer_dict(stain)
+    else:
+        from wbc_classic.preprocess.stain import fit_normalizer
+
+        from .cache import build_cache, deep_cache_dir
+
+        paths = list(data)
+        norm = fit_normalizer(cfg.stain, [paths[i] for i in tr], n_ref=50, seed=cfg.seed)
+        # an unreadable image is skipped, reported and counted (as benchmarks.run does)
+        cache = build_cache(paths, cfg.img_size, cache_dir=deep_cache_dir(cfg.cache_dir),
+                            on_error="skip", crop=cfg.crop, crop_options=cfg.crop_options,
+                            stain=norm, progress=cfg.progress and rank == 0)
+        skipped = {str(paths[i]): msg for i, msg in sorted(cache.errors.items())}
+        if skipped:
+            readable = np.asarray(cache.ok, bool)
+            tr, va = tr[readable[tr]], va[readable[va]]
+        images = cache.images
+        stain_dict = _as_normalizer_dict(norm)
+    if len(images) != len(y):
+        raise ValueError(f"{len(images)} images but {len(y)} labels")
+    missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
+    if missing:
+        raise ValueError(f"no training images for class(es) {', '.join(missing)}")
+    mean, std = channel_stats(images[np.sort(tr)])
+    aug = None if cfg.no_augment else build_augmentation(**cfg.augment)
+    train_ds = ArrayDataset(images, y, tr, transform=aug)
+    val_ds = ArrayDataset(images, y, va) if len(va) else None
+    meta = CheckpointMeta(
+        model=cfg.model, model_kwargs=dict(cfg.model_kwargs), classes=classes,
+        img_size=cfg.img_size, mean=list(mean), std=list(std), crop=cfg.crop,
+        crop_options=dict(cfg.crop_options), stain=stain_dict, data=str(cfg.data),
+        recipe=cfg.recipe,
+        split={"scheme": getattr(split, "scheme", cfg.split),
+               "seed": getattr(split, "seed", cfg.split_seed)},
+        n_parameters=int(sum(p.numel() for p in model.parameters())))
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wbc-deep-")
+        run_dir = Path(tmp.name)
+    else:
+        run_dir = Path(out)
+    try:
+        if rank == 0:
+            from wbc_classic.io.atomic import atomic_write_text
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_json(), indent=2))
+            if hasattr(split, "save"):
+                split.save(run_dir / "split.json")
+            if not cfg.resume and (run_dir / "metrics.jsonl").exists():
+                (run_dir / "metrics.jsonl").unlink()
+        hist = fit(model, train_ds, val_ds, cfg, meta=meta, out=run_dir, device=device)
+        if world > 1:
+            dist.barrier()  # rank 0 has written best.pt
+        best = run_dir / "best.pt"
+        if best.is_file():  # the epoch with the lowest validation loss
+            model.load_state_dict(load_checkpoint(best)["state_dict"])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    model.eval()
+    meta = dataclasses.replace(
+        meta, epoch=int(hist["best_epoch"]), epochs_run=round(float(hist["epochs_run"]), 3),
+        best_epoch=int(hist["best_epoch"]), train_minutes=hist["train_seconds"] / 60,
+        stop_reason=hist["stop_reason"],
+        converged=hist["stop_reason"] == "early_stopping" or not still_improving(
+            hist["history"]))
+    return TrainResult(model=model, meta=meta, history=hist["history"], images=images,
+                       train_idx=tr, val_idx=va, train_seconds=hist["train_seconds"],
+                       out=None if tmp is not None else run_dir, skipped=skipped)
 
 
 # ----------------------------------------------------------------------------- pipeline
+
+def _load_npz(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, Any, list[str], Any]:
+    """A MedMNIST ``.npz``: images prepared at ``cfg.img_size`` (crop, stain fitted on the
+    train part), labels, the official train/val/test Split, class names, the normaliser."""
+    from wbc_classic.data.datasets import load_medmnist_split
+    from wbc_classic.preprocess.stain import fit_normalizer
+
+    from .cache import prepare_image
+
+    ms = load_medmnist_split(str(cfg.data))
+    classes = list(ms.classes)
+    if cfg.classes and list(cfg.classes) != classes:
+        raise ValueError(f"{cfg.data} has the classes {', '.join(classes)}; --classes cannot "
+                         "choose among them")
+    x = ms.images
+    norm = fit_normalizer(cfg.stain, list(x[ms.split.train]), n_ref=50, seed=cfg.seed)
+    if x.shape[1:3] == (cfg.img_size, cfg.img_size) and cfg.crop != "cell" and norm is None:
+        images = x
+    else:
+        images = np.stack([prepare_image(im, cfg.img_size, crop=cfg.crop,
+                                         crop_options=cfg.crop_options, stain=norm)
+                           for im in x])
+    return images, ms.y, ms.split, classes, norm
+
 
 def _load_data(cfg: TrainConfig):
     from wbc_classic.data.datasets import load_class_folders
@@ -435,21 +796,8 @@ def _load_data(cfg: TrainConfig):
 def _make_split(cfg: TrainConfig, y: np.ndarray):
     from wbc_classic.data.split import Split, make_split
 
-    split = Split.load(cfg.split_file) if cfg.split_file else make_split(
+    return Split.load(cfg.split_file) if cfg.split_file else make_split(
         y, cfg.split, seed=cfg.split_seed)
-    train_idx = np.asarray(split.train, np.int64)
-    val_idx = np.asarray(split.val, np.int64)
-    if len(val_idx) == 0 and cfg.val_fraction > 0:
-        keep, hold = stratified_holdout(y[train_idx], cfg.val_fraction, seed=cfg.split_seed)
-        train_idx, val_idx = train_idx[keep], train_idx[hold]
-    return split, train_idx, val_idx, np.asarray(split.test, np.int64)
-
-
-def _fit_stain(cfg: TrainConfig, train_paths: list[Any], n_ref: int = 50) -> Any:
-    """The ``cfg.stain`` normaliser fitted on up to ``n_ref`` training images (seeded), or None."""
-    from wbc_classic.preprocess.stain import fit_normalizer
-
-    return fit_normalizer(cfg.stain, train_paths, n_ref=n_ref, seed=cfg.seed)
 
 
 def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
@@ -457,34 +805,28 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
 
     The Split is the project's shared one (``wbc_classic.data.split.make_split(y, cfg.split,
     seed=cfg.split_seed)`` or ``cfg.split_file``), so test images are the same as the
-    classical path's; when it has no validation part, ``cfg.val_fraction`` of the train part
-    (stratified) is held out for early stopping.
+    classical path's; a MedMNIST ``.npz`` (``cfg.data`` ending in ``.npz``, e.g.
+    ``bloodmnist_64.npz``) brings its official train/val/test split instead. Training is
+    :func:`train_on_split`.
     """
     if isinstance(cfg, dict):
         cfg = TrainConfig(**cfg)
     _maybe_init_distributed(cfg.device)
     rank, world, _ = _dist_info()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    set_seed(cfg.seed + rank)
-    device = _device(cfg.device)
     out = Path(cfg.out)
-    iset, classes = _load_data(cfg)
-    # build the model early: missing pretrained weights fail before any decoding
-    model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
-                      img_size=cfg.img_size, **cfg.model_kwargs)
-    split, tr, va, te = _make_split(cfg, iset.y)
-    from .cache import build_cache, deep_cache_dir
-
-    stain = _fit_stain(cfg, [iset.paths[i] for i in tr])
-    # an unreadable image is skipped, reported and counted (as benchmarks.run does)
-    cache = build_cache(iset.paths, cfg.img_size, cache_dir=deep_cache_dir(cfg.cache_dir),
-                        on_error="skip", crop=cfg.crop, crop_options=cfg.crop_options,
-                        stain=stain, progress=cfg.progress and rank == 0)
-    skipped = {str(iset.paths[i]): msg for i, msg in sorted(cache.errors.items())}
+    if str(cfg.data).lower().endswith(".npz"):
+        images, y, split, classes, norm = _load_npz(cfg)
+        res = train_on_split(cfg, images, y, split, classes=classes, out=out, stain=norm)
+    else:
+        iset, classes = _load_data(cfg)
+        split = _make_split(cfg, iset.y)
+        res = train_on_split(cfg, iset.paths, iset.y, split, classes=classes, out=out)
+        y = np.asarray(iset.y, np.int64)
+    te = np.asarray(split.test, np.int64)
+    skipped = res.skipped
     if skipped:
-        readable = np.asarray(cache.ok, bool)
-        tr, va, te = tr[readable[tr]], va[readable[va]], te[readable[te]]
+        bad = {i for i, p in enumerate(iset.paths) if str(p) in skipped}
+        te = np.array([i for i in te if i not in bad], np.int64)
         if rank == 0:
             print(f"warning: {len(skipped)} of {len(iset.paths)} images cannot be read and are "
                   f"skipped:", file=sys.stderr)
@@ -492,52 +834,24 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
                 print(f"  {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
             if len(skipped) > 10:
                 print(f"  ... and {len(skipped) - 10} more (result.json)", file=sys.stderr)
-    images, y = cache.images, np.asarray(iset.y, np.int64)
-    missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
-    if missing:
-        raise ValueError(f"no training images for class(es) {', '.join(missing)}")
-    mean, std = channel_stats(images[np.sort(tr)])
-    aug = None if cfg.no_augment else build_augmentation(**cfg.augment)
-    train_ds = ArrayDataset(images, y, tr, transform=aug)
-    val_ds = ArrayDataset(images, y, va) if len(va) else None
-    meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": classes,
-            "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
-            "normalization": "x/255 then (x - mean) / std per RGB channel",
-            "crop": cfg.crop, "crop_options": cfg.crop_options,
-            "stain": None if stain is None else stain.to_dict(),
-            "resize": "deep.cache.prepare_image(crop, crop_options), area resize",
-            "data": str(cfg.data),
-            "split": {"scheme": getattr(split, "scheme", cfg.split),
-                      "seed": getattr(split, "seed", cfg.split_seed)}}
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        from wbc_classic.io.atomic import atomic_write_text
-
-        atomic_write_text(out / "config.json", json.dumps(cfg.to_json(), indent=2))
-        if hasattr(split, "save"):
-            split.save(out / "split.json")
-        if not cfg.resume and (out / "metrics.jsonl").exists():
-            (out / "metrics.jsonl").unlink()
-    hist = fit(model, train_ds, val_ds, cfg, meta=meta, out=out, device=device)
     result: dict[str, Any] = {"model": cfg.model, "img_size": cfg.img_size,
-                              "classes": classes, "n_train": int(len(tr)),
-                              "n_val": int(len(va)), "n_test": int(len(te)),
-                              "epochs_run": len(hist["history"]),
-                              "best_epoch": hist["best_epoch"],
-                              "train_seconds": hist["train_seconds"],
+                              "classes": classes, "n_train": int(len(res.train_idx)),
+                              "n_val": int(len(res.val_idx)), "n_test": int(len(te)),
+                              "epochs_run": len(res.history),
+                              "best_epoch": res.meta.best_epoch,
+                              "train_seconds": res.train_seconds,
+                              "stop_reason": res.meta.stop_reason,
+                              "converged": res.meta.converged,
                               "n_skipped": len(skipped), "skipped": skipped}
     if rank == 0 and len(te):
-        from .checkpoint import load_checkpoint as _lc
+        from .predict import predict_proba
 
-        best = out / "best.pt"
-        if best.is_file():
-            model.load_state_dict(_lc(best)["state_dict"])
-        test_imgs = np.asarray(images[te])
+        device = next(res.model.parameters()).device
+        test_imgs = np.asarray(res.images[te])
         for tta in sorted({False, bool(cfg.tta)}):
-            z = predict_logits(model, test_imgs, mean, std, device=device, tta=tta)
-            pred = z.argmax(1)
-            key = "test_tta" if tta else "test"
-            result[key] = _scores(y[te], pred, len(classes))
+            pred = predict_proba(res.model, test_imgs, res.meta, batch_size=256,
+                                 device=device, tta=tta).argmax(1)
+            result["test_tta" if tta else "test"] = _scores(y[te], pred, len(classes))
         from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(out / "result.json", json.dumps(result, indent=2))
@@ -567,75 +881,101 @@ EXAMPLE = """example:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m deep.train`` argument parser."""
-    from wbc_classic.data.split import scheme_argument
-    from wbc_classic.preprocess.stain import available_normalizers
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"width\": 0.5}'")
+    return value
 
-    from .cache import CROPS
 
-    d = TrainConfig()
+def _lazy_choices(name: str | tuple[str, ...]) -> tuple[str, ...]:
+    if name == "crops":
+        from .cache import CROPS
+
+        return tuple(CROPS)
+    if name == "stains":
+        from wbc_classic.preprocess.stain import available_normalizers
+
+        return tuple(available_normalizers())
+    if name == "recipes":
+        from .recipes import recipe_names
+
+        return tuple(recipe_names())
+    return tuple(name)
+
+
+def build_parser(*, only_given: bool = False) -> argparse.ArgumentParser:
+    """The ``python -m deep.train`` argument parser: one flag per :class:`TrainConfig` field,
+    with the field's type, default and ``metadata["help"]``.
+
+    Booleans that default to False are ``--name`` switches, those that default to True are
+    ``--no-name``; dicts are JSON objects; lists take several values. ``only_given=True``:
+    no defaults, so the namespace holds the flags actually given (the recipe fills the rest).
+    """
     p = argparse.ArgumentParser(
         prog="python -m deep.train", epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS if only_given else None,
         description="Train a deep model on class folders with the shared Split.")
-    p.add_argument("--data", required=True, help="root with one folder per class")
-    p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
-    p.add_argument("--model", default=d.model, help="zoo model name (default %(default)s)")
-    p.add_argument("--model-kwargs", type=json_object, default={},
-                   help='JSON, e.g. \'{"width": 0.5}\'')
-    p.add_argument("--img-size", type=int_range(8, 1024), default=d.img_size)
-    p.add_argument("--crop", default=d.crop, choices=CROPS,
-                   help="'cell': fixed-size square around the segmented leukocyte, "
-                        "surroundings blanked (cross-lab robustness); default %(default)s")
-    p.add_argument("--crop-options", type=json_object, default={},
-                   help='JSON options of the cell crop, e.g. \'{"side_um": 25}\'')
-    p.add_argument("--stain", default=d.stain,
-                   choices=available_normalizers(),
-                   help="stain normalisation fitted on 50 training images, stored in the "
-                        "checkpoint and applied by deep.predict (default %(default)s)")
-    p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
-    p.add_argument("--split", default=d.split, type=scheme_argument,
-                   help="80/20, 90/10 or 50/25/25")
-    p.add_argument("--split-seed", type=int_range(0, 2**32 - 1), default=d.split_seed)
-    p.add_argument("--split-file", default=None, help="a saved Split JSON to reuse")
-    p.add_argument("--val-fraction", type=float_range(0, 0.9), default=d.val_fraction)
-    p.add_argument("--epochs", type=int_range(1, 100_000), default=d.epochs)
-    p.add_argument("--batch-size", type=int_range(1, 65_536), default=d.batch_size)
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "adam", "sgd"])
-    p.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=d.lr)
-    p.add_argument("--weight-decay", type=float_range(0, 10), default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float_range(0, 1000), default=d.warmup_epochs)
-    p.add_argument("--scheduler", default=d.scheduler, choices=["cosine", "plateau", "none"])
-    p.add_argument("--patience", type=int_range(0), default=d.patience,
-                   help="early stopping patience in epochs (0 = off)")
-    p.add_argument("--label-smoothing", type=float_range(0, 1, hi_open=True),
-                   default=d.label_smoothing)
-    p.add_argument("--class-weights", action="store_true", help="balanced class weights")
-    p.add_argument("--augment", type=json_object, default={},
-                   help='JSON kwargs of deep.data.build_augmentation, e.g. \'{"rotation": 90}\'')
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--pretrained", default=None,
-                   help="'imagenet' (from the local torch hub cache) or a .pth file")
-    p.add_argument("--freeze-epochs", type=int_range(0), default=0,
-                   help="with --pretrained: epochs training the head only")
-    p.add_argument("--unfreeze-last", type=int_range(0), default=0,
-                   help="phase 2: train the last N layers (0 = all)")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=d.seed)
-    p.add_argument("--num-workers", type=int_range(0, 256), default=d.num_workers)
-    p.add_argument("--cache-dir", default=None,
-                   help="cache folder (default $WBC_CACHE_DIR, else ~/.cache/wbc_classic); "
-                        "decoded images go to its deep/ sub-folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--max-minutes", type=float_range(0, lo_open=True), default=None,
-                   help="training time budget")
-    p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation")
-    p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    p.add_argument("--threads", type=int_range(1, 1024), default=None,
-                   help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        md = dict(f.metadata)
+        help_text = md.pop("help")
+        flag = md.pop("flag", None)
+        choices = md.pop("choices", None)
+        tp = hints[f.name]
+        args = typing.get_args(tp)
+        base = next((a for a in args if a is not type(None)), tp) if args and \
+            type(None) in args else tp
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kw: dict[str, Any] = {"dest": f.name, "help": help_text, **md}
+        if only_given:
+            default = argparse.SUPPRESS
+        if base is bool:
+            kw["default"] = default
+            if f.default:
+                name = flag or f"--no-{f.name.replace('_', '-')}"
+                p.add_argument(name, action="store_false", **kw)
+            else:
+                name = flag or f"--{f.name.replace('_', '-')}"
+                p.add_argument(name, action="store_true", **kw)
+            continue
+        name = flag or f"--{f.name.replace('_', '-')}"
+        if typing.get_origin(base) is dict:
+            kw["type"] = _json_dict
+            kw["metavar"] = "JSON"
+        elif typing.get_origin(base) is list:
+            kw["nargs"] = "+"
+        elif base in (int, float):
+            kw.setdefault("type", base)
+        if choices is not None:
+            kw["choices"] = _lazy_choices(choices)
+        if not kw.get("required"):
+            kw["default"] = default
+            if default not in (None, {}, [], argparse.SUPPRESS):
+                kw["help"] += " (default %(default)s)"
+        p.add_argument(name, **kw)
     return p
+
+
+def config_with_recipe(recipe: str = "default", **settings: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from ``recipe``'s settings (:mod:`deep.recipes`) overridden
+    by ``settings``; the config records the recipe's name."""
+    from .recipes import get_recipe
+
+    r = get_recipe(recipe)
+    return TrainConfig(**{**dict(r.settings), **settings, "recipe": recipe})
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Parse ``python -m deep.train`` arguments into a :class:`TrainConfig`: defaults, then
+    the ``--recipe``'s settings, then the flags given."""
+    build_parser().parse_args(argv)  # full validation, --help and usage errors
+    given = vars(build_parser(only_given=True).parse_args(argv))
+    return config_with_recipe(given.pop("recipe", "default"), **given)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -645,29 +985,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .device import resolve_device
 
-    a = build_parser().parse_args(argv)
+    cfg = config_from_args(argv)
     try:
-        check_output_dir(a.out, "--out")  # before any decoding or training
-        resolve_device(a.device)
+        check_output_dir(cfg.out, "--out")  # before any decoding or training
+        resolve_device(cfg.device)
     except (OutputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        cfg = TrainConfig(
-            data=a.data, out=a.out, model=a.model, model_kwargs=a.model_kwargs,
-            img_size=a.img_size, crop=a.crop, crop_options=a.crop_options,
-            stain=a.stain,
-            classes=a.classes, split=a.split, split_seed=a.split_seed,
-            split_file=a.split_file, val_fraction=a.val_fraction, epochs=a.epochs,
-            batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
-            weight_decay=a.weight_decay, warmup_epochs=a.warmup_epochs,
-            scheduler=a.scheduler, patience=a.patience, label_smoothing=a.label_smoothing,
-            use_class_weights=a.class_weights, augment=a.augment,
-            no_augment=a.no_augment, pretrained=a.pretrained, freeze_epochs=a.freeze_epochs,
-            unfreeze_last=a.unfreeze_last, seed=a.seed, num_workers=a.num_workers,
-            cache_dir=a.cache_dir, resume=a.resume, max_minutes=a.max_minutes,
-            tta=not a.no_tta, amp=not a.no_amp, device=a.device, threads=a.threads,
-            progress=not a.no_progress)
         result = train(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -41,7 +41,9 @@ def test_resolve_models_groups_and_errors(monkeypatch):
     assert cl == ["svm"] and dp == ["smallcnn"]
     assert C.resolve_models(["Linear_SVM", "resnet18"]) == (["linear-svm"], ["resnet18"])
     cl, dp = C.resolve_models(["all"], deep_group=("wbcnet",))
-    assert len(cl) == len(C.CLASSICAL_MODELS) and dp == ["wbcnet"]
+    assert cl == list(C.CLASSICAL_MODELS) and dp == list(C.SEED_MODELS)
+    assert C.resolve_models(["seeds"]) == ([], list(C.SEED_MODELS))
+    assert C.resolve_models(["deep"], deep_group=("wbcnet",)) == ([], ["wbcnet"])
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         C.resolve_models(["nope"])
 
@@ -259,3 +261,154 @@ def test_deep_cell_crop_run(tmp_path):
     assert m["params"]["crop"] == "cell"
     assert doc["config"]["deep_crop"] == "cell"
     assert list((tmp_path / "cache" / "deep").glob("images_*px_*.npy"))
+
+
+# --------------------------------------------------------------------------------------------
+# deep: budgets and the resumable per-model cache
+# --------------------------------------------------------------------------------------------
+def test_share_budget_by_cost():
+    costs = {"big": 4e9, "small": 1e8, "tiny": 1e2}
+    shares = C.share_budget(30, costs, {"small": 2})
+    assert sum(shares.values()) == pytest.approx(30, abs=0.02)
+    assert shares["tiny"] == 1.0  # the floor
+    assert shares["big"] / shares["small"] == pytest.approx((4e9 / 1e8) ** 0.5 / 2, rel=0.01)
+    assert C.share_budget(30, costs, {"small": 2}) == shares  # no timing: same every run
+    cfg = C.build_config({"deep_budget_boost": "wbcnet=3, resnet18=2"})
+    assert cfg.deep_budget_boost == {"wbcnet": 3.0, "resnet18": 2.0}
+    with pytest.raises(ValueError, match="deep_budget_minutes"):
+        C.build_config({"deep_budget_minutes": 0})
+
+
+def _quick_deep(tmp_path, **extra):
+    args = ["--quick", "--models", "smallcnn", "--epochs", "2", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--seg-images", "0"]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return R.main(args)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_deep_run_is_resumable(tmp_path, monkeypatch):
+    """A run killed during a network's second epoch continues from its last.pt; a finished
+    network is read back from <out>/deep/ and never retrained; other settings retrain."""
+    import deep.train as T
+
+    real_evaluate = T.evaluate
+    calls = {"n": 0}
+
+    def killed_in_epoch_2(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(T, "evaluate", killed_in_epoch_2)
+    assert _quick_deep(tmp_path) == 130  # Ctrl-C: one line, the documented exit code
+    (run_dir,) = (tmp_path / "out" / "deep").iterdir()
+    assert run_dir.name.startswith("smallcnn-") and (run_dir / "last.pt").is_file()
+    assert not (run_dir / "done.json").exists()
+    monkeypatch.setattr(T, "evaluate", real_evaluate)
+    assert _quick_deep(tmp_path) == 0
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]  # epoch 1 from the killed run
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    first = {m["name"]: m for m in doc["models"]}["smallcnn"]
+    assert first["params"]["epochs_run"] == 2 and first["params"]["n_parameters"] > 0
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished network was trained again")
+
+    monkeypatch.setattr(T, "train_on_split", no_training)
+    assert _quick_deep(tmp_path) == 0
+    doc2 = json.loads((tmp_path / "out" / "results.json").read_text())
+    again = {m["name"]: m for m in doc2["models"]}["smallcnn"]
+    assert again["metrics"]["accuracy"] == first["metrics"]["accuracy"]
+    assert any("read back" in n for n in again["notes"])
+    # other settings: another key, so it trains (and here fails by the patch)
+    monkeypatch.setattr(T, "train_on_split", no_training)
+    with pytest.raises(AssertionError, match="trained again"):
+        _quick_deep(tmp_path, lr=0.01)
+
+
+def test_deep_cache_key_is_pinned():
+    """The key of a finished network must not move with code edits (a later run would
+    retrain it): a new TrainConfig field at its default leaves it unchanged."""
+    pytest.importorskip("torch")
+    from deep.train import TrainConfig
+    from wbc_classic.data.split import make_split
+
+    y = np.repeat(np.arange(3), 10)
+    fold = make_split(y, "80/20", seed=0)
+    t = TrainConfig(model="wbcnet", model_kwargs={"width": 0.75}, img_size=64, epochs=300,
+                    max_minutes=7.98, patience=0, threads=2, device="cpu")
+    key = R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool), "cpu")
+    assert key == "f038aedec3448153"
+    t.threads, t.progress, t.out = 1, False, "elsewhere"  # not results: same key
+    assert R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool),
+                       "cpu") == key
+    t.lr = 0.01
+    assert R._deep_key("wbcnet", t, "images_64px_abc.npy", fold, np.ones(30, bool),
+                       "cpu") != key
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_soft_voting_ensemble_row(tmp_path):
+    out = tmp_path / "out"
+    code = R.main(["--quick", "--models", "smallcnn,sevenblock", "--ensembles",
+                   "smallcnn+sevenblock,smallcnn+missing", "--out", str(out), "--cache-dir",
+                   str(tmp_path / "cache"), "--no-progress", "--seg-images", "0", "--epochs", "1"])
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    models = {m["name"]: m for m in doc["models"]}
+    assert "ensemble(smallcnn+missing)" not in models  # a member did not run
+    ens = models["ensemble(smallcnn+sevenblock)"]
+    mean = (np.asarray(models["smallcnn"]["y_score"])
+            + np.asarray(models["sevenblock"]["y_score"])) / 2
+    np.testing.assert_allclose(ens["y_score"], mean, atol=2e-6)
+    assert ens["params"]["members"] == ["smallcnn", "sevenblock"]
+    assert ens["family"] == "deep"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_bloodmnist_npz_with_the_official_split(tmp_path):
+    from tests.deep.test_deep_train import write_bloodmnist
+
+    npz = write_bloodmnist(tmp_path / "bloodmnist_28.npz", n=(32, 8, 16))
+    out = tmp_path / "out"
+    code = R.main(["--data", str(npz), "--models", "logreg,smallcnn", "--epochs", "1",
+                   "--img-size", "28", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "--no-progress", "--seg-images", "0", "--n-resamples", "50"])
+    assert code == 0
+    split = json.loads((out / "split.json").read_text())
+    assert split["scheme"] == "official" and split["test"] == list(range(40, 56))
+    assert len(split["train"]) == 32 and len(split["val"]) == 8
+    doc = json.loads((out / "results.json").read_text())
+    assert {m["name"] for m in doc["models"]} == {"logreg", "smallcnn"}
+    assert all(m["n_samples"] == 16 for m in doc["models"])
+    assert doc["class_names"][3] == "ig"
+    assert R.main(["--data", str(npz), "--split", "kfold:3", "--models", "logreg",
+                   "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "--seg-images", "0"]) == 2
+
+
+def test_recipe_sets_split_for_both_families_unless_given():
+    assert C.build_config({"recipe": "aljader"}).split == "50/25/25"
+    assert C.build_config({"recipe": "aljader", "split": "80/20"}).split == "80/20"
+    assert C.build_config({"recipe": "medmnist-v2"}).batch_size == 128
+    with pytest.raises(ValueError, match="unknown recipe"):
+        C.build_config({"recipe": "nope"})
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_row_says_which_recipe_produced_it(tmp_path):
+    out = tmp_path / "out"
+    assert R.main(["--quick", "--models", "smallcnn", "--recipe", "medmnist-v2", "--epochs",
+                   "1", "--batch-size", "8", "--out", str(out), "--cache-dir",
+                   str(tmp_path / "cache"), "--no-progress", "--seg-images", "0"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    (m,) = doc["models"]
+    assert m["params"]["recipe"] == "medmnist-v2"
+    (run_dir,) = (out / "deep").iterdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["optimizer"] == "adam" and cfg["scheduler"] == "step" and cfg["epochs"] == 1
+    assert "| medmnist-v2 |" in (out / "report.md").read_text()

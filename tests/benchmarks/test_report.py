@@ -255,3 +255,34 @@ def test_figure_functions_return_drawable_figures(results):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+def test_deep_training_table_curves_and_paper_metrics(tmp_path, results, env):
+    """A deep row with its history: the 'Deep training' table (epochs, minutes, parameters,
+    FLOPs, converged), training curves, and the weighted/MCC table for every model."""
+    import dataclasses
+
+    yt, res = results
+    hist = [{"epoch": 1, "train_loss": 1.2, "val_loss": 1.1, "train_acc": 0.5, "val_acc": 0.6},
+            {"epoch": 2, "train_loss": 0.9, "val_loss": 0.8, "train_acc": 0.7, "val_acc": 0.75,
+             "fraction": 0.4}]
+    deep = dataclasses.replace(res[2], history=hist, params={
+        "img_size": 64, "n_parameters": 1234567, "gflops": 0.183, "train_minutes": 3.5,
+        "epochs_run": 1.4, "best_epoch": 2, "stop_reason": "time_budget", "converged": False,
+        "max_minutes": 3.5, "recipe": "default"})
+    R.write_report(tmp_path, [res[0], deep], class_names=CLASSES,
+                   dataset=R.DatasetInfo("synthetic-3", True, "generated cells"),
+                   leakage=None, seed=0, environment=env, y_true=yt)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Deep training" in md and "1,234,567" in md and "| NO |" in md
+    assert "## Weighted averages and Matthews correlation" in md and "MCC" in md
+    assert "figures/training_curves.png" in md
+    assert (tmp_path / "figures" / "training_curves.png").is_file()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    (d,) = [m for m in doc["models"] if m["name"] == "tiny_cnn"]
+    assert d["history"][1]["fraction"] == 0.4 and "mcc" in d["metrics"]
+    assert "Training curves" in (tmp_path / "report.html").read_text()
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert rows["tiny_cnn"]["epochs_run"] == "1.4" and rows["tiny_cnn"]["converged"] == "False"
+    assert rows["svm"]["n_parameters"] == ""

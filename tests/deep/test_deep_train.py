@@ -377,3 +377,289 @@ def test_blur_and_sharpen_augmentation_change_high_frequencies_only():
     smooth = blur.transforms[0].transforms[0](x)
     torch.manual_seed(1)
     assert any(roughness(sharp(smooth)) > 1.2 * roughness(smooth) for _ in range(10))
+
+
+# ------------------------------------------------------------------------------- the one entry
+
+def _tiny_arrays(n_per_class=6, size=28, seed=1):
+    from wbc_classic.data.synthetic import make_cells
+
+    imgs, y, classes = make_cells(n_per_class, size=size, seed=seed)
+    return np.asarray(imgs, np.uint8), np.asarray(y, np.int64), list(classes)
+
+
+def _tiny_cfg(**kw):
+    from deep.train import TrainConfig
+
+    base = dict(model="smallcnn", model_kwargs={"width": 0.25}, img_size=28, epochs=2,
+                batch_size=8, progress=False, threads=1, warmup_epochs=0.5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_on_split_returns_model_meta_and_history(tmp_path):
+    from deep.checkpoint import CheckpointMeta, load_checkpoint
+    from deep.train import train_on_split
+    from wbc_classic.data.split import make_split
+
+    imgs, y, classes = _tiny_arrays()
+    split = make_split(y, "80/20", seed=0)
+    res = train_on_split(_tiny_cfg(), imgs, y, split, classes=classes, out=tmp_path / "run")
+    assert isinstance(res.meta, CheckpointMeta)
+    assert res.meta.classes == classes and res.meta.img_size == 28 and len(res.meta.mean) == 3
+    assert res.meta.epochs_run == 2 and res.meta.stop_reason == "epochs"
+    assert res.meta.n_parameters == sum(p.numel() for p in res.model.parameters())
+    assert [r["epoch"] for r in res.history] == [1, 2]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(res.history[0])
+    # training and early stopping never touch the test part
+    assert not set(res.train_idx) & set(split.test) and not set(res.val_idx) & set(split.test)
+    # the returned weights are best.pt's, and the checkpoint's meta reads back as the dataclass
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    for k, v in ck["state_dict"].items():
+        assert torch.equal(v, res.model.state_dict()[k])
+    assert CheckpointMeta.from_dict(ck["meta"]).model == "smallcnn"
+    # without an output folder nothing is left behind
+    res2 = train_on_split(_tiny_cfg(epochs=1), imgs, y, split, classes=classes)
+    assert res2.out is None and len(res2.history) == 1
+
+
+def test_train_on_split_is_what_deep_train_runs(tmp_path, trained):
+    """Same config, same data, same Split: deep.train's epochs equal train_on_split's."""
+    from deep.train import train_on_split
+    from wbc_classic.data.datasets import load_class_folders
+    from wbc_classic.data.split import make_split
+
+    out, _, cfg = trained
+    iset = load_class_folders(cfg.data)
+    res = train_on_split(cfg, iset.paths, iset.y, make_split(iset.y, "80/20", seed=0),
+                         classes=list(iset.classes), out=tmp_path / "again")
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_loss"] == res.history[0]["train_loss"]  # bit-identical epoch 1
+    assert rows[0]["val_loss"] == res.history[0]["val_loss"]
+
+
+def test_checkpoint_meta_round_trip_and_errors():
+    from deep.checkpoint import CheckpointError, CheckpointMeta
+
+    m = CheckpointMeta(model="wbcnet", classes=["a", "b"], img_size=32, mean=[0.5] * 3,
+                       std=[0.2] * 3, recipe="default", epochs_run=1.5)
+    d = m.to_dict()
+    assert CheckpointMeta.from_dict({**d, "future_key": 1}) == m
+    assert m["classes"] == ["a", "b"] and m.get("crop") == "center" and m.get("nope") is None
+    with pytest.raises(CheckpointError, match="classes"):
+        CheckpointMeta.from_dict({"model": "x", "img_size": 8, "mean": [0] * 3,
+                                  "std": [1] * 3})
+
+
+def test_one_prediction_loop():
+    """predict_proba is the softmax of predict_logits; evaluate's loss is computed on them."""
+    from deep.data import ArrayDataset
+    from deep.models import get_model
+    from deep.predict import predict_logits, predict_proba
+    from deep.train import evaluate
+
+    imgs, y, classes = _tiny_arrays(2)
+    torch.manual_seed(0)
+    model = get_model("smallcnn", num_classes=len(classes), img_size=28, width=0.25).eval()
+    meta = {"classes": classes, "img_size": 28, "mean": [0.5] * 3, "std": [0.25] * 3}
+    z = predict_logits(model, imgs, meta["mean"], meta["std"], batch_size=3)
+    p = predict_proba(model, imgs, meta, batch_size=7)
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(z), 1).numpy(), atol=1e-6)
+    v = evaluate(model, ArrayDataset(imgs, y), meta["mean"], meta["std"],
+                 torch.nn.CrossEntropyLoss(), "cpu")
+    ref = float(torch.nn.functional.cross_entropy(torch.from_numpy(z), torch.from_numpy(y)))
+    assert v["loss"] == pytest.approx(ref, rel=1e-5)
+    assert v["acc"] == pytest.approx(float(np.mean(z.argmax(1) == y)))
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_logits(model, imgs, meta["mean"], meta["std"], batch_size=0)
+
+
+def test_resume_keeps_the_learning_rate_schedule(tmp_path, monkeypatch):
+    """Issue 14 item 2: a run killed after epoch 2 of 4 and resumed has the same rates as an
+    uninterrupted one (the base rate was read from the resumed optimiser: x0.762)."""
+    import deep.train as T
+    from deep.data import ArrayDataset
+    from deep.models import get_model
+
+    imgs, y, classes = _tiny_arrays(4)
+    meta = {"model": "smallcnn", "classes": classes, "img_size": 28, "mean": [0.5] * 3,
+            "std": [0.25] * 3}
+    cfg = _tiny_cfg(epochs=4, patience=0, warmup_epochs=0.0, out=None)
+
+    def run(out, resume=False):
+        torch.manual_seed(0)
+        model = get_model("smallcnn", num_classes=len(classes), img_size=28, width=0.25)
+        cfg.resume = resume
+        return T.fit(model, ArrayDataset(imgs, y), ArrayDataset(imgs, y, np.arange(4)), cfg,
+                     meta=meta, out=out)
+
+    full = [r["lr"] for r in run(tmp_path / "full")["history"]]
+    real_evaluate = T.evaluate
+    calls = {"n": 0}
+
+    def killed_in_epoch_3(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # a kill after epoch 2's checkpoint
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(T, "evaluate", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut")
+    monkeypatch.setattr(T, "evaluate", real_evaluate)
+    hist = run(tmp_path / "cut", resume=True)["history"]
+    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
+    assert [r["lr"] for r in hist] == pytest.approx(full, rel=1e-12)
+
+
+def test_resume_without_last_checkpoint_says_so(tmp_path, capsys):
+    from deep.data import ArrayDataset
+    from deep.models import get_model
+    from deep.train import fit
+
+    imgs, y, classes = _tiny_arrays(2)
+    meta = {"model": "smallcnn", "classes": classes, "img_size": 28, "mean": [0.5] * 3,
+            "std": [0.25] * 3}
+    model = get_model("smallcnn", num_classes=len(classes), img_size=28, width=0.25)
+    fit(model, ArrayDataset(imgs, y), None, _tiny_cfg(epochs=1, resume=True), meta=meta,
+        out=tmp_path / "fresh")
+    err = capsys.readouterr().err
+    assert "no " in err and "last.pt" in err and "starting from scratch" in err
+
+
+def test_time_budget_stops_inside_an_epoch(tmp_path, monkeypatch):
+    """A network slower than its budget stops at it (fraction of an epoch), and the warm-up
+    ends by TIME_WARMUP of the budget however few steps were taken."""
+    import deep.train as T
+    from deep.data import ArrayDataset
+    from deep.models import get_model
+
+    imgs, y, classes = _tiny_arrays(6)
+    clock = {"t": 0.0}
+
+    def fake_clock():
+        clock["t"] += 6.0  # every call: 6 s later
+        return clock["t"]
+
+    monkeypatch.setattr(T.time, "perf_counter", fake_clock)
+    meta = {"model": "smallcnn", "classes": classes, "img_size": 28, "mean": [0.5] * 3,
+            "std": [0.25] * 3}
+    model = get_model("smallcnn", num_classes=len(classes), img_size=28, width=0.25)
+    cfg = _tiny_cfg(epochs=5, batch_size=2, max_minutes=1.0, warmup_epochs=1.0)
+    h = T.fit(model, ArrayDataset(imgs, y), None, cfg, meta=meta)
+    assert h["stop_reason"] == "time_budget"
+    assert len(h["history"]) == 1 and 0 < h["history"][0]["fraction"] < 1
+    assert 0 < h["epochs_run"] < 1
+    assert T.lr_factor(0, 100, 50, progress=T.TIME_WARMUP / 2) == pytest.approx(0.5)
+    assert T.lr_factor(0, 100, 50, progress=None) == pytest.approx(1 / 50)
+    assert T.lr_factor(1, 100, 50, progress=T.TIME_WARMUP) > 0.99
+
+
+def test_still_improving():
+    from deep.train import still_improving
+
+    falling = [{"val_loss": v} for v in (1.0, 0.8, 0.6, 0.5)]
+    flat = [{"val_loss": v} for v in (1.0, 0.5, 0.6, 0.61, 0.6)]
+    assert still_improving(falling) and not still_improving(flat)
+
+
+def test_accel_settings_follow_the_device():
+    from deep.train import accel_settings
+
+    assert accel_settings("cpu") == (False, False)
+    assert accel_settings(torch.device("cuda", 0)) == (True, True)
+    assert accel_settings("cuda", amp=False) == (False, True)
+
+
+def test_cli_is_built_from_the_config_fields():
+    import dataclasses
+
+    from deep.train import TrainConfig, build_parser, config_from_args
+
+    p = build_parser()
+    dests = {a.dest: a for a in p._actions if a.dest != "help"}
+    assert set(dests) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert all(a.help for a in dests.values())
+    cfg = config_from_args(["--data", "d", "--model-kwargs", '{"width": 0.5}', "--classes",
+                            "a", "b", "--no-tta", "--class-weights", "--max-minutes", "3",
+                            "--lr", "0.01"])
+    assert cfg == TrainConfig(data="d", model_kwargs={"width": 0.5}, classes=["a", "b"],
+                              tta=False, use_class_weights=True, max_minutes=3.0, lr=0.01)
+    with pytest.raises(SystemExit):
+        config_from_args(["--data", "d", "--model-kwargs", "[1, 2]"])
+
+
+def test_soft_vote_is_the_ensemble_rule_and_predict_takes_an_ensemble(trained, cell_folders,
+                                                                      tmp_path):
+    from deep.checkpoint import load_model
+    from deep.models.ensemble import ensemble_from_checkpoints
+    from deep.predict import main, predict_proba, soft_vote
+
+    out, _, _ = trained
+    imgs = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    (m1, meta), (m2, _) = load_model(out / "best.pt"), load_model(out / "last.pt")
+    p1, p2 = predict_proba(m1, imgs, meta), predict_proba(m2, imgs, meta)
+    ens, ens_meta = ensemble_from_checkpoints([out / "best.pt", out / "last.pt"])
+    np.testing.assert_allclose(soft_vote([p1, p2]), predict_proba(ens.eval(), imgs, ens_meta),
+                               atol=1e-5)
+    np.testing.assert_allclose(soft_vote([p1, p2], [3, 1]), 0.75 * p1 + 0.25 * p2, atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        soft_vote([p1, p2], [1])
+    csv_path = tmp_path / "ens.csv"
+    assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
+                 str(cell_folders / "lymphocyte"), "--out", str(csv_path)]) == 0
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
+                 str(cell_folders), "--out", str(csv_path), "--vote-weights", "1"]) == 2
+
+
+def write_bloodmnist(path, n=(24, 8, 8), size=28, seed=0):
+    """A small file in the real MedMNIST layout: ``{split}_images`` (N, H, W, 3) uint8 and
+    ``{split}_labels`` (N, 1) uint8, 8 BloodMNIST classes (a colour per class plus noise)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, m in zip(("train", "val", "test"), n, strict=True):
+        labels = np.arange(m) % 8
+        base = np.stack([np.full((size, size, 3), (30 * c + 20, 200 - 20 * c, 120), np.uint8)
+                         for c in labels])
+        noise = rng.integers(0, 40, base.shape, dtype=np.uint8)
+        arrays[f"{split}_images"] = (base + noise).astype(np.uint8)
+        arrays[f"{split}_labels"] = labels.astype(np.uint8)[:, None]
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def test_deep_train_takes_a_bloodmnist_npz_with_its_official_split(tmp_path):
+    from deep.train import train
+    from wbc_classic.data.datasets import BLOODMNIST_CLASSES
+    from wbc_classic.data.split import Split
+
+    npz = write_bloodmnist(tmp_path / "bloodmnist.npz")
+    res = train(_cfg(tmp_path, npz, img_size=32, epochs=1))
+    assert res["classes"] == list(BLOODMNIST_CLASSES)
+    assert (res["n_train"], res["n_val"], res["n_test"]) == (24, 8, 8)
+    split = Split.load(tmp_path / "run" / "split.json")
+    assert split.scheme == "official" and split.test.tolist() == list(range(32, 40))
+    assert sum(map(sum, res["test"]["confusion"])) == 8
+
+
+def test_recipes_fill_the_config_and_flags_win():
+    from deep.recipes import get_recipe
+    from deep.train import config_from_args, lr_factor
+
+    cfg = config_from_args(["--data", "d", "--recipe", "medmnist-v2", "--lr", "0.01"])
+    assert (cfg.recipe, cfg.optimizer, cfg.batch_size, cfg.epochs) == ("medmnist-v2", "adam",
+                                                                      128, 100)
+    assert cfg.lr == 0.01 and cfg.scheduler == "step" and cfg.no_augment
+    assert config_from_args(["--data", "d"]).recipe == "default"
+    # the step schedule: x0.1 after half and three quarters of the training
+    f = [lr_factor(s, 100, 0, milestones=[0.5, 0.75], gamma=0.1) for s in (0, 49, 50, 74, 75)]
+    assert f == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    r = get_recipe("medmnist-v2")
+    assert set(r.from_paper) <= set(r.settings)
+    with pytest.raises(ValueError, match="unknown recipe 'nope'.*medmnist-v2"):
+        get_recipe("nope")
+    with pytest.raises(SystemExit):
+        config_from_args(["--data", "d", "--recipe", "nope"])

@@ -332,3 +332,21 @@ def test_callers_score_with_the_metrics_module():
     p = np.array([0, -1, 2, 1, 1, 3, 0, -1, 3])
     assert per_class_accuracy(y, p) == {"basophil": 1 / 3, "eosinophil": 1.0,
                                         "monocyte": 0.5}
+
+
+def test_weighted_averages_and_mcc_match_scikit_learn():
+    from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall_score
+
+    from wbc_classic.evaluation.metrics import evaluate
+
+    rng = np.random.default_rng(4)
+    yt = rng.integers(0, 5, 400)
+    yp = np.where(rng.random(400) < 0.7, yt, rng.integers(0, 5, 400))
+    m = evaluate(yt, yp, n_resamples=200, seed=0).metrics
+    assert m["precision_weighted"].value == pytest.approx(
+        precision_score(yt, yp, average="weighted"))
+    assert m["sensitivity_weighted"].value == pytest.approx(
+        recall_score(yt, yp, average="weighted"))
+    assert m["f1_weighted"].value == pytest.approx(f1_score(yt, yp, average="weighted"))
+    assert m["mcc"].value == pytest.approx(matthews_corrcoef(yt, yp))
+    assert m["mcc"].low < m["mcc"].value < m["mcc"].high

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from wbc_classic.data.labels import CLASS_SETS, canonical_label, label_key
+from wbc_classic.data.labels import BLOODMNIST_CLASSES, CLASS_SETS, canonical_label, label_key
 from wbc_classic.io.images import IMAGE_EXTENSIONS, is_image_file, read_grey
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "load_class_folders",
     "load_image_manifest",
     "load_medmnist",
+    "load_medmnist_split",
     "load_segmentation_set",
     "load_voc_smears",
     "read_label_mask",
@@ -775,3 +776,54 @@ def load_medmnist(npz_path: PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]
         raise DatasetError(f"{str(p)!r} is not a MedMNIST file: expected keys like "
                            f"'train_images', 'train_labels', found {sorted(keys)}")
     return out
+
+
+@dataclass(frozen=True)
+class MedMNISTSet:
+    """A MedMNIST file as one labelled set with its official split (:func:`load_medmnist_split`).
+
+    Attributes
+    ----------
+    images : ndarray, shape (N, H, W, 3), uint8
+        The train, val and test parts, in that order.
+    y : ndarray of int64, shape (N,)
+    classes : tuple of str
+        :data:`BLOODMNIST_CLASSES` for a ``bloodmnist*`` file, else ``class_0``, ...
+    split : wbc_classic.data.split.Split
+        The official parts (scheme ``"official"``, no seed).
+    """
+
+    images: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    split: object
+
+
+def load_medmnist_split(npz_path: PathLike) -> MedMNISTSet:
+    """Load a MedMNIST ``.npz`` (:func:`load_medmnist`) as one set with its official
+    train/val/test :class:`~wbc_classic.data.split.Split`, so both model families train on the
+    official train part and are scored on the official test part.
+
+    Raises
+    ------
+    FileNotFoundError, DatasetError
+        As :func:`load_medmnist`; also when the file has no train or no test part.
+    """
+    from wbc_classic.data.split import Split, label_digest
+
+    p = Path(npz_path)
+    parts = load_medmnist(p)
+    missing = [name for name in ("train", "test") if name not in parts]
+    if missing:
+        raise DatasetError(f"{str(p)!r} has no {' and no '.join(missing)} part")
+    order = [name for name in _MEDMNIST_SPLITS if name in parts]
+    images = np.concatenate([parts[name][0] for name in order])
+    y = np.concatenate([parts[name][1] for name in order])
+    n = {name: len(parts[name][1]) if name in parts else 0 for name in _MEDMNIST_SPLITS}
+    k = int(y.max()) + 1 if y.size else 0
+    classes = (BLOODMNIST_CLASSES if p.name.lower().startswith("bloodmnist")
+               and k <= len(BLOODMNIST_CLASSES) else tuple(f"class_{i}" for i in range(k)))
+    a, b = n["train"], n["train"] + n["val"]
+    split = Split(train=np.arange(a), val=np.arange(a, b), test=np.arange(b, len(y)),
+                  seed=None, scheme="official", label_digest=label_digest(y))
+    return MedMNISTSet(images, y, tuple(classes), split)

@@ -62,6 +62,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "f1_macro",
     "roc_auc_macro",
     "cohen_kappa",
+    "precision_weighted",
+    "sensitivity_weighted",
+    "f1_weighted",
+    "mcc",
 )
 
 #: Human-readable column headers for :data:`METRIC_NAMES`.
@@ -74,6 +78,10 @@ METRIC_LABELS: dict[str, str] = {
     "f1_macro": "F1 (macro)",
     "roc_auc_macro": "ROC AUC (macro OvR)",
     "cohen_kappa": "Cohen's kappa",
+    "precision_weighted": "Precision (weighted)",
+    "sensitivity_weighted": "Recall (weighted)",
+    "f1_weighted": "F1 (weighted)",
+    "mcc": "MCC",
 }
 
 _BOOT_CHUNK_ELEMS = 4_000_000  # resample-index elements held at once (~32 MB of int64)
@@ -347,6 +355,15 @@ def _overall_from_cm(cm: np.ndarray) -> dict[str, np.ndarray]:
         "specificity_macro": macro(pc["specificity"], active),
         "f1_macro": macro(pc["f1"], active),
         "cohen_kappa": _safe_div(po - pe, 1.0 - pe),
+        # averaged with the class supports as weights (scikit-learn's average="weighted")
+        "precision_weighted": _safe_div((pc["precision"] * support).sum(axis=-1), n),
+        "sensitivity_weighted": _safe_div((pc["sensitivity"] * support).sum(axis=-1), n),
+        "f1_weighted": _safe_div((pc["f1"] * support).sum(axis=-1), n),
+        # multiclass Matthews correlation (Gorodkin's R_K, scikit-learn's matthews_corrcoef)
+        "mcc": _safe_div(
+            tp.sum(axis=-1) * n - (support.astype(np.float64) * predicted).sum(axis=-1),
+            np.sqrt((n * n - (predicted.astype(np.float64) ** 2).sum(axis=-1))
+                    * (n * n - (support.astype(np.float64) ** 2).sum(axis=-1)))),
     }
     return out
 
