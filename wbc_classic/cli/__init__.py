@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "count": "count",
     "features": "features",
+    "export-onnx": "export_onnx",
 }
 
 
