@@ -960,6 +960,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks.run`` argument parser (every default is SUPPRESSed, so only
     the flags actually given override the preset and the config file)."""
     from deep.cache import CROPS  # torch-free module
+    from wbc_classic.io.options import NamesAction
+
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", argument_default=argparse.SUPPRESS,
         description="Benchmark the classical and the deep leukocyte classifiers on one split: "
@@ -975,8 +977,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--data", metavar="DIR", help="class-per-folder image set")
     a("--test-data", metavar="DIR", help="separate test set (class folders or a segmentation "
       "set with labels in manifest.csv): train on --data, test here (domain shift)")
-    a("--classes", help="comma-separated classes in label order, or pbc8 / pbc5")
-    a("--models", help="comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
+    a("--classes", nargs="+", action=NamesAction, metavar="CLASS",
+      help="classes in label order, space- or comma-separated, or pbc8 / pbc5")
+    a("--models", nargs="+", action=NamesAction, metavar="MODEL",
+      help="space- or comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
       "random-forest, mlp, any deep zoo name, or the groups classical, deep, all")
     a("--split", help="80/20 (default), 90/10, 50/25/25 or kfold:K (pooled out-of-fold)")
     a("--img-size", type=int, help="deep input side in pixels")
@@ -1006,6 +1010,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-progress", dest="progress", action="store_false", help="no progress bars")
     a("--print-config", action="store_true",
       help="print the effective configuration as YAML and exit")
+    a("--json", action="store_true",
+      help="print the machine-readable result (results.json) to stdout instead of the table")
     return p
 
 
@@ -1013,6 +1019,7 @@ def config_from_argv(argv: Sequence[str] | None = None) -> tuple[BenchmarkConfig
     """Parse the command line into the effective config; also returns ``--print-config``."""
     ns = vars(build_parser().parse_args(argv))
     print_only = bool(ns.pop("print_config", False))
+    ns.pop("json", None)  # output form only, not a setting of the run
     file_settings = load_config_file(ns.pop("config")) if "config" in ns else {}
     return build_config(ns, file_settings), print_only
 
@@ -1025,6 +1032,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    as_json = bool(getattr(build_parser().parse_args(argv), "json", False))
     if print_only:
         import yaml
 
@@ -1057,10 +1065,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: outputs already written are complete (atomic writes); the "
               "cache keeps every finished image", file=sys.stderr)
         return 130
-    print(res.leakage.headline())
-    print(summary_table(res.results))
+    if as_json:  # stdout holds the JSON only
+        print(Path(res.paths["json"]).read_text(encoding="utf-8").strip())
+    else:
+        print(res.leakage.headline())
+        print(summary_table(res.results))
     print(f"\nreport: {res.paths['html']}\n        {res.paths['markdown']}\n"
-          f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}")
+          f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}",
+          file=sys.stderr if as_json else sys.stdout)
     if res.failures:
         print(f"{len(res.failures)} image(s) failed and are listed in the report's 'Failed "
               f"images' table; exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)

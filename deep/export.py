@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     from wbc_classic.io.atomic import OutputError, check_output_file
     from wbc_classic.io.options import EXIT_USAGE, int_range
 
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint written by python -m deep.train (best.pt)")
+    p.add_argument("--out", required=True, help="ONNX file to write (atomically)")
     p.add_argument("--opset", type=int_range(18, 23), default=18,
                    help="ONNX opset, 18-23 (the dynamo exporter's range; default 18)")
     a = p.parse_args(argv)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -46,9 +47,11 @@ from wbc_classic.io.options import (
     EXIT_FAILED_INPUTS,
     EXIT_OK,
     EXIT_USAGE,
+    NamesAction,
     float_range,
     int_range,
     json_object,
+    log_to_stderr,
 )
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -61,6 +64,8 @@ from .data import (
     stratified_holdout,
 )
 from .models import get_model
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "evaluate", "fit", "main", "predict_logits", "set_seed", "train"]
 
@@ -312,7 +317,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             optimizer.load_state_dict(ck["optimizer"])
         state.update(ck["extra"])
         if rank == 0:
-            print(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}", file=sys.stderr)
+            logger.info("resumed from %s at epoch %s", out / "last.pt", state["epoch"])
     base_lrs = [grp["lr"] for grp in optimizer.param_groups]
     if cfg.pretrained and cfg.freeze_epochs > 0:
         set_trainable(model, "head")
@@ -385,7 +390,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         if rank == 0:
             msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items())
-            print(msg, file=sys.stderr, flush=True)
+            logger.info("%s", msg)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
@@ -402,7 +407,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                 row["elapsed_seconds"] + row["epoch_seconds"] > 60 * cfg.max_minutes:
             stop = True
             if rank == 0:
-                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
+                logger.info("time budget of %s min reached", cfg.max_minutes)
         if world > 1:  # every rank must take the same decision
             flag = torch.tensor([int(stop)], device=device)
             dist.broadcast(flag, 0)
@@ -486,12 +491,12 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
         readable = np.asarray(cache.ok, bool)
         tr, va, te = tr[readable[tr]], va[readable[va]], te[readable[te]]
         if rank == 0:
-            print(f"warning: {len(skipped)} of {len(iset.paths)} images cannot be read and are "
-                  f"skipped:", file=sys.stderr)
+            logger.warning("%d of %d images cannot be read and are skipped:", len(skipped),
+                           len(iset.paths))
             for path, msg in list(skipped.items())[:10]:
-                print(f"  {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
+                logger.warning("  %s", msg if path in msg else f"{path}: {msg}")
             if len(skipped) > 10:
-                print(f"  ... and {len(skipped) - 10} more (result.json)", file=sys.stderr)
+                logger.warning("  ... and %d more (result.json)", len(skipped) - 10)
     images, y = cache.images, np.asarray(iset.y, np.int64)
     missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
     if missing:
@@ -541,10 +546,39 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
         from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(out / "result.json", json.dumps(result, indent=2))
-        print(json.dumps(result), flush=True)
+    if rank == 0 and (out / "best.pt").is_file():
+        _write_card(out / "best.pt", model, meta, result, y[tr], te)
     if world > 1:
         dist.barrier()
     return result
+
+
+def _write_card(path: Path, model: nn.Module, meta: dict[str, Any], result: dict[str, Any],
+                y_train: np.ndarray, te: np.ndarray) -> None:
+    """Store the model card in the best checkpoint's metadata and write it beside the file
+    (:mod:`wbc_classic.io.modelcard`); ``model`` holds the best weights at this point."""
+    import platform
+
+    from wbc_classic import __version__
+    from wbc_classic.io.modelcard import make_card, write_card
+
+    classes = meta["classes"]
+    counts = np.bincount(y_train, minlength=len(classes))
+    test = result.get("test")
+    in_lab = None if not test else {
+        "data": f"held-out {meta['split'].get('scheme')} test part of {meta['data']}",
+        "n": int(len(te)), **{k: test[k] for k in ("accuracy", "balanced_accuracy",
+                                                    "macro_f1")}}
+    card = make_card(family="deep", architecture=f"{meta['model']} at {meta['img_size']} px",
+                     classes=classes, file=path, sources=[meta["data"]],
+                     counts=dict(zip(classes, counts.tolist(), strict=True)),
+                     split={**meta["split"], "n_train": result["n_train"],
+                            "n_val": result["n_val"], "n_test": result["n_test"]},
+                     in_lab=in_lab, versions={"wbc_classic": __version__,
+                                              "torch": torch.__version__,
+                                              "python": platform.python_version()})
+    save_checkpoint(path, model, {**meta, "card": card}, extra={})
+    write_card(card, path)
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
@@ -584,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model, help="zoo model name (default %(default)s)")
     p.add_argument("--model-kwargs", type=json_object, default={},
                    help='JSON, e.g. \'{"width": 0.5}\'')
-    p.add_argument("--img-size", type=int_range(8, 1024), default=d.img_size)
+    p.add_argument("--img-size", type=int_range(8, 1024), default=d.img_size,
+                   help="network input side in pixels (default %(default)s)")
     p.add_argument("--crop", default=d.crop, choices=CROPS,
                    help="'cell': fixed-size square around the segmented leukocyte, "
                         "surroundings blanked (cross-lab robustness); default %(default)s")
@@ -594,35 +629,49 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=available_normalizers(),
                    help="stain normalisation fitted on 50 training images, stored in the "
                         "checkpoint and applied by deep.predict (default %(default)s)")
-    p.add_argument("--classes", nargs="+", default=None, help="class folders to use, in order")
+    p.add_argument("--classes", nargs="+", default=None, action=NamesAction, metavar="CLASS",
+                   help="class folders to use, in order, space- or comma-separated")
     p.add_argument("--split", default=d.split, type=scheme_argument,
                    help="80/20, 90/10 or 50/25/25")
-    p.add_argument("--split-seed", type=int_range(0, 2**32 - 1), default=d.split_seed)
+    p.add_argument("--split-seed", type=int_range(0, 2**32 - 1), default=d.split_seed,
+                   help="seed of the split (default %(default)s)")
     p.add_argument("--split-file", default=None, help="a saved Split JSON to reuse")
-    p.add_argument("--val-fraction", type=float_range(0, 0.9), default=d.val_fraction)
-    p.add_argument("--epochs", type=int_range(1, 100_000), default=d.epochs)
-    p.add_argument("--batch-size", type=int_range(1, 65_536), default=d.batch_size)
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "adam", "sgd"])
-    p.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=d.lr)
-    p.add_argument("--weight-decay", type=float_range(0, 10), default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float_range(0, 1000), default=d.warmup_epochs)
-    p.add_argument("--scheduler", default=d.scheduler, choices=["cosine", "plateau", "none"])
+    p.add_argument("--val-fraction", type=float_range(0, 0.9), default=d.val_fraction,
+                   help="part of the training images held out for early stopping when the "
+                        "split has no validation part (default %(default)s)")
+    p.add_argument("--epochs", type=int_range(1, 100_000), default=d.epochs,
+                   help="training epochs (default %(default)s)")
+    p.add_argument("--batch-size", type=int_range(1, 65_536), default=d.batch_size,
+                   help="images per step (default %(default)s)")
+    p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "adam", "sgd"],
+                   help="optimiser (default %(default)s)")
+    p.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=d.lr,
+                   help="peak learning rate (default %(default)s)")
+    p.add_argument("--weight-decay", type=float_range(0, 10), default=d.weight_decay,
+                   help="weight decay (default %(default)s)")
+    p.add_argument("--warmup-epochs", type=float_range(0, 1000), default=d.warmup_epochs,
+                   help="linear learning-rate warm-up, in epochs (default %(default)s)")
+    p.add_argument("--scheduler", default=d.scheduler, choices=["cosine", "plateau", "none"],
+                   help="learning-rate schedule after the warm-up (default %(default)s)")
     p.add_argument("--patience", type=int_range(0), default=d.patience,
                    help="early stopping patience in epochs (0 = off)")
     p.add_argument("--label-smoothing", type=float_range(0, 1, hi_open=True),
-                   default=d.label_smoothing)
+                   default=d.label_smoothing,
+                   help="label smoothing of the cross-entropy (default %(default)s)")
     p.add_argument("--class-weights", action="store_true", help="balanced class weights")
     p.add_argument("--augment", type=json_object, default={},
                    help='JSON kwargs of deep.data.build_augmentation, e.g. \'{"rotation": 90}\'')
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no training augmentation")
     p.add_argument("--pretrained", default=None,
                    help="'imagenet' (from the local torch hub cache) or a .pth file")
     p.add_argument("--freeze-epochs", type=int_range(0), default=0,
                    help="with --pretrained: epochs training the head only")
     p.add_argument("--unfreeze-last", type=int_range(0), default=0,
                    help="phase 2: train the last N layers (0 = all)")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=d.seed)
-    p.add_argument("--num-workers", type=int_range(0, 256), default=d.num_workers)
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=d.seed,
+                   help="seed of initialisation, sampling and augmentation (default %(default)s)")
+    p.add_argument("--num-workers", type=int_range(0, 256), default=d.num_workers,
+                   help="data-loader worker processes (default %(default)s)")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default $WBC_CACHE_DIR, else ~/.cache/wbc_classic); "
                         "decoded images go to its deep/ sub-folder")
@@ -630,11 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float_range(0, lo_open=True), default=None,
                    help="training time budget")
     p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation")
-    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--no-amp", action="store_true",
+                   help="no automatic mixed precision (on CUDA)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     p.add_argument("--threads", type=int_range(1, 1024), default=None,
                    help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -668,7 +718,10 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=a.cache_dir, resume=a.resume, max_minutes=a.max_minutes,
             tta=not a.no_tta, amp=not a.no_amp, device=a.device, threads=a.threads,
             progress=not a.no_progress)
-        result = train(cfg)
+        with log_to_stderr():  # epoch lines and warnings, one line each
+            result = train(cfg)
+        if "test" in result:  # rank 0 scored the test part: the machine-readable result
+            print(json.dumps(result), flush=True)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

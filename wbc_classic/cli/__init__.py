@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "count": "count",
     "features": "features",
     "export-onnx": "export_onnx",
+    "info": "info",
 }
 
 
@@ -67,18 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from wbc_classic.io.atomic import OutputError
     from wbc_classic.io.cachedir import CacheDirError
-    from wbc_classic.io.options import EXIT_USAGE
+    from wbc_classic.io.options import EXIT_USAGE, log_to_stderr
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with log_to_stderr(logging.WARNING):  # a deprecated flag's warning
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or argparse's one-line usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args._run(args) or 0)
+        with log_to_stderr(logging.WARNING):  # library warnings as one line each
+            return int(args._run(args) or 0)
     except (OutputError, CacheDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
