@@ -153,18 +153,40 @@ def test_quick_run_writes_every_output(quick_run):
 def test_both_families_share_the_test_indices(quick_run):
     res, _ = quick_run
     split = res.split[0]
+    in_lab = split.test[split.test < res.data.n_data]  # the other lab's cells are scored apart
     idx = list(res.test_indices.values())
     assert len(idx) == len(MODELS.split(","))
     for a in idx:
-        np.testing.assert_array_equal(a, split.test)
+        np.testing.assert_array_equal(a, in_lab)
     doc = json.loads((res.out / "results.json").read_text())
     y_true = np.asarray(doc["y_true"])
-    np.testing.assert_array_equal(y_true, res.data.y[split.test])
+    np.testing.assert_array_equal(y_true, res.data.y[in_lab])
     for m in doc["models"]:
-        assert len(m["y_pred"]) == len(split.test)
+        assert len(m["y_pred"]) == len(in_lab)
     from wbc_classic.data.split import Split
 
     assert Split.load(res.out / "split.json") == split
+
+
+@pytest.mark.slow
+def test_default_run_scores_in_lab_and_cross_lab_side_by_side(quick_run):
+    """The synthetic default adds a second laboratory: all of it is test data, scored apart."""
+    res, _ = quick_run
+    data, split = res.data, res.split[0]
+    assert data.other_lab is not None
+    other = np.arange(data.n_data, len(data.paths))
+    assert len(other) == 5 * 4  # quick: 4 cells per class of the other lab
+    assert set(other) <= set(split.test) and not set(other) & set(split.train)
+    assert all(str(data.paths[i]).startswith(data.other_lab) for i in other)
+    doc = json.loads((res.out / "results.json").read_text())
+    section = next(s for s in doc["sections"] if s["title"] == "In-lab and cross-lab accuracy")
+    assert [r["model"] for r in section["rows"]] == MODELS.split(",")
+    for model, row in zip(res.results, section["rows"], strict=True):
+        x = model.params["cross_lab_accuracy"]
+        assert len(model.y_pred) == len(res.test_indices[model.name])  # in-lab only
+        assert 0.0 <= x <= 1.0 and row["cross-lab accuracy"].startswith(f"{x:.3f}")
+    table = R.summary_table(res.results)
+    assert "x-lab" in table.splitlines()[0]
 
 
 @pytest.mark.slow
