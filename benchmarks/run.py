@@ -58,7 +58,7 @@ bootstrap
   + segment + features; deep: decode + resize) and added to the model's own prediction time
   on the whole test set (median of 3 timed calls).
 * **Peak memory**: the process's resident-set high-water mark during the model's training and
-  prediction calls (:func:`wbc_classic.evaluation.metrics.measure_call`), so it includes the
+  prediction calls (:func:`wbc_classic.evaluation.profiling.measure_call`), so it includes the
   baseline
   of the process (Python, NumPy, torch, ...).
 * **Model size**: the saved ``.skops`` file (classical) or the serialized state dict (deep).
@@ -218,7 +218,7 @@ def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
     (:data:`benchmarks.config.OTHER_LAB`; default: the main one)."""
     import hashlib
 
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
     from wbc_classic.io.atomic import atomic_write_text
 
     n = cfg.n_per_class if n_per_class is None else int(n_per_class)
@@ -289,16 +289,16 @@ def _load_labelled(root: Path, classes: Sequence[str] | None) -> tuple[list[Path
 
 def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
     """Load (or render) the images of the run; see the module docstring."""
-    from wbc_classic.data.datasets import ImageSet, canonical_label, load_class_folders
-    from wbc_classic.data.synthetic import CLASSES5
+    from wbc_classic.data.datasets import ImageSet, load_class_folders
+    from wbc_classic.data.labels import PBC5_CLASSES, canonical_label
 
     notes: list[str] = []
     if cfg.preset == "synthetic" and not cfg.data:
-        classes = tuple(canonical_label(c) for c in (cfg.classes or CLASSES5))
-        bad = [c for c in classes if c not in CLASSES5]
+        classes = tuple(canonical_label(c) for c in (cfg.classes or PBC5_CLASSES))
+        bad = [c for c in classes if c not in PBC5_CLASSES]
         if bad:
             raise ValueError(f"the synthetic generator has no class {bad}; it draws "
-                             f"{', '.join(CLASSES5)}")
+                             f"{', '.join(PBC5_CLASSES)}")
         root = _synthetic_folder(cfg, cache, classes, log)
         iset = load_class_folders(root, classes=classes)
         name = "synthetic"
@@ -456,7 +456,7 @@ def segmentation_section(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> Se
     if cfg.seg_data:
         root, what = Path(cfg.seg_data), f"ground truth from {cfg.seg_data}"
     elif cfg.preset == "synthetic" and not cfg.data:
-        from wbc_classic.data.synthetic import write_segmentation_set
+        from wbc_classic.data.synthetic_sets import write_segmentation_set
         from wbc_classic.io.atomic import atomic_write_text
 
         root = cache / "synthetic" / (f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}"
@@ -570,7 +570,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     :meth:`WBCModel.fit_features` on those rows: the benchmark orchestrates nothing below.
     """
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes, time_inference
 
     n, k = len(data.paths), len(data.classes)
     with log.stage("classical: read + segment + features") as st:
@@ -672,7 +672,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     from deep.models import get_model
     from deep.predict import predict_proba
     from deep.train import TrainConfig, fit, set_seed
-    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes, time_inference
     from wbc_classic.io.images import read_image
 
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))

@@ -151,7 +151,7 @@ def test_old_split_spelling_warns_and_still_works(capsys):
 
 def test_json_prints_machine_readable_stdout(tmp_path, capsys):
     from wbc_classic.cli import main
-    from wbc_classic.data.synthetic import write_segmentation_set
+    from wbc_classic.data.synthetic_sets import write_segmentation_set
 
     root = write_segmentation_set(tmp_path / "set", 2, seed=0, size=128)
     assert main(["eval-seg", "--data", str(root), "--json"]) == 0

@@ -58,7 +58,7 @@ def test_classical_model_fits_its_subset_with_augmented_copies(tmp_path):
     ``fit`` itself adds the augmented copies (of the training images only)."""
     import pytest
 
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     classes = ("lymphocyte", "monocyte")
     root = write_class_folders(tmp_path / "d", 3, classes=classes, size=96)

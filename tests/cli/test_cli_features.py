@@ -14,7 +14,7 @@ from features import FAMILIES, FeatureExtractor
 from segmentation.result import Segmentation
 from wbc_classic.cli import main
 from wbc_classic.data.datasets import read_label_mask
-from wbc_classic.data.synthetic import write_segmentation_set
+from wbc_classic.data.synthetic_sets import write_segmentation_set
 from wbc_classic.io.images import read_image
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from wbc_classic.cli import main
-from wbc_classic.data.synthetic import write_class_folders
+from wbc_classic.data.synthetic_sets import write_class_folders
 from wbc_classic.io.modelcard import (
     CARD_FIELDS,
     card_markdown,
