@@ -916,6 +916,7 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
         results = []
         test_indices: dict[str, np.ndarray] = {}
         cross_rows: list[dict[str, Any]] = []
+        cross_evals: dict[str, Any] = {}
         for s in scored:
             ev = evaluate(y_true, s.pred[test_idx], s.score[test_idx],
                           class_names=data.classes, n_resamples=cfg.n_resamples,
@@ -925,6 +926,7 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                                class_names=data.classes, n_resamples=cfg.n_resamples,
                                seed=cfg.seed)
                 s.params["cross_lab_accuracy"] = round(xev.metrics["accuracy"].value, 4)
+                cross_evals[s.name] = xev
                 cross_rows.append(_cross_lab_row(s.name, s.family, ev, xev))
             thr = s.params.pop("_throughput", None)
             results.append(ModelResult(
@@ -936,6 +938,9 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
             test_indices[s.name] = test_idx.copy()
         st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images" + (
             f" + {len(other_idx)} of the other lab" if len(other_idx) else "")
+    with log.stage("model cards") as st:
+        n_cards = write_model_cards(cfg, data, scored, results, cross_evals, folds, out)
+        st["detail"] = f"{n_cards} card(s) beside the saved models"
     if cross_rows:
         sections.insert(0, Section(
             "In-lab and cross-lab accuracy", cross_rows,
@@ -996,6 +1001,67 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
         st["detail"] = f"{out}"
     return RunOutput(out, paths, results, test_indices, list(folds), data, leakage, log.rows,
                      failures)
+
+
+def write_model_cards(cfg: BenchmarkConfig, data: LoadedData, scored: Sequence[Any],
+                      results: Sequence[ModelResult], cross_evals: Mapping[str, Any],
+                      folds: Sequence[Any], out: Path) -> int:
+    """A model card (:mod:`wbc_classic.io.modelcard`) for every model the run saved, with the
+    run's in-lab and cross-lab scores: beside the file and inside its metadata."""
+    from wbc_classic.io.modelcard import classical_card, make_card
+
+    def score(ev: Any, where: str, n: int) -> dict[str, Any]:
+        return {"data": where, "n": int(n),
+                **{k: round(float(ev.metrics[k].value), 4)
+                   for k in ("accuracy", "balanced_accuracy", "f1_macro")}}
+
+    f0 = folds[0]
+    split = {"scheme": f0.scheme, "seed": int(cfg.seed), "n_train": int(len(f0.train)),
+             "n_val": int(len(f0.val)),
+             "n_test": int(len(results[0].y_pred)) if results and results[0].y_pred is not None
+             else None}
+    counts = np.bincount(data.y[np.sort(np.concatenate([f0.train, f0.val]))],
+                         minlength=len(data.classes))
+    by_name = {r.name: r for r in results}
+    n = 0
+    for s in scored:
+        r = by_name.get(s.name)
+        if r is None:
+            continue
+        in_lab = score(r.evaluation, f"held-out {f0.scheme} test part of {data.name}",
+                       len(r.y_pred) if r.y_pred is not None else 0)
+        other = None
+        if s.name in cross_evals:
+            other = score(cross_evals[s.name], f"second synthetic laboratory {data.other_lab}",
+                          int(cross_evals[s.name].confusion.sum()))
+        common = {"classes": data.classes, "sources": [data.root or data.name],
+                  "counts": dict(zip(data.classes, counts.tolist(), strict=True)),
+                  "split": split, "in_lab": in_lab, "other_lab": other}
+        if s.family == "classical" and s.params.get("saved_model"):
+            from wbc_classic.classical.modelfile import load
+
+            path = Path(s.params["saved_model"])
+            model = load(path)
+            card = classical_card(model.metadata_, common["classes"], model.versions_, path)
+            card.update(make_card(family="classical", architecture=s.name, file=path,
+                                  versions=model.versions_, **common))
+            model.metadata_["card"] = card
+            model.save(path)
+            from wbc_classic.io.modelcard import write_card
+
+            write_card(card, path)
+            n += 1
+        elif s.family == "deep" and len(folds) == 1:
+            path = out / "deep" / s.name / "best.pt"
+            if path.is_file():
+                from deep.checkpoint import set_model_card
+                from wbc_classic.io.versions import installed_version
+
+                set_model_card(path, make_card(
+                    family="deep", architecture=f"{s.name} at {cfg.img_size} px", file=path,
+                    versions={"torch": installed_version(["torch"]) or "?"}, **common))
+                n += 1
+    return n
 
 
 def _cross_lab_row(name: str, family: str, ev: Any, xev: Any) -> dict[str, Any]:

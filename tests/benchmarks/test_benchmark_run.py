@@ -281,3 +281,26 @@ def test_deep_cell_crop_run(tmp_path):
     assert m["params"]["crop"] == "cell"
     assert doc["config"]["deep_crop"] == "cell"
     assert list((tmp_path / "cache" / "deep").glob("images_*px_*.npy"))
+
+
+@pytest.mark.slow
+def test_every_saved_model_has_a_card_with_both_scores(quick_run):
+    from wbc_classic.classical.modelfile import load
+    from wbc_classic.io.modelcard import missing_fields
+
+    res, _ = quick_run
+    saved = [Path(r.params["saved_model"]) for r in res.results if r.family == "classical"]
+    assert saved
+    for path in saved:
+        card = load(path).metadata_["card"]
+        assert missing_fields(card) == []
+        assert card["scores"]["in_lab"]["accuracy"] == pytest.approx(
+            next(r.evaluation.metrics["accuracy"].value for r in res.results
+                 if r.params.get("saved_model") == str(path)), abs=1e-4)
+        assert card["scores"]["other_lab"]["n"] == 20
+        assert path.with_name(f"{path.stem}.card.md").is_file()
+    if HAS_TORCH:
+        from deep.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(res.out / "deep" / "smallcnn" / "best.pt")
+        assert ck["meta"]["card"]["scores"]["other_lab"] is not None

@@ -126,3 +126,14 @@ def test_export_onnx_file_from_a_saved_model(tmp_path):
     np.testing.assert_allclose(onnx_predict_proba(tmp_path / "m.onnx", X),
                                loaded.estimator_.predict_proba(X), atol=1e-5)
     assert len(json.loads(meta["feature_names"])) == X.shape[1]
+
+
+@pytest.mark.parametrize("params", [{"feature_selection": "univariate", "k": 8},
+                                    {"feature_selection": "sfs", "k": 4},
+                                    {"search": "grid", "cv": 2}])
+def test_selection_and_search_pipelines_convert(params, data):
+    X, y, X_new = data
+    fc = FeatureClassifier("logreg", classifier_params=params).fit(X[:120], y[:120])
+    for batch in (X_new[:1], X_new[:7]):
+        p_onnx = onnx_predict_proba(to_onnx_model(fc), batch)
+        assert np.abs(p_onnx - fc.predict_proba(batch)).max() <= 1e-5

@@ -27,9 +27,11 @@ against ``predict_proba`` in ``tests/classical/test_onnx.py``, max |dp| <= 1e-5)
   split threshold (XGBoost's histogram thresholds are data values), so the scaler is exported
   as ``Sub`` and ``Div`` in float32: bit-identical to scikit-learn.
 
-Not convertible: a pipeline with ``feature_selection="sfs"`` converts (its support mask is a
-column gather), as does ``"univariate"``; a hyper-parameter search exports its best estimator.
-Anything else skl2onnx lacks a converter for raises :class:`OnnxExportError` naming it.
+Feature selection converts too: ``"univariate"`` (SelectKBest) with skl2onnx's converter, and
+``"sfs"`` (SequentialFeatureSelector, which skl2onnx does not know) through the same converter,
+registered here (at prediction time both are a fitted column mask). A hyper-parameter search
+exports its best pipeline. Anything skl2onnx lacks a converter for raises
+:class:`OnnxExportError` naming it.
 """
 
 from __future__ import annotations
@@ -121,6 +123,16 @@ def _register_converters() -> None:
 
     update_registered_converter(_ExactScaler, "WbcExactStandardScaler",
                                 calculate_sklearn_scaler_output_shapes, convert_exact_scaler)
+    # forward selection (``feature_selection="sfs"``) is a fitted column mask at prediction
+    # time, like SelectKBest: skl2onnx's own selection converter reads ``get_support()``
+    from skl2onnx.operator_converters.feature_selection import (
+        convert_sklearn_feature_selection,
+    )
+    from skl2onnx.shape_calculators.feature_selection import calculate_sklearn_select
+    from sklearn.feature_selection import SequentialFeatureSelector
+
+    update_registered_converter(SequentialFeatureSelector, "WbcSequentialFeatureSelector",
+                                calculate_sklearn_select, convert_sklearn_feature_selection)
     try:
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
         from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
