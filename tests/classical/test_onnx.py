@@ -137,3 +137,12 @@ def test_selection_and_search_pipelines_convert(params, data):
     for batch in (X_new[:1], X_new[:7]):
         p_onnx = onnx_predict_proba(to_onnx_model(fc), batch)
         assert np.abs(p_onnx - fc.predict_proba(batch)).max() <= 1e-5
+
+
+def test_scaler_is_exact_so_trees_branch_alike_on_their_thresholds(data):
+    """skl2onnx's Scaler (x - mean) * (1 / scale) moved XGBoost's probabilities by 0.02 on
+    these training rows (values on split thresholds); the exported Sub + Div does not."""
+    X, y, _ = data
+    fc = FeatureClassifier("xgboost").fit(X, y) if "xgboost" in _converters() else \
+        FeatureClassifier("random-forest").fit(X, y)
+    assert np.abs(onnx_predict_proba(to_onnx_model(fc), X) - fc.predict_proba(X)).max() <= 1e-5
