@@ -86,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OutputError, CacheDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `wbc-classic features --describe | head`: the reader left
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted: files already written are complete (atomic writes); "
               "nothing half-written was left", file=sys.stderr)
