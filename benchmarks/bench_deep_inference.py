@@ -79,16 +79,17 @@ def run(model_name: str = "wbcnet", img_size: int = 64, batch: int = 64, repeats
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="wbcnet")
+    p.add_argument("--model", default="wbcnet", help="zoo model name (default wbcnet)")
     p.add_argument("--model-kwargs", default="{}", help='JSON, e.g. \'{"width": 0.75}\'')
     p.add_argument("--checkpoint", default=None, help="time a trained checkpoint instead")
-    p.add_argument("--img-size", type=int, default=64)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--img-size", type=int, default=64, help="input side in pixels (64)")
+    p.add_argument("--batch", type=int, default=64, help="images per forward pass (64)")
+    p.add_argument("--repeats", type=int, default=30, help="timed batches (30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed batches first (5)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="use the channels-last memory format")
     a = p.parse_args(argv)
     r = run(a.model, a.img_size, a.batch, a.repeats, a.warmup, a.threads, a.checkpoint,
             a.device, a.channels_last, json.loads(a.model_kwargs))

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PBC class-folder root")
     parser.add_argument("--n", type=int, default=40, help="number of images")
     parser.add_argument("--repeat", type=int, default=3, help="timings per cell (min is kept)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     parser.add_argument("--standin", action="store_true", help="use the Otsu stand-in segmenter")
     parser.add_argument("--accuracy", action="store_true",
                         help="instead of timing: extract features of --per-class images per "

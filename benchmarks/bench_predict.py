@@ -91,15 +91,18 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns 0 when the throughput and size targets are met, else 1."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--model", required=True, type=Path,
+                        help="model file written by `wbc-classic train` (.skops)")
     parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "pbc")
-    parser.add_argument("--n-images", type=int, default=400)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "pbc",
+                        help="class-folder images to time (default ../shared/data/pbc)")
+    parser.add_argument("--n-images", type=int, default=400, help="images to time (400)")
+    parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (2)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs, the best kept (5)")
     parser.add_argument("--breakdown", type=int, default=60,
                         help="images for the one-core per-stage breakdown (0: skip)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     parser.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
     args = parser.parse_args(argv)
 

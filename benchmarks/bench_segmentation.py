@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                              "default: synthetic cells")
     parser.add_argument("--n", type=int, default=100, help="images to time (100)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per image, best kept (3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results here (JSON)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the machine-readable result (JSON) to stdout instead of "
+                             "the summary line")
     parser.add_argument("--keep-stages", action="store_true",
                         help="also compute the teaching-only intermediate images (as "
                              "`segment --steps` does); default: the batch/predict path")
@@ -108,16 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "cv2": cv2.getNumThreads()},
     }
-    print(f"segmentation speed on {source} ({len(images)} images, {images[0].shape[1]}x"
+    print(json.dumps(result) if args.json else
+          f"segmentation speed on {source} ({len(images)} images, {images[0].shape[1]}x"
           f"{images[0].shape[0]}, 1 thread): median CPU {result['median_cpu_ms']:.1f} ms/image "
           f"-> {result['images_per_second']:.1f} images/s per core "
           f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}, keep_stages={keep}); wall-clock median "
           f"{result['median_ms']:.1f} ms (p90 {result['p90_ms']:.1f} ms, load average "
           f"{load:.1f}); found {100 * result['found_rate']:.0f}%")
-    if args.json:
+    if args.out:
         from wbc_classic.io.atomic import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return 0
 
 

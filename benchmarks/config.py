@@ -155,6 +155,15 @@ class BenchmarkConfig:
         Synthetic preset: generated cells per class.
     synthetic_size : int
         Synthetic preset: crop side in pixels.
+    synthetic_ambiguity : float
+        Synthetic preset: share of cells drawn part-way towards a confusable class
+        (``make_cell(ambiguity=...)``): the errors a good model cannot avoid.
+    synthetic_stain_jitter : float
+        Synthetic preset: multiplier of the per-image stain variation.
+    other_lab_per_class : int
+        Synthetic preset: cells per class of a second synthetic "laboratory" (another stain,
+        pixel scale and crop, :data:`OTHER_LAB`), scored beside the in-lab test part as
+        the cross-lab accuracy; 0 leaves it out.
     seg_images : int
         Images of the segmentation-scoring set (synthetic set, or the first of
         ``cellavision_seg`` for the real presets); 0 skips segmentation scoring.
@@ -202,6 +211,9 @@ class BenchmarkConfig:
     quick: bool = False
     n_per_class: int = 64
     synthetic_size: int = 96
+    synthetic_ambiguity: float = 0.0
+    synthetic_stain_jitter: float = 1.0
+    other_lab_per_class: int = 0
     seg_images: int = 25
     seg_data: str | None = None
     max_per_class: int | None = None
@@ -234,6 +246,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "deep_models": ["smallcnn", "sevenblock"],
         "deep_model_kwargs": {"smallcnn": {"width": 0.5}, "sevenblock": {"width": 0.5}},
         "img_size": 48, "epochs": 12,
+        # a task on which models differ: ambiguous cells, stain variation, another lab
+        "synthetic_ambiguity": 0.35, "synthetic_stain_jitter": 2.0,
+        "other_lab_per_class": 20,
     },
     "pbc8": {"data": "@shared/pbc", "classes": list(PBC8_CLASSES), "deep_models": ["wbcnet"],
              "img_size": 64, "epochs": 10, "batch_size": 64, "n_jobs": 2, "seg_images": 100},
@@ -243,11 +258,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                "seg_images": 0},
 }
 
+#: The second synthetic laboratory of the default run: another stain (hue, saturation and
+#: density shifted, :func:`wbc_classic.data.synthetic.make_cell`'s ``stain_shift``), pixel
+#: scale (cells ~15 % larger in pixels) and crop (112 px with more surroundings).
+OTHER_LAB: dict[str, Any] = {"stain_shift": (30.0, 1.4, 0.7), "size": 88, "scale": 0.8,
+                             "position_jitter": 0.08, "blur": 1.0}
+
 #: Settings of ``quick`` runs (applied unless the config file or a flag sets them).
 QUICK: dict[str, Any] = {
     "models": ["logreg", "knn", "smallcnn"], "n_per_class": 12, "synthetic_size": 64,
     "epochs": 1, "img_size": 32, "seg_images": 4, "throughput_images": 8,
     "max_per_class": 20, "n_jobs": 1, "deep_model_kwargs": {"smallcnn": {"width": 0.25}},
+    "other_lab_per_class": 4,
 }
 
 
@@ -452,11 +474,12 @@ def _coerce(name: str, value: Any) -> Any:
         return {str(k): dict(v or {}) for k, v in value.items()}
     if name in ("img_size", "epochs", "batch_size", "n_jobs", "threads", "seed", "n_per_class",
                 "synthetic_size", "seg_images", "max_per_class", "n_resamples",
-                "leakage_max_distance", "throughput_images"):
+                "other_lab_per_class", "leakage_max_distance", "throughput_images"):
         if isinstance(value, bool) or int(value) != float(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(value)
-    if name in ("lr", "deep_max_minutes", "deep_budget_minutes"):
+    if name in ("lr", "deep_max_minutes", "deep_budget_minutes", "synthetic_ambiguity",
+                "synthetic_stain_jitter"):
         return float(value)
     if name == "deep_budget_boost":
         if isinstance(value, str):  # "wbcnet=6,resnet18=2"

@@ -422,17 +422,20 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding pbc/ and cellavision_seg/ (default ../shared/data)")
-    ap.add_argument("--stains", default="none,reinhard,macenko,histogram,white-balance")
+    ap.add_argument("--stains", default="none,reinhard,macenko,histogram,white-balance",
+                    help="stain normalisers to compare, comma-separated (default: all five)")
     ap.add_argument("--features", default=",".join(FEATURE_SUBSETS),
                     help=f"feature subsets to compare (default: {','.join(FEATURE_SUBSETS)})")
-    ap.add_argument("--classifiers", default="logreg,svm,xgboost")
+    ap.add_argument("--classifiers", default="logreg,svm,xgboost",
+                    help="classical classifiers to compare, comma-separated (default %(default)s)")
     ap.add_argument("--rim-trim", default="off", help="off, on or off,on")
     ap.add_argument("--augment", default="none",
                     help="training augmentations to compare: none, colour, colour+scale "
                          "(comma-separated)")
     ap.add_argument("--augment-copies", type=int, default=2,
                     help="augmented copies per training image (default 2)")
-    ap.add_argument("--augment-strength", type=float, default=1.0)
+    ap.add_argument("--augment-strength", type=float, default=1.0,
+                    help="scale of the colour/scale augmentation ranges (default 1.0)")
     ap.add_argument("--test-scales", default="", metavar="F,F,...",
                     help="also score the cellavision cells resized by each factor (another "
                          "magnification), as they are and resampled to PBC's measured scale "
@@ -444,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-deep", metavar="MODEL", default=None,
                     help="also train this network (e.g. smallcnn) in the synthetic protocol, "
                          "once per stain normaliser")
-    ap.add_argument("--synthetic-deep-epochs", type=int, default=40)
+    ap.add_argument("--synthetic-deep-epochs", type=int, default=40,
+                    help="training epochs of --synthetic-deep (default 40)")
     ap.add_argument("--synthetic-deep-augment", default="{}", metavar="JSON",
                     help="deep.data.build_augmentation kwargs for --synthetic-deep")
     ap.add_argument("--deep", type=Path, nargs="*", default=[],
@@ -452,10 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="feature cache shared with wbc-classic train (default "
                          "$WBC_CACHE_DIR, else ~/.cache/wbc_classic)")
-    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--n-jobs", type=int, default=2,
+                    help="parallel workers for feature extraction (default 2)")
     ap.add_argument("--n-ref", type=int, default=50,
                     help="PBC training images the stain normaliser is fitted on")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of splits and models (default 0)")
     ap.add_argument("--out", type=Path, help="write results.json and table.md here")
     ap.add_argument("--scale-survey", type=int, default=0, metavar="N",
                     help="only report the estimated um/pixel of N images per data set")

@@ -76,7 +76,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +194,8 @@ class LoadedData:
     test_name: str | None = None
     notes: list[str] = field(default_factory=list)
     official_split: Any = None
+    #: the second synthetic laboratory: paths[n_data:] are its cells, all in the test part
+    other_lab: str | None = None
 
     def rel(self, i: int) -> str:
         """Short name of item ``i`` (path relative to its data root)."""
@@ -216,22 +218,38 @@ def _generator_version() -> str:
 
 
 def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
-                      log: StageLog) -> Path:
-    """Render (once) the synthetic class-folder set; return its root."""
+                      log: StageLog, *, n_per_class: int | None = None, seed: int | None = None,
+                      lab: Mapping[str, Any] | None = None) -> Path:
+    """Render (once) the synthetic class-folder set; return its root.
+
+    ``lab`` holds the renderer settings of another synthetic laboratory
+    (:data:`benchmarks.config.OTHER_LAB`; default: the main one)."""
+    import hashlib
+
     from wbc_classic.data.synthetic_sets import write_class_folders
     from wbc_classic.io.atomic import atomic_write_text
 
-    tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{cfg.n_per_class}-s{cfg.synthetic_size}" \
-          f"-seed{cfg.seed}-{_generator_version()}"
+    n = cfg.n_per_class if n_per_class is None else int(n_per_class)
+    seed = cfg.seed if seed is None else int(seed)
+    variation: dict[str, Any] = {"size": cfg.synthetic_size}
+    if cfg.synthetic_ambiguity:
+        variation["ambiguity"] = cfg.synthetic_ambiguity
+    if cfg.synthetic_stain_jitter != 1.0:
+        variation["stain_jitter"] = cfg.synthetic_stain_jitter
+    variation.update(lab or {})
+    extra = {k: v for k, v in variation.items() if k != "size"}
+    # settings beyond the defaults are part of the folder name (as the size and seed are)
+    vtag = "" if not extra else "-v" + hashlib.sha256(
+        json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]
+    tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{n}-s{variation['size']}" \
+          f"-seed{seed}{vtag}-{_generator_version()}"
     root = cache / "synthetic" / tag
     marker = root / "complete.json"
     if not marker.is_file():
-        log.say(f"rendering {cfg.n_per_class} synthetic cells per class into {root}")
-        write_class_folders(root, cfg.n_per_class, classes=classes, size=cfg.synthetic_size,
-                            seed=cfg.seed)
-        atomic_write_text(marker, json.dumps({"n_per_class": cfg.n_per_class,
-                                              "size": cfg.synthetic_size, "seed": cfg.seed,
-                                              "classes": list(classes)}))
+        log.say(f"rendering {n} synthetic cells per class into {root}")
+        write_class_folders(root, n, classes=classes, seed=seed, **variation)
+        atomic_write_text(marker, json.dumps({"n_per_class": n, "seed": seed,
+                                              "classes": list(classes), **variation}))
     else:
         log.say(f"reusing the synthetic cells in {root}")
     return root
@@ -337,8 +355,10 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         name = "synthetic"
         synthetic = True
         description = (f"SYNTHETIC cells drawn by wbc_classic.data.synthetic (seed {cfg.seed}): "
-                       f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops. "
-                       "Not real blood: the numbers only show that the pipeline works.")
+                       f"{cfg.n_per_class} per class, {cfg.synthetic_size} px PNG crops, "
+                       f"{cfg.synthetic_ambiguity:.0%} of them ambiguous (part-way to a "
+                       f"confusable class), stain jitter x{cfg.synthetic_stain_jitter:g}. "
+                       "Not real blood: the numbers only show how the methods compare.")
     elif str(cfg.data).lower().endswith(".npz"):
         if cfg.test_data:
             raise ValueError("a MedMNIST .npz brings its own test part: --test-data cannot "
@@ -377,6 +397,19 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
     paths, y, classes = list(iset.paths), np.asarray(iset.y, np.int64), tuple(iset.classes)
     n_data = len(paths)
     test_name = None
+    other_lab = None
+    if synthetic and cfg.other_lab_per_class > 0 and not cfg.test_data:
+        from benchmarks.config import OTHER_LAB
+
+        oroot = _synthetic_folder(cfg, cache, classes, log, n_per_class=cfg.other_lab_per_class,
+                                  seed=cfg.seed + 1000, lab=OTHER_LAB)
+        oset = load_class_folders(oroot, classes=classes)
+        paths += list(oset.paths)
+        y = np.concatenate([y, np.asarray(oset.y, np.int64)])
+        other_lab = str(oroot)
+        description += (f" A second synthetic laboratory ({cfg.other_lab_per_class} per class; "
+                        + ", ".join(f"{k} {v}" for k, v in OTHER_LAB.items())
+                        + ") is scored beside the in-lab test part (cross-lab).")
     if cfg.test_data:
         troot = Path(cfg.test_data)
         if not troot.is_dir():
@@ -399,7 +432,7 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         test_name = str(troot)
         description += f"; tested on another set: {troot} ({len(keep)} images)"
     return LoadedData(paths, y, classes, n_data, name, synthetic, description,
-                      str(iset.root) if iset.root else None, test_name, notes)
+                      str(iset.root) if iset.root else None, test_name, notes, other_lab=other_lab)
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +455,16 @@ def make_folds(cfg: BenchmarkConfig, data: LoadedData) -> list[Any]:
         return [Split(np.arange(data.n_data), np.zeros(0, np.int64),
                       np.arange(data.n_data, n), cfg.seed, "external-test", n)]
     parsed = parse_scheme(cfg.split)
+    if data.other_lab is not None:
+        # the split is made on the main lab's cells; the other lab's are all test images
+        other = np.arange(data.n_data, n)
+        if parsed.kind == "kfold":
+            folds = kfold_splits(data.y[:data.n_data], k=parsed.k,  # type: ignore[arg-type]
+                                 seed=cfg.seed)
+        else:
+            folds = [make_split(data.y[:data.n_data], cfg.split, seed=cfg.seed)]
+        return [Split(f.train, f.val, np.concatenate([f.test, other]) if k == 0 else f.test,
+                      f.seed, f.scheme, n, f.fold) for k, f in enumerate(folds)]
     if parsed.kind == "kfold":
         return kfold_splits(data.y, k=parsed.k, seed=cfg.seed)  # type: ignore[arg-type]
     return [make_split(data.y, cfg.split, seed=cfg.seed)]
@@ -663,7 +706,8 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             if len(folds) > 1:
                 sc.notes.append(f"k-fold: {len(folds)} fits, out-of-fold predictions pooled; "
                                 "the saved model is the last fold's")
-            st["detail"] = f"accuracy {np.mean(sc.fold_acc):.3f}, fit {sc.train_seconds:.2f} s"
+            st["detail"] = (f"{'test (in-lab + other lab) ' if data.other_lab else ''}accuracy "
+                            f"{np.mean(sc.fold_acc):.3f}, fit {sc.train_seconds:.2f} s")
         clf_per_img = sc.predict_seconds / max(sc.n_predicted, 1)
         sc.params["throughput_front_end_ms"] = round(front * 1000, 2) if math.isfinite(front) \
             else None
@@ -886,7 +930,8 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
             if len(folds) > 1:
                 sc.notes.append(f"k-fold: {len(folds)} trainings, out-of-fold predictions "
                                 "pooled")
-            st["detail"] = (f"accuracy {np.mean(sc.fold_acc):.3f}, train "
+            st["detail"] = (f"{'test (in-lab + other lab) ' if data.other_lab else ''}accuracy "
+                            f"{np.mean(sc.fold_acc):.3f}, train "
                             f"{sc.train_seconds:.1f} s, epochs {epochs_run}"
                             + ("" if not not_converged else ", not converged"))
         per_img = sc.predict_seconds / max(sc.n_predicted, 1)
@@ -1095,14 +1140,27 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
             notes.append(msg)
             log.say(msg)
 
+    other_idx = np.zeros(0, np.int64)
+    if data.other_lab is not None:  # main table: the in-lab test part; the other lab beside it
+        other_idx = test_idx[test_idx >= data.n_data]
+        test_idx = test_idx[test_idx < data.n_data]
     with log.stage("scoring") as st:
         y_true = data.y[test_idx]
         results = []
         test_indices: dict[str, np.ndarray] = {}
+        cross_rows: list[dict[str, Any]] = []
+        cross_evals: dict[str, Any] = {}
         for s in scored:
             ev = evaluate(y_true, s.pred[test_idx], s.score[test_idx],
                           class_names=data.classes, n_resamples=cfg.n_resamples,
                           seed=cfg.seed)
+            if len(other_idx):
+                xev = evaluate(data.y[other_idx], s.pred[other_idx], s.score[other_idx],
+                               class_names=data.classes, n_resamples=cfg.n_resamples,
+                               seed=cfg.seed)
+                s.params["cross_lab_accuracy"] = round(xev.metrics["accuracy"].value, 4)
+                cross_evals[s.name] = xev
+                cross_rows.append(_cross_lab_row(s.name, s.family, ev, xev))
             thr = s.params.pop("_throughput", None)
             results.append(ModelResult(
                 name=s.name, family=s.family, evaluation=ev, y_pred=s.pred[test_idx],
@@ -1111,7 +1169,18 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                 misclassified=_misclassified(data, test_idx, s.pred, s.score),
                 params=s.params, notes=s.notes, history=s.history[0] if s.history else ()))
             test_indices[s.name] = test_idx.copy()
-        st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images"
+        st["detail"] = f"{len(results)} model(s) on {len(test_idx)} test images" + (
+            f" + {len(other_idx)} of the other lab" if len(other_idx) else "")
+    with log.stage("model cards") as st:
+        n_cards = write_model_cards(cfg, data, scored, results, cross_evals, folds, out)
+        st["detail"] = f"{n_cards} card(s) beside the saved models"
+    if cross_rows:
+        sections.insert(0, Section(
+            "In-lab and cross-lab accuracy", cross_rows,
+            f"In-lab: the held-out {len(test_idx)} cells of the training laboratory (the main "
+            f"table). Cross-lab: {len(other_idx)} cells of a second synthetic laboratory "
+            "(another stain, pixel scale and crop) that no model saw in training. "
+            "95% bootstrap CIs."))
 
     n_fail_test = {fam: sum(1 for f in failures if f["family"] == fam) for fam in
                    ("classical", "deep")}
@@ -1167,10 +1236,89 @@ def _run(cfg: BenchmarkConfig, *, command: str | None, log: StageLog) -> RunOutp
                      failures)
 
 
+def write_model_cards(cfg: BenchmarkConfig, data: LoadedData, scored: Sequence[Any],
+                      results: Sequence[ModelResult], cross_evals: Mapping[str, Any],
+                      folds: Sequence[Any], out: Path) -> int:
+    """A model card (:mod:`wbc_classic.io.modelcard`) for every model the run saved, with the
+    run's in-lab and cross-lab scores: beside the file and inside its metadata."""
+    from wbc_classic.io.modelcard import classical_card, make_card
+
+    def score(ev: Any, where: str, n: int) -> dict[str, Any]:
+        return {"data": where, "n": int(n),
+                **{k: round(float(ev.metrics[k].value), 4)
+                   for k in ("accuracy", "balanced_accuracy", "f1_macro")}}
+
+    f0 = folds[0]
+    split = {"scheme": f0.scheme, "seed": int(cfg.seed), "n_train": int(len(f0.train)),
+             "n_val": int(len(f0.val)),
+             "n_test": int(len(results[0].y_pred)) if results and results[0].y_pred is not None
+             else None}
+    counts = np.bincount(data.y[np.sort(np.concatenate([f0.train, f0.val]))],
+                         minlength=len(data.classes))
+    by_name = {r.name: r for r in results}
+    n = 0
+    for s in scored:
+        r = by_name.get(s.name)
+        if r is None:
+            continue
+        in_lab = score(r.evaluation, f"held-out {f0.scheme} test part of {data.name}",
+                       len(r.y_pred) if r.y_pred is not None else 0)
+        other = None
+        if s.name in cross_evals:
+            other = score(cross_evals[s.name], f"second synthetic laboratory {data.other_lab}",
+                          int(cross_evals[s.name].confusion.sum()))
+        common = {"classes": data.classes, "sources": [data.root or data.name],
+                  "counts": dict(zip(data.classes, counts.tolist(), strict=True)),
+                  "split": split, "in_lab": in_lab, "other_lab": other}
+        if s.family == "classical" and s.params.get("saved_model"):
+            from wbc_classic.classical.modelfile import load
+
+            path = Path(s.params["saved_model"])
+            model = load(path)
+            card = classical_card(model.metadata_, common["classes"], model.versions_, path)
+            card.update(make_card(family="classical", architecture=s.name, file=path,
+                                  versions=model.versions_, **common))
+            model.metadata_["card"] = card
+            model.save(path)
+            from wbc_classic.io.modelcard import write_card
+
+            write_card(card, path)
+            n += 1
+        elif s.family == "deep" and len(folds) == 1:
+            # the network's own cache folder, <out>/deep/<name>-<key>/ (the newest if the
+            # run folder holds earlier settings too)
+            found = sorted((out / "deep").glob(f"{s.name}-*/best.pt"),
+                           key=lambda f: f.stat().st_mtime)
+            path = found[-1] if found else out / "deep" / s.name / "best.pt"
+            if path.is_file():
+                from deep.checkpoint import set_model_card
+                from wbc_classic.io.versions import installed_version
+
+                set_model_card(path, make_card(
+                    family="deep", architecture=f"{s.name} at {cfg.img_size} px", file=path,
+                    versions={"torch": installed_version(["torch"]) or "?"}, **common))
+                n += 1
+    return n
+
+
+def _cross_lab_row(name: str, family: str, ev: Any, xev: Any) -> dict[str, Any]:
+    """One row of the in-lab / cross-lab table."""
+    def ci(m: Any) -> str:
+        return f"{m.value:.3f} [{m.low:.3f}, {m.high:.3f}]"
+
+    a, x = ev.metrics["accuracy"], xev.metrics["accuracy"]
+    return {"model": name, "family": family, "in-lab accuracy": ci(a),
+            "cross-lab accuracy": ci(x),
+            "cross-lab balanced accuracy": round(xev.metrics["balanced_accuracy"].value, 4),
+            "drop": round(a.value - x.value, 4)}
+
+
 def summary_table(results: Sequence[ModelResult]) -> str:
-    """A plain-text table of the main numbers, for the terminal."""
-    head = f"{'model':<14}{'family':<10}{'acc':>7}{'bal.acc':>9}{'F1':>7}{'AUC':>7}" \
-           f"{'kappa':>7}{'train s':>9}{'cells/s':>9}"
+    """A plain-text table of the main numbers, for the terminal (``x-lab``: the accuracy on
+    the other laboratory's cells, when the run has them)."""
+    xlab = any("cross_lab_accuracy" in r.params for r in results)
+    head = f"{'model':<14}{'family':<10}{'acc':>7}" + (f"{'x-lab':>7}" if xlab else "") + \
+           f"{'bal.acc':>9}{'F1':>7}{'AUC':>7}{'kappa':>7}{'train s':>9}{'cells/s':>9}"
     lines = [head, "-" * len(head)]
     for r in results:
         m = r.evaluation.metrics
@@ -1178,7 +1326,8 @@ def summary_table(results: Sequence[ModelResult]) -> str:
         def f(x: float) -> str:
             return f"{x:.3f}" if math.isfinite(x) else "n/a"
 
-        lines.append(f"{r.name:<14}{r.family:<10}{f(m['accuracy'].value):>7}"
+        x = f"{f(float(r.params.get('cross_lab_accuracy', float('nan')))):>7}" if xlab else ""
+        lines.append(f"{r.name:<14}{r.family:<10}{f(m['accuracy'].value):>7}{x}"
                      f"{f(m['balanced_accuracy'].value):>9}{f(m['f1_macro'].value):>7}"
                      f"{f(m['roc_auc_macro'].value):>7}{f(m['cohen_kappa'].value):>7}"
                      f"{(r.train_seconds or 0):>9.2f}"
@@ -1193,6 +1342,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks.run`` argument parser (every default is SUPPRESSed, so only
     the flags actually given override the preset and the config file)."""
     from deep.cache import CROPS  # torch-free module
+    from wbc_classic.io.options import NamesAction
+
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", argument_default=argparse.SUPPRESS,
         description="Benchmark the classical and the deep leukocyte classifiers on one split: "
@@ -1209,8 +1360,10 @@ def build_parser() -> argparse.ArgumentParser:
       "(e.g. bloodmnist_64.npz; its official train/val/test split is used)")
     a("--test-data", metavar="DIR", help="separate test set (class folders or a segmentation "
       "set with labels in manifest.csv): train on --data, test here (domain shift)")
-    a("--classes", help="comma-separated classes in label order, or pbc8 / pbc5")
-    a("--models", help="comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
+    a("--classes", nargs="+", action=NamesAction, metavar="CLASS",
+      help="classes in label order, space- or comma-separated, or pbc8 / pbc5")
+    a("--models", nargs="+", action=NamesAction, metavar="MODEL",
+      help="space- or comma-separated: svm, linear-svm, knn, logreg, naive-bayes, xgboost, "
       "random-forest, mlp, any deep zoo name, or the groups classical, deep (the preset's "
       "networks), seeds (every network of the comparative study), all (classical + seeds)")
     a("--split", help="80/20 (default), 90/10, 50/25/25 or kfold:K (pooled out-of-fold)")
@@ -1249,6 +1402,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-progress", dest="progress", action="store_false", help="no progress bars")
     a("--print-config", action="store_true",
       help="print the effective configuration as YAML and exit")
+    a("--json", action="store_true",
+      help="print the machine-readable result (results.json) to stdout instead of the table")
     return p
 
 
@@ -1256,6 +1411,7 @@ def config_from_argv(argv: Sequence[str] | None = None) -> tuple[BenchmarkConfig
     """Parse the command line into the effective config; also returns ``--print-config``."""
     ns = vars(build_parser().parse_args(argv))
     print_only = bool(ns.pop("print_config", False))
+    ns.pop("json", None)  # output form only, not a setting of the run
     file_settings = load_config_file(ns.pop("config")) if "config" in ns else {}
     return build_config(ns, file_settings), print_only
 
@@ -1268,6 +1424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    as_json = bool(getattr(build_parser().parse_args(argv), "json", False))
     if print_only:
         import yaml
 
@@ -1300,10 +1457,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: outputs already written are complete (atomic writes); the "
               "cache keeps every finished image", file=sys.stderr)
         return 130
-    print(res.leakage.headline())
-    print(summary_table(res.results))
+    if as_json:  # stdout holds the JSON only
+        print(Path(res.paths["json"]).read_text(encoding="utf-8").strip())
+    else:
+        print(res.leakage.headline())
+        print(summary_table(res.results))
     print(f"\nreport: {res.paths['html']}\n        {res.paths['markdown']}\n"
-          f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}")
+          f"results: {res.paths['csv']}, {res.paths['json']}\nconfig: {res.paths['config']}",
+          file=sys.stderr if as_json else sys.stdout)
     if res.failures:
         print(f"{len(res.failures)} image(s) failed and are listed in the report's 'Failed "
               f"images' table; exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)

@@ -51,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("synthetic_grid.png"), help="output PNG")
     p.add_argument("--n", type=int, default=8, help="examples per class")
     p.add_argument("--size", type=int, default=128, help="crop size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stain-shift", type=float, default=0.0)
-    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the cells")
+    p.add_argument("--stain-shift", type=float, default=0.0,
+                   help="stain shift of the renderer (0 = the default laboratory)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="magnification factor of the renderer (1.0)")
     p.add_argument("--masks", action="store_true", help="draw ground-truth outlines")
     p.add_argument("--smear", type=Path, default=None, help="also write a smear field PNG")
     p.add_argument("--timing", action="store_true", help="print median make_cell time")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["CheckpointError", "CheckpointMeta", "load_checkpoint", "load_model",
-           "save_checkpoint"]
+           "save_checkpoint", "set_model_card"]
 
 FORMAT = "wbc-deep-checkpoint"
 
@@ -266,3 +266,24 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                               f"{str(exc).splitlines()[0]}") from exc
     model.eval()
     return model.to(device), meta
+
+
+def set_model_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """Store a model card (:mod:`wbc_classic.io.modelcard`) in a checkpoint's ``meta["card"]``
+    and write it beside the file as Markdown; the weights are left as they are.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.card.md`` file.
+    """
+    from wbc_classic.io.atomic import atomic_path
+    from wbc_classic.io.modelcard import write_card
+
+    path = Path(path)
+    obj = load_checkpoint(path)
+    obj["meta"] = json.dumps({**obj["meta"], "card": card})
+    obj["extra"] = json.dumps(obj.get("extra") or {})
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return write_card(card, path)

@@ -283,9 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "several")
     p.add_argument("--vote-weights", type=float, nargs="+", default=None,
                    help="ensemble: one weight per checkpoint (default equal)")
-    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS",
+                   help="image files and/or folders (searched recursively for images)")
     p.add_argument("--out", required=True, type=Path, help="CSV file (written atomically)")
-    p.add_argument("--batch-size", type=int_range(1, 4096), default=64)
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=64,
+                   help="images per forward pass (default 64)")
     p.add_argument("--tta", action="store_true", help="average over the 4 flips")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if present)")
     p.add_argument("--cell-check", choices=CELL_CHECKS, default="segment",

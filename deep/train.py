@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -57,8 +58,10 @@ from wbc_classic.io.options import (
     EXIT_FAILED_INPUTS,
     EXIT_OK,
     EXIT_USAGE,
+    NamesAction,
     float_range,
     int_range,
+    log_to_stderr,
 )
 
 from .checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
@@ -72,6 +75,8 @@ from .data import (
 )
 from .models import get_model
 from .predict import predict_logits
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "TrainResult", "accel_settings", "build_parser", "evaluate", "fit",
            "main", "model_cost", "predict_logits", "set_seed", "still_improving", "train",
@@ -110,8 +115,9 @@ class TrainConfig:
                            'e.g. \'{"side_um": 25}\'')
     stain: str = _opt("none", "stain normalisation fitted on 50 training images, stored in "
                       "the checkpoint and applied by deep.predict", choices="stains")
-    classes: list[str] | None = _opt(None, "class folders to use, in label order "
-                                     "(default: every folder)")
+    classes: list[str] | None = _opt(None, "class folders to use, in label order, space- or "
+                                     "comma-separated (default: every folder)",
+                                     action=NamesAction, metavar="CLASS")
     split: str = _opt("80/20", "split scheme: 80/20, 90/10 or 50/25/25", type=scheme_argument)
     split_seed: int = _opt(0, "seed of the split and of the validation hold-out",
         type=int_range(0, 2**32 - 1))
@@ -430,11 +436,9 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             if plateau is not None and "plateau" in ck["extra"]:
                 plateau.load_state_dict(ck["extra"]["plateau"])
             if rank == 0:
-                print(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}",
-                      file=sys.stderr)
+                logger.info("resumed from %s at epoch %s", out / "last.pt", state["epoch"])
         elif rank == 0:
-            print(f"--resume: no {out / 'last.pt'} yet, starting from scratch",
-                  file=sys.stderr)
+            logger.warning("--resume: no %s yet, starting from scratch", out / "last.pt")
     if cfg.pretrained and cfg.freeze_epochs > 0:
         set_trainable(model, "head")
     budget = 60 * cfg.max_minutes if cfg.max_minutes is not None else None
@@ -533,7 +537,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             stop = True
             state["stop_reason"] = "time_budget"
             if rank == 0:
-                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
+                logger.info("time budget of %s min reached", cfg.max_minutes)
         if world > 1:  # every rank must take the same decision
             flag = torch.tensor([int(stop)], device=device)
             dist.broadcast(flag, 0)
@@ -545,7 +549,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         if rank == 0:
             msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items())
-            print(msg, file=sys.stderr, flush=True)
+            logger.info("%s", msg)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
@@ -828,12 +832,12 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
         bad = {i for i, p in enumerate(iset.paths) if str(p) in skipped}
         te = np.array([i for i in te if i not in bad], np.int64)
         if rank == 0:
-            print(f"warning: {len(skipped)} of {len(iset.paths)} images cannot be read and are "
-                  f"skipped:", file=sys.stderr)
+            logger.warning("%d of %d images cannot be read and are skipped:", len(skipped),
+                           len(iset.paths))
             for path, msg in list(skipped.items())[:10]:
-                print(f"  {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
+                logger.warning("  %s", msg if path in msg else f"{path}: {msg}")
             if len(skipped) > 10:
-                print(f"  ... and {len(skipped) - 10} more (result.json)", file=sys.stderr)
+                logger.warning("  ... and %d more (result.json)", len(skipped) - 10)
     result: dict[str, Any] = {"model": cfg.model, "img_size": cfg.img_size,
                               "classes": classes, "n_train": int(len(res.train_idx)),
                               "n_val": int(len(res.val_idx)), "n_test": int(len(te)),
@@ -855,10 +859,40 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
         from wbc_classic.io.atomic import atomic_write_text
 
         atomic_write_text(out / "result.json", json.dumps(result, indent=2))
-        print(json.dumps(result), flush=True)
+    if rank == 0 and (out / "best.pt").is_file():
+        _write_card(out / "best.pt", res.meta.to_dict(), result, y[res.train_idx], te)
     if world > 1:
         dist.barrier()
     return result
+
+
+def _write_card(path: Path, meta: dict[str, Any], result: dict[str, Any],
+                y_train: np.ndarray, te: np.ndarray) -> None:
+    """Store the model card in the best checkpoint's metadata and write it beside the file
+    (:mod:`wbc_classic.io.modelcard`, :func:`deep.checkpoint.set_model_card`)."""
+    import platform
+
+    from wbc_classic import __version__
+    from wbc_classic.io.modelcard import make_card
+
+    from .checkpoint import set_model_card
+
+    classes = meta["classes"]
+    counts = np.bincount(y_train, minlength=len(classes))
+    test = result.get("test")
+    in_lab = None if not test else {
+        "data": f"held-out {meta['split'].get('scheme')} test part of {meta['data']}",
+        "n": int(len(te)), **{k: test[k] for k in ("accuracy", "balanced_accuracy",
+                                                    "macro_f1")}}
+    card = make_card(family="deep", architecture=f"{meta['model']} at {meta['img_size']} px",
+                     classes=classes, file=path, sources=[meta["data"]],
+                     counts=dict(zip(classes, counts.tolist(), strict=True)),
+                     split={**meta["split"], "n_train": result["n_train"],
+                            "n_val": result["n_val"], "n_test": result["n_test"]},
+                     in_lab=in_lab, versions={"wbc_classic": __version__,
+                                              "torch": torch.__version__,
+                                              "python": platform.python_version()})
+    set_model_card(path, card)
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
@@ -993,7 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = train(cfg)
+        with log_to_stderr():  # epoch lines and warnings, one line each
+            result = train(cfg)
+        if "test" in result:  # rank 0 scored the test part: the machine-readable result
+            print(json.dumps(result), flush=True)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -143,3 +143,10 @@ def masked_histogram(values: np.ndarray, mask: np.ndarray, n_bins: int) -> np.nd
         return np.zeros(n_bins)
     hist = np.bincount(v.astype(np.intp, copy=False), minlength=n_bins)[:n_bins]
     return hist / v.size
+
+
+FLAG_MEANING = {
+    "segmentation_found": "1 when the segmenter found a leukocyte, else 0 (all features 0)",
+    "nucleus_empty": "1 when the nucleus mask is empty (its features are 0)",
+    "cytoplasm_empty": "1 when the cytoplasm mask is empty (its features are 0)",
+}

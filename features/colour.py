@@ -22,6 +22,7 @@ Granularity describes the cytoplasmic granules (eosinophil, basophil, neutrophil
 from __future__ import annotations
 
 import math
+import re
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ from segmentation.color import rgb_to_hsi
 from segmentation.result import Segmentation
 
 __all__ = ["colour_features", "colour_statistics", "granularity_features",
-           "histogram_statistics", "CHANNELS", "STATS"]
+           "histogram_statistics", "CHANNELS", "STATS", "describe_colour"]
 
 CHANNELS = ("r", "g", "b", "h", "s", "i", "l", "a", "bb")
 STATS = ("mean", "std", "skew", "p10", "p50", "p90")
@@ -221,3 +222,46 @@ def colour_features(image: np.ndarray, seg: Segmentation, *,
                                        if both else 0.0)
     out.update(granularity_features(image, seg, _crop=crop))
     return out
+
+
+_CHANNEL_MEANING = {
+    "r": ("1", "red, RGB scaled to [0, 1]"), "g": ("1", "green, RGB scaled to [0, 1]"),
+    "b": ("1", "blue, RGB scaled to [0, 1]"),
+    "h": ("1", "HSI hue in [0, 1), 0 = green"), "s": ("1", "HSI saturation 1 - min/I"),
+    "i": ("1", "HSI intensity (R+G+B)/3 in [0, 1]"), "l": ("L*", "CIE L* lightness (0-100)"),
+    "a": ("a*", "CIE a* red-green"), "bb": ("b*", "CIE b* yellow-blue"),
+}
+_STAT_MEANING = {"mean": "mean", "std": "standard deviation", "skew": "skewness",
+                 "p10": "10th percentile", "p50": "median", "p90": "90th percentile"}
+
+
+def describe_colour(name: str) -> tuple[str, str] | None:
+    """Unit and meaning of one colour or granularity feature (:func:`colour_features`).
+
+    Returns
+    -------
+    (unit, meaning) : tuple of str, or None when ``name`` is not a colour feature
+        ``unit`` is the channel's unit (``"1"`` dimensionless; skewness is always ``"1"``).
+    """
+    m = re.fullmatch(r"colour_(nucleus|cytoplasm|cell)_([a-z]+)_(mean|std|skew|p10|p50|p90)",
+                     name)
+    if m and m[2] in _CHANNEL_MEANING:
+        unit, channel = _CHANNEL_MEANING[m[2]]
+        return ("1" if m[3] == "skew" else unit), f"{m[1]} {_STAT_MEANING[m[3]]} of {channel}"
+    m = re.fullmatch(r"colour_nc_([a-z]+)_diff", name)
+    if m and m[1] in _CHANNEL_MEANING:
+        unit, channel = _CHANNEL_MEANING[m[1]]
+        return unit, f"nucleus mean minus cytoplasm mean of {channel}"
+    m = re.fullmatch(r"gran_(nucleus|cytoplasm)_(r[0-9]+|residual|local_std|local_std_a)", name)
+    if not m:
+        return None
+    region, key = m[1], m[2]
+    if key == "residual":
+        return "1", (f"{region} fraction of darkness left after a grey opening of radius "
+                     f"{_GRAN_RADII[-1]} px (coarse structure)")
+    if key == "local_std":
+        return "grey", f"{region} mean 5x5 local standard deviation of the grey level (0-255)"
+    if key == "local_std_a":
+        return "a*", f"{region} mean 5x5 local standard deviation of CIE a* (granules)"
+    return "1", (f"{region} granulometry: fraction of darkness removed by a grey opening of "
+                 f"radius {key[1:]} px after the previous radius (granules of that size)")

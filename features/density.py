@@ -30,17 +30,18 @@ default set, whose models and throughput figures predate it.
 from __future__ import annotations
 
 import functools
+import re
 
 import cv2
 import numpy as np
 
 from features._common import CellCrop, crop_cell
-from features.texture import HARALICK_PROPS, haralick, masked_glcm, quantise
+from features.texture import HARALICK_PROPS, describe_texture, haralick, masked_glcm, quantise
 from segmentation.color import background_light, optical_density
 from segmentation.result import Segmentation
 from segmentation.threshold import otsu_threshold
 
-__all__ = ["density_features", "RBC_MIN_OD", "RBC_MIN_PIXELS"]
+__all__ = ["density_features", "RBC_MIN_OD", "RBC_MIN_PIXELS", "describe_density"]
 
 #: Smallest total OD (summed over R, G, B) of a pixel counted as red cell (a floor under the
 #: Otsu threshold between background and red cells).
@@ -165,3 +166,36 @@ def _names() -> tuple[str, ...]:
     names += [f"odglcm_{region}_d{d}_{p}" for region in _REGIONS for d in _TEXTURE_DISTANCES
               for p in HARALICK_PROPS]
     return tuple(names)
+
+
+def describe_density(name: str) -> tuple[str, str] | None:
+    """Unit and meaning of one optical-density feature (:func:`density_features`), or None.
+
+    Returns
+    -------
+    (unit, meaning) : tuple of str
+        ``"OD"`` for optical densities (-log10 of transmitted over incident light), ``"1"``
+        for ratios and texture.
+    """
+    if name.startswith("odglcm_"):
+        return describe_texture(name)
+    if name == "od_rbc_missing":
+        return "flag", "1 when too few red-cell pixels were found for the red-cell ratios"
+    m = re.fullmatch(r"od_nc_ratio_([rgb])", name)
+    if m:
+        return "1", f"nucleus over cytoplasm mean optical density, channel {m[1]}"
+    m = re.fullmatch(r"od_(nucleus|cytoplasm)_(?:([rgb])_(mean|p50|p90)|sum_(mean|std)|"
+                     r"chroma_([rgb])|rbc_([rgb]))", name)
+    if not m:
+        return None
+    region = m[1]
+    stat = {"mean": "mean", "p50": "median", "p90": "90th percentile", "std": "standard "
+            "deviation"}
+    if m[2]:
+        return "OD", (f"{region} {stat[m[3]]} of the background-relative optical density, "
+                      f"channel {m[2]}")
+    if m[4]:
+        return "OD", f"{region} {stat[m[4]]} of the total (R+G+B) optical density"
+    if m[5]:
+        return "1", f"{region} OD chromaticity OD_{m[5]} / (OD_r + OD_g + OD_b)"
+    return "1", f"{region} mean OD over the red cells' median OD, channel {m[6]}"

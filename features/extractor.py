@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from features._common import crop_cell, flag_features
-from features.colour import colour_features
-from features.density import density_features
-from features.geometry import geometry_features
-from features.ldp import ldp_features
-from features.texture import texture_features
+from features._common import FLAG_MEANING, crop_cell, flag_features
+from features.colour import colour_features, describe_colour
+from features.density import density_features, describe_density
+from features.geometry import describe_geometry, geometry_features
+from features.ldp import describe_ldp, ldp_features
+from features.texture import describe_texture, texture_features
 from segmentation.result import Segmentation
 
 __all__ = ["FeatureExtractor", "FAMILIES", "DEFAULT_FAMILIES", "FLAG_NAMES"]
@@ -149,6 +149,37 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             slices[name] = slice(start, start + n)
             start += n
         return slices
+
+    def describe_features(self) -> list[dict[str, str]]:
+        """The column dictionary of the output: one entry per feature, in output order.
+
+        Each family's module describes its own features (``describe_geometry``,
+        ``describe_texture``, ``describe_ldp``, ``describe_colour``, ``describe_density``),
+        so names, units and meanings have one home.
+
+        Returns
+        -------
+        list of dict
+            ``{"name", "unit", "family", "meaning"}`` per column; ``unit`` is ``"1"`` for
+            dimensionless values and follows ``um_per_pixel`` for sizes (px or um).
+        """
+        describe = {
+            "geometry": lambda n: describe_geometry(n, self.um_per_pixel),
+            "texture": describe_texture, "ldp": describe_ldp, "colour": describe_colour,
+            "density": describe_density,
+            "flags": lambda n: ("flag", FLAG_MEANING[n]) if n in FLAG_MEANING else None,
+        }
+        names = self.get_feature_names_out()
+        out = []
+        for family, span in self.family_slices().items():
+            for name in names[span]:
+                found = describe[family](str(name))
+                if found is None:  # pragma: no cover - guards the one-home contract
+                    raise RuntimeError(f"feature {name!r} of family {family!r} has no "
+                                       "description in its module")
+                out.append({"name": str(name), "unit": found[0], "family": family,
+                            "meaning": found[1]})
+        return out
 
     # -- scikit-learn API -------------------------------------------------------------------
     def fit(self, X: Iterable[Any] | None = None, y: Any = None) -> FeatureExtractor:

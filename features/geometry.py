@@ -20,6 +20,7 @@ components is measured as one set (areas and perimeters summed, one convex hull)
 from __future__ import annotations
 
 import math
+import re
 
 import cv2
 import mahotas
@@ -28,7 +29,8 @@ import numpy as np
 from features._common import CellCrop, crop_cell, safe_div
 from segmentation.result import Segmentation
 
-__all__ = ["geometry_features", "count_lobes", "region_shape", "fourier_descriptors"]
+__all__ = ["geometry_features", "count_lobes", "region_shape", "fourier_descriptors",
+           "describe_geometry"]
 
 _SHAPE_KEYS = ("area", "perimeter", "equivalent_diameter", "major_axis", "minor_axis",
                "eccentricity", "circularity", "solidity", "convexity", "extent")
@@ -350,3 +352,74 @@ def _convexity_defects(mask: np.ndarray, min_depth: float = 0.1) -> int:
     diameter = math.sqrt(4.0 * cv2.contourArea(contour) / math.pi)
     depths = defects.reshape(-1, 4)[:, 3] / 256.0
     return int(np.count_nonzero(depths > min_depth * diameter))
+
+
+_SHAPE_MEANING = {
+    "area": "area",
+    "perimeter": "outer-boundary polygon length",
+    "equivalent_diameter": "diameter of the disk of the same area, sqrt(4 area / pi)",
+    "major_axis": "major axis of the ellipse with the same second moments",
+    "minor_axis": "minor axis of the ellipse with the same second moments",
+    "eccentricity": "eccentricity of the moment ellipse (0 for a disk)",
+    "circularity": "4 pi area / perimeter^2 (~1 for a disk, pi/4 for a square)",
+    "solidity": "area over convex-hull area",
+    "convexity": "convex-hull perimeter over perimeter",
+    "extent": "area over bounding-box area",
+}
+_OTHER_MEANING = {
+    "cytoplasm_area": ("area", "cytoplasm area (cell minus nucleus)"),
+    "nucleus_cell_area_ratio": ("1", "nucleus area over cell area"),
+    "nucleus_cell_diameter_ratio": ("1", "nucleus over cell equivalent diameter"),
+    "nucleus_centroid_offset": ("1", "distance between nucleus and cell centroids, in cell "
+                                     "radii"),
+    "nucleus_lobes": ("count", "nuclear lobes: the most cores of the distance transform "
+                               "thresholded at 0.3, 0.45 and 0.6 of its maximum"),
+    "nucleus_components": ("count", "connected components of the nucleus mask"),
+    "nucleus_thickness": ("1", "largest inscribed disk's diameter over the equivalent "
+                               "diameter (1 for a disk, small for lobed or band nuclei)"),
+    "nucleus_mean_thickness": ("1", "mean distance to the boundary over the equivalent "
+                                    "diameter (1/3 for a disk)"),
+    "nucleus_convexity_defects": ("count", "convexity defects of the nucleus deeper than "
+                                           "0.1 of its equivalent diameter"),
+}
+
+
+def describe_geometry(name: str, um_per_pixel: float | None = None) -> tuple[str, str] | None:
+    """Unit and meaning of one geometry feature, or None when ``name`` is not one.
+
+    Parameters
+    ----------
+    name : str
+        A key of :func:`geometry_features`.
+    um_per_pixel : float, optional
+        The value given to :func:`geometry_features`: absolute sizes are then in um / um^2,
+        else in px / px^2.
+
+    Returns
+    -------
+    (unit, meaning) : tuple of str
+        ``unit`` is ``"1"`` for a dimensionless value.
+    """
+    length = "px" if um_per_pixel is None else "um"
+    units = {"area": f"{length}^2", "length": length}
+    region, _, key = name.partition("_")
+    if region in ("cell", "nucleus") and key in _SHAPE_MEANING:
+        unit = (units["area"] if key == "area" else units["length"]
+                if key in ("perimeter", "equivalent_diameter", "major_axis", "minor_axis")
+                else "1")
+        return unit, f"{region} {_SHAPE_MEANING[key]}"
+    if name in _OTHER_MEANING:
+        unit, meaning = _OTHER_MEANING[name]
+        return units.get(unit, unit), meaning
+    m = re.fullmatch(r"(cell|nucleus)_hu([1-7])", name)
+    if m:
+        return "1", f"{m[1]} Hu moment {m[2]}, sign(h) log10|h| (rotation/scale invariant)"
+    m = re.fullmatch(r"(cell|nucleus)_fd([0-9]+)", name)
+    if m:
+        return "1", (f"{m[1]} outline Fourier descriptor {m[2]}: harmonic magnitude of the "
+                     "centroid-distance signature over the mean distance")
+    m = re.fullmatch(r"nucleus_zernike([0-9]+)", name)
+    if m:
+        return "1", (f"nucleus Zernike moment magnitude {m[1]} (degree <= {_ZERNIKE_DEGREE}, "
+                     f"region resampled to radius {_ZERNIKE_RADIUS} px)")
+    return None

@@ -13,6 +13,7 @@ on pixels of the region.
 
 from __future__ import annotations
 
+import re
 from itertools import combinations
 
 import cv2
@@ -22,7 +23,7 @@ from features._common import CellCrop, crop_cell, masked_histogram
 from segmentation.result import Segmentation
 
 __all__ = ["ldp_features", "ldp_codes", "kirsch_responses", "KIRSCH", "LDP_CODES",
-           "LDP_RI_CLASS"]
+           "LDP_RI_CLASS", "describe_ldp"]
 
 _E = np.array([[-3, -3, 5], [-3, 0, 5], [-3, -3, 5]], dtype=np.float32)
 
@@ -155,3 +156,20 @@ def ldp_features(image: np.ndarray, seg: Segmentation, *, rotation_invariant: bo
             for b in range(LDP_CODES.size):
                 out[f"ldp_{region}_{b:02d}"] = float(hist[b])
     return out
+
+
+def describe_ldp(name: str) -> tuple[str, str] | None:
+    """Unit and meaning of one LDP feature (:func:`ldp_features`), or None.
+
+    Returns
+    -------
+    (unit, meaning) : tuple of str
+        Histogram fractions, dimensionless (``"1"``).
+    """
+    m = re.fullmatch(r"ldp(ri)?_(nucleus|cytoplasm)_([0-9]+)", name)
+    if not m:
+        return None
+    if m[1]:
+        return "1", (f"{m[2]} fraction of pixels whose LDP code (3 strongest Kirsch "
+                     f"directions) is in rotation class {int(m[3])}")
+    return "1", f"{m[2]} fraction of pixels with LDP code {int(LDP_CODES[int(m[3])])}"

@@ -20,6 +20,7 @@ Hence changing pixels outside a region never changes that region's texture featu
 from __future__ import annotations
 
 import math
+import re
 
 import cv2
 import numpy as np
@@ -29,7 +30,7 @@ from segmentation.result import Segmentation
 
 __all__ = ["texture_features", "uniform_lbp", "glcm_features", "lbp_features", "masked_glcm",
            "haralick",
-           "quantise", "HARALICK_PROPS"]
+           "quantise", "HARALICK_PROPS", "describe_texture"]
 
 HARALICK_PROPS = ("contrast", "dissimilarity", "homogeneity", "asm", "correlation", "entropy")
 _ANGLES = 4
@@ -325,3 +326,37 @@ def texture_features(image: np.ndarray, seg: Segmentation, *, levels: int = 32,
     out = glcm_features(image, seg, levels=levels, distances=distances, _crop=crop)
     out.update(lbp_features(image, seg, lbp=lbp, _crop=crop))
     return out
+
+
+_HARALICK_MEANING = {
+    "contrast": "Haralick contrast (sum of p(i,j) (i-j)^2)",
+    "dissimilarity": "Haralick dissimilarity (sum of p(i,j) |i-j|)",
+    "homogeneity": "Haralick homogeneity (sum of p(i,j) / (1 + (i-j)^2))",
+    "asm": "Haralick angular second moment (energy^2)",
+    "correlation": "Haralick correlation of grey levels in the pair",
+    "entropy": "Haralick entropy of the co-occurrence matrix (bits)",
+}
+
+
+def describe_texture(name: str) -> tuple[str, str] | None:
+    """Unit and meaning of one texture feature (:func:`texture_features`), or None.
+
+    Returns
+    -------
+    (unit, meaning) : tuple of str
+        Every texture feature is dimensionless (``"1"``): grey levels are quantised within
+        the cell's own range and histograms are fractions.
+    """
+    m = re.fullmatch(r"(od)?glcm_(nucleus|cytoplasm)_d([0-9]+)_([a-z]+)", name)
+    if m and m[4] in _HARALICK_MEANING:
+        source = "total optical density" if m[1] else "luminance"
+        return "1", (f"{m[2]} {_HARALICK_MEANING[m[4]]} of the {source}, pixel distance "
+                     f"{m[3]}, mean of 4 angles")
+    m = re.fullmatch(r"lbp([0-9]+)r([0-9p]+)_(nucleus|cytoplasm)_([0-9]+)", name)
+    if m:
+        points, k = int(m[1]), int(m[4])
+        what = ("non-uniform patterns" if k == points + 1
+                else f"uniform pattern with {k} of {points} neighbours brighter")
+        return "1", (f"{m[3]} fraction of pixels with LBP (P={points}, R={m[2].replace('p', '.')}"
+                     f", riu2) {what}")
+    return None

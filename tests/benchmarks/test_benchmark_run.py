@@ -155,18 +155,40 @@ def test_quick_run_writes_every_output(quick_run):
 def test_both_families_share_the_test_indices(quick_run):
     res, _ = quick_run
     split = res.split[0]
+    in_lab = split.test[split.test < res.data.n_data]  # the other lab's cells are scored apart
     idx = list(res.test_indices.values())
     assert len(idx) == len(MODELS.split(","))
     for a in idx:
-        np.testing.assert_array_equal(a, split.test)
+        np.testing.assert_array_equal(a, in_lab)
     doc = json.loads((res.out / "results.json").read_text())
     y_true = np.asarray(doc["y_true"])
-    np.testing.assert_array_equal(y_true, res.data.y[split.test])
+    np.testing.assert_array_equal(y_true, res.data.y[in_lab])
     for m in doc["models"]:
-        assert len(m["y_pred"]) == len(split.test)
+        assert len(m["y_pred"]) == len(in_lab)
     from wbc_classic.data.split import Split
 
     assert Split.load(res.out / "split.json") == split
+
+
+@pytest.mark.slow
+def test_default_run_scores_in_lab_and_cross_lab_side_by_side(quick_run):
+    """The synthetic default adds a second laboratory: all of it is test data, scored apart."""
+    res, _ = quick_run
+    data, split = res.data, res.split[0]
+    assert data.other_lab is not None
+    other = np.arange(data.n_data, len(data.paths))
+    assert len(other) == 5 * 4  # quick: 4 cells per class of the other lab
+    assert set(other) <= set(split.test) and not set(other) & set(split.train)
+    assert all(str(data.paths[i]).startswith(data.other_lab) for i in other)
+    doc = json.loads((res.out / "results.json").read_text())
+    section = next(s for s in doc["sections"] if s["title"] == "In-lab and cross-lab accuracy")
+    assert [r["model"] for r in section["rows"]] == MODELS.split(",")
+    for model, row in zip(res.results, section["rows"], strict=True):
+        x = model.params["cross_lab_accuracy"]
+        assert len(model.y_pred) == len(res.test_indices[model.name])  # in-lab only
+        assert 0.0 <= x <= 1.0 and row["cross-lab accuracy"].startswith(f"{x:.3f}")
+    table = R.summary_table(res.results)
+    assert "x-lab" in table.splitlines()[0]
 
 
 @pytest.mark.slow
@@ -412,3 +434,27 @@ def test_row_says_which_recipe_produced_it(tmp_path):
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["optimizer"] == "adam" and cfg["scheduler"] == "step" and cfg["epochs"] == 1
     assert "| medmnist-v2 |" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_saved_model_has_a_card_with_both_scores(quick_run):
+    from wbc_classic.classical.modelfile import load
+    from wbc_classic.io.modelcard import missing_fields
+
+    res, _ = quick_run
+    saved = [Path(r.params["saved_model"]) for r in res.results if r.family == "classical"]
+    assert saved
+    for path in saved:
+        card = load(path).metadata_["card"]
+        assert missing_fields(card) == []
+        assert card["scores"]["in_lab"]["accuracy"] == pytest.approx(
+            next(r.evaluation.metrics["accuracy"].value for r in res.results
+                 if r.params.get("saved_model") == str(path)), abs=1e-4)
+        assert card["scores"]["other_lab"]["n"] == 20
+        assert path.with_name(f"{path.stem}.card.md").is_file()
+    if HAS_TORCH:
+        from deep.checkpoint import load_checkpoint
+
+        (best,) = (res.out / "deep").glob("smallcnn-*/best.pt")  # <model>-<key>/ per network
+        ck = load_checkpoint(best)
+        assert ck["meta"]["card"]["scores"]["other_lab"] is not None

@@ -235,7 +235,7 @@ def seg_set(tmp_path_factory, bad) -> Path:
 
 def test_eval_seg_skips_and_lists_bad_images(seg_set, tmp_path, capsys):
     js = tmp_path / "seg.json"
-    assert main(["eval-seg", "--data", str(seg_set), "--json", str(js), "--quiet"]) == 1
+    assert main(["eval-seg", "--data", str(seg_set), "--out", str(js), "--quiet"]) == 1
     err = capsys.readouterr().err
     images = sorted((seg_set / "images").iterdir())
     _line_naming(err, images[0], ("truncated", "corrupt"))
@@ -259,7 +259,7 @@ def test_eval_seg_missing_empty_folder_and_bad_json(seg_set, tmp_path, capsys):
     empty.mkdir()
     assert main(["eval-seg", "--data", str(empty)]) == 2
     assert "empty" in capsys.readouterr().err
-    assert main(["eval-seg", "--data", str(seg_set), "--json", str(tmp_path)]) == 2
+    assert main(["eval-seg", "--data", str(seg_set), "--out", str(tmp_path)]) == 2
     _line_naming(capsys.readouterr().err, tmp_path, ("existing folder",))
 
 

@@ -350,3 +350,29 @@ def test_count_classifies_field_cells_on_stain_normalised_pixels(trained, tmp_pa
     rows = _read_csv(out / "cells.csv")
     counted = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
     np.testing.assert_allclose(counted, normalised, atol=2e-6)
+
+
+def test_count_takes_n_jobs_and_um_per_pixel_like_predict(trained, tmp_path, capsys):
+    import cv2
+
+    _, _, model_path = trained
+    fields = []
+    for i in range(3):
+        f = make_smear(shape=(240, 320), n_leukocytes=2, classes=CLASSES, seed=10 + i)
+        path = tmp_path / f"field{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+        fields.append(str(path))
+    reports = []
+    for jobs in ("1", "2"):
+        assert main(["count", "--model", str(model_path), *fields, "--out",
+                     str(tmp_path / f"c{jobs}"), "--n-jobs", jobs, "--no-images",
+                     "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0]["images"] == reports[1]["images"]  # the same counts in any process
+    assert reports[0]["overall"]["n_cells"] > 0
+    assert main(["count", "--model", str(model_path), *fields, "--out", str(tmp_path / "x"),
+                 "--um-per-pixel", "0.1", "--rescale", "2"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["count", "--model", str(model_path), *fields, "--out", str(tmp_path / "y"),
+                 "--um-per-pixel", "-3"]) == 2
+    assert "--um-per-pixel" in capsys.readouterr().err

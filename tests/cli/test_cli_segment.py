@@ -58,13 +58,13 @@ def test_eval_seg_on_synthetic_set(tmp_path, capsys):
 
     root = write_segmentation_set(tmp_path / "seg", 3, seed=0, size=128)
     out = tmp_path / "r.json"
-    assert main(["eval-seg", "--data", str(root), "--json", str(out)]) == 0
+    assert main(["eval-seg", "--data", str(root), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "mean over 3 images" in text and "images/s" in text
     data = json.loads(out.read_text())
     assert data["summary"]["n_images"] == 3 and len(data["images"]) == 3
     trimmed = tmp_path / "t.json"
-    assert main(["eval-seg", "--data", str(root), "--json", str(trimmed), "--quiet",
+    assert main(["eval-seg", "--data", str(root), "--out", str(trimmed), "--quiet",
                  "--rim-max-od", "0.06"]) == 0
     cells = [r["cell_dice"] for r in json.loads(trimmed.read_text())["images"]]
     assert len(cells) == 3 and all(0.0 <= c <= 1.0 for c in cells)

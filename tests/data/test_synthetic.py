@@ -228,3 +228,25 @@ def test_smear_field():
 def test_smear_explicit_labels():
     f = make_smear(shape=(300, 400), labels=["lymphocyte", "monocyte"], rng=0)
     assert f.labels == ["lymphocyte", "monocyte"]
+
+
+def test_ambiguity_blends_towards_the_confusable_class():
+    from wbc_classic.data.synthetic import CONFUSABLE, make_cell
+
+    plain = make_cell("lymphocyte", size=96, rng=3)
+    assert "mimic" not in plain.params
+    # ambiguity 0 draws nothing extra: the same bytes as before the option existed
+    np.testing.assert_array_equal(make_cell("lymphocyte", size=96, rng=3, ambiguity=0.0).image,
+                                  plain.image)
+    mixed = [make_cell("lymphocyte", size=96, rng=i, ambiguity=1.0) for i in range(12)]
+    assert all(c.params["mimic"] == CONFUSABLE["lymphocyte"] == "monocyte" for c in mixed)
+    assert all(0.15 <= c.params["mimic_t"] <= 0.6 for c in mixed)
+    # part-way to a monocyte: larger than the plain lymphocytes of the same seeds
+    plain_r = np.mean([make_cell("lymphocyte", size=96, rng=i).params["radius_px"]
+                       for i in range(12)])
+    assert np.mean([c.params["radius_px"] for c in mixed]) > 1.05 * plain_r
+    assert any(c.params["nucleus_from"] == "monocyte" for c in mixed)
+    assert all(c.label == "lymphocyte" and c.nucleus[c.cell].any() and
+               not (c.nucleus & ~c.cell).any() for c in mixed)
+    with pytest.raises(ValueError, match="ambiguity"):
+        make_cell("lymphocyte", ambiguity=1.5)

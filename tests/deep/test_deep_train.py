@@ -512,7 +512,7 @@ def test_resume_keeps_the_learning_rate_schedule(tmp_path, monkeypatch):
     assert [r["lr"] for r in hist] == pytest.approx(full, rel=1e-12)
 
 
-def test_resume_without_last_checkpoint_says_so(tmp_path, capsys):
+def test_resume_without_last_checkpoint_says_so(tmp_path, caplog):
     from deep.data import ArrayDataset
     from deep.models import get_model
     from deep.train import fit
@@ -521,9 +521,10 @@ def test_resume_without_last_checkpoint_says_so(tmp_path, capsys):
     meta = {"model": "smallcnn", "classes": classes, "img_size": 28, "mean": [0.5] * 3,
             "std": [0.25] * 3}
     model = get_model("smallcnn", num_classes=len(classes), img_size=28, width=0.25)
-    fit(model, ArrayDataset(imgs, y), None, _tiny_cfg(epochs=1, resume=True), meta=meta,
-        out=tmp_path / "fresh")
-    err = capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="deep.train"):
+        fit(model, ArrayDataset(imgs, y), None, _tiny_cfg(epochs=1, resume=True), meta=meta,
+            out=tmp_path / "fresh")
+    err = caplog.text  # library code logs; the CLI sends it to stderr (log_to_stderr)
     assert "no " in err and "last.pt" in err and "starting from scratch" in err
 
 

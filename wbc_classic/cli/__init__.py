@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "predict": "predict",
     "count": "count",
+    "features": "features",
+    "export-onnx": "export_onnx",
+    "info": "info",
 }
 
 
@@ -65,21 +69,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from wbc_classic.io.atomic import OutputError
     from wbc_classic.io.cachedir import CacheDirError
-    from wbc_classic.io.options import EXIT_USAGE
+    from wbc_classic.io.options import EXIT_USAGE, log_to_stderr
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with log_to_stderr(logging.WARNING):  # a deprecated flag's warning
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or argparse's one-line usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args._run(args) or 0)
+        with log_to_stderr(logging.WARNING):  # library warnings as one line each
+            return int(args._run(args) or 0)
     except (OutputError, CacheDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `wbc-classic features --describe | head`: the reader left
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted: files already written are complete (atomic writes); "
               "nothing half-written was left", file=sys.stderr)

@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, float_range
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    float_range,
+    n_jobs_value,
+)
 
 HELP = "count and classify every leukocyte in blood-smear field images"
 EXAMPLE = "wbc-classic count --model model.skops fields/*.jpg --out counts/"
@@ -56,6 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the pixel size of the training images (e.g. 2 when cells "
                              "look half as large as in training); boxes are reported in "
                              "the original field's pixels; 0 < FACTOR <= 16 (default 1)")
+    parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
+                        help="pixel scale of the fields: a number, or 'auto' (median "
+                             "red-cell estimate over up to 50 of them); each field is "
+                             "resampled to the model's training scale (instead of --rescale)")
+    parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
+                        help="parallel worker processes, one field each (default 1; "
+                             "-1 = all cores)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the machine-readable result (counts.json) to stdout")
 
 
 def annotate(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
@@ -116,23 +131,53 @@ def _summary(counts: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
             "percentages": {c: round(float(p), 2) for c, p in zip(classes, pct, strict=True)}}
 
 
+def _find_and_classify(model: Any, path: Path, rescale: float) -> tuple:
+    """(image, cells, proba) of one field, or (None, None, exception) when it fails."""
+    from segmentation import segment_field
+    from wbc_classic.classical.model import segmenter_params
+    from wbc_classic.io.images import read_image
+    from wbc_classic.preprocess.scale import rescale_image
+
+    try:
+        image = read_image(path)
+        work = image if rescale == 1.0 else rescale_image(image, rescale)
+        cells = segment_field(work, segmenter_params(model.segment_params))
+        proba = model.predict_proba_segmented(
+            [(c.crop, c.segmentation) for c in cells]) if cells else \
+            np.zeros((0, len(model.classes_)))
+    except (ImportError, MemoryError):
+        raise  # broken installation or machine, not a bad image
+    except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
+        return None, None, exc
+    return image, cells, proba
+
+
+def _fields(model: Any, paths: Sequence[Path], rescale: float, n_jobs: int):
+    """Yield ``_find_and_classify`` of each field in order, in ``n_jobs`` processes."""
+    if n_jobs == 1:
+        for p in paths:
+            yield _find_and_classify(model, p, rescale)
+        return
+    import joblib
+
+    yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+        joblib.delayed(_find_and_classify)(model, p, rescale) for p in paths)
+
+
 def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
                  exclude_border: bool = False, write_images: bool = True,
-                 rescale: float = 1.0) -> dict[str, Any]:
+                 rescale: float = 1.0, n_jobs: int = 1) -> dict[str, Any]:
     """Segment, classify and count the leukocytes of field images; write the outputs.
 
     ``rescale`` resizes each field before segmentation (see ``--rescale``); boxes are
-    mapped back to the original field's pixels.
+    mapped back to the original field's pixels. ``n_jobs`` fields are processed at once
+    (joblib processes; the outputs are the same for any value).
 
     Returns the report written to ``counts.json`` (dict with ``classes``, ``images``
     (one entry per field, with ``status`` and ``error``) and ``overall``).
     """
-    from segmentation import segment_field
-    from wbc_classic.classical.model import segmenter_params
     from wbc_classic.io.atomic import atomic_open, atomic_path, atomic_write_text
-    from wbc_classic.io.images import read_image
     from wbc_classic.io.progress import progress
-    from wbc_classic.preprocess.scale import rescale_image
 
     if not rescale > 0:
         raise ValueError(f"rescale must be > 0, got {rescale}")
@@ -144,19 +189,13 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     per_image: list[dict[str, Any]] = []
     cell_rows: list[list[Any]] = []
     total = np.zeros(len(classes), dtype=np.int64)
+    results = _fields(model, paths, rescale, n_jobs)
     for path, stem in progress(list(zip(paths, _unique_stems(paths), strict=True)),
                                desc="count", unit="field"):
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
-        try:
-            image = read_image(path)
-            work = image if rescale == 1.0 else rescale_image(image, rescale)
-            cells = segment_field(work, segmenter_params(model.segment_params))
-            proba = model.predict_proba_segmented(
-                [(c.crop, c.segmentation) for c in cells]) if cells else \
-                np.zeros((0, len(classes)))
-        except (ImportError, MemoryError):
-            raise  # broken installation or machine, not a bad image
-        except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
+        image, cells, proba = next(results)
+        if image is None:
+            exc = proba
             entry.update(status="error", error=f"{type(exc).__name__}: {exc}",
                          **_summary(np.zeros(len(classes), np.int64), classes))
             per_image.append(entry)
@@ -221,12 +260,28 @@ def run(args: argparse.Namespace) -> int:
     model, paths, code = load_model_and_inputs(args.model, args.fields, "field images")
     if code is not None:
         return code
+    rescale = args.rescale
     try:
+        if args.um_per_pixel is not None:
+            from wbc_classic.cli.predict import resolve_scale
+
+            if args.rescale != 1.0:
+                raise ValueError("give --um-per-pixel or --rescale, not both")
+            um = resolve_scale(args.um_per_pixel, paths)
+            rescale = model.rescale_factor(um)
+            print(f"pixel scale {um:.4f} um/px -> model's {model.um_per_pixel_:.4f} um/px "
+                  f"(fields resized by {rescale:.3f})", file=sys.stderr if args.json
+                  else sys.stdout)
         report = count_fields(model, paths, args.out, exclude_border=args.exclude_border,
-                              write_images=not args.no_images, rescale=args.rescale)
+                              write_images=not args.no_images, rescale=rescale,
+                              n_jobs=args.n_jobs)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_FAILED_INPUTS if any(e["status"] != "ok" for e in report["images"]) \
+            else EXIT_OK
     failed = [e for e in report["images"] if e["status"] != "ok"]
     overall = report["overall"]
     print(f"{len(paths)} fields, {overall['n_cells']} leukocytes counted -> {args.out}")

@@ -16,6 +16,7 @@ ground-truth set, no image in it, or a ``--json`` that cannot be written.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ from wbc_classic.io.options import (
 )
 
 HELP = "evaluate segmentation (Dice/IoU) or leukocyte detection (precision/recall)"
-EXAMPLE = ("wbc-classic eval-seg --data ../shared/data/cellavision_seg --json seg.json\n"
+EXAMPLE = ("wbc-classic eval-seg --data ../shared/data/cellavision_seg --out seg.json\n"
            "  wbc-classic eval-seg --data ../shared/data/bccd")
 
 
@@ -47,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path,
                         help="segmentation set (images/, masks/) or VOC smear set "
                              "(Annotations/, JPEGImages/, optional Masks/)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write all results here")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="write all results (per image and summary) here as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the machine-readable result (all results as JSON) to "
+                             "stdout; the human-readable lines go to stderr")
     parser.add_argument("--limit", type=int_range(1), default=None,
                         help="only the first N images")
     parser.add_argument("--min-iou", type=float_range(0, 1, lo_open=True), default=0.5,
@@ -68,26 +73,29 @@ def run(args: argparse.Namespace) -> int:
     from wbc_classic.evaluation import seg_eval
     from wbc_classic.io.atomic import atomic_write_text, check_output_file
 
-    if args.json:
-        check_output_file(args.json, "--json")  # before the work; exit 2 (cli.main)
+    if args.out:
+        check_output_file(args.out, "--out")  # before the work; exit 2 (cli.main)
+    if args.json:  # stdout holds the JSON only
+        args.quiet = True
+    say = functools.partial(print, file=sys.stderr if args.json else sys.stdout)
     try:
         layout = seg_eval.detect_layout(args.data)
         samples = load_segmentation_set(args.data) if layout == "seg" \
             else load_voc_smears(args.data)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not samples:
-        print(f"error: no images found in {args.data}", file=sys.stderr)
+        say(f"error: no images found in {args.data}", file=sys.stderr)
         return EXIT_USAGE
     if layout == "seg":
         if not args.quiet:
-            print(f"{'image':<40} {'label':<12} {'nuc_dice':>8} {'nuc_iou':>8} "
+            say(f"{'image':<40} {'label':<12} {'nuc_dice':>8} {'nuc_iou':>8} "
                   f"{'cell_dice':>9} {'cell_iou':>8} {'ms':>6}")
 
         def show(r):
             if not args.quiet:
-                print(f"{Path(r.image).name:<40} {str(r.label or '-'):<12} "
+                say(f"{Path(r.image).name:<40} {str(r.label or '-'):<12} "
                       f"{r.nucleus_dice:8.4f} {r.nucleus_iou:8.4f} {r.cell_dice:9.4f} "
                       f"{r.cell_iou:8.4f} {1000 * r.seconds:6.1f}"
                       + ("" if r.found else "  (not found)"))
@@ -95,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         report = seg_eval.evaluate_segmentation_set(samples, _params(args), limit=args.limit,
                                                     callback=show)
         s = report.summary
-        print(f"mean over {s['n_images']} images: nucleus Dice {s['nucleus_dice']:.4f} "
+        say(f"mean over {s['n_images']} images: nucleus Dice {s['nucleus_dice']:.4f} "
               f"IoU {s['nucleus_iou']:.4f} | cell Dice {s['cell_dice']:.4f} "
               f"IoU {s['cell_iou']:.4f} | found {100 * s['found_rate']:.1f}% | "
               f"{s['images_per_second']:.1f} images/s wall-clock "
@@ -108,22 +116,24 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 extra = (f" nucleus Dice {row['nucleus_dice']:.3f} cell Dice "
                          f"{row['cell_dice']:.3f}" if "cell_dice" in row else "")
-                print(f"{Path(row['image']).name:<28} truth {row['n_truth']} "
+                say(f"{Path(row['image']).name:<28} truth {row['n_truth']} "
                       f"detected {row['n_pred']} correct {row['tp']}{extra}")
 
         report = seg_eval.evaluate_smears(anns, _params(args), min_iou=args.min_iou,
                                           limit=args.limit, callback=show)
         s = report.summary
-        print(f"leukocyte detection over {s['n_images']} fields (IoU >= {s['min_iou']}): "
+        say(f"leukocyte detection over {s['n_images']} fields (IoU >= {s['min_iou']}): "
               f"precision {_fmt(s['precision'])} recall {_fmt(s['recall'])} "
               f"(tp {s['tp']} fp {s['fp']} fn {s['fn']}) | mask Dice nucleus "
               f"{_fmt(s['mask_nucleus_dice'])} cell {_fmt(s['mask_cell_dice'])} "
               f"over {s['n_masks']} masks | {s['images_per_second']:.2f} fields/s")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report.to_dict(), indent=1, default=float))
+        say(f"wrote {args.out}")
     if args.json:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=float))
-        print(f"wrote {args.json}")
+        print(json.dumps(report.to_dict(), default=float))
     for failure in report.failures[:20]:
-        print(f"  failed: {failure}", file=sys.stderr)
+        say(f"  failed: {failure}", file=sys.stderr)
     if len(report.failures) > 20:
-        print(f"  ... and {len(report.failures) - 20} more (see --json)", file=sys.stderr)
+        say(f"  ... and {len(report.failures) - 20} more (see --out)", file=sys.stderr)
     return EXIT_FAILED_INPUTS if report.failures else EXIT_OK

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "blue_minus_red, blue_ratio, lab_minus_b, cyan, magenta)")
     parser.add_argument("--dpi", type=int_range(20, 600), default=100,
                         help="resolution of --steps, 20-600 (100)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the machine-readable result (the summary as JSON) to stdout")
 
 
 def _write_png(path: Path, array) -> None:

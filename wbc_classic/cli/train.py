@@ -7,7 +7,7 @@ stratified seeded split, and saves everything needed to predict (segmenter and f
 settings, fitted classifier, class names, package versions, training summary) in one
 ``.skops`` file.
 
-With ``--test-split`` the saved model is the one fitted on the training part only, so the
+With ``--split`` the saved model is the one fitted on the training part only, so the
 reported held-out numbers describe exactly the file that was written.
 
 Exit codes (:mod:`wbc_classic.io.options`): 0 the model was saved and every image used; 1 the
@@ -32,6 +32,8 @@ from wbc_classic.io.options import (
     EXIT_FAILED_INPUTS,
     EXIT_OK,
     EXIT_USAGE,
+    NamesAction,
+    deprecated_alias,
     float_range,
     int_range,
     n_jobs_value,
@@ -39,7 +41,7 @@ from wbc_classic.io.options import (
 
 HELP = "train a classical (segmentation + features + classifier) leukocyte model"
 EXAMPLE = ("wbc-classic train --data ../shared/data/pbc --preset pbc8 --classifier svm "
-           "--out model.skops --n-jobs 2 --test-split 80/20")
+           "--out model.skops --n-jobs 2 --split 80/20")
 
 
 
@@ -61,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with one sub-folder of images per class")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--classes", nargs="+", metavar="CLASS",
-                       help="classes to use, in label order (default: every class folder)")
+    which.add_argument("--classes", nargs="+", metavar="CLASS", action=NamesAction,
+                       help="classes to use, in label order, space- or comma-separated "
+                            "(default: every class folder)")
     which.add_argument("--preset", choices=["pbc5", "pbc8"],
                        help="pbc5: the 5 mature leukocyte classes; pbc8: all 8 PBC classes")
     parser.add_argument("--classifier", default="svm", choices=list(CLASSIFIERS),
@@ -77,10 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                         help="seed of folds, split and model")
-    parser.add_argument("--test-split", metavar="SCHEME", default=None, type=scheme_argument,
+    parser.add_argument("--split", metavar="SCHEME", default=None, type=scheme_argument,
                         help="hold out the test part of a stratified split (e.g. 80/20), "
                              "report its accuracy and per-class sensitivity, and fit the "
                              "saved model on the rest")
+    deprecated_alias(parser, "--test-split", "--split", metavar="SCHEME", type=scheme_argument)
     parser.add_argument("--cv", type=_cv_folds, default=5,
                         help="folds of the reported cross-validated accuracy (0: skip)")
     parser.add_argument("--feature-selection", choices=["univariate", "sfs"], default=None,
@@ -160,13 +164,13 @@ def run(args: argparse.Namespace) -> int:
     split = None
     n_test_failed = 0
     fit_idx = np.arange(len(data.paths))
-    if args.test_split:
+    if args.split:
         from wbc_classic.data.split import make_split
 
         try:
-            split = make_split(data.y, scheme=args.test_split, seed=args.seed)
+            split = make_split(data.y, scheme=args.split, seed=args.seed)
         except ValueError as exc:
-            print(f"error: --test-split {args.test_split}: {exc}", file=sys.stderr)
+            print(f"error: --split {args.split}: {exc}", file=sys.stderr)
             return EXIT_USAGE
         fit_idx = np.union1d(split.train, split.val)
     try:
@@ -222,8 +226,13 @@ def run(args: argparse.Namespace) -> int:
                   f"{holdout['precision'][c]:9.4f}  {holdout['support'][c]:7d}")
 
     meta["train_seconds"]["total"] = round(time.perf_counter() - t_start, 2)
+    from wbc_classic.io.modelcard import classical_card, write_card
+
+    meta["card"] = classical_card(meta, [str(c) for c in model.classes_], model.versions_,
+                                  args.out)
     try:
         path = model.save(args.out)
+        write_card(meta["card"], path)  # beside the model: model.card.md
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE

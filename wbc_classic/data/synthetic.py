@@ -58,6 +58,7 @@ from wbc_classic.data.labels import PBC5_CLASSES
 
 __all__ = [
     "CELL_DIAMETER_RBC",
+    "CONFUSABLE",
     "SyntheticCell",
     "SyntheticField",
     "make_cell",
@@ -74,6 +75,16 @@ CELL_DIAMETER_RBC: dict[str, float] = {
     "lymphocyte": 1.2,
     "monocyte": 2.2,
     "neutrophil": 1.75,
+}
+
+#: The class each one is most often confused with; an *ambiguous* cell
+#: (``make_cell(..., ambiguity=p)``) takes part of its size, nucleus and cytoplasm from it.
+CONFUSABLE: dict[str, str] = {
+    "basophil": "neutrophil",
+    "eosinophil": "neutrophil",
+    "lymphocyte": "monocyte",
+    "monocyte": "lymphocyte",
+    "neutrophil": "eosinophil",
 }
 
 # Red-cell diameter as a fraction of the crop width for make_cell at scale=1
@@ -584,9 +595,15 @@ def _granules(rng: np.random.Generator, region: np.ndarray, coverage: float,
 
 
 def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: float,
-                     cy: float, radius: float, rotation: float, style: _Style
+                     cy: float, radius: float, rotation: float, style: _Style,
+                     mimic: tuple[str, float] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
     """Add one leukocyte's optical density to ``od`` in place.
+
+    ``mimic = (other, t)`` draws an ambiguous cell: with probability ``t`` its nucleus is
+    shaped (and its chromatin textured) like ``other``'s, and its cytoplasm (colour, granules)
+    is a ``1 - t : t`` blend of the two classes' -- a ``t`` near 0.5 is a cell an expert
+    would hesitate over.
 
     Returns the nucleus and cell masks (bool) of the bounding window, its (y0, x0) offset and
     the drawn shape parameters.
@@ -604,18 +621,24 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
 
     irregular = {"monocyte": 0.05, "lymphocyte": 0.012, "basophil": 0.03}.get(label, 0.02)
     cell_sdf = _cell_sdf(rng, u, v, R, irregular)
-    if label == "neutrophil":
+    nuc_label = label
+    if mimic is not None and rng.random() < mimic[1]:
+        nuc_label = mimic[0]
+    if nuc_label == "neutrophil":
         nuc_sdf, info = _neutrophil_nucleus(rng, u, v, R)
-    elif label == "eosinophil":
+    elif nuc_label == "eosinophil":
         nuc_sdf, info = _neutrophil_nucleus(rng, u, v, R, eos=True)
-    elif label == "lymphocyte":
+    elif nuc_label == "lymphocyte":
         nuc_sdf, info = _lymphocyte_nucleus(rng, u, v, R)
-    elif label == "monocyte":
+    elif nuc_label == "monocyte":
         nuc_sdf, info = _monocyte_nucleus(rng, u, v, R)
-    elif label == "basophil":
+    elif nuc_label == "basophil":
         nuc_sdf, info = _basophil_nucleus(rng, u, v, R)
     else:  # pragma: no cover - guarded by the callers
         raise ValueError(label)
+    if mimic is not None:
+        info = {**info, "mimic": mimic[0], "mimic_t": float(mimic[1]),
+                "nucleus_from": nuc_label}
     # keep the nucleus strictly inside the cell (>= ~1 px of cytoplasm)
     margin = max(1.0, 0.025 * R)
     nuc_sdf = np.maximum(nuc_sdf, cell_sdf + margin)
@@ -631,12 +654,12 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     medium = _smooth_noise(rng, shape, max(0.03 * R, 1.0))
     fine = _fine_noise(rng, shape, 0.6)
     rim = np.exp(np.minimum(nuc_sdf, 0.0) / max(0.06 * R, 1.0))
-    if label == "monocyte":
+    if nuc_label == "monocyte":
         band = _smooth_noise(rng, shape, max(0.06 * R, 1.2))
         lace = 1.0 - 2.0 * np.abs(np.tanh(band))  # bright ridges -> lacy network
         chrom = 0.88 + 0.22 * lace + 0.06 * medium + 0.05 * fine + 0.08 * rim
         nuc_col = style.od["nucleus_mono"]
-    elif label == "lymphocyte":
+    elif nuc_label == "lymphocyte":
         chrom = 1.0 + 0.12 * coarse + 0.1 * medium + 0.05 * fine + 0.1 * rim
         nuc_col = style.od["nucleus"]
     else:
@@ -645,8 +668,25 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     chrom = np.clip(chrom, 0.35, None) * rng.uniform(0.9, 1.1)
     local += (a_nuc * chrom)[..., None] * nuc_col
 
-    # ---- cytoplasm
+    # ---- cytoplasm (an ambiguous cell: both classes' cytoplasm, weighted 1 - t and t)
     tex = _fine_noise(rng, shape, 0.7)
+    blend = [(label, 1.0)] if mimic is None else [(label, 1.0 - mimic[1]),
+                                                  (mimic[0], mimic[1])]
+    for cyto_label, weight in blend:
+        _paint_cytoplasm(local, rng, cyto_label, weight, cyto, a_cell, a_nuc, rho, tex,
+                         coarse, u, v, R, style, info)
+
+    od[y0:y1, x0:x1] += local
+    return nuc_sdf < 0, cell_sdf < 0, (y0, x0), info
+
+
+def _paint_cytoplasm(local: np.ndarray, rng: np.random.Generator, label: str, weight: float,
+                     cyto: np.ndarray, a_cell: np.ndarray, a_nuc: np.ndarray, rho: np.ndarray,
+                     tex: np.ndarray, coarse: np.ndarray, u: np.ndarray, v: np.ndarray,
+                     R: float, style: _Style, info: dict) -> None:
+    """Add ``weight`` times ``label``'s cytoplasm (colour and granules) to ``local``."""
+    cyto = cyto * weight
+    a_cell_w = a_cell * weight
     if label == "neutrophil":
         base = rng.uniform(0.8, 1.2) * (1.0 + 0.12 * tex)
         local += (cyto * base)[..., None] * style.od["cyto_neutrophil"]
@@ -655,12 +695,12 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
     elif label == "eosinophil":
         local += (cyto * rng.uniform(0.7, 1.1))[..., None] * style.od["cyto_eosinophil"]
         g = _granules(rng, a_cell, rng.uniform(0.8, 1.2), max(0.05 * R, 0.7))
-        local += (a_cell * g * (1.0 - 0.8 * a_nuc) * rng.uniform(0.9, 1.2))[..., None] \
+        local += (a_cell_w * g * (1.0 - 0.8 * a_nuc) * rng.uniform(0.9, 1.2))[..., None] \
             * style.od["gran_eosinophil"]
     elif label == "basophil":
         local += (cyto * rng.uniform(0.8, 1.2))[..., None] * style.od["cyto_basophil"]
         g = _granules(rng, a_cell, rng.uniform(0.7, 1.3), max(0.06 * R, 0.7))
-        local += (a_cell * g * (1.0 - 0.3 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
+        local += (a_cell_w * g * (1.0 - 0.3 * a_nuc) * rng.uniform(0.8, 1.1))[..., None] \
             * style.od["gran_basophil"]
     elif label == "lymphocyte":
         edge = 0.75 + 0.5 * np.clip(rho, 0, 1.2) ** 3
@@ -678,9 +718,6 @@ def _paint_leukocyte(od: np.ndarray, rng: np.random.Generator, label: str, cx: f
             dens = dens * (1.0 - 0.85 * _alpha(np.hypot(u - vx, v - vy) - vr))
         info["n_vacuoles"] = n_vac
         local += dens[..., None] * style.od["cyto_monocyte"]
-
-    od[y0:y1, x0:x1] += local
-    return nuc_sdf < 0, cell_sdf < 0, (y0, x0), info
 
 
 # --------------------------------------------------------------------------------------
@@ -726,7 +763,8 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
               illumination: float = 1.0, brightness: float = 1.0, rotation: float | None = None,
               position_jitter: float = 0.05, scale_jitter: float = 0.08,
               rbc_density: float = 1.0, platelets: float = 1.0,
-              background: Sequence[float] | None = None) -> SyntheticCell:
+              background: Sequence[float] | None = None,
+              ambiguity: float = 0.0) -> SyntheticCell:
     """Render one single-leukocyte crop (like a CellaVision/PBC crop) with exact masks.
 
     Parameters
@@ -769,6 +807,12 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
         of no mask; ~0.8 per 128-px crop at 1.0; 0: none).
     background : (3,) RGB or None
         Colour of the empty glass; ``None`` draws one near a PBC-like cream.
+    ambiguity : float in [0, 1], default 0.0
+        Probability that the cell is drawn *ambiguous*: part-way (``t ~ U(0.15, 0.6)``)
+        towards its :data:`CONFUSABLE` class in size, nucleus shape and cytoplasm (see
+        ``params["mimic"]``, ``params["mimic_t"]``). The label stays the cell's own class;
+        at ``t`` near 0.5 even a perfect classifier errs. 0 (the default) draws no random
+        numbers for it, so existing seeds give the same images.
 
     Returns
     -------
@@ -793,6 +837,14 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     diam = CELL_DIAMETER_RBC[name] * math.exp(gen.normal(0.0, scale_jitter))
     if name == "lymphocyte" and gen.random() < 0.15:  # occasional large lymphocyte
         diam *= 1.15
+    mimic = None
+    if not 0.0 <= float(ambiguity) <= 1.0:
+        raise ValueError(f"ambiguity must be in [0, 1], got {ambiguity!r}")
+    if ambiguity > 0 and gen.random() < ambiguity:
+        other = CONFUSABLE[name]
+        t = float(gen.uniform(0.15, 0.6))
+        mimic = (other, t)
+        diam *= (CELL_DIAMETER_RBC[other] / CELL_DIAMETER_RBC[name]) ** t
     R = 0.5 * diam * 2.0 * r_rbc
     cx = 0.5 * (size - 1) + gen.normal(0.0, position_jitter * size)
     cy = 0.5 * (size - 1) + gen.normal(0.0, position_jitter * size)
@@ -802,7 +854,8 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     rbcs = _place_rbcs(gen, (size, size), r_rbc, [(cx, cy, R)], rbc_density * 0.95)
     _paint_rbcs(od, gen, rbcs, style)
     n_plt = _paint_platelets(od, gen, r_rbc, [(cx, cy, R)], platelets, style)
-    nuc_w, cell_w, (y0, x0), info = _paint_leukocyte(od, gen, name, cx, cy, R, rot, style)
+    nuc_w, cell_w, (y0, x0), info = _paint_leukocyte(od, gen, name, cx, cy, R, rot, style,
+                                                     mimic=mimic)
     nucleus = np.zeros((size, size), bool)
     cell = np.zeros((size, size), bool)
     nucleus[y0:y0 + nuc_w.shape[0], x0:x0 + nuc_w.shape[1]] = nuc_w

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["CacheDirError", "default_cache_root", "resolve_cache_dir"]
 
@@ -102,9 +104,8 @@ def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None, *,
         raise CacheDirError(f"cache folder {str(path)!r} cannot be used: {why}")
     tmp = _temporary_cache()
     if warn:
-        print(f"warning: cache folder {str(path)!r} cannot be used ({why}); using a temporary "
-              f"cache {str(tmp)!r} for this run (set --cache-dir or WBC_CACHE_DIR)",
-              file=sys.stderr)
+        logger.warning("cache folder %r cannot be used (%s); using a temporary cache %r for "
+                       "this run (set --cache-dir or WBC_CACHE_DIR)", str(path), why, str(tmp))
     with contextlib.suppress(OSError):
         tmp.mkdir(parents=True, exist_ok=True)
     return tmp

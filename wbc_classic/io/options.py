@@ -20,13 +20,16 @@ one room every entry point (including ``deep`` and ``benchmarks``) may import.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["EXIT_FAILED_INPUTS", "EXIT_OK", "EXIT_USAGE", "check_range", "float_range",
-           "int_range", "json_object", "n_jobs_value"]
+__all__ = ["EXIT_FAILED_INPUTS", "EXIT_OK", "EXIT_USAGE", "NamesAction", "check_range",
+           "deprecated_alias", "float_range", "int_range", "json_object", "n_jobs_value",
+           "log_to_stderr", "split_names"]
 
 #: every input was used
 EXIT_OK: int = 0
@@ -146,3 +149,80 @@ def json_object(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"key\": 1}}', "
                                          f"got {text!r}")
     return value
+
+
+def split_names(values: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Names given space- and/or comma-separated: ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [name.strip() for item in items for name in str(item).split(",") if name.strip()]
+
+
+class NamesAction(argparse.Action):
+    """``--classes a b c`` and ``--classes a,b,c`` (or a mix) give the same list.
+
+    Use with ``nargs="+"``; the stored value is a list of str.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        names = split_names(values)
+        if not names:
+            parser.error(f"argument {option_string}: expected at least one name")
+        setattr(namespace, self.dest, names)
+
+
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, *,
+                     dest: str | None = None, **kwargs: Any) -> argparse.Action:
+    """Add ``old`` as a hidden spelling of the option ``new`` that warns when used.
+
+    The value goes to ``new``'s destination (``dest`` or derived from ``new``), through the
+    same ``type``/``nargs`` given in ``kwargs``; a one-line ``warning: OLD is deprecated; use
+    NEW`` goes to stderr. The alias is left out of ``--help``.
+    """
+    target = dest or new.lstrip("-").replace("-", "_")
+
+    class _Deprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            logging.getLogger(__name__).warning("%s is deprecated; use %s", option_string, new)
+            setattr(namespace, target, values)
+
+    return parser.add_argument(old, dest=f"_deprecated_{target}", action=_Deprecated,
+                               help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+class _CliFormatter(logging.Formatter):
+    """``warning: message`` for warnings and errors, the bare message for information."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return msg if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {msg}"
+
+
+#: the project's packages, whose log records a command shows on stderr
+PROJECT_LOGGERS = ("wbc_classic", "deep", "benchmarks", "segmentation", "features")
+
+
+@contextlib.contextmanager
+def log_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """Show the project's log records on stderr while a command runs.
+
+    Library code logs (it never prints); a command's ``main`` wraps its work in this so that
+    progress and warnings reach the user as one-line messages (``warning: ...``). The handler
+    writes to the ``sys.stderr`` of the moment and is removed afterwards.
+    """
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CliFormatter())
+    handler.setLevel(level)
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    old_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > level:
+            lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, old in zip(loggers, old_levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(old)
