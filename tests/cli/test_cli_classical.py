@@ -61,7 +61,8 @@ def test_predict_batch_with_bad_files_goes_on(trained, tmp_path, capsys):
     rows = _read_csv(out)
     assert len(rows) == 8 + 2
     assert list(rows[0]) == ["path", "status", "predicted_class",
-                             *[f"p_{c}" for c in CLASSES], "error", "note"]
+                             *[f"p_{c}" for c in CLASSES], "error", "note",
+                             "shift_score", "shift_flag"]
     by_path = {Path(r["path"]).name: r for r in rows}
     for name in ("corrupt.jpg", "missing.png"):
         r = by_path[name]

@@ -139,6 +139,27 @@ def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, co
             np.concatenate([np.arange(n), source[keep]]))
 
 
+def _check_weights(sample_weight: Sequence[float], n: int) -> np.ndarray:
+    """Sample weights as float64 (n,), finite and >= 0 with a positive sum (else ValueError)."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one value per sample ({n}), got shape "
+                         f"{w.shape}")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or not w.sum() > 0:
+        raise ValueError("sample_weight must be finite, >= 0 and not all 0")
+    return w
+
+
+def _classifier_view(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """The rows as the final classifier sees them: through the fitted pipeline's scaler and
+    feature selection (``X`` itself for a custom estimator that is not a pipeline)."""
+    pipe = estimator.pipeline_
+    if hasattr(pipe, "steps") and len(pipe.steps) > 1:
+        return np.asarray(pipe[:-1].transform(np.asarray(X, dtype=np.float32)),
+                          dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
+
+
 # --------------------------------------------------------------------------- the model
 
 class WBCModel(ClassifierMixin, BaseEstimator):
@@ -283,7 +304,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def extract(self, images_or_paths: Sequence[Any], *, um_per_pixel: float | None = None,
-                n_jobs: int | None = None, progress: bool = False) -> Any:
+                n_jobs: int | None = None, progress: bool = False,
+                cache_dir: str | os.PathLike[str] | None = None) -> Any:
         """Features of images under this model's front end, through the one feature engine.
 
         :func:`wbc_classic.classical.extraction.extract_features` with this model's
@@ -303,7 +325,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         n_jobs : int, optional
             Workers (default ``n_jobs``).
         progress : bool, default False
-            Show a progress bar.
+            Report progress (:class:`wbc_classic.io.progress.Progress`).
+        cache_dir : path, optional
+            Feature cache for this call (default: the model's ``cache_dir``).
 
         Returns
         -------
@@ -326,7 +350,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                  for item in images_or_paths]
         return extract_features(items, segmenter=self._segmenter(), extractor=extractor,
                                 n_jobs=int(self.n_jobs if n_jobs is None else n_jobs),
-                                cache_dir=self.cache_dir, progress=progress, stain=stain,
+                                cache_dir=self.cache_dir if cache_dir is None else cache_dir,
+                                progress=progress, stain=stain,
                                 rescale=self.rescale_factor(um_per_pixel))
 
     def transform(self, images_or_paths: Sequence[Any], *,
@@ -371,7 +396,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         return float(um_per_pixel) / float(ref)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Sequence[Any], y: Sequence[Any]) -> WBCModel:
+    def fit(self, X: Sequence[Any], y: Sequence[Any], *,
+            sample_weight: Sequence[float] | None = None, progress: bool = False) -> WBCModel:
         """Learn everything from training images: pixel scale, stain, features, classifier.
 
         In order: the training images' pixel scale (:attr:`um_per_pixel_`) and the stain
@@ -387,6 +413,12 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             One leukocyte per image.
         y : array-like, shape (n,)
             Class names, or integer indices into ``classes``.
+        sample_weight : array-like of float, shape (n,), optional
+            Weight of each image in the classifier's fit (e.g. a laboratory's few labelled
+            cells weighted up against a large public set); augmented copies inherit their
+            image's weight. None: all 1.
+        progress : bool, default False
+            Report the feature stage's progress (:class:`wbc_classic.io.progress.Progress`).
 
         Returns
         -------
@@ -395,8 +427,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            No usable image, labels outside ``classes``, or a stain normaliser that
-            cannot be fitted on these images.
+            No usable image, labels outside ``classes``, bad weights, or a stain
+            normaliser that cannot be fitted on these images.
         """
         from wbc_classic.preprocess.scale import estimate_batch_scale
         from wbc_classic.preprocess.stain import fit_normalizer
@@ -406,6 +438,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if y.shape != (len(items),):
             raise ValueError(f"y must have one label per image: {len(items)} images, "
                              f"y of shape {y.shape}")
+        weight = None if sample_weight is None else _check_weights(sample_weight, len(items))
         for name in ("extractor_", "estimator_"):  # a refit starts from nothing
             self.__dict__.pop(name, None)
         t0 = time.perf_counter()
@@ -417,7 +450,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         except OSError as exc:
             raise ValueError(f"cannot fit the {self.stain} stain normaliser: {exc}") from exc
         self.extractor_, self.stain_, self.um_per_pixel_ = self._new_extractor(), stain, um
-        result = self.extract(items)
+        result = self.extract(items, progress=progress)
         ok = result.ok & np.all(np.isfinite(result.X), axis=1)
         skipped = [str(f) for f in result.failures] + [
             f"{items[i] if isinstance(items[i], str) else f'<array {i}>'}: non-finite "
@@ -426,6 +459,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError("no usable training images" + (f" (first problem: "
                                                             f"{skipped[0]})" if skipped else ""))
         Xf, yf, groups = result.X[ok], y[ok], None
+        wf = None if weight is None else weight[ok]
         used_copies = 0
         if self.augmentation is not None and self.augment_copies > 0:
             from wbc_classic.preprocess.augment import augmented_copies
@@ -433,12 +467,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             good = [items[i] for i in np.flatnonzero(ok)]
             copies = augmented_copies(good, self.augmentation, self.augment_copies,
                                       seed=self.seed)
-            aug = self.extract(copies)
+            aug = self.extract(copies, progress=progress)
             aug_ok = aug.ok & np.all(np.isfinite(aug.X), axis=1)
             used_copies = int(aug_ok.sum())
             Xf, yf, groups = with_augmented_copies(Xf, yf, aug.X, self.augment_copies, aug_ok)
+            if wf is not None:  # a copy weighs what its source image weighs
+                wf = wf[groups]
         t_features = time.perf_counter() - t0
-        self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um)
+        self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um,
+                          sample_weight=wf)
         data = self.metadata_["data"]
         data.update(n_images=len(items), n_skipped=len(skipped), skipped=skipped[:50])
         if groups is not None:
@@ -451,7 +488,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any], *,
                      groups: np.ndarray | None = None, stain_normalizer: Any = None,
-                     um_per_pixel: float | None = None) -> WBCModel:
+                     um_per_pixel: float | None = None,
+                     sample_weight: Sequence[float] | None = None) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
 
         The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
@@ -472,10 +510,18 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             not ``"none"`` (it becomes :attr:`stain_`).
         um_per_pixel : float, optional
             Pixel scale of the images the rows come from (becomes :attr:`um_per_pixel_`).
+        sample_weight : array-like of float, shape (n,), optional
+            Weight of each row in the classifier's fit and its cross-validation (not
+            supported by ``"knn"``).
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        Also fits :attr:`shift_`, the shift scorer of the rows as the classifier sees them
+        (:mod:`wbc_classic.classical.shift`).
         """
         from sklearn.base import clone
         from sklearn.model_selection import (
@@ -500,6 +546,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                              "were computed with (stain_normalizer=), or use fit()")
         if um_per_pixel is not None and not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
+        weight = None if sample_weight is None else _check_weights(sample_weight, X.shape[0])
+        fit_params = {} if weight is None else {"sample_weight": weight}
         extractor = self.__dict__.get("extractor_")
         if extractor is None:
             extractor = self._new_extractor()
@@ -518,11 +566,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                 kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
                 scores = cross_val_score(clone(estimator), X, y_idx, scoring="accuracy",
                                          cv=kfold(folds, shuffle=True, random_state=self.seed),
-                                         groups=groups)
+                                         groups=groups, params=fit_params or None)
                 cv_info = {"cv_accuracy": float(scores.mean()),
                            "cv_accuracy_std": float(scores.std()),
                            "cv_folds": folds, "cv_scores": [float(s) for s in scores]}
-        estimator.fit(X, y_idx)
+        estimator.fit(X, y_idx, **fit_params)
+        from wbc_classic.classical.shift import ShiftScorer
+
+        self.shift_ = ShiftScorer(seed=self.seed).fit(_classifier_view(estimator, X),
+                                                      groups=groups)
         if estimator.search_ is not None:
             cv_info = {"cv_accuracy": estimator.search_["best_score"],
                        "cv_note": "best mean score of the hyper-parameter search",
@@ -544,6 +596,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             "data": {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
                      "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}},
             "fit_seconds": round(time.perf_counter() - t0, 3),
+            "shift": {"threshold": self.shift_.threshold_,
+                      "quantile": self.shift_.quantile},
+            **({"weighted": True} if weight is not None else {}),
             **cv_info,
         }
         return self
@@ -591,6 +646,29 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         full = np.zeros((p.shape[0], len(self.classes_)))
         full[:, fitted] = p
         return full
+
+    def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift score and flag of feature vectors (:mod:`wbc_classic.classical.shift`).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+
+        Returns
+        -------
+        scores : ndarray of float64, shape (n,)
+            Higher = less like the training cells; NaN when the model has no scorer (a
+            file written before format 3).
+        flags : ndarray of bool, shape (n,)
+            Score above the threshold stored in the model (False without a scorer).
+        """
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        scorer = getattr(self, "shift_", None)
+        if scorer is None or X.shape[0] == 0:
+            return np.full(X.shape[0], np.nan), np.zeros(X.shape[0], bool)
+        scores = scorer.score_samples(_classifier_view(self.estimator_, X))
+        return scores, ~(scores <= scorer.threshold_)
 
     def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:
         """Class probabilities of already segmented cells ``[(image, Segmentation), ...]``.
@@ -647,7 +725,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             np.asarray([], dtype=str)
 
     def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
-                      n_jobs: int | None = None, um_per_pixel: float | None = None
+                      n_jobs: int | None = None, um_per_pixel: float | None = None,
+                      cache_dir: str | os.PathLike[str] | None = None
                       ) -> list[dict[str, Any]]:
         """Classify image files in parallel; a bad file never stops the batch.
 
@@ -658,35 +737,54 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Parallel workers for decoding + segmentation + features (default ``n_jobs``).
         um_per_pixel : float, optional
             Pixel scale of these images, as in :meth:`predict_proba`.
+        cache_dir : path, optional
+            Per-image feature cache (the one of :meth:`extract`, keyed by content, settings,
+            stain normaliser and rescale factor); default the model's ``cache_dir``.
 
         Returns
         -------
         rows : list of dict, one per path, in input order, with keys
-            ``path`` (str), ``status`` ("ok" or "error"), ``predicted_class`` (str, "" on
-            error), ``proba`` (ndarray (K,) float64, NaN on error), ``error`` (str, "" if
-            ok) and ``note`` (e.g. "no leukocyte found" when the segmenter found none).
+            ``path`` (str); ``status``: "ok", "no_cell" (the segmenter found no leukocyte:
+            no class, NaN probabilities, see :func:`wbc_classic.io.predictions.mark_no_cell`)
+            or "error"; ``found`` (bool, a leukocyte was segmented); ``predicted_class``
+            (str, "" unless ok); ``proba`` (ndarray (K,) float64, NaN unless ok);
+            ``shift_score`` (float, higher = less like the training cells, NaN unless ok)
+            and ``shift_flag`` (bool, above the model's threshold); ``error`` (str, "" if
+            ok) and ``note``.
         """
+        from wbc_classic.io.predictions import mark_no_cell
+
         self._check_fitted()
         paths = [str(p) for p in paths]
-        result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs)
+        result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs,
+                              cache_dir=cache_dir)
         errors = {f.index: str(f) for f in result.failures}
-        ok = np.flatnonzero(result.ok)
+        good = result.ok & result.found
+        ok = np.flatnonzero(good)
         proba = np.full((len(paths), len(self.classes_)), np.nan)
+        score = np.full(len(paths), np.nan)
+        flag = np.zeros(len(paths), bool)
         if ok.size:
             proba[ok] = self.predict_proba_features(result.X[ok])
+            score[ok], flag[ok] = self.shift_scores(result.X[ok])
         rows = []
         for i, path in enumerate(paths):
-            good = bool(result.ok[i])
-            rows.append({
+            row = {
                 "path": path,
-                "status": "ok" if good else "error",
-                "predicted_class": str(self.classes_[int(np.argmax(proba[i]))]) if good
+                "status": "ok" if good[i] else "error",
+                "found": bool(result.found[i]),
+                "predicted_class": str(self.classes_[int(np.argmax(proba[i]))]) if good[i]
                 else "",
                 "proba": proba[i],
+                "shift_score": float(score[i]),
+                "shift_flag": bool(flag[i]),
                 "error": errors.get(i, ""),
-                "note": "" if (not good or result.found[i]) else "no leukocyte found; "
-                        "prediction from empty-mask features",
-            })
+                "note": "",
+            }
+            if result.ok[i] and not result.found[i]:
+                mark_no_cell(row, "no leukocyte found in the image")
+                row["proba"] = proba[i]
+            rows.append(row)
         return rows
 
     # ------------------------------------------------------------------ persistence

@@ -7,7 +7,7 @@ truncated file or a skops file that references any other type (``os.system``, ..
 with :class:`ModelFileError` naming the file and the problem.  A model written by other
 package versions loads with a :class:`ModelVersionWarning`.
 
-File contents (format ``wbc-classic/model``, ``format_version`` 2), a plain dict:
+File contents (format ``wbc-classic/model``, ``format_version`` 3), a plain dict:
 
 ``classes``           list of str -- the single source of class names and their order
 ``classifier``        str -- registry name (or the estimator's class name)
@@ -20,11 +20,13 @@ File contents (format ``wbc-classic/model``, ``format_version`` 2), a plain dict
 ``segmenter``         {"function": "segmentation.segment", "params": {...}}
 ``stain``             the fitted stain normaliser as plain data, or None
 ``scale``             {"um_per_pixel": float or None} -- the training images' pixel scale
+``shift``             the fitted :class:`wbc_classic.classical.shift.ShiftScorer` (version 3)
 ``versions``          dict of package versions at training time
 ``metadata``          dict: date, data summary, cross-validated accuracy, ...
 
-Version 1 files (written before the pipeline was fitted on its own label encoding) load
-unchanged; the trust list is the same for both versions.
+Version 1 files (written before the pipeline was fitted on its own label encoding) and
+version 2 files (no shift scorer: their rows get ``shift_score`` NaN and no flag) load
+unchanged.
 
 Example
 -------
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 FORMAT = "wbc-classic/model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # the only extractor / segmenter entry points a model file may name
 _EXTRACTOR_CLASSES = {"features.FeatureExtractor": ("features", "FeatureExtractor")}
@@ -128,6 +130,7 @@ def _type_name(obj: Any) -> str:
 # trusted *names* are computed from the objects themselves (see known_types)
 _KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
     ("wbc_classic.classical.classifiers", "BalancedClassifier"),
+    ("wbc_classic.classical.shift", "ShiftScorer"),
     ("sklearn.calibration", "_CalibratedClassifier"),
     ("sklearn.calibration", "_SigmoidCalibration"),
     ("sklearn.calibration", "CalibratedClassifierCV"),
@@ -267,6 +270,7 @@ def to_dict(model: Any) -> dict[str, Any]:
         "segmenter": {"function": "segmentation.segment",
                       "params": {k: _plain(v) for k, v in
                                  full_segment_params(model.segment_params).items()}},
+        "shift": getattr(model, "shift_", None),
         "versions": dict(model.versions_),
         "metadata": _plain(model.metadata_),
     }
@@ -445,6 +449,14 @@ def _from_dict(obj: Any, path: Path) -> Any:
     estimator.search_ = None
     model.extractor_ = extractor
     model.estimator_ = estimator
+    shift = obj.get("shift")
+    if shift is not None:
+        from wbc_classic.classical.shift import ShiftScorer
+
+        if not (isinstance(shift, ShiftScorer) and hasattr(shift, "precision_")
+                and shift.n_features_in_ == np.asarray(shift.precision_).shape[0]):
+            raise ModelFileError(path, "'shift' is not a fitted ShiftScorer")
+    model.shift_ = shift
     model.stain_ = normalizer
     model.um_per_pixel_ = None if um is None else float(um)
     model.classes_ = np.asarray(classes, dtype=str)

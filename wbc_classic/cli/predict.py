@@ -25,7 +25,7 @@ from wbc_classic.io.options import (
     EXIT_USAGE,
     n_jobs_value,
 )
-from wbc_classic.io.predictions import expand_inputs, mark_no_cell, write_predictions_csv
+from wbc_classic.io.predictions import expand_inputs, write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
 EXAMPLE = "wbc-classic predict --model model.skops cells/ extra.jpg --out preds.csv --n-jobs 2"
@@ -89,17 +89,6 @@ def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
     return float(check_range("--um-per-pixel", um, *UM_PER_PIXEL_RANGE))
 
 
-def row_found(row: dict) -> bool:
-    """False when the model layer says the segmenter found no leukocyte in the row's image.
-
-    Uses the row's ``found`` flag when the model layer provides one, else its note (today's
-    ``WBCModel.predict_paths`` writes "no leukocyte found ..." there).
-    """
-    if "found" in row:
-        return bool(row["found"])
-    return not str(row.get("note", "")).startswith("no leukocyte found")
-
-
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
     """Load the model and expand the inputs for a CLI command.
 
@@ -123,8 +112,7 @@ def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "i
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 usage)."""
-    import inspect
-
+    from wbc_classic.classical.shift import batch_summary
     from wbc_classic.io.atomic import check_output_file
     from wbc_classic.io.progress import Progress
 
@@ -142,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pixel scale {um:.4f} um/px -> model's {model.um_per_pixel_:.4f} um/px "
               f"(images resized by {factor:.3f})")
     extra = {}
-    if not args.no_cache and "cache_dir" in inspect.signature(model.predict_paths).parameters:
-        # the model layer takes the feature cache once it offers it (see the report)
+    if not args.no_cache:
         from wbc_classic.io.cachedir import resolve_cache_dir
 
         extra["cache_dir"] = resolve_cache_dir(args.cache_dir)
@@ -155,10 +142,6 @@ def run(args: argparse.Namespace) -> int:
             rows += model.predict_paths(chunk, n_jobs=args.n_jobs, um_per_pixel=um, **extra)
             bar.update(len(chunk))
     seconds = time.perf_counter() - t0
-    for r in rows:
-        if r["status"] == "ok" and not row_found(r):
-            mark_no_cell(r, "no leukocyte found in the image")
-            r["note"] = ""
     write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
     failed = [r for r in rows if r["status"] != "ok"]
     n_no_cell = sum(r["status"] == "no_cell" for r in rows)
@@ -171,4 +154,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if len(failed) > 20:
         print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
+    scored = [r for r in rows if r["status"] == "ok" and r.get("shift_score") == r.get(
+        "shift_score")]  # NaN: a model file without a shift scorer
+    if scored:
+        print(batch_summary(np.array([r["shift_flag"] for r in scored]), what="cells",
+                            expected=1 - model.shift_.quantile))
     return EXIT_FAILED_INPUTS if failed else EXIT_OK

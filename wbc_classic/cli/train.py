@@ -170,8 +170,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         fit_idx = np.union1d(split.train, split.val)
     try:
-        with _log_progress("features", len(fit_idx)):
-            model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx])
+        model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx], progress=True)
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -236,18 +235,6 @@ def run(args: argparse.Namespace) -> int:
               f"exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
         return EXIT_FAILED_INPUTS
     return EXIT_OK
-
-
-def _log_progress(desc: str, total: int):
-    """Heartbeat lines for a log while the feature stage runs (its own bar is for a
-    terminal only); a no-op on a terminal."""
-    import contextlib
-
-    from wbc_classic.io.progress import Progress
-
-    if sys.stderr.isatty():
-        return contextlib.nullcontext()
-    return Progress(total=None, desc=f"{desc} ({total} images)", unit="img", heartbeat=True)
 
 
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,
