@@ -38,6 +38,7 @@ __all__ = [
     "canonical_label",
     "load_class_folders",
     "load_image_manifest",
+    "load_labelled",
     "load_medmnist",
     "load_segmentation_set",
     "load_voc_smears",
@@ -855,3 +856,54 @@ def load_medmnist(npz_path: PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]
         raise DatasetError(f"{str(p)!r} is not a MedMNIST file: expected keys like "
                            f"'train_images', 'train_labels', found {sorted(keys)}")
     return out
+
+
+def load_labelled(
+    root: PathLike,
+    classes: Sequence[str] | str | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> ImageSet:
+    """Labelled single-cell images from either layout: class folders, or a segmentation set.
+
+    A folder with a ``manifest.csv`` holding a ``label`` column (``image,mask,label``, as
+    ``jtsc_seg`` and ``cellavision_seg``) is read with :func:`load_segmentation_set` and its
+    labels; any other folder with :func:`load_class_folders`.
+
+    Parameters
+    ----------
+    root : str or Path
+    classes : sequence of str or str, optional
+        As in :func:`load_class_folders` (default: every class present, sorted). Images of
+        other classes are left out.
+    aliases : mapping of str to str, optional
+
+    Returns
+    -------
+    ImageSet
+
+    Raises
+    ------
+    DatasetError
+        When the folder holds no labelled image of the requested classes.
+    """
+    import csv
+
+    root = Path(root)
+    manifest = root / "manifest.csv"
+    has_labels = False
+    if manifest.is_file():
+        with open(manifest, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        has_labels = "label" in header and "image" in header
+    if not has_labels:
+        return load_class_folders(root, classes, aliases)
+    samples = [s for s in load_segmentation_set(root, aliases=aliases) if s.label]
+    wanted = _resolve_classes(classes, aliases)
+    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples}))
+    keep = [s for s in samples if s.label in names]
+    if not keep:
+        raise DatasetError(f"{str(manifest)!r}: no labelled image of the classes "
+                           f"{', '.join(names) or '(none)'}")
+    lookup = {c: i for i, c in enumerate(names)}
+    return ImageSet([s.image_path for s in keep],
+                    np.array([lookup[s.label] for s in keep], np.int64), names, root)
