@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,51 @@ def test_bad_sources_give_one_line_and_exit_2(sources, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err, (extra, err)
         assert "Traceback" not in err
+
+
+def test_adapt_writes_a_model_and_refuses_unusable_batches(sources, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from wbc_classic.classical.modelfile import load
+
+    root, a, b = sources
+    model = tmp_path / "m.skops"
+    assert main(["train", "--data", str(a), "--classifier", "logreg", "--cv", "0",
+                 "--out", str(model), "--no-cache"]) == 0
+    lab = write_class_folders(tmp_path / "lab", 8, classes=CLASSES, size=96, seed=5,
+                              stain_shift=1.0)
+    out = tmp_path / "adapted.skops"
+    for method in ("standardize", "coral"):
+        code = main(["adapt", "--model", str(model), "--images", str(lab), "--out", str(out),
+                     "--method", method, "--no-cache"])
+        assert code == 0, capsys.readouterr().err
+        adapted = load(out)
+        assert adapted.alignment_.method == method and adapted.alignment_.n_cells == 24
+        assert adapted.metadata_["adaptation"]["n_images"] == 24
+    # the adapted model differs from the original on the lab's cells
+    paths = sorted(str(p) for p in lab.rglob("*.png"))
+    X = load(model).transform(paths)
+    assert not np.allclose(load(model).predict_proba_features(X),
+                           adapted.predict_proba_features(X))
+    preds = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model), str(lab), "--out", str(preds),
+                 "--adapt", "--no-cache"]) == 0
+    assert "adapted to 24 of 24 images" in capsys.readouterr().out
+    # unusable batches: 3 images; 25 images without a leukocyte
+    three = tmp_path / "three"
+    three.mkdir()
+    for p in paths[:3]:
+        (three / Path(p).name).write_bytes(Path(p).read_bytes())
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(25):
+        cv2.imwrite(str(blank / f"{i}.png"), np.full((64, 64, 3), 235, np.uint8))
+    for folder, message in ((three, "at least 20 images"), (blank, "hold a leukocyte")):
+        for argv in (["adapt", "--model", str(model), "--images", str(folder), "--out",
+                      str(tmp_path / "x.skops")],
+                     ["predict", "--model", str(model), str(folder), "--out",
+                      str(tmp_path / "x.csv"), "--adapt"]):
+            code = main([*argv, "--no-cache"])
+            err = capsys.readouterr().err
+            assert code == 2 and message in err and "Traceback" not in err, (argv, err)

@@ -381,12 +381,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     def rescale_factor(self, um_per_pixel: float | None) -> float:
         """Resize factor from images at ``um_per_pixel`` to the model's pixel scale.
 
-        1.0 when ``um_per_pixel`` is None. Raises ValueError for a non-positive scale or
+        When ``um_per_pixel`` is None: the scale of the laboratory the model was adapted to
+        (:meth:`adapt`), else 1.0. Raises ValueError for a non-positive scale or
         when the model has no :attr:`um_per_pixel_` (trained without red cells in view, or
         saved by a version before scales were recorded).
         """
         if um_per_pixel is None:
-            return 1.0
+            um_per_pixel = self.__dict__.get("input_um_per_pixel_")
+            if um_per_pixel is None:
+                return 1.0
         if not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
         ref = getattr(self, "um_per_pixel_", None)
@@ -439,7 +442,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y must have one label per image: {len(items)} images, "
                              f"y of shape {y.shape}")
         weight = None if sample_weight is None else _check_weights(sample_weight, len(items))
-        for name in ("extractor_", "estimator_"):  # a refit starts from nothing
+        for name in ("extractor_", "estimator_", "alignment_", "input_um_per_pixel_"):
+            # a refit starts from nothing
             self.__dict__.pop(name, None)
         t0 = time.perf_counter()
         um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
@@ -636,7 +640,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Columns in :attr:`classes_` order; rows sum to 1.
         """
         self._check_fitted()
-        X = np.asarray(X, dtype=np.float32)
+        X = self._aligned(np.asarray(X, dtype=np.float32))
         if X.shape[0] == 0:
             return np.zeros((0, len(self.classes_)))
         p = self.estimator_.predict_proba(X)
@@ -646,6 +650,104 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         full = np.zeros((p.shape[0], len(self.classes_)))
         full[:, fitted] = p
         return full
+
+    def _scaler(self) -> Any:
+        """The classifier pipeline's fitted StandardScaler (ValueError when there is none)."""
+        pipe = self.estimator_.pipeline_
+        scaler = dict(getattr(pipe, "steps", [])).get("scale")
+        if scaler is None or not hasattr(scaler, "mean_"):
+            raise ValueError("this model's classifier has no 'scale' step to align features in")
+        return scaler
+
+    def _aligned(self, X: np.ndarray) -> np.ndarray:
+        """Raw feature rows moved by the model's :attr:`alignment_` (unchanged without one)."""
+        align = self.__dict__.get("alignment_")
+        if align is None or X.shape[0] == 0:
+            return X
+        scaler = self._scaler()
+        Z = align.apply(scaler.transform(X))
+        return (Z * scaler.scale_ + scaler.mean_).astype(np.float32)
+
+    def adapt(self, images_or_paths: Sequence[Any], *, method: str = "standardize",
+              um_per_pixel: float | str | None = None, n_jobs: int | None = None,
+              progress: bool = False) -> WBCModel:
+        """A copy of this model adapted to a laboratory's *unlabelled* cells.
+
+        Fits what can be fitted without labels (:mod:`wbc_classic.classical.adapt`): the
+        images' pixel scale (``um_per_pixel="auto"``: the median red-cell estimate, then
+        every later prediction resamples that lab's images to the training scale), and a
+        feature alignment of the lab's cells to the training cells (per-feature
+        standardisation or CORAL) applied before the classifier and the shift scorer.
+
+        Parameters
+        ----------
+        images_or_paths : sequence of (H, W, 3) uint8 arrays or paths
+            The lab's single-leukocyte images (at least
+            :data:`wbc_classic.classical.adapt.MIN_CELLS` with a leukocyte found).
+        method : {"standardize", "coral"}
+        um_per_pixel : float, "auto" or None
+            The images' pixel scale; None: used as they are.
+        n_jobs : int, optional
+        progress : bool, default False
+
+        Returns
+        -------
+        WBCModel
+            A new fitted model (this one is unchanged) with :attr:`alignment_`,
+            :attr:`input_um_per_pixel_` and ``metadata_["adaptation"]``.
+
+        Raises
+        ------
+        ValueError
+            Too few usable images, an unmeasurable scale, or an unknown method.
+        """
+        import copy
+
+        from wbc_classic.classical.adapt import MIN_CELLS, fit_alignment
+
+        self._check_fitted()
+        items = [str(x) if isinstance(x, (str, os.PathLike)) else x for x in images_or_paths]
+        if len(items) < MIN_CELLS:
+            raise ValueError(f"adaptation needs at least {MIN_CELLS} images of the lab, got "
+                             f"{len(items)}")
+        new = copy.deepcopy(self)
+        new.__dict__.pop("alignment_", None)
+        new.__dict__.pop("input_um_per_pixel_", None)
+        if um_per_pixel == "auto":
+            from wbc_classic.preprocess.scale import estimate_batch_scale
+
+            um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
+            if not np.isfinite(um):
+                raise ValueError("cannot measure the pixel scale: too few red cells in view; "
+                                 "give it as a number")
+            um_per_pixel = float(um)
+        if um_per_pixel is not None:
+            new.rescale_factor(float(um_per_pixel))  # checks the model has a scale
+            new.input_um_per_pixel_ = float(um_per_pixel)
+        result = new.extract(items, n_jobs=n_jobs, progress=progress)
+        good = result.ok & result.found & np.all(np.isfinite(result.X), axis=1)
+        if good.sum() < MIN_CELLS:
+            raise ValueError(f"only {int(good.sum())} of {len(items)} images hold a leukocyte "
+                             f"the segmenter finds; adaptation needs at least {MIN_CELLS}")
+        cov = None
+        if method == "coral":
+            pipe = self.estimator_.pipeline_
+            if len(getattr(pipe, "steps", [])) != 2 or getattr(self, "shift_", None) is None:
+                raise ValueError("CORAL needs a model without feature selection and with a "
+                                 "shift scorer (format 3); use method='standardize'")
+            # the shift scorer holds the training covariance in the scaler's space
+            # (its own standardisation is ~identity there)
+            sc = self.shift_
+            cov = np.linalg.pinv(sc.precision_, hermitian=True) * np.outer(sc.scale_,
+                                                                           sc.scale_)
+        new.alignment_ = fit_alignment(self._scaler().transform(result.X[good]),
+                                       method=method, source_covariance=cov)
+        new.metadata_ = dict(self.metadata_)
+        new.metadata_["adaptation"] = {
+            "method": method, "n_images": len(items), "n_cells": int(good.sum()),
+            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        return new
 
     def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shift score and flag of feature vectors (:mod:`wbc_classic.classical.shift`).
@@ -667,7 +769,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         scorer = getattr(self, "shift_", None)
         if scorer is None or X.shape[0] == 0:
             return np.full(X.shape[0], np.nan), np.zeros(X.shape[0], bool)
-        scores = scorer.score_samples(_classifier_view(self.estimator_, X))
+        scores = scorer.score_samples(_classifier_view(self.estimator_, self._aligned(X)))
         return scores, ~(scores <= scorer.threshold_)
 
     def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:

@@ -21,6 +21,9 @@ File contents (format ``wbc-classic/model``, ``format_version`` 3), a plain dict
 ``stain``             the fitted stain normaliser as plain data, or None
 ``scale``             {"um_per_pixel": float or None} -- the training images' pixel scale
 ``shift``             the fitted :class:`wbc_classic.classical.shift.ShiftScorer` (version 3)
+``adaptation``        None, or (``wbc-classic adapt``) ``{"alignment": plain data of a
+                      wbc_classic.classical.adapt.FeatureAlignment or None,
+                      "um_per_pixel": the adapted lab's pixel scale or None}``
 ``versions``          dict of package versions at training time
 ``metadata``          dict: date, data summary, cross-validated accuracy, ...
 
@@ -271,6 +274,11 @@ def to_dict(model: Any) -> dict[str, Any]:
                       "params": {k: _plain(v) for k, v in
                                  full_segment_params(model.segment_params).items()}},
         "shift": getattr(model, "shift_", None),
+        "adaptation": None if not (model.__dict__.get("alignment_") is not None
+                                   or model.__dict__.get("input_um_per_pixel_") is not None)
+        else {"alignment": None if model.__dict__.get("alignment_") is None
+              else model.alignment_.to_dict(),
+              "um_per_pixel": model.__dict__.get("input_um_per_pixel_")},
         "versions": dict(model.versions_),
         "metadata": _plain(model.metadata_),
     }
@@ -457,6 +465,23 @@ def _from_dict(obj: Any, path: Path) -> Any:
                 and shift.n_features_in_ == np.asarray(shift.precision_).shape[0]):
             raise ModelFileError(path, "'shift' is not a fitted ShiftScorer")
     model.shift_ = shift
+    adaptation = obj.get("adaptation")
+    if adaptation is not None:
+        from wbc_classic.classical.adapt import FeatureAlignment
+
+        try:
+            align = adaptation.get("alignment")
+            if align is not None:
+                model.alignment_ = FeatureAlignment.from_dict(align)
+                if model.alignment_.mean.size != len(names):
+                    raise ValueError("alignment does not match the features")
+            lab_um = adaptation.get("um_per_pixel")
+            if lab_um is not None:
+                if not (isinstance(lab_um, (int, float)) and np.isfinite(lab_um) and lab_um > 0):
+                    raise ValueError(f"invalid pixel scale {lab_um!r}")
+                model.input_um_per_pixel_ = float(lab_um)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ModelFileError(path, f"cannot rebuild the adaptation: {exc}") from None
     model.stain_ = normalizer
     model.um_per_pixel_ = None if um is None else float(um)
     model.classes_ = np.asarray(classes, dtype=str)

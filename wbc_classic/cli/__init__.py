@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "predict": "predict",
     "count": "count",
+    "adapt": "adapt",
 }
 
 

@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature cache folder (default $WBC_CACHE_DIR, else "
                              "~/.cache/wbc_classic)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    parser.add_argument("--adapt", action="store_true",
+                        help="first adapt the model to this batch's own cells, as "
+                             "`wbc-classic adapt` does (at least 20 images with a leukocyte), "
+                             "then classify them with it; the model file is not changed")
+    from wbc_classic.classical.adapt import METHODS
+    from wbc_classic.cli.adapt import add_adapt_options
+
+    add_adapt_options(parser, METHODS)
 
 
 #: images classified per call, so that progress can be reported between calls
@@ -134,6 +142,18 @@ def run(args: argparse.Namespace) -> int:
         from wbc_classic.io.cachedir import resolve_cache_dir
 
         extra["cache_dir"] = resolve_cache_dir(args.cache_dir)
+    if args.adapt:
+        from wbc_classic.cli.adapt import adapt_model
+
+        model.cache_dir = extra.get("cache_dir")
+        try:
+            model = adapt_model(model, paths, method=args.method, um_per_pixel=um,
+                                n_jobs=args.n_jobs)
+        except ValueError as exc:
+            print(f"error: --adapt: cannot adapt to these {len(paths)} images: {exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        um = None  # the adapted model resamples them itself
     t0 = time.perf_counter()
     rows: list[dict] = []
     with Progress(total=len(paths), desc="predict", unit="img") as bar:
