@@ -703,7 +703,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         """
         import copy
 
-        from wbc_classic.classical.adapt import MIN_CELLS, fit_alignment
+        from wbc_classic.classical.adapt import MIN_CELLS
 
         self._check_fitted()
         items = [str(x) if isinstance(x, (str, os.PathLike)) else x for x in images_or_paths]
@@ -729,6 +729,21 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if good.sum() < MIN_CELLS:
             raise ValueError(f"only {int(good.sum())} of {len(items)} images hold a leukocyte "
                              f"the segmenter finds; adaptation needs at least {MIN_CELLS}")
+        new.alignment_ = self._fit_alignment(result.X[good], method)
+        new.metadata_ = dict(self.metadata_)
+        new.metadata_["adaptation"] = {
+            "method": method, "n_images": len(items), "n_cells": int(good.sum()),
+            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        return new
+
+    def _fit_alignment(self, X: np.ndarray, method: str) -> Any:
+        """The :class:`~wbc_classic.classical.adapt.FeatureAlignment` of a lab's feature rows
+        (raw, shape (n, F)) to this model's training rows (the step of :meth:`adapt` after
+        the features; benchmarks call it on cached features)."""
+        from wbc_classic.classical.adapt import fit_alignment
+
+        self._check_fitted()
         cov = None
         if method == "coral":
             pipe = self.estimator_.pipeline_
@@ -740,14 +755,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             sc = self.shift_
             cov = np.linalg.pinv(sc.precision_, hermitian=True) * np.outer(sc.scale_,
                                                                            sc.scale_)
-        new.alignment_ = fit_alignment(self._scaler().transform(result.X[good]),
-                                       method=method, source_covariance=cov)
-        new.metadata_ = dict(self.metadata_)
-        new.metadata_["adaptation"] = {
-            "method": method, "n_images": len(items), "n_cells": int(good.sum()),
-            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        return new
+        return fit_alignment(self._scaler().transform(np.asarray(X, dtype=np.float32)),
+                             method=method, source_covariance=cov)
 
     def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shift score and flag of feature vectors (:mod:`wbc_classic.classical.shift`).

@@ -38,6 +38,7 @@ __all__ = [
     "canonical_label",
     "load_class_folders",
     "load_image_manifest",
+    "is_segmentation_layout",
     "load_labelled",
     "load_medmnist",
     "load_segmentation_set",
@@ -858,6 +859,18 @@ def load_medmnist(npz_path: PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]
     return out
 
 
+def is_segmentation_layout(root: PathLike) -> bool:
+    """Whether ``root`` is laid out as a segmentation set: a ``manifest.csv`` with ``image``
+    and ``mask`` columns, or ``images/`` and ``masks/`` folders."""
+    root = Path(root)
+    man = root / "manifest.csv"
+    if man.is_file():
+        head = man.read_text(encoding="utf-8-sig").splitlines()[:1]
+        cols = {c.strip().lower() for c in head[0].split(",")} if head else set()
+        return {"image", "mask"} <= cols
+    return (root / "images").is_dir() and (root / "masks").is_dir()
+
+
 def load_labelled(
     root: PathLike,
     classes: Sequence[str] | str | None = None,
@@ -865,9 +878,10 @@ def load_labelled(
 ) -> ImageSet:
     """Labelled single-cell images from either layout: class folders, or a segmentation set.
 
-    A folder with a ``manifest.csv`` holding a ``label`` column (``image,mask,label``, as
-    ``jtsc_seg`` and ``cellavision_seg``) is read with :func:`load_segmentation_set` and its
-    labels; any other folder with :func:`load_class_folders`.
+    A segmentation-layout folder (a ``manifest.csv`` with ``image`` and ``mask`` columns, as
+    ``jtsc_seg`` and ``cellavision_seg``, or ``images/`` + ``masks/`` folders) is read with
+    :func:`load_segmentation_set` and its manifest's labels; any other folder with
+    :func:`load_class_folders`.
 
     Parameters
     ----------
@@ -884,25 +898,22 @@ def load_labelled(
     Raises
     ------
     DatasetError
-        When the folder holds no labelled image of the requested classes.
+        When a segmentation set has images without a label, or the folder holds no image
+        of the requested classes.
     """
-    import csv
-
     root = Path(root)
-    manifest = root / "manifest.csv"
-    has_labels = False
-    if manifest.is_file():
-        with open(manifest, newline="") as fh:
-            header = next(csv.reader(fh), [])
-        has_labels = "label" in header and "image" in header
-    if not has_labels:
+    if not is_segmentation_layout(root):
         return load_class_folders(root, classes, aliases)
-    samples = [s for s in load_segmentation_set(root, aliases=aliases) if s.label]
+    samples = load_segmentation_set(root, aliases=aliases)
+    unlabelled = [s.image_path for s in samples if not s.label]
+    if unlabelled:
+        raise DatasetError(f"{root}: {len(unlabelled)} image(s) have no label in "
+                           f"manifest.csv (e.g. {unlabelled[0]}); labelled images are needed")
     wanted = _resolve_classes(classes, aliases)
     names = wanted if wanted is not None else tuple(sorted({s.label for s in samples}))
     keep = [s for s in samples if s.label in names]
     if not keep:
-        raise DatasetError(f"{str(manifest)!r}: no labelled image of the classes "
+        raise DatasetError(f"{str(root)!r}: no labelled image of the classes "
                            f"{', '.join(names) or '(none)'}")
     lookup = {c: i for i, c in enumerate(names)}
     return ImageSet([s.image_path for s in keep],
