@@ -5,3 +5,7 @@ Submodules: :mod:`deep.models` (the zoo, ``get_model``/``list_models``), :mod:`d
 :mod:`deep.predict` (``python -m deep.predict``), :mod:`deep.export` (ONNX),
 :mod:`deep.checkpoint`, :mod:`deep.pretrained`.
 """
+
+from wbc_classic import __version__
+
+__all__ = ["__version__"]

@@ -127,7 +127,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                               f"expected a mapping")
     try:
         size = int(meta["img_size"])
-        if not 8 <= size <= 4096 or len(meta["mean"]) != 3 or len(meta["std"]) != 3:
+        channels = int(kwargs.get("in_chans", 3))
+        if not 8 <= size <= 4096 or len(meta["mean"]) != channels \
+                or len(meta["std"]) != channels:
             raise ValueError
     except (TypeError, ValueError):
         raise CheckpointError(f"checkpoint {path} has an invalid img_size/mean/std in its "

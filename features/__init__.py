@@ -13,8 +13,10 @@ from features.extractor import DEFAULT_FAMILIES, FAMILIES, FLAG_NAMES, FeatureEx
 from features.geometry import count_lobes, geometry_features
 from features.ldp import ldp_codes, ldp_features
 from features.texture import glcm_features, lbp_features, texture_features
+from wbc_classic import __version__
 
 __all__ = [
+    "__version__",
     "DEFAULT_FAMILIES", "FAMILIES", "FLAG_NAMES", "FeatureExtractor", "colour_features",
     "count_lobes", "density_features",
     "flag_features", "geometry_features", "glcm_features", "granularity_features",

@@ -21,8 +21,10 @@ from segmentation.pipeline import SegmenterParams, as_rgb_uint8, overlay, segmen
 from segmentation.plotting import STAGE_TITLES, plot_stages
 from segmentation.result import FieldCell, Segmentation
 from segmentation.threshold import multi_otsu_thresholds, otsu_separability, otsu_threshold
+from wbc_classic import __version__
 
 __all__ = [
+    "__version__",
     "FieldCell",
     "NUCLEUS_CHANNELS",
     "STAGE_TITLES",

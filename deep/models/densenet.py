@@ -9,7 +9,17 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..pretrained import apply_weights
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import (
+    adapt_input_conv,
+    check_img_size,
+    check_in_chans,
+    check_num_classes,
+    guarded,
+    imagenet_norm,
+    replace_submodule,
+    set_meta,
+    submodule,
+)
 from .resnet import adapt_stem
 
 __all__ = ["densenet121", "densenet201"]
@@ -18,19 +28,23 @@ _WEIGHTS = {"densenet121": tvm.DenseNet121_Weights.IMAGENET1K_V1,
             "densenet201": tvm.DenseNet201_Weights.IMAGENET1K_V1}
 
 
-def _build(name: str, num_classes: int, weights, img_size: int,
+def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int,
            memory_efficient: bool = False) -> nn.Module:
     check_num_classes(name, num_classes)
     img_size = check_img_size(name, img_size, 16)
+    in_chans = check_in_chans(name, in_chans)
     model = getattr(tvm, name)(weights=None, num_classes=1000,
                                memory_efficient=memory_efficient)
     adapt_stem(model, img_size, "features.conv0", "features.pool0")
 
     def head(m: nn.Module) -> None:
-        m.classifier = nn.Linear(m.classifier.in_features, num_classes)
+        replace_submodule(m, "classifier", nn.Linear(
+            submodule(m, "classifier", nn.Linear).in_features, num_classes))
+        adapt_input_conv(m, "features.conv0", in_chans)
 
     apply_weights(model, weights, name, _WEIGHTS[name], head, rename=_legacy_key)
-    set_meta(model, arch=name, img_size=img_size, head="classifier")
+    set_meta(model, arch=name, img_size=img_size, head="classifier", in_chans=in_chans,
+             **imagenet_norm(weights, in_chans))
     return guarded(model, name, 16)
 
 
@@ -43,13 +57,13 @@ def _legacy_key(k: str) -> str:
     return _LEGACY.sub(r"\1\2", k)
 
 
-def densenet121(num_classes: int = 8, weights=None, img_size: int = 64,
-                memory_efficient: bool = False) -> nn.Module:
+def densenet121(*, num_classes: int = 8, weights=None, img_size: int = 64,
+                in_chans: int = 3, memory_efficient: bool = False) -> nn.Module:
     """DenseNet-121 (torchvision) adapted to ``img_size``."""
-    return _build("densenet121", num_classes, weights, img_size, memory_efficient)
+    return _build("densenet121", num_classes, weights, img_size, in_chans, memory_efficient)
 
 
-def densenet201(num_classes: int = 8, weights=None, img_size: int = 64,
-                memory_efficient: bool = False) -> nn.Module:
+def densenet201(*, num_classes: int = 8, weights=None, img_size: int = 64,
+                in_chans: int = 3, memory_efficient: bool = False) -> nn.Module:
     """DenseNet-201 (torchvision) adapted to ``img_size``."""
-    return _build("densenet201", num_classes, weights, img_size, memory_efficient)
+    return _build("densenet201", num_classes, weights, img_size, in_chans, memory_efficient)

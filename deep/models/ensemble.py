@@ -18,13 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import check_img_size, check_in_chans, check_num_classes, guarded, set_meta
 
 __all__ = ["Ensemble", "ensemble", "ensemble_from_checkpoints"]
 
 
 class Ensemble(nn.Module):
     """Combine member models (each mapping (N, 3, H, W) -> logits (N, C))."""
+
+    vote_weights: torch.Tensor
+    stack: nn.Linear | None
 
     def __init__(self, members: Sequence[nn.Module], num_classes: int, mode: str = "soft",
                  weights: Sequence[float] | None = None, freeze_members: bool = True) -> None:
@@ -56,12 +59,15 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logp = [F.log_softmax(m(x).float(), dim=1) for m in self.members]
         if self.mode == "soft":
-            p = sum(w * lp.exp() for w, lp in zip(self.vote_weights, logp, strict=True))
+            p = torch.zeros_like(logp[0])
+            for w, lp in zip(self.vote_weights, logp, strict=True):
+                p = p + w * lp.exp()
             return torch.log(p.clamp_min(1e-12))
+        assert self.stack is not None  # mode == "stack"
         return self.stack(torch.cat(logp, 1))
 
 
-def ensemble(num_classes: int = 8, weights=None, img_size: int = 64,
+def ensemble(*, num_classes: int = 8, weights=None, img_size: int = 64, in_chans: int = 3,
              members: Sequence[str | nn.Module] = ("vgg19", "xception", "unet"),
              mode: str = "soft", vote_weights: Sequence[float] | None = None,
              member_kwargs: Sequence[dict] | None = None,
@@ -73,15 +79,21 @@ def ensemble(num_classes: int = 8, weights=None, img_size: int = 64,
 
     check_num_classes("ensemble", num_classes)
     img_size = check_img_size("ensemble", img_size, 8)
+    in_chans = check_in_chans("ensemble", in_chans)
     kw = list(member_kwargs) if member_kwargs is not None else [{} for _ in members]
     if len(kw) != len(members):
         raise ValueError("ensemble: member_kwargs needs one dict per member")
-    mods = [get_model(m, num_classes=num_classes, img_size=img_size, **k)
+    mods = [get_model(m, num_classes=num_classes, img_size=img_size,
+                      **{"in_chans": in_chans, **k})
             if isinstance(m, str) else m for m, k in zip(members, kw, strict=True)]
+    for m in mods:
+        if int(getattr(m, "in_chans", 3)) != in_chans:
+            raise ValueError(f"ensemble: member {getattr(m, 'arch', type(m).__name__)} takes "
+                             f"{getattr(m, 'in_chans', 3)} input channels, not {in_chans}")
     model = Ensemble(mods, num_classes, mode, vote_weights, freeze_members)
     apply_weights(model, weights, "ensemble", None, lambda m: None)
     set_meta(model, arch="ensemble", img_size=img_size,
-             head="stack" if mode == "stack" else "members")
+             head="stack" if mode == "stack" else "members", in_chans=in_chans)
     return guarded(model, "ensemble", 8)
 
 
@@ -106,11 +118,13 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
         if any(abs(a - b) > 1e-3 for a, b in zip(m["mean"] + m["std"],
                                                   ref["mean"] + ref["std"], strict=True)):
             raise ValueError(f"ensemble: {p} was trained with a different normalisation")
+    member_kwargs: list[dict] = [m.get("model_kwargs", {}) for m in metas]
+    in_chans = int(getattr(loaded[0][0], "in_chans", 3))
     kwargs = {"members": [m["model"] for m in metas], "mode": mode,
               "vote_weights": list(vote_weights) if vote_weights is not None else None,
-              "member_kwargs": [m.get("model_kwargs", {}) for m in metas]}
+              "member_kwargs": member_kwargs, "in_chans": in_chans}
     model = ensemble(num_classes=len(ref["classes"]), img_size=ref["img_size"],
-                     members=[m for m, _ in loaded], mode=mode, vote_weights=vote_weights,
-                     member_kwargs=kwargs["member_kwargs"])
+                     in_chans=in_chans, members=[m for m, _ in loaded], mode=mode,
+                     vote_weights=vote_weights, member_kwargs=member_kwargs)
     meta = dict(ref, model="ensemble", model_kwargs=kwargs)
     return model, meta

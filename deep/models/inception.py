@@ -15,7 +15,17 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..pretrained import apply_weights
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import (
+    adapt_input_conv,
+    check_img_size,
+    check_in_chans,
+    check_num_classes,
+    guarded,
+    imagenet_norm,
+    replace_submodule,
+    set_meta,
+    submodule,
+)
 
 __all__ = ["InceptionV3Small", "inception_v3"]
 
@@ -39,20 +49,24 @@ class InceptionV3Small(nn.Module):
         return out.logits if hasattr(out, "logits") else out
 
 
-def inception_v3(num_classes: int = 8, weights=None, img_size: int = 64,
-                 min_size: int = 75, dropout: float = 0.5) -> nn.Module:
+def inception_v3(*, num_classes: int = 8, weights=None, img_size: int = 64,
+                 in_chans: int = 3, min_size: int = 75, dropout: float = 0.5) -> nn.Module:
     """Inception-v3 (torchvision) that accepts ``img_size`` >= 16 (see module docstring)."""
     check_num_classes("inception_v3", num_classes)
     img_size = check_img_size("inception_v3", img_size, 16)
+    in_chans = check_in_chans("inception_v3", in_chans)
     if min_size < 75:
         raise ValueError(f"inception_v3: min_size must be >= 75, got {min_size}")
     net = tvm.inception_v3(weights=None, aux_logits=False, init_weights=True,
                            transform_input=False, dropout=dropout)
 
     def head(m: nn.Module) -> None:
-        m.fc = nn.Linear(m.fc.in_features, num_classes)
+        replace_submodule(m, "fc", nn.Linear(submodule(m, "fc", nn.Linear).in_features,
+                                             num_classes))
+        adapt_input_conv(m, "Conv2d_1a_3x3.conv", in_chans)
 
     apply_weights(net, weights, "inception_v3", tvm.Inception_V3_Weights.IMAGENET1K_V1, head)
     model = InceptionV3Small(net, min_size)
-    set_meta(model, arch="inception_v3", img_size=img_size, head="net.fc")
+    set_meta(model, arch="inception_v3", img_size=img_size, head="net.fc", in_chans=in_chans,
+             **imagenet_norm(weights, in_chans))
     return guarded(model, "inception_v3", 16)

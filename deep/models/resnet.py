@@ -11,7 +11,17 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..pretrained import apply_weights
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import (
+    adapt_input_conv,
+    check_img_size,
+    check_in_chans,
+    check_num_classes,
+    guarded,
+    imagenet_norm,
+    replace_submodule,
+    set_meta,
+    submodule,
+)
 
 __all__ = ["resnet18", "resnet50", "resnet101", "resnet152"]
 
@@ -26,42 +36,48 @@ _WEIGHTS = {
 def adapt_stem(model: nn.Module, img_size: int, conv: str, pool: str | None) -> None:
     """Stride-1 stem below 112 px; drop the stem max-pool at <= 32 px (in place)."""
     if img_size < 112:
-        c = model.get_submodule(conv)
-        c.stride = (1, 1)
+        submodule(model, conv, nn.Conv2d).stride = (1, 1)
         if pool is not None and img_size <= 32:
-            parent, _, leaf = pool.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, leaf, nn.Identity())
+            replace_submodule(model, pool, nn.Identity())
 
 
-def _build(name: str, num_classes: int, weights, img_size: int) -> nn.Module:
+def _build(name: str, num_classes: int, weights, img_size: int, in_chans: int) -> nn.Module:
     check_num_classes(name, num_classes)
     img_size = check_img_size(name, img_size, 16)
+    in_chans = check_in_chans(name, in_chans)
     model = getattr(tvm, name)(weights=None, num_classes=1000)
     adapt_stem(model, img_size, "conv1", "maxpool")
 
     def head(m: nn.Module) -> None:
-        m.fc = nn.Linear(m.fc.in_features, num_classes)
+        replace_submodule(m, "fc", nn.Linear(submodule(m, "fc", nn.Linear).in_features,
+                                             num_classes))
+        adapt_input_conv(m, "conv1", in_chans)
 
     apply_weights(model, weights, name, _WEIGHTS[name], head)
-    set_meta(model, arch=name, img_size=img_size, head="fc")
+    set_meta(model, arch=name, img_size=img_size, head="fc", in_chans=in_chans,
+             **imagenet_norm(weights, in_chans))
     return guarded(model, name, 16)
 
 
-def resnet18(num_classes: int = 8, weights=None, img_size: int = 64) -> nn.Module:
+def resnet18(*, num_classes: int = 8, weights=None, img_size: int = 64,
+             in_chans: int = 3) -> nn.Module:
     """ResNet-18 (torchvision) adapted to ``img_size``; see the module docstring."""
-    return _build("resnet18", num_classes, weights, img_size)
+    return _build("resnet18", num_classes, weights, img_size, in_chans)
 
 
-def resnet50(num_classes: int = 8, weights=None, img_size: int = 64) -> nn.Module:
+def resnet50(*, num_classes: int = 8, weights=None, img_size: int = 64,
+             in_chans: int = 3) -> nn.Module:
     """ResNet-50 (torchvision) adapted to ``img_size``."""
-    return _build("resnet50", num_classes, weights, img_size)
+    return _build("resnet50", num_classes, weights, img_size, in_chans)
 
 
-def resnet101(num_classes: int = 8, weights=None, img_size: int = 64) -> nn.Module:
+def resnet101(*, num_classes: int = 8, weights=None, img_size: int = 64,
+              in_chans: int = 3) -> nn.Module:
     """ResNet-101 (torchvision) adapted to ``img_size``."""
-    return _build("resnet101", num_classes, weights, img_size)
+    return _build("resnet101", num_classes, weights, img_size, in_chans)
 
 
-def resnet152(num_classes: int = 8, weights=None, img_size: int = 64) -> nn.Module:
+def resnet152(*, num_classes: int = 8, weights=None, img_size: int = 64,
+              in_chans: int = 3) -> nn.Module:
     """ResNet-152 (torchvision) adapted to ``img_size``."""
-    return _build("resnet152", num_classes, weights, img_size)
+    return _build("resnet152", num_classes, weights, img_size, in_chans)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pretrained import apply_weights
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import check_img_size, check_in_chans, check_num_classes, guarded, set_meta
 
 __all__ = ["UNetClassifier", "unet_classifier"]
 
@@ -30,11 +30,11 @@ class UNetClassifier(nn.Module):
     """U-Net with a pooling classification head after the decoder."""
 
     def __init__(self, num_classes: int = 8, base: int = 16, depth: int = 4,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, in_chans: int = 3) -> None:
         super().__init__()
         widths = [base * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
-        cin = 3
+        cin = in_chans
         for c in widths[:-1]:
             self.down.append(_double(cin, c))
             cin = c
@@ -68,12 +68,14 @@ class UNetClassifier(nn.Module):
         return self.head(pooled)
 
 
-def unet_classifier(num_classes: int = 8, weights=None, img_size: int = 64, base: int = 16,
-                    depth: int = 4, dropout: float = 0.2) -> nn.Module:
+def unet_classifier(*, num_classes: int = 8, weights=None, img_size: int = 64,
+                    in_chans: int = 3, base: int = 16, depth: int = 4,
+                    dropout: float = 0.2) -> nn.Module:
     """Build :class:`UNetClassifier`; ``img_size`` must allow ``depth`` poolings."""
     check_num_classes("unet", num_classes)
     img_size = check_img_size("unet", img_size, 2 ** depth)
-    model = UNetClassifier(num_classes, base, depth, dropout)
+    in_chans = check_in_chans("unet", in_chans)
+    model = UNetClassifier(num_classes, base, depth, dropout, in_chans)
     apply_weights(model, weights, "unet", None, lambda m: None)
-    set_meta(model, arch="unet", img_size=img_size, head="head")
+    set_meta(model, arch="unet", img_size=img_size, head="head", in_chans=in_chans)
     return guarded(model, "unet", 2 ** depth)

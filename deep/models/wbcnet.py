@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import check_img_size, check_in_chans, check_num_classes, guarded, set_meta
 
 __all__ = ["WBCNet", "wbcnet"]
 
@@ -50,14 +50,17 @@ class WBCNet(nn.Module):
     blocks : tuple of int
         Residual blocks per stage.
     dropout : float
+    in_chans : int
+        Input channels (3 for RGB).
     """
 
     def __init__(self, num_classes: int = 8, img_size: int = 64, width: float = 1.0,
-                 blocks: tuple[int, ...] = (1, 1, 2, 1), dropout: float = 0.2) -> None:
+                 blocks: tuple[int, ...] = (1, 1, 2, 1), dropout: float = 0.2,
+                 in_chans: int = 3) -> None:
         super().__init__()
         chans = [max(8, int(round(c * width))) for c in (32, 64, 128, 256)]
         stem_stride = 2 if img_size >= 48 else 1
-        stem = [nn.Conv2d(3, chans[0] // 2 + 8, 3, 1, 1, bias=False),
+        stem = [nn.Conv2d(in_chans, chans[0] // 2 + 8, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(chans[0] // 2 + 8), nn.ReLU(inplace=True),
                 nn.Conv2d(chans[0] // 2 + 8, chans[0], 3, stem_stride, 1, bias=False),
                 nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
@@ -84,15 +87,16 @@ class WBCNet(nn.Module):
         return self.head(self.pool(self.features(self.stem(x))))
 
 
-def wbcnet(num_classes: int = 8, weights: str | None = None, img_size: int = 64,
-           width: float = 1.0, blocks: tuple[int, ...] = (1, 1, 2, 1),
+def wbcnet(*, num_classes: int = 8, weights: str | None = None, img_size: int = 64,
+           in_chans: int = 3, width: float = 1.0, blocks: tuple[int, ...] = (1, 1, 2, 1),
            dropout: float = 0.2) -> WBCNet:
     """Build :class:`WBCNet` (no pretrained weights exist: ``weights`` must be None or a file)."""
     from ..pretrained import load_custom_weights
 
     check_num_classes("wbcnet", num_classes)
     img_size = check_img_size("wbcnet", img_size, 16)
-    model = WBCNet(num_classes, img_size, width, tuple(blocks), dropout)
-    set_meta(model, arch="wbcnet", img_size=img_size, head="head")
+    in_chans = check_in_chans("wbcnet", in_chans)
+    model = WBCNet(num_classes, img_size, width, tuple(blocks), dropout, in_chans)
+    set_meta(model, arch="wbcnet", img_size=img_size, head="head", in_chans=in_chans)
     load_custom_weights(model, weights, "wbcnet")
     return guarded(model, "wbcnet", 16)

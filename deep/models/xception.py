@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..pretrained import apply_weights
-from ._common import check_img_size, check_num_classes, guarded, set_meta
+from ._common import check_img_size, check_in_chans, check_num_classes, guarded, set_meta
 
 __all__ = ["Xception", "SeparableConv2d", "xception"]
 
@@ -58,7 +58,7 @@ class Xception(nn.Module):
     """Xception for ``img_size`` inputs (see module docstring)."""
 
     def __init__(self, num_classes: int = 8, img_size: int = 64, width: float = 1.0,
-                 middle_blocks: int = 8, dropout: float = 0.2) -> None:
+                 middle_blocks: int = 8, dropout: float = 0.2, in_chans: int = 3) -> None:
         super().__init__()
 
         def w(c: int) -> int:
@@ -66,7 +66,7 @@ class Xception(nn.Module):
 
         s = 2 if img_size >= 112 else 1
         self.stem = nn.Sequential(
-            nn.Conv2d(3, w(32), 3, s, 1, bias=False), nn.BatchNorm2d(w(32)), nn.ReLU(True),
+            nn.Conv2d(in_chans, w(32), 3, s, 1, bias=False), nn.BatchNorm2d(w(32)), nn.ReLU(True),
             nn.Conv2d(w(32), w(64), 3, 1, 1, bias=False), nn.BatchNorm2d(w(64)), nn.ReLU(True))
         self.entry = nn.Sequential(
             _Block(w(64), w(128), 2, 2, start_relu=False),
@@ -89,12 +89,13 @@ class Xception(nn.Module):
         return self.head(self.pool(self.exit(self.middle(self.entry(self.stem(x))))))
 
 
-def xception(num_classes: int = 8, weights=None, img_size: int = 64, width: float = 1.0,
-             middle_blocks: int = 8, dropout: float = 0.2) -> nn.Module:
+def xception(*, num_classes: int = 8, weights=None, img_size: int = 64, in_chans: int = 3,
+             width: float = 1.0, middle_blocks: int = 8, dropout: float = 0.2) -> nn.Module:
     """Build :class:`Xception` (no ImageNet weights; a state dict file may be given)."""
     check_num_classes("xception", num_classes)
     img_size = check_img_size("xception", img_size, 16)
-    model = Xception(num_classes, img_size, width, middle_blocks, dropout)
+    in_chans = check_in_chans("xception", in_chans)
+    model = Xception(num_classes, img_size, width, middle_blocks, dropout, in_chans)
     apply_weights(model, weights, "xception", None, lambda m: None)
-    set_meta(model, arch="xception", img_size=img_size, head="head")
+    set_meta(model, arch="xception", img_size=img_size, head="head", in_chans=in_chans)
     return guarded(model, "xception", 16)
