@@ -753,8 +753,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             # the shift scorer holds the training covariance in the scaler's space
             # (its own standardisation is ~identity there)
             sc = self.shift_
-            cov = np.linalg.pinv(sc.precision_, hermitian=True) * np.outer(sc.scale_,
-                                                                           sc.scale_)
+            cov = np.linalg.inv(sc.precision_) * np.outer(sc.scale_, sc.scale_)
         return fit_alignment(self._scaler().transform(np.asarray(X, dtype=np.float32)),
                              method=method, source_covariance=cov)
 

@@ -56,12 +56,14 @@ import numpy as np
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "PACKAGED_MODELS",
     "ModelFileError",
     "ModelVersionWarning",
     "known_types",
     "is_known_type",
     "load",
     "package_versions",
+    "packaged_model_path",
     "save",
 ]
 
@@ -323,6 +325,20 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(path, "not a skops model file (not a zip archive)")
 
 
+#: models shipped as package data (``wbc_classic/models/<name>.skops``, with a card
+#: ``<name>.json``/``<name>.md``), loadable by name
+PACKAGED_MODELS = ("default",)
+
+
+def packaged_model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or the package's own file when ``path`` is the bare name of a shipped
+    model (:data:`PACKAGED_MODELS`) and no file of that name exists."""
+    p = Path(path)
+    if str(path) in PACKAGED_MODELS and not p.exists():
+        return Path(__file__).resolve().parent.parent / "models" / f"{path}.skops"
+    return p
+
+
 def load(path: str | os.PathLike[str]) -> Any:
     """Load a classical model saved by :meth:`WBCModel.save`, refusing anything else.
 
@@ -332,7 +348,8 @@ def load(path: str | os.PathLike[str]) -> Any:
     Parameters
     ----------
     path : path-like
-        A ``.skops`` file.
+        A ``.skops`` file, or the name of a model shipped in the package
+        (:data:`PACKAGED_MODELS`, e.g. ``"default"``) when no file of that name exists.
 
     Returns
     -------
@@ -353,7 +370,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     """
     sio = _import_skops_io()
 
-    path = Path(path)
+    path = packaged_model_path(path)
     _sniff(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
