@@ -146,6 +146,12 @@ def test_count_fields(trained, tmp_path):
     assert int(rows[-1]["n_cells"]) == overall["n_cells"]
     cells = _read_csv(out / "cells.csv")
     assert len(cells) >= overall["n_cells"]
+    # every cell has a shift score and flag; the report counts the flagged ones
+    assert all(c["shift_score"] and c["shift_flag"] in ("0", "1") for c in cells)
+    assert report["shift"]["n_scored"] == overall["n_cells"]
+    assert report["shift"]["n_flagged"] == sum(c["shift_flag"] == "1" for c in cells
+                                               if c["counted"] == "True")
+    assert report["shift"]["summary"].startswith("shift")
     for path in fields:
         drawn = read_image(out / "annotated" / f"{path.stem}.png")
         assert drawn.shape == (240, 320, 3)

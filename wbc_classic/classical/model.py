@@ -232,6 +232,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`); images of another
         scale are resampled to it when their ``um_per_pixel`` is passed to the prediction
         methods. None when the training images showed too few red cells.
+    shift_ : wbc_classic.classical.shift.ShiftScorer or None
+        Distance of a cell's features to the training cells' and the flag threshold
+        (:meth:`shift_scores`); None for files written before format 3.
+    alignment_ : wbc_classic.classical.adapt.FeatureAlignment
+        Only after :meth:`adapt`: the alignment of a laboratory's features to the training
+        features, applied before the classifier and the shift scorer.
+    input_um_per_pixel_ : float
+        Only after :meth:`adapt` with a scale: that laboratory's pixel scale, the default
+        ``um_per_pixel`` of every prediction.
     versions_ : dict of str to str
         Package versions at training time.
     metadata_ : dict
