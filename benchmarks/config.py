@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wbc_classic.data.datasets import PBC5_CLASSES, PBC8_CLASSES
+from wbc_classic.data.labels import PBC5_CLASSES, PBC8_CLASSES
 
 __all__ = [
     "BenchmarkConfig",

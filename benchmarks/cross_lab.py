@@ -60,8 +60,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wbc_classic.data.labels import PBC5_CLASSES
+
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CLASSES5 = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
 #: Column subsets of the ablation: ``all`` = the default families (geometry, texture, LDP,
 #: colour), ``no-cell-colour`` and ``no-colour`` without some colour statistics,
 #: ``all+density`` = plus the stain-robust optical-density family (:mod:`features.density`),
@@ -70,7 +71,7 @@ FEATURE_SUBSETS = ("all", "no-cell-colour", "no-colour", "all+density", "density
 
 
 def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
-    """``{"pbc-train", "pbc-test", "cellavision"}`` -> (image paths, int labels over CLASSES5).
+    """``{"pbc-train", "pbc-test", "cellavision"}`` -> (image paths, int labels over PBC5_CLASSES).
 
     Raises
     ------
@@ -80,18 +81,18 @@ def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
     from wbc_classic.data.datasets import load_class_folders
     from wbc_classic.data.split import make_split
 
-    pbc = load_class_folders(data / "pbc", classes=CLASSES5)
+    pbc = load_class_folders(data / "pbc", classes=PBC5_CLASSES)
     split = make_split(pbc.y, "80/20", seed=0)
     manifest = data / "cellavision_seg" / "manifest.csv"
     if not manifest.is_file():
         raise FileNotFoundError(f"cross-lab test set not found: {manifest}")
     with open(manifest, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["label"] in CLASSES5]
+        rows = [r for r in csv.DictReader(fh) if r["label"] in PBC5_CLASSES]
     return {
         "pbc-train": ([Path(pbc.paths[i]) for i in split.train], pbc.y[split.train]),
         "pbc-test": ([Path(pbc.paths[i]) for i in split.test], pbc.y[split.test]),
         "cellavision": ([manifest.parent / r["image"] for r in rows],
-                        np.array([CLASSES5.index(r["label"]) for r in rows], np.int64)),
+                        np.array([PBC5_CLASSES.index(r["label"]) for r in rows], np.int64)),
     }
 
 
@@ -110,8 +111,8 @@ def _synthetic_sets(n: int, size: int):
     every :data:`SYNTH_CONDITIONS` (seed 7): ``(train_x, train_y, {condition: (x, y)})``."""
     from wbc_classic.data.synthetic import make_cells
 
-    train_x, train_y, _ = make_cells(2 * n, classes=CLASSES5, size=size, seed=11)
-    tests = {name: make_cells(n, classes=CLASSES5, size=size, seed=7, **kw)[:2]
+    train_x, train_y, _ = make_cells(2 * n, classes=PBC5_CLASSES, size=size, seed=11)
+    tests = {name: make_cells(n, classes=PBC5_CLASSES, size=size, seed=7, **kw)[:2]
              for name, kw in SYNTH_CONDITIONS.items()}
     return train_x, train_y, tests
 
@@ -121,7 +122,7 @@ def _synthetic_normalizer(stain: str, train_x: np.ndarray, n: int):
     from wbc_classic.preprocess.stain import make_normalizer
 
     norm = make_normalizer(stain)
-    return None if norm.name == "none" else norm.fit(list(train_x[:: max(1, n // 5)]))
+    return None if norm is None else norm.fit(list(train_x[:: max(1, n // 5)]))
 
 
 def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int = 128,
@@ -188,9 +189,9 @@ def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size:
         x_tr = prepared(train_x)
         keep, hold = stratified_holdout(np.asarray(train_y), 0.1, seed=seed)
         set_seed(seed)
-        model = get_model(model_name, num_classes=len(CLASSES5), img_size=img_size)
+        model = get_model(model_name, num_classes=len(PBC5_CLASSES), img_size=img_size)
         mean, std = channel_stats(x_tr[keep])
-        meta = {"model": model_name, "classes": list(CLASSES5), "img_size": img_size,
+        meta = {"model": model_name, "classes": list(PBC5_CLASSES), "img_size": img_size,
                 "mean": list(mean), "std": list(std)}
         cfg = TrainConfig(model=model_name, img_size=img_size, epochs=epochs, seed=seed,
                           progress=False, warmup_epochs=1.0)
@@ -245,10 +246,10 @@ def score_into(row: dict, name: str, y: np.ndarray, p: np.ndarray) -> None:
     """Put the accuracy of predictions ``p`` on set ``name`` into ``row``: ``row[name]``,
     its 95 % percentile-bootstrap interval ``row[name + "/ci"]`` (1,000 resamples, seed 0,
     :func:`wbc_classic.evaluation.metrics.bootstrap_metrics`) and the per-class sensitivities
-    ``row[name + "/per_class"]``. ``p == -1`` (a class outside :data:`CLASSES5`) is wrong."""
+    ``row[name + "/per_class"]``. ``p == -1`` (a class outside :data:`PBC5_CLASSES`) is wrong."""
     from wbc_classic.evaluation.metrics import bootstrap_metrics
 
-    k = len(CLASSES5)
+    k = len(PBC5_CLASSES)
     acc = bootstrap_metrics(y, np.where(p < 0, k, p), n_classes=k + 1)["accuracy"]
     row[name] = float(np.mean(p == y))
     row[name + "/ci"] = [acc.low, acc.high]
@@ -256,9 +257,12 @@ def score_into(row: dict, name: str, y: np.ndarray, p: np.ndarray) -> None:
 
 
 def per_class_accuracy(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Sensitivity of each class present in ``y``."""
-    return {CLASSES5[c]: float(np.mean(p[y == c] == c)) for c in range(len(CLASSES5))
-            if np.any(y == c)}
+    """Sensitivity of each class present in ``y`` (``p == -1`` counts as wrong)."""
+    from wbc_classic.evaluation.metrics import per_class_metrics
+
+    k = len(PBC5_CLASSES)
+    pc = per_class_metrics(y, np.where(p < 0, k, p), n_classes=k + 1)
+    return {PBC5_CLASSES[c]: float(pc.sensitivity[c]) for c in range(k) if pc.support[c]}
 
 
 AUGMENTATIONS = ("none", "colour", "colour+scale")
@@ -297,7 +301,7 @@ def classical_model(classifier: str, subset: str, *, stain: str = "none",
     cols = np.flatnonzero(subset_mask(np.asarray(feature_names(extractor)), subset))
     clf = Pipeline([("columns", ColumnTransformer([("keep", "passthrough", cols)])),
                     ("model", make_classifier(classifier, seed=seed, n_jobs=n_jobs))])
-    return WBCModel(clf, extractor=extractor, classes=list(CLASSES5), n_jobs=n_jobs,
+    return WBCModel(clf, extractor=extractor, classes=list(PBC5_CLASSES), n_jobs=n_jobs,
                     seed=seed, stain=stain, augmentation=augmentation,
                     augment_copies=copies, n_ref=n_ref, cv=0, cache_dir=cache,
                     segment_params={"rim_max_od": 0.06} if rim_trim else None)
@@ -365,7 +369,7 @@ def _deep_rows(csv_paths: list[Path], sets) -> list[dict]:
             if missing:
                 raise ValueError(f"{f}: no prediction for {len(missing)} {name} images, e.g. "
                                  f"{missing[0]}")
-            p = np.array([CLASSES5.index(pred[q.resolve()]) if pred[q.resolve()] in CLASSES5
+            p = np.array([PBC5_CLASSES.index(pred[q.resolve()]) if pred[q.resolve()] in PBC5_CLASSES
                           else -1 for q in paths])
             score_into(row, name, y, p)
         rows.append(row)
@@ -380,15 +384,15 @@ def markdown(rows: list[dict]) -> str:
     """The ablation as a Markdown table (accuracy on both sets, the cellavision accuracy's 95 %
     bootstrap interval when known, cellavision per class)."""
     head = ("| family | model | stain | features | PBC test | cellavision | "
-            + " | ".join(c[:4] for c in CLASSES5) + " |")
-    lines = [head, "|" + "---|" * (6 + len(CLASSES5))]
+            + " | ".join(c[:4] for c in PBC5_CLASSES) + " |")
+    lines = [head, "|" + "---|" * (6 + len(PBC5_CLASSES))]
     for r in rows:
         pc = r["cellavision/per_class"]
         ci = r.get("cellavision/ci")
         cv = f"{r['cellavision']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
         lines.append(f"| {r['family']} | {r['model']} | {r['stain']} | {r['features']} | "
                      f"{_fmt(r['pbc-test'])} | {cv} | "
-                     + " | ".join(f"{pc.get(c, float('nan')):.2f}" for c in CLASSES5) + " |")
+                     + " | ".join(f"{pc.get(c, float('nan')):.2f}" for c in PBC5_CLASSES) + " |")
     return "\n".join(lines)
 
 

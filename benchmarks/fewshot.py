@@ -69,7 +69,7 @@ def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, 
     """Accuracy on the target's remaining cells of models fitted on PBC + k target cells per
     class (weight ``weight``), one per seed (one model for k = 0)."""
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import PBC5_CLASSES
+    from wbc_classic.data.labels import PBC5_CLASSES
 
     accs, n_test = [], len(yt)
     for seed in seeds:
@@ -92,7 +92,8 @@ def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, 
 
 def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import PBC5_CLASSES, load_class_folders, load_labelled
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir
 

@@ -33,7 +33,7 @@ LABS = ("cellavision_seg", "jtsc_seg")
 
 def _fit(classifier: str, X, y, w, seed: int = 0):
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import PBC5_CLASSES
+    from wbc_classic.data.labels import PBC5_CLASSES
 
     return WBCModel(classifier, classes=PBC5_CLASSES, cv=0, seed=seed).fit_features(
         X, y, sample_weight=w)
@@ -67,7 +67,8 @@ def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import PBC5_CLASSES, load_class_folders, load_labelled
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.data.split import make_split
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir

@@ -113,7 +113,8 @@ class ModelResult:
     model_bytes : int, optional
         Serialized model size.
     peak_memory_bytes : int, optional
-        Peak resident memory while training/predicting (see ``metrics.Measurement``).
+        Peak resident memory while training/predicting (see
+        ``wbc_classic.evaluation.profiling.Measurement``).
     misclassified : sequence of Misclassified or (image, true, predicted) tuples
     params : mapping
         Hyper-parameters or settings worth showing.

@@ -58,7 +58,7 @@ bootstrap
   + segment + features; deep: decode + resize) and added to the model's own prediction time
   on the whole test set (median of 3 timed calls).
 * **Peak memory**: the process's resident-set high-water mark during the model's training and
-  prediction calls (:func:`wbc_classic.evaluation.metrics.measure_call`), so it includes the
+  prediction calls (:func:`wbc_classic.evaluation.profiling.measure_call`), so it includes the
   baseline
   of the process (Python, NumPy, torch, ...).
 * **Model size**: the saved ``.skops`` file (classical) or the serialized state dict (deep).
@@ -210,7 +210,7 @@ def _generator_version() -> str:
 def _synthetic_folder(cfg: BenchmarkConfig, cache: Path, classes: Sequence[str],
                       log: StageLog) -> Path:
     """Render (once) the synthetic class-folder set; return its root."""
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
     from wbc_classic.io.atomic import atomic_write_text
 
     tag = f"cells-{'-'.join(c[:3] for c in classes)}-n{cfg.n_per_class}-s{cfg.synthetic_size}" \
@@ -255,21 +255,16 @@ def _load_labelled(root: Path) -> tuple[list[Path], list[str]]:
 
 def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
     """Load (or render) the images of the run; see the module docstring."""
-    from wbc_classic.data.datasets import (
-        ImageSet,
-        canonical_label,
-        is_segmentation_layout,
-        load_class_folders,
-    )
-    from wbc_classic.data.synthetic import CLASSES5
+    from wbc_classic.data.datasets import ImageSet, is_segmentation_layout, load_class_folders
+    from wbc_classic.data.labels import PBC5_CLASSES, canonical_label
 
     notes: list[str] = []
     if cfg.preset == "synthetic" and not cfg.data:
-        classes = tuple(canonical_label(c) for c in (cfg.classes or CLASSES5))
-        bad = [c for c in classes if c not in CLASSES5]
+        classes = tuple(canonical_label(c) for c in (cfg.classes or PBC5_CLASSES))
+        bad = [c for c in classes if c not in PBC5_CLASSES]
         if bad:
             raise ValueError(f"the synthetic generator has no class {bad}; it draws "
-                             f"{', '.join(CLASSES5)}")
+                             f"{', '.join(PBC5_CLASSES)}")
         root = _synthetic_folder(cfg, cache, classes, log)
         iset = load_class_folders(root, classes=classes)
         name = "synthetic"
@@ -402,7 +397,7 @@ def segmentation_section(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> Se
     if cfg.seg_data:
         root, what = Path(cfg.seg_data), f"ground truth from {cfg.seg_data}"
     elif cfg.preset == "synthetic" and not cfg.data:
-        from wbc_classic.data.synthetic import write_segmentation_set
+        from wbc_classic.data.synthetic_sets import write_segmentation_set
         from wbc_classic.io.atomic import atomic_write_text
 
         root = cache / "synthetic" / (f"seg-n{cfg.seg_images}-s{cfg.synthetic_size}"
@@ -516,7 +511,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     :meth:`WBCModel.fit_features` on those rows: the benchmark orchestrates nothing below.
     """
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes, time_inference
 
     n, k = len(data.paths), len(data.classes)
     with log.stage("classical: read + segment + features") as st:
@@ -627,7 +622,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     from deep.models import get_model
     from deep.predict import predict_proba
     from deep.train import TrainConfig, fit, set_seed
-    from wbc_classic.evaluation.metrics import measure_call, model_size_bytes, time_inference
+    from wbc_classic.evaluation.profiling import measure_call, model_size_bytes, time_inference
     from wbc_classic.io.images import read_image
 
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))

@@ -68,7 +68,8 @@ def evaluate(model, sets: dict[str, tuple[list, np.ndarray]]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import PBC5_CLASSES, load_class_folders, load_labelled
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.data.split import make_split
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir

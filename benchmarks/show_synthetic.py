@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from wbc_classic.data.synthetic import CLASSES5, make_cell, make_smear
+from wbc_classic.data.labels import PBC5_CLASSES
+from wbc_classic.data.synthetic import make_cell, make_smear
 
 
 def _outline(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
@@ -30,9 +31,9 @@ def _outline(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) ->
 
 def gallery(n: int = 8, *, size: int = 128, seed: int = 0, masks: bool = False,
             **variation) -> np.ndarray:
-    """Return a (5 * size, n * size, 3) uint8 grid: one row per class of :data:`CLASSES5`."""
+    """Return a (5 * size, n * size, 3) uint8 grid: one row per class of :data:`PBC5_CLASSES`."""
     rows = []
-    for ci, c in enumerate(CLASSES5):
+    for ci, c in enumerate(PBC5_CLASSES):
         tiles = []
         for i in range(n):
             cell = make_cell(c, size=size, rng=np.random.default_rng([seed, ci, i]), **variation)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         times = []
         for i in range(200):
             t0 = time.perf_counter()
-            make_cell(CLASSES5[i % 5], size=a.size, rng=i)
+            make_cell(PBC5_CLASSES[i % 5], size=a.size, rng=i)
             times.append(time.perf_counter() - t0)
         print(f"make_cell size={a.size}: median {1e3 * np.median(times):.2f} ms, "
               f"p90 {1e3 * np.percentile(times, 90):.2f} ms over 200 calls")

@@ -108,7 +108,7 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
         learn a
         laboratory's crop convention, scale or red-cell colour.
     crop_options : dict, optional
-        Keyword arguments of :class:`wbc_classic.preprocess.cellcrop.CellCrop` (``crop="cell"``
+        Keyword arguments of :class:`wbc_classic.preprocess.cellcrop.CellCropper` (``crop="cell"``
         only).
     stain : wbc_classic.preprocess.stain.StainNormalizer, optional
         A fitted normaliser applied to the pixels first (the cell crop still segments the
@@ -122,9 +122,9 @@ def prepare_image(image: np.ndarray, size: int, *, crop: str = "center",
     pixels = image if stain is None else stain.transform(image)
     if crop == "cell":
         # segmentation.* stays behind wbc_classic's front door (deep imports none of it)
-        from wbc_classic.preprocess.cellcrop import CellCrop
+        from wbc_classic.preprocess.cellcrop import CellCropper
 
-        return resize_square(CellCrop(**(crop_options or {}))(image, pixels=pixels), size)
+        return resize_square(CellCropper(**(crop_options or {}))(image, pixels=pixels), size)
     return resize_square(pixels, size, crop=crop)
 
 

@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 
 __all__ = [
     "ArrayDataset",
-    "HEDJitter",
+    "TensorHEDJitter",
     "build_augmentation",
     "channel_stats",
     "class_weights",
@@ -58,7 +58,7 @@ def build_augmentation(
     brightness, contrast, saturation, hue : float
         ``v2.ColorJitter`` strengths.
     hed_sigma, hed_bias : float
-        Stain jitter in haematoxylin-eosin space (:class:`HEDJitter`); simulates another
+        Stain jitter in haematoxylin-eosin space (:class:`TensorHEDJitter`); simulates another
         laboratory's stain strength and hue.
     grayscale : float
         Probability of turning an image grey (all three channels equal).
@@ -91,7 +91,7 @@ def build_augmentation(
             fill=_FILL,
         ))
     if hed_sigma or hed_bias:
-        ts.append(HEDJitter(sigma=hed_sigma, bias=hed_bias))
+        ts.append(TensorHEDJitter(sigma=hed_sigma, bias=hed_bias))
     if brightness or contrast or saturation or hue:
         ts.append(v2.ColorJitter(brightness=brightness, contrast=contrast,
                                  saturation=saturation, hue=hue))
@@ -105,7 +105,7 @@ def build_augmentation(
     return v2.Compose(ts or [v2.Identity()])  # every switch off: a valid no-op
 
 
-class HEDJitter(torch.nn.Module):
+class TensorHEDJitter(torch.nn.Module):
     """Random stain jitter in HED space on a uint8 (3, H, W) tensor.
 
     A torch-transform wrapper of :func:`wbc_classic.preprocess.augment.hed_jitter`; its random
@@ -129,14 +129,14 @@ class HEDJitter(torch.nn.Module):
         from wbc_classic.preprocess.augment import hed_jitter
 
         if x.dtype != torch.uint8 or x.ndim != 3 or x.shape[0] != 3:
-            raise ValueError(f"HEDJitter expects a uint8 (3, H, W) tensor, got {x.dtype} "
+            raise ValueError(f"TensorHEDJitter expects a uint8 (3, H, W) tensor, got {x.dtype} "
                              f"{tuple(x.shape)}")
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         out = hed_jitter(x.permute(1, 2, 0).numpy(), seed, sigma=self.sigma, bias=self.bias)
         return torch.from_numpy(out).permute(2, 0, 1).contiguous()
 
     def __repr__(self) -> str:
-        return f"HEDJitter(sigma={self.sigma}, bias={self.bias})"
+        return f"TensorHEDJitter(sigma={self.sigma}, bias={self.bias})"
 
 
 # PBC/CellaVision backgrounds are light; a near-background fill avoids black corners after rotation

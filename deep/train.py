@@ -75,7 +75,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     img_size: int = 64
     crop: str = "center"  # center | none | cell (see deep.cache.prepare_image)
-    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCrop
+    crop_options: dict[str, Any] = field(default_factory=dict)  # preprocess.cellcrop.CellCropper
     stain: str = "none"  # wbc_classic.preprocess.stain.make_normalizer name, fitted on train images
     classes: list[str] | None = None
     split: str = "80/20"
@@ -548,12 +548,12 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+    from wbc_classic.evaluation.metrics import confusion_matrix, overall_metrics
 
-    return {"accuracy": float(np.mean(y_true == y_pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
-            "confusion": confusion_matrix(y_true, y_pred, labels=range(n_classes)).tolist()}
+    m = overall_metrics(y_true, y_pred, n_classes=n_classes)
+    return {"accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
+            "macro_f1": m["f1_macro"],
+            "confusion": confusion_matrix(y_true, y_pred, n_classes).tolist()}
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 
 from features._common import CellCrop, crop_cell
+from segmentation.color import rgb_to_hsi
 from segmentation.result import Segmentation
 
-__all__ = ["colour_features", "colour_statistics", "granularity_features", "rgb_to_hsi",
+__all__ = ["colour_features", "colour_statistics", "granularity_features",
            "histogram_statistics", "CHANNELS", "STATS"]
 
 CHANNELS = ("r", "g", "b", "h", "s", "i", "l", "a", "bb")
@@ -38,32 +39,6 @@ _REGIONS = ("nucleus", "cytoplasm")
 _GRAN_RADII = (1, 2, 3, 5, 7)
 _HUE_ORIGIN = 120.0 / 360.0
 _PCT_FRACTIONS = np.array([0.1, 0.5, 0.9])
-
-
-def rgb_to_hsi(rgb: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1] to HSI with hue in [0, 1) measured from green (see module docstring).
-
-    Parameters
-    ----------
-    rgb : ndarray of float, shape (..., 3), values in [0, 1]
-
-    Returns
-    -------
-    ndarray of float32, shape (..., 3)
-        H (rotated, [0, 1)), S ([0, 1], 0 for black), I ([0, 1]).
-    """
-    rgb = np.asarray(rgb, dtype=np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    i = (r + g + b) / 3.0
-    mn = np.minimum(np.minimum(r, g), b)
-    s = np.where(i > 1e-6, 1.0 - mn / np.maximum(i, 1e-6), 0.0)
-    num = 0.5 * ((r - g) + (r - b))
-    den = np.sqrt((r - g) ** 2 + (r - b) * (g - b))
-    theta = np.arccos(np.clip(num / np.maximum(den, 1e-9), -1.0, 1.0)) / (2 * np.pi)
-    h = np.where(b > g, 1.0 - theta, theta)
-    h = np.where(den > 1e-9, h, 0.0)  # grey pixels: hue undefined, set to 0 (red) like skimage
-    h = np.mod(h - _HUE_ORIGIN, 1.0)
-    return np.stack([h, s, i], axis=-1).astype(np.float32)
 
 
 def _channel_codes(rgb_pixels: np.ndarray) -> list[tuple[np.ndarray, int, float, float]]:
@@ -75,7 +50,7 @@ def _channel_codes(rgb_pixels: np.ndarray) -> list[tuple[np.ndarray, int, float,
     """
     pix = np.ascontiguousarray(rgb_pixels, dtype=np.uint8)
     r, g, b = (pix[:, k].astype(np.intp) for k in range(3))
-    hsi = rgb_to_hsi(pix.astype(np.float32) / 255.0)
+    hsi = rgb_to_hsi(pix.astype(np.float32) / 255.0, hue_origin=_HUE_ORIGIN)
     h = np.rint(hsi[:, 0] * 1023.0).astype(np.intp)
     s = np.rint(hsi[:, 1] * 1023.0).astype(np.intp)
     lab = cv2.cvtColor(pix.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.intp)

@@ -36,11 +36,11 @@ import numpy as np
 
 from features._common import CellCrop, crop_cell
 from features.texture import HARALICK_PROPS, haralick, masked_glcm, quantise
-from segmentation.color import background_light
+from segmentation.color import background_light, optical_density
 from segmentation.result import Segmentation
 from segmentation.threshold import otsu_threshold
 
-__all__ = ["density_features", "optical_density", "RBC_MIN_OD", "RBC_MIN_PIXELS"]
+__all__ = ["density_features", "RBC_MIN_OD", "RBC_MIN_PIXELS"]
 
 #: Smallest total OD (summed over R, G, B) of a pixel counted as red cell (a floor under the
 #: Otsu threshold between background and red cells).
@@ -52,24 +52,6 @@ _CH = ("r", "g", "b")
 _TEXTURE_LEVELS = 16
 _TEXTURE_DISTANCES = (1, 2)
 _EPS = 1e-3
-
-
-def optical_density(rgb: np.ndarray, light: np.ndarray) -> np.ndarray:
-    """Per-channel optical density ``-log10(I / I0)``, clipped at 0.
-
-    Parameters
-    ----------
-    rgb : ndarray of uint8, shape (..., 3)
-    light : ndarray of float, shape (3,)
-        Incident light ``I0`` in [1/255, 1] (e.g. :func:`segmentation.color.background_light`).
-
-    Returns
-    -------
-    ndarray of float32, shape (..., 3)
-    """
-    i = (np.asarray(rgb, dtype=np.float32) + 0.5) / np.float32(255.0)
-    od = -np.log10(i / np.asarray(light, dtype=np.float32))
-    return np.maximum(od, 0.0, out=od)
 
 
 def _red_cell_od(image: np.ndarray, cell: np.ndarray, light: np.ndarray) -> np.ndarray | None:

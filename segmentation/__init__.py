@@ -16,8 +16,14 @@ from segmentation.color import (
     rgb_to_hsi,
     rgb_to_lab,
 )
-from segmentation.field import estimate_rbc_radius, granulometry_radius, nucleus_groups
-from segmentation.pipeline import SegmenterParams, as_rgb_uint8, overlay, segment, segment_field
+from segmentation.field import (
+    estimate_rbc_radius,
+    granulometry_radius,
+    nucleus_groups,
+    segment_field,
+)
+from segmentation.params import SegmenterParams
+from segmentation.pipeline import as_rgb_uint8, overlay, segment
 from segmentation.plotting import STAGE_TITLES, plot_stages
 from segmentation.result import FieldCell, Segmentation
 from segmentation.threshold import multi_otsu_thresholds, otsu_separability, otsu_threshold

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from segmentation import color, morphology, threshold, watershed
-from segmentation.pipeline import SegmenterParams, _smooth, as_rgb_uint8, segment
+from segmentation.params import SegmenterParams
+from segmentation.pipeline import _smooth, as_rgb_uint8, segment
 from segmentation.result import FieldCell, Segmentation
 
 __all__ = ["estimate_rbc_radius", "granulometry_radius", "nucleus_groups", "segment_field"]
@@ -48,8 +49,7 @@ def estimate_rbc_radius(image: np.ndarray) -> float:
     nuc_chan = color.blue_green_chromaticity(rgb_f)
     t_n = threshold.otsu_threshold(nuc_chan)
     nuclear = nuc_chan > t_n if np.isfinite(t_n) else np.zeros((h, w), dtype=bool)
-    light = lab[..., 0]
-    bg = np.median(lab[light >= np.percentile(light, 80)], axis=0)
+    bg = color.background_lab(lab, 80)
     delta = np.sqrt(((lab - bg) ** 2).sum(axis=-1)).astype(np.float32)
     t = threshold.otsu_threshold(delta, ~nuclear)
     if not np.isfinite(t):

@@ -10,8 +10,6 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-SUPPORTED_SIZES = (28, 64, 128, 224)
-
 M = TypeVar("M", bound=nn.Module)
 
 #: torchvision's ImageNet normalisation (what ``weights="imagenet"`` models were trained with).
@@ -172,12 +170,3 @@ def adapt_input_conv(model: nn.Module, path: str, in_chans: int) -> None:
     new.weight = nn.Parameter(w.clone())
     new.in_channels = in_chans
     replace_submodule(model, path, new)
-
-
-def conv_bn_act(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1) -> nn.Sequential:
-    """Conv (no bias) + BatchNorm + ReLU with 'same' padding."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )

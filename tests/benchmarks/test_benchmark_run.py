@@ -184,7 +184,7 @@ def test_second_run_reuses_the_caches(quick_run, tmp_path):
 
 
 def _folders(root: Path, n: int, seed: int) -> Path:
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     return write_class_folders(root, n, classes=("lymphocyte", "neutrophil", "eosinophil"),
                                size=64, seed=seed)

@@ -58,12 +58,12 @@ def test_classical_model_fits_its_subset_with_augmented_copies(tmp_path):
     ``fit`` itself adds the augmented copies (of the training images only)."""
     import pytest
 
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     classes = ("lymphocyte", "monocyte")
     root = write_class_folders(tmp_path / "d", 3, classes=classes, size=96)
     paths = sorted(root.rglob("*.png"))
-    y = np.array([cross_lab.CLASSES5.index(p.parent.name) for p in paths])
+    y = np.array([cross_lab.PBC5_CLASSES.index(p.parent.name) for p in paths])
     model = cross_lab.classical_model("logreg", "no-colour",
                                       augmentation=cross_lab._augmentation("colour", 1.0),
                                       copies=2, cache=tmp_path / "c")
@@ -75,7 +75,7 @@ def test_classical_model_fits_its_subset_with_augmented_copies(tmp_path):
     np.testing.assert_array_equal(kept, np.flatnonzero(cross_lab.subset_mask(names,
                                                                              "no-colour")))
     pred = cross_lab.predicted(model, [*paths, tmp_path / "missing.png"])
-    assert pred[-1] == -1 and set(pred[:-1]) <= {cross_lab.CLASSES5.index(c) for c in classes}
+    assert pred[-1] == -1 and set(pred[:-1]) <= {cross_lab.PBC5_CLASSES.index(c) for c in classes}
     assert cross_lab._augmentation("none", 1.0) is None
     with pytest.raises(ValueError, match="unknown augmentation"):
         cross_lab._augmentation("rainbow", 1.0)

@@ -9,7 +9,7 @@ import pytest
 
 import benchmarks.run as R
 from benchmarks.score_predictions import main as score_main
-from wbc_classic.data.synthetic import write_class_folders
+from wbc_classic.data.synthetic_sets import write_class_folders
 
 
 @pytest.mark.slow

@@ -75,7 +75,7 @@ def test_round_trip_keeps_everything(saved):
     assert tuple(again.classes_) == tuple(CLASSES)
     assert again.feature_names_ == model.feature_names_
     assert again.extractor.get_params() == model.extractor.get_params()
-    from segmentation.pipeline import SegmenterParams
+    from segmentation.params import SegmenterParams
 
     assert SegmenterParams(**again.segment_params) == SegmenterParams()
     assert again.versions_ == model.versions_ and "scikit-learn" in again.versions_

@@ -12,7 +12,7 @@ from features import FeatureExtractor
 from wbc_classic.classical.model import WBCModel
 from wbc_classic.classical.modelfile import load, to_dict
 from wbc_classic.classical.shift import ShiftScorer, batch_summary
-from wbc_classic.data.synthetic import write_class_folders
+from wbc_classic.data.synthetic_sets import write_class_folders
 
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
 

@@ -68,7 +68,7 @@ def good(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A logreg model trained by the CLI on 3 synthetic classes x 6 images."""
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     root = tmp_path_factory.mktemp("model")
     data = write_class_folders(root / "data", 6, classes=CLASSES, size=64, seed=0)
@@ -81,7 +81,7 @@ def model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def data_with_bad(tmp_path_factory, bad) -> Path:
     """Class folders (4 images each, < 50 in all) with one bad file of every unreadable kind."""
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     root = tmp_path_factory.mktemp("train")
     data = write_class_folders(root / "data", 4, classes=CLASSES, size=64, seed=1)
@@ -224,7 +224,7 @@ def test_segment_output_is_an_existing_folder(good, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def seg_set(tmp_path_factory, bad) -> Path:
-    from wbc_classic.data.synthetic import write_segmentation_set
+    from wbc_classic.data.synthetic_sets import write_segmentation_set
 
     root = write_segmentation_set(tmp_path_factory.mktemp("seg") / "set", 4, seed=0, size=96)
     images = sorted((root / "images").iterdir())
@@ -293,7 +293,7 @@ def test_train_bad_flag_values(args, needle, good, tmp_path, capsys):
 
 
 def test_train_one_image_class_cannot_be_split(tmp_path, capsys):
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     data = write_class_folders(tmp_path / "d", 4, classes=CLASSES, size=64, seed=2)
     for p in sorted((data / CLASSES[0]).iterdir())[1:]:
@@ -332,7 +332,7 @@ def test_train_unwritable_cache_dir_falls_back_with_a_warning(tmp_path, capsys):
 
 
 def _three_class_set(tmp_path: Path) -> Path:
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     return write_class_folders(tmp_path / "three", 4, classes=CLASSES, size=64, seed=3)
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from wbc_classic.cli import build_parser, main
-from wbc_classic.data.synthetic import make_smear, write_class_folders
+from wbc_classic.data.synthetic import make_smear
+from wbc_classic.data.synthetic_sets import write_class_folders
 from wbc_classic.io.images import read_image
 
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")

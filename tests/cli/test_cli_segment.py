@@ -54,7 +54,7 @@ def test_segment_blank_and_unreadable(tmp_path, capsys):
 
 
 def test_eval_seg_on_synthetic_set(tmp_path, capsys):
-    from wbc_classic.data.synthetic import write_segmentation_set
+    from wbc_classic.data.synthetic_sets import write_segmentation_set
 
     root = write_segmentation_set(tmp_path / "seg", 3, seed=0, size=128)
     out = tmp_path / "r.json"
@@ -71,7 +71,7 @@ def test_eval_seg_on_synthetic_set(tmp_path, capsys):
 
 
 def test_eval_seg_voc_and_bad_folder(tmp_path, capsys):
-    from wbc_classic.data.synthetic import write_smear_set
+    from wbc_classic.data.synthetic_sets import write_smear_set
 
     root = write_smear_set(tmp_path / "voc", 1, seed=5, shape=(300, 400))
     assert main(["eval-seg", "--data", str(root), "--quiet"]) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from wbc_classic.cli import main
 from wbc_classic.cli.train import Source, source_argument
-from wbc_classic.data.synthetic import write_class_folders, write_segmentation_set
+from wbc_classic.data.synthetic_sets import write_class_folders, write_segmentation_set
 
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
 

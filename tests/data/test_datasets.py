@@ -9,21 +9,23 @@ import pytest
 from PIL import Image
 
 from wbc_classic.data.datasets import (
-    BLOODMNIST_CLASSES,
-    LABEL_ALIASES,
-    PBC5_CLASSES,
-    PBC8_CLASSES,
     DatasetError,
     ImageSet,
     SegSample,
     SmearAnnotation,
-    canonical_label,
     load_class_folders,
     load_image_manifest,
     load_medmnist,
     load_segmentation_set,
     load_voc_smears,
     read_label_mask,
+)
+from wbc_classic.data.labels import (
+    BLOODMNIST_CLASSES,
+    LABEL_ALIASES,
+    PBC5_CLASSES,
+    PBC8_CLASSES,
+    canonical_label,
 )
 from wbc_classic.io.images import ImageReadError
 

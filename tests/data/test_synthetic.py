@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import xml.etree.ElementTree as ET
-
 import numpy as np
 import pytest
-from PIL import Image
 from scipy import ndimage as ndi
 
+from wbc_classic.data.labels import PBC5_CLASSES
 from wbc_classic.data.synthetic import (
-    CLASSES5,
     SyntheticCell,
     make_cell,
     make_cells,
     make_smear,
-    write_class_folders,
-    write_segmentation_set,
-    write_smear_set,
 )
 
 N_TRAIT = 10  # samples per class for the trait tests
@@ -26,15 +19,15 @@ N_TRAIT = 10  # samples per class for the trait tests
 
 @pytest.fixture(scope="module")
 def samples() -> dict[str, list[SyntheticCell]]:
-    return {c: [make_cell(c, rng=100 + i) for i in range(N_TRAIT)] for c in CLASSES5}
+    return {c: [make_cell(c, rng=100 + i) for i in range(N_TRAIT)] for c in PBC5_CLASSES}
 
 
 def test_classes5_order():
-    assert CLASSES5 == ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
-    assert list(CLASSES5) == sorted(CLASSES5)
+    assert PBC5_CLASSES == ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
+    assert list(PBC5_CLASSES) == sorted(PBC5_CLASSES)
 
 
-@pytest.mark.parametrize("label", CLASSES5)
+@pytest.mark.parametrize("label", PBC5_CLASSES)
 def test_make_cell_shapes_and_dtypes(label):
     c = make_cell(label, size=96, rng=1)
     assert c.label == label
@@ -72,7 +65,7 @@ def test_make_cells_balanced_deterministic_and_masks():
     x1, y1, cl = make_cells(2, seed=3)
     x2, y2, _ = make_cells(2, seed=3)
     assert x1.shape == (10, 128, 128, 3) and x1.dtype == np.uint8
-    assert y1.dtype == np.int64 and cl == CLASSES5
+    assert y1.dtype == np.int64 and cl == PBC5_CLASSES
     assert np.bincount(y1).tolist() == [2] * 5
     assert x1.tobytes() == x2.tobytes() and np.array_equal(y1, y2)
     x3, _, _ = make_cells(2, seed=4)
@@ -211,7 +204,7 @@ def test_smear_field():
     assert f.instances.dtype == np.int32 and f.boxes.dtype == np.int64
     n = len(f.labels)
     assert 1 <= n <= 3 and f.boxes.shape == (n, 4)
-    assert set(f.labels) <= set(CLASSES5)
+    assert set(f.labels) <= set(PBC5_CLASSES)
     assert f.instances.max() == n
     assert np.array_equal(f.cell, f.instances > 0)
     assert not (f.nucleus & ~f.cell).any()
@@ -235,56 +228,3 @@ def test_smear_field():
 def test_smear_explicit_labels():
     f = make_smear(shape=(300, 400), labels=["lymphocyte", "monocyte"], rng=0)
     assert f.labels == ["lymphocyte", "monocyte"]
-
-
-def test_write_class_folders(tmp_path):
-    root = write_class_folders(tmp_path / "cf", 2, classes=("lymphocyte", "neutrophil"),
-                               size=64, seed=1)
-    assert root == tmp_path / "cf"
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
-    assert files == ["lymphocyte/lymphocyte_0000.png", "lymphocyte/lymphocyte_0001.png",
-                     "neutrophil/neutrophil_0000.png", "neutrophil/neutrophil_0001.png"]
-    again = write_class_folders(tmp_path / "cf2", 2, classes=("lymphocyte", "neutrophil"),
-                                size=64, seed=1)
-    for f in files:
-        assert (root / f).read_bytes() == (again / f).read_bytes()
-    img = np.asarray(Image.open(root / "neutrophil" / "neutrophil_0001.png"))
-    x, _, _ = make_cells(2, classes=("lymphocyte", "neutrophil"), size=64, seed=1)
-    assert np.array_equal(img, x[3])
-
-
-def test_write_segmentation_set(tmp_path):
-    root = write_segmentation_set(tmp_path / "seg", 3, seed=0, size=96)
-    with open(root / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["image"] for r in rows] == ["images/001.png", "images/002.png", "images/003.png"]
-    assert [r["label"] for r in rows] == list(CLASSES5[:3])
-    for r in rows:
-        img = np.asarray(Image.open(root / r["image"]))
-        mask = np.asarray(Image.open(root / r["mask"]))
-        assert img.shape == (96, 96, 3) and mask.shape == (96, 96) and mask.dtype == np.uint8
-        assert set(np.unique(mask).tolist()) == {0, 128, 255}
-
-
-def test_write_smear_set(tmp_path):
-    root = write_smear_set(tmp_path / "voc", 2, seed=0, shape=(200, 260))
-    jpgs = sorted(p.name for p in (root / "JPEGImages").iterdir())
-    assert jpgs == ["Synthetic_00000.jpg", "Synthetic_00001.jpg"]
-    for stem in ("Synthetic_00000", "Synthetic_00001"):
-        tree = ET.parse(root / "Annotations" / f"{stem}.xml").getroot()
-        assert tree.findtext("filename") == f"{stem}.jpg"
-        assert tree.findtext("size/width") == "260" and tree.findtext("size/height") == "200"
-        wbc = [o for o in tree.iter("object") if o.findtext("name") == "WBC"]
-        assert wbc and all(o.findtext("subtype") in CLASSES5 for o in wbc)
-        mask = np.asarray(Image.open(root / "Masks" / f"{stem}.png"))
-        assert mask.shape == (200, 260)
-        for o in wbc:
-            b = [int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
-            assert (mask[b[1]:b[3], b[0]:b[2]] > 0).any()
-        cellpix = mask > 0
-        covered = np.zeros_like(cellpix)
-        for o in wbc:
-            b = [int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
-            covered[b[1]:b[3], b[0]:b[2]] = True
-        assert not (cellpix & ~covered).any()
-        assert np.asarray(Image.open(root / "JPEGImages" / f"{stem}.jpg")).shape == (200, 260, 3)

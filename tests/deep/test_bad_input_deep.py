@@ -48,7 +48,7 @@ def bad(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data_with_bad(tmp_path_factory, bad):
     """3 classes x 5 synthetic cells (< 50 images) plus one bad file of every unreadable kind."""
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     data = write_class_folders(tmp_path_factory.mktemp("d") / "data", 5, classes=CLASSES,
                                size=40, seed=0)

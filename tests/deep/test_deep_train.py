@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def cell_folders(tmp_path_factory):
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     root = tmp_path_factory.mktemp("cells")
     return write_class_folders(root, 8, size=48, seed=0,

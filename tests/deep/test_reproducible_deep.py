@@ -27,7 +27,7 @@ def _run(tmp_path, data, name, seed=0):
 
 
 def test_same_seed_same_first_epoch_bit_for_bit(tmp_path):
-    from wbc_classic.data.synthetic import write_class_folders
+    from wbc_classic.data.synthetic_sets import write_class_folders
 
     data = write_class_folders(tmp_path / "cells", 6, size=40, seed=0,
                                classes=("lymphocyte", "neutrophil", "eosinophil"))

@@ -4,7 +4,6 @@ cases."""
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import pytest
@@ -259,44 +258,77 @@ def test_mcnemar_no_discordance():
     assert (r.b, r.c, r.pvalue) == (0, 0, 1.0)
 
 
-# ------------------------------------------------------------------ time, memory, size
-def test_measure_call_and_time_inference():
-    def work(x):
-        return np.ones((x, 1000)).sum()
-
-    res, m = M.measure_call(work, 500, n_items=500, trace_python=True)
-    assert res == 500_000
-    assert m.seconds > 0 and m.throughput > 0
-    assert m.python_peak_bytes >= 500 * 1000 * 8
-    assert m.rss_peak_bytes is None or m.rss_peak_bytes > 0
-
-    X = np.zeros((64, 16))
-    out, m = M.time_inference(lambda a: a.sum(axis=1), X, repeats=2)
-    assert out.shape == (64,) and m.n_items == 64 and m.throughput > 0
-    assert m.python_peak_bytes is not None
-    assert set(m.to_dict()) >= {"seconds", "throughput", "rss_peak_bytes"}
+def _pairs(b: int, c: int, both_right: int = 5, both_wrong: int = 3):
+    """Labels and two models' predictions with ``b`` A-only and ``c`` B-only correct images."""
+    yt = np.zeros(b + c + both_right + both_wrong, dtype=int)
+    a = np.r_[np.zeros(b), np.ones(c), np.zeros(both_right), np.ones(both_wrong)].astype(int)
+    p = np.r_[np.ones(b), np.zeros(c), np.zeros(both_right), np.ones(both_wrong)].astype(int)
+    return yt, a, p
 
 
-def test_model_size_bytes(tmp_path):
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression().fit(np.random.default_rng(0).normal(size=(20, 3)), [0, 1] * 10)
-    assert M.model_size_bytes(clf) == len(pickle.dumps(clf, protocol=5))
-    f = tmp_path / "m.bin"
-    f.write_bytes(b"x" * 123)
-    assert M.model_size_bytes(f) == 123
-    assert M.model_size_bytes(str(tmp_path)) == 123
-    assert M.model_size_bytes(b"abcd") == 4
+def test_mcnemar_reproduces_the_readme_figure():
+    """README: best classical vs wbcnet, "b = 30, c = 16, p = 0.055"."""
+    r = M.mcnemar_test(*_pairs(30, 16))
+    assert (r.b, r.c, r.method) == (30, 16, "chi2-cc")
+    assert r.statistic == pytest.approx(169 / 46)
+    assert f"{r.pvalue:.3f}" == "0.055"
+    # the closed form the module used before scipy: the same p-value
+    assert r.pvalue == pytest.approx(math.erfc(math.sqrt(169 / 46 / 2.0)), rel=1e-12)
 
 
-@pytest.mark.torch
-def test_model_size_bytes_torch_module():
-    torch = pytest.importorskip("torch")
+@pytest.mark.parametrize("b, c", [(7, 7), (30, 30), (12, 13), (0, 1)])
+def test_mcnemar_b_equal_c_is_no_evidence(b, c):
+    """b = c (and |b - c| = 1, where the continuity correction reaches 0) gives p = 1."""
+    for exact in (False, True):
+        r = M.mcnemar_test(*_pairs(b, c), exact=exact)
+        if exact:
+            assert r.statistic == min(b, c) and r.pvalue == pytest.approx(
+                min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c) + 1))
+                    / 2 ** (b + c)))
+            if b == c:
+                assert r.pvalue == 1.0
+        else:
+            assert (r.statistic, r.pvalue) == (0.0, 1.0)
 
-    class Net(torch.nn.Module):  # defined outside torch: the isinstance check must see it
-        def __init__(self):
-            super().__init__()
-            self.fc = torch.nn.Linear(100, 10)
 
-    size = M.model_size_bytes(Net())
-    assert 1010 * 4 <= size < 1010 * 4 + 4000  # float32 weights + torch.save framing
+def test_mcnemar_exact_matches_the_binomial_sum():
+    for b, c in ((1, 6), (3, 10), (0, 5), (9, 2)):
+        r = M.mcnemar_test(*_pairs(b, c), exact=True)
+        m = b + c
+        old = min(1.0, 2.0 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2 ** m)
+        assert r.pvalue == pytest.approx(old, rel=1e-12)
+
+
+def test_confusion_matrix_is_counted_in_one_place():
+    """No module but evaluation/metrics.py builds a confusion matrix (bincount of true * K +
+    predicted, or scikit-learn's confusion_matrix)."""
+    import ast
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    found = []
+    for package in ("wbc_classic", "deep", "benchmarks", "features", "segmentation"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            rel = str(path.relative_to(REPO_ROOT))
+            text = path.read_text()
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ImportFrom) and node.module == "sklearn.metrics" and \
+                        any(a.name == "confusion_matrix" for a in node.names):
+                    found.append(rel)
+            if rel != "wbc_classic/evaluation/metrics.py" and re.search(
+                    r"bincount\(\s*\w+\s*\*\s*(len\(|k\b|n_classes)", text):
+                found.append(rel)
+    assert not found, found
+    assert open(REPO_ROOT / "wbc_classic/evaluation/metrics.py").read().count(
+        "np.bincount(yt * k + yp") == 1
+
+
+def test_callers_score_with_the_metrics_module():
+    """cross_lab's per-class sensitivities: the metrics module's, -1 (unknown) counted wrong."""
+    from benchmarks.cross_lab import per_class_accuracy
+
+    y = np.array([0, 0, 0, 1, 1, 3, 3, 3, 3])
+    p = np.array([0, -1, 2, 1, 1, 3, 0, -1, 3])
+    assert per_class_accuracy(y, p) == {"basophil": 1 / 3, "eosinophil": 1.0,
+                                        "monocyte": 0.5}

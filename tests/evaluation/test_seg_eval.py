@@ -48,7 +48,7 @@ def test_detect_layout(tmp_path):
 
 def test_evaluate_synthetic_segmentation_set(tmp_path):
     from wbc_classic.data.datasets import load_segmentation_set
-    from wbc_classic.data.synthetic import write_segmentation_set
+    from wbc_classic.data.synthetic_sets import write_segmentation_set
 
     root = write_segmentation_set(tmp_path / "seg", 4, seed=1, size=128,
                                   classes=["neutrophil", "lymphocyte"])
@@ -63,7 +63,7 @@ def test_evaluate_synthetic_segmentation_set(tmp_path):
 
 def test_evaluate_synthetic_smears(tmp_path):
     from wbc_classic.data.datasets import load_voc_smears
-    from wbc_classic.data.synthetic import write_smear_set
+    from wbc_classic.data.synthetic_sets import write_smear_set
 
     root = write_smear_set(tmp_path / "voc", 2, seed=3, shape=(360, 480))
     report = seg_eval.evaluate_smears(load_voc_smears(root))

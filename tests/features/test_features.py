@@ -493,7 +493,7 @@ def _smear_cell(label="lymphocyte", seed=3):
 
 def _restain(image, light, gain=1.0, white=(1.0, 1.0, 1.0)):
     """Same slide, other stain strength (OD x gain) and other lamp / white balance."""
-    from features.density import optical_density
+    from segmentation.color import optical_density
 
     od = optical_density(image, light) * gain
     out = np.asarray(white) * light * 10.0 ** (-od) * 255.0 - 0.5

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from segmentation import segment
 from wbc_classic.data.synthetic import make_cell
-from wbc_classic.preprocess.cellcrop import CellCrop, cell_crop
+from wbc_classic.preprocess.cellcrop import CellCropper, cell_crop
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_physical_size_sets_the_side_and_pads_outside_the_image(cell):
     big = cell_crop(cell.image, side_um=25.0, um_per_pixel=0.1)  # 250 px > 128 px image
     assert big.shape == (250, 250, 3)
     assert cell_crop(cell.image, side_um=25.0, um_per_pixel=0.2).shape == (125, 125, 3)
-    assert CellCrop(side_um=12.0, um_per_pixel=0.1)(cell.image).shape == (120, 120, 3)
+    assert CellCropper(side_um=12.0, um_per_pixel=0.1)(cell.image).shape == (120, 120, 3)
 
 
 def test_no_cell_gives_a_centred_crop():
@@ -53,8 +53,8 @@ def test_bad_settings_are_refused(cell):
 
 
 def test_settings_round_trip():
-    c = CellCrop(side_um=20.0, um_per_pixel=None)
-    assert CellCrop(**c.to_dict()) == c
+    c = CellCropper(side_um=20.0, um_per_pixel=None)
+    assert CellCropper(**c.to_dict()) == c
 
 
 def test_prepare_image_and_cache_key(cell, tmp_path):

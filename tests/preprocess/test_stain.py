@@ -9,17 +9,28 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
+from segmentation.color import background_light, optical_density
 from wbc_classic.preprocess.stain import (
     NORMALIZERS,
+    StainNormalizer,
     available_normalizers,
-    estimate_background,
+    fit_normalizer,
     macenko_stain_vectors,
     make_normalizer,
     normalizer_from_dict,
     od_to_rgb,
     relative_to_background,
-    rgb_to_od,
 )
+
+
+def estimate_background(image):
+    """The stain module's background: exact estimate on the 0-255 scale."""
+    return background_light(image, exact=True, white=255.0)
+
+
+def rgb_to_od(image, background):
+    """The stain module's optical density: float64, levels clipped at 1, 0-255 scale."""
+    return optical_density(image, background, white=255.0, offset=0.0, dtype=np.float64)
 
 # two MGG-like stains in optical density (unit vectors): purple nuclear and pink eosin
 NUCLEAR = np.array([0.65, 0.70, 0.30])
@@ -51,7 +62,7 @@ def _random_image(seed: int, tint=(0, 0, 0), shape=(48, 48)) -> np.ndarray:
 def test_registry_and_invalid_name():
     assert set(available_normalizers()) == {"none", "reinhard", "macenko", "histogram",
                                             "white-balance"}
-    assert set(NORMALIZERS) == set(available_normalizers())
+    assert set(NORMALIZERS) | {"none"} == set(available_normalizers())
     with pytest.raises(ValueError) as exc:
         make_normalizer("vahadane")
     msg = str(exc.value)
@@ -70,10 +81,41 @@ def test_unfitted_normalizer_raises():
         make_normalizer("macenko").fit([])
 
 
-def test_none_is_identity():
-    img = _random_image(1)
-    out = make_normalizer("none").fit(None).transform(img)
-    assert out.dtype == np.uint8 and np.array_equal(out, img)
+def test_no_normaliser_is_none_everywhere():
+    """"none" is one object, None, whichever way it is asked for."""
+    assert make_normalizer("none") is None
+    assert make_normalizer("Identity") is None
+    assert fit_normalizer("none", [_random_image(1)]) is None
+    assert normalizer_from_dict({"name": "none", "params": {}, "state": None}) is None
+    with pytest.raises(TypeError, match="no parameters"):
+        make_normalizer("none", max_pixels=3)
+    assert "none" not in NORMALIZERS  # no identity class beside None
+
+
+@pytest.mark.parametrize("name", sorted(NORMALIZERS))
+def test_normalizers_are_sklearn_estimators(name):
+    from sklearn.base import BaseEstimator, clone
+    from sklearn.utils.validation import check_is_fitted
+
+    norm = make_normalizer(name)
+    assert isinstance(norm, StainNormalizer) and isinstance(norm, BaseEstimator)
+    # no fitted state before fit: every attribute ending in "_" comes from fit
+    assert not [k for k in vars(norm) if k.endswith("_")]
+    params = norm.get_params()
+    assert set(params) and all(not k.endswith("_") for k in params)
+    if norm._needs_fit:
+        from sklearn.exceptions import NotFittedError
+
+        with pytest.raises(NotFittedError):
+            check_is_fitted(norm)
+    fitted = norm.fit([_two_stain_image(seed=3)])
+    check_is_fitted(fitted)
+    copy = clone(fitted)
+    assert type(copy) is type(norm) and copy.get_params() == params
+    assert not [k for k in vars(copy) if k.endswith("_")]   # clone drops the fitted state
+    first = next(iter(params))
+    changed = clone(norm).set_params(**{first: params[first]})
+    assert changed.get_params() == params
 
 
 def test_reinhard_matches_lab_statistics():
@@ -159,7 +201,7 @@ def test_od_helpers_invert_and_relative_background():
     assert np.abs(back.astype(int) - np.maximum(img, 1)).max() <= 1
     flat = np.full((10, 10, 3), (200, 180, 160), np.uint8)
     np.testing.assert_allclose(relative_to_background(flat), 1.0)
-    np.testing.assert_allclose(rgb_to_od(flat, None), 0.0)
+    np.testing.assert_allclose(rgb_to_od(flat, estimate_background(flat)), 0.0)
 
 
 def test_fit_normalizer_picks_seeded_references(tmp_path):

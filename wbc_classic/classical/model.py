@@ -46,7 +46,7 @@ def segmenter_params(segment_params: dict | None) -> Any:
     """:class:`segmentation.SegmenterParams` from a plain dict of its fields (None: defaults)."""
     if not segment_params:
         return None
-    from segmentation.pipeline import SegmenterParams
+    from segmentation.params import SegmenterParams
 
     return SegmenterParams(**segment_params)
 
@@ -57,7 +57,7 @@ def full_segment_params(segment_params: dict | None) -> dict[str, Any]:
     Saved in the model so later changes of the segmenter's defaults cannot silently change
     what a trained model sees.
     """
-    from segmentation.pipeline import SegmenterParams
+    from segmentation.params import SegmenterParams
 
     return dataclasses.asdict(SegmenterParams(**(segment_params or {})))
 

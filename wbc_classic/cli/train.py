@@ -379,13 +379,12 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,
                       classes: Sequence[str]) -> dict[str, Any]:
     """Accuracy and per-class sensitivity/precision of ``model`` on held-out features."""
-    from wbc_classic.evaluation.metrics import per_class_metrics
+    from wbc_classic.evaluation.metrics import confusion_matrix, per_class_metrics
 
     proba = model.predict_proba_features(X)
     pred = proba.argmax(axis=1)
     pc = per_class_metrics(y, pred, n_classes=len(classes), class_names=classes)
-    cm = np.bincount(y * len(classes) + pred, minlength=len(classes) ** 2).reshape(
-        len(classes), len(classes))
+    cm = confusion_matrix(y, pred, n_classes=len(classes))
     return {
         "n": int(y.size),
         "accuracy": float((pred == y).mean()) if y.size else float("nan"),

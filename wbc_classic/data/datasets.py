@@ -5,8 +5,8 @@ split.Split` made once indexes the same files on every machine.  Pixels are read
 :func:`wbc_classic.io.images.read_image`.
 
 Class names are lower case.  Folder and annotation labels are mapped to them through
-:func:`canonical_label`: case, surrounding spaces and ``_``/``-``/space differences are
-ignored, then the built-in :data:`LABEL_ALIASES` table (plus any user aliases) is applied,
+:func:`wbc_classic.data.labels.canonical_label`: case, surrounding spaces and ``_``/``-``/space
+differences are ignored, then the built-in alias table (plus any user aliases) is applied,
 so ``Neutrophils/``, ``SEG_NEUTROPHIL/`` and ``band/`` all become ``"neutrophil"``.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,18 +23,14 @@ from typing import Literal
 
 import numpy as np
 
+from wbc_classic.data.labels import CLASS_SETS, canonical_label, label_key
 from wbc_classic.io.images import IMAGE_EXTENSIONS, is_image_file, read_grey
 
 __all__ = [
-    "BLOODMNIST_CLASSES",
-    "LABEL_ALIASES",
-    "PBC5_CLASSES",
-    "PBC8_CLASSES",
     "DatasetError",
     "ImageSet",
     "SegSample",
     "SmearAnnotation",
-    "canonical_label",
     "load_class_folders",
     "load_image_manifest",
     "is_segmentation_layout",
@@ -50,83 +45,8 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
-#: The eight PBC classes, alphabetical (the label order of the 8-class task).
-PBC8_CLASSES: tuple[str, ...] = (
-    "basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil",
-    "platelet",
-)
-#: The five mature leukocyte classes (the usual 5-class task), alphabetical.
-PBC5_CLASSES: tuple[str, ...] = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
-#: BloodMNIST label names in official label order 0..7 (0 basophil, ..., 3 immature
-#: granulocytes, ..., 7 platelet); identical to :data:`PBC8_CLASSES` (BloodMNIST is PBC).
-BLOODMNIST_CLASSES: tuple[str, ...] = PBC8_CLASSES
-
-_CLASS_SETS: dict[str, tuple[str, ...]] = {"pbc8": PBC8_CLASSES, "pbc5": PBC5_CLASSES,
-                                           "all": PBC8_CLASSES, "mature": PBC5_CLASSES}
-
-
 class DatasetError(ValueError):
     """A data set on disk does not have the expected structure (message says what and where)."""
-
-
-def _norm(name: str) -> str:
-    """Lower case, strip, collapse runs of space/underscore/hyphen into one space."""
-    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower()).strip()
-
-
-_ALIAS_GROUPS: dict[str, tuple[str, ...]] = {
-    "neutrophil": ("neutrophils", "neutrophile", "neutrophiles", "seg neutrophil",
-                   "segmented neutrophil", "segmented neutrophils", "band", "band neutrophil",
-                   "band neutrophils", "band cell", "neut", "neutro", "neu", "sne", "bne",
-                   "pmn"),
-    "eosinophil": ("eosinophils", "eosinophile", "eosino", "eosi", "eos", "eo"),
-    "basophil": ("basophils", "basophile", "baso", "bas", "ba"),
-    "lymphocyte": ("lymphocytes", "lymph", "lymp", "lym", "lympho", "ly", "small lymphocyte",
-                   "large lymphocyte", "small lymph", "large lymph"),
-    "monocyte": ("monocytes", "mono", "mon", "mo"),
-    "ig": ("immature granulocyte", "immature granulocytes", "immature", "igs",
-           "metamyelocyte", "metamyelocytes", "myelocyte", "myelocytes", "promyelocyte",
-           "promyelocytes", "mmy", "my", "pmy"),
-    "erythroblast": ("erythroblasts", "nrbc", "nrbcs", "normoblast", "normoblasts", "erb",
-                     "nucleated red blood cell", "nucleated red blood cells"),
-    "platelet": ("platelets", "thrombocyte", "thrombocytes", "plt", "plts"),
-}
-
-#: Built-in label aliases, normalised key -> canonical class name.  Keys are normalised with
-#: the same rule as folder names (lower case, ``_``/``-``/spaces collapsed to one space).
-LABEL_ALIASES: Mapping[str, str] = {
-    **{alias: canon for canon, aliases in _ALIAS_GROUPS.items() for alias in aliases},
-    **{canon: canon for canon in _ALIAS_GROUPS},
-}
-
-
-def canonical_label(name: str, aliases: Mapping[str, str] | None = None) -> str:
-    """Map a raw label (folder name, annotation name) to its canonical class name.
-
-    Parameters
-    ----------
-    name : str
-        Raw label, e.g. ``"Neutrophils"``, ``"SEG_NEUTROPHIL"``, ``"immature granulocyte"``.
-    aliases : mapping of str to str, optional
-        User aliases ``raw name -> class name``, applied before (and overriding)
-        :data:`LABEL_ALIASES`.  Keys are matched like ``name``; values are final class names
-        (lower-cased, spaces to ``"_"``; not looked up again in the built-in table, so
-        ``{"band": "band_neutrophil"}`` keeps band forms as their own class).
-
-    Returns
-    -------
-    str
-        The canonical name (lower case).  Unknown labels are returned normalised, with runs
-        of spaces/underscores/hyphens turned into ``"_"`` (``"Mixt Cells"`` -> ``"mixt_cells"``).
-    """
-    key = _norm(name)
-    if aliases:
-        user = {_norm(k): v for k, v in aliases.items()}
-        if key in user:
-            return _norm(user[key]).replace(" ", "_")
-    if key in LABEL_ALIASES:
-        return LABEL_ALIASES[key]
-    return key.replace(" ", "_")
 
 
 def _resolve_classes(classes: Sequence[str] | str | None,
@@ -134,9 +54,9 @@ def _resolve_classes(classes: Sequence[str] | str | None,
     if classes is None:
         return None
     if isinstance(classes, str):
-        key = _norm(classes).replace(" ", "")
-        if key in _CLASS_SETS:
-            return _CLASS_SETS[key]
+        key = label_key(classes).replace(" ", "")
+        if key in CLASS_SETS:
+            return CLASS_SETS[key]
         classes = [classes]
     out: list[str] = []
     for c in classes:
@@ -619,8 +539,8 @@ class SmearAnnotation:
 
     def get(self, name: str) -> np.ndarray:
         """Boxes of object ``name`` (case-insensitive); an empty (0, 4) array when absent."""
-        key = _norm(name)
-        found = [b for k, b in self.boxes.items() if _norm(k) == key]
+        key = label_key(name)
+        found = [b for k, b in self.boxes.items() if label_key(k) == key]
         return np.concatenate(found, axis=0) if found else _empty_boxes()
 
     @property

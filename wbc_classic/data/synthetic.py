@@ -37,43 +37,35 @@ Colours were set against the cellavision_seg ground-truth masks and PBC crops; a
 
 Public API
 ----------
-``CLASSES5``, ``SyntheticCell``, ``SyntheticField``, ``make_cell``, ``make_cells``,
-``make_smear``, ``write_class_folders``, ``write_segmentation_set``, ``write_smear_set``.
+``SyntheticCell``, ``SyntheticField``, ``make_cell``, ``make_cells``,
+``make_smear``. The on-disk writers (class folders, segmentation and Pascal-VOC smear sets)
+are in :mod:`wbc_classic.data.synthetic_sets`.
 """
 
 from __future__ import annotations
 
 import colorsys
-import csv
-import io
 import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from wbc_classic.io.atomic import atomic_open, atomic_write_bytes
+from wbc_classic.data.labels import PBC5_CLASSES
 
 __all__ = [
-    "CLASSES5",
     "CELL_DIAMETER_RBC",
     "SyntheticCell",
     "SyntheticField",
     "make_cell",
     "make_cells",
     "make_smear",
-    "write_class_folders",
-    "write_segmentation_set",
-    "write_smear_set",
 ]
 
 #: The five mature leukocyte classes, in alphabetical order (the order of label indices).
-CLASSES5: tuple[str, ...] = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
 
 #: Mean leukocyte diameter of each class, in red-cell diameters.
 CELL_DIAMETER_RBC: dict[str, float] = {
@@ -125,7 +117,7 @@ class SyntheticCell:
     cell : ndarray, shape (size, size), dtype bool
         Whole-leukocyte mask (nucleus + cytoplasm); red cells are not included.
     label : str
-        Class name, one of :data:`CLASSES5`.
+        Class name, one of :data:`PBC5_CLASSES`.
     params : dict
         The drawn rendering parameters (for inspection/debugging; not needed otherwise).
     """
@@ -721,7 +713,7 @@ def _expose(od: np.ndarray, rng: np.random.Generator, style: _Style, *, blur: fl
 def _check_label(label: str) -> str:
     name = str(label).lower()
     if name not in CELL_DIAMETER_RBC:
-        raise ValueError(f"unknown leukocyte class {label!r}; expected one of {CLASSES5}")
+        raise ValueError(f"unknown leukocyte class {label!r}; expected one of {PBC5_CLASSES}")
     return name
 
 
@@ -740,7 +732,7 @@ def make_cell(label: str, *, size: int = 128, rng: None | int | np.random.Genera
     Parameters
     ----------
     label : str
-        Leukocyte class, one of :data:`CLASSES5` (case-insensitive).
+        Leukocyte class, one of :data:`PBC5_CLASSES` (case-insensitive).
     size : int, default 128
         Side of the square crop in pixels.
     rng : None, int or numpy.random.Generator
@@ -828,7 +820,7 @@ def _item_seed(seed: int, label: str, i: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(label.encode()), int(i)])
 
 
-def make_cells(n_per_class: int, *, classes: Sequence[str] = CLASSES5, size: int = 128,
+def make_cells(n_per_class: int, *, classes: Sequence[str] = PBC5_CLASSES, size: int = 128,
                seed: int = 0, return_masks: bool = False, **variation: Any):
     """Render a balanced labelled set of single-cell crops.
 
@@ -840,8 +832,8 @@ def make_cells(n_per_class: int, *, classes: Sequence[str] = CLASSES5, size: int
     ----------
     n_per_class : int
         Number of crops per class.
-    classes : sequence of str, default CLASSES5
-        Class names (each one of :data:`CLASSES5`); ``y`` indexes into this tuple.
+    classes : sequence of str, default PBC5_CLASSES
+        Class names (each one of :data:`PBC5_CLASSES`); ``y`` indexes into this tuple.
     size : int, default 128
         Crop side in pixels.
     seed : int, default 0
@@ -885,7 +877,7 @@ def make_cells(n_per_class: int, *, classes: Sequence[str] = CLASSES5, size: int
 
 def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple[int, int] = (1, 3),
                rng: None | int | np.random.Generator = None, seed: int | None = None,
-               classes: Sequence[str] = CLASSES5, labels: Sequence[str] | None = None,
+               classes: Sequence[str] = PBC5_CLASSES, labels: Sequence[str] | None = None,
                rbc_diameter: float | None = None, scale: float = 1.0,
                stain_shift: float | Sequence[float] = 0.0, stain_jitter: float = 1.0,
                blur: float | None = None, noise: float | None = None,
@@ -903,7 +895,7 @@ def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple
         placed without overlapping another, fewer are drawn (at least one always is).
     rng, seed : None, int or Generator
         Randomness (``seed`` is an alias of ``rng``; give at most one).
-    classes : sequence of str, default CLASSES5
+    classes : sequence of str, default PBC5_CLASSES
         Classes to draw leukocyte labels from (uniformly).
     labels : sequence of str, optional
         Explicit leukocyte classes (overrides ``n_leukocytes`` and ``classes``).
@@ -983,181 +975,3 @@ def make_smear(*, shape: tuple[int, int] = (480, 640), n_leukocytes: int | tuple
     return SyntheticField(image=image, nucleus=nucleus, cell=cell, instances=instances,
                           boxes=np.asarray(boxes, np.int64).reshape(-1, 4),
                           labels=[p[3] for p in placed], rbc_boxes=rb)
-
-
-# --------------------------------------------------------------------------------------
-# writers
-# --------------------------------------------------------------------------------------
-def _png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-
-def _jpeg_bytes(arr: np.ndarray, quality: int = 92) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _label_mask(nucleus: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    m = np.zeros(cell.shape, np.uint8)
-    m[cell] = 128
-    m[nucleus] = 255
-    return m
-
-
-def write_class_folders(root: str | Path, n_per_class: int, *,
-                        classes: Sequence[str] = CLASSES5, size: int = 128, seed: int = 0,
-                        **variation: Any) -> Path:
-    """Write a class-folder image set ``root/<class>/<class>_<iiii>.png``.
-
-    Parameters
-    ----------
-    root : path
-        Output folder (created).
-    n_per_class : int
-        Images per class; file ``<class>_<i:04d>.png`` holds item ``i`` of
-        :func:`make_cells` for that class (same seed -> same bytes).
-    classes, size, seed, **variation
-        As in :func:`make_cells`.
-
-    Returns
-    -------
-    pathlib.Path
-        ``root``.
-    """
-    root = Path(root)
-    for c in (_check_label(c) for c in classes):
-        for i in range(int(n_per_class)):
-            cellobj = make_cell(c, size=size, rng=_item_seed(seed, c, i), **variation)
-            atomic_write_bytes(root / c / f"{c}_{i:04d}.png", _png_bytes(cellobj.image))
-    return root
-
-
-def write_segmentation_set(root: str | Path, n: int, seed: int = 0, *, size: int = 300,
-                           classes: Sequence[str] = CLASSES5, **variation: Any) -> Path:
-    """Write a segmentation set laid out like ``cellavision_seg``.
-
-    Files: ``images/NNN.png`` (RGB), ``masks/NNN.png`` (uint8: 255 nucleus, 128 cytoplasm,
-    0 background and red cells), ``manifest.csv`` with columns ``image,mask,label``.
-    Numbering starts at 001; labels cycle through ``classes``.
-
-    Parameters
-    ----------
-    root : path
-        Output folder.
-    n : int
-        Number of images.
-    seed : int, default 0
-        Base seed.
-    size : int, default 300
-        Image side (cellavision_seg uses 300).
-    classes, **variation
-        Classes to cycle through; extra arguments go to :func:`make_cell`.
-
-    Returns
-    -------
-    pathlib.Path
-        ``root``.
-    """
-    root = Path(root)
-    classes = tuple(_check_label(c) for c in classes)
-    rows = []
-    for i in range(int(n)):
-        c = classes[i % len(classes)]
-        cellobj = make_cell(c, size=size, rng=np.random.default_rng([int(seed), 7, i]),
-                            **variation)
-        name = f"{i + 1:03d}.png"
-        atomic_write_bytes(root / "images" / name, _png_bytes(cellobj.image))
-        atomic_write_bytes(root / "masks" / name,
-                           _png_bytes(_label_mask(cellobj.nucleus, cellobj.cell)))
-        rows.append((f"images/{name}", f"masks/{name}", c))
-    with atomic_open(root / "manifest.csv", "w", newline="") as fh:
-        wr = csv.writer(fh, lineterminator="\n")
-        wr.writerow(["image", "mask", "label"])
-        wr.writerows(rows)
-    return root
-
-
-def _voc_xml(filename: str, shape: tuple[int, int], objects: list[tuple]) -> str:
-    h, w = shape
-    parts = [
-        "<annotation>",
-        "\t<folder>JPEGImages</folder>",
-        f"\t<filename>{filename}</filename>",
-        "\t<source>",
-        "\t\t<database>wbc_classic.data.synthetic</database>",
-        "\t</source>",
-        "\t<size>",
-        f"\t\t<width>{w}</width>",
-        f"\t\t<height>{h}</height>",
-        "\t\t<depth>3</depth>",
-        "\t</size>",
-        "\t<segmented>1</segmented>",
-    ]
-    for name, box, subtype in objects:
-        x0, y0, x1, y1 = (int(t) for t in box)
-        trunc = int(x0 <= 0 or y0 <= 0 or x1 >= w or y1 >= h)
-        parts += ["\t<object>", f"\t\t<name>{name}</name>"]
-        if subtype:
-            parts.append(f"\t\t<subtype>{subtype}</subtype>")
-        parts += [
-            "\t\t<pose>Unspecified</pose>",
-            f"\t\t<truncated>{trunc}</truncated>",
-            "\t\t<difficult>0</difficult>",
-            "\t\t<bndbox>",
-            f"\t\t\t<xmin>{x0}</xmin>",
-            f"\t\t\t<ymin>{y0}</ymin>",
-            f"\t\t\t<xmax>{x1}</xmax>",
-            f"\t\t\t<ymax>{y1}</ymax>",
-            "\t\t</bndbox>",
-            "\t</object>",
-        ]
-    parts.append("</annotation>")
-    return "\n".join(parts) + "\n"
-
-
-def write_smear_set(root: str | Path, n: int, seed: int = 0, *,
-                    shape: tuple[int, int] = (480, 640), rbc_boxes: bool = True,
-                    **variation: Any) -> Path:
-    """Write a Pascal-VOC-like smear set laid out like ``bccd``.
-
-    Files: ``JPEGImages/Synthetic_NNNNN.jpg``, ``Annotations/Synthetic_NNNNN.xml`` (objects
-    named ``WBC`` with a ``<subtype>`` child giving the class, plus ``RBC`` boxes when
-    ``rbc_boxes``), ``Masks/Synthetic_NNNNN.png`` (255 nucleus, 128 cytoplasm, 0 other).
-    Boxes are the half-open pixel boxes of :class:`SyntheticField`.
-
-    Parameters
-    ----------
-    root : path
-        Output folder.
-    n : int
-        Number of fields.
-    seed : int, default 0
-        Base seed; field ``i`` uses ``(seed, 11, i)``.
-    shape : (H, W), default (480, 640)
-        Field shape.
-    rbc_boxes : bool, default True
-        Also annotate the red cells.
-    **variation
-        Forwarded to :func:`make_smear`.
-
-    Returns
-    -------
-    pathlib.Path
-        ``root``.
-    """
-    root = Path(root)
-    for i in range(int(n)):
-        f = make_smear(shape=shape, rng=np.random.default_rng([int(seed), 11, i]), **variation)
-        stem = f"Synthetic_{i:05d}"
-        atomic_write_bytes(root / "JPEGImages" / f"{stem}.jpg", _jpeg_bytes(f.image))
-        atomic_write_bytes(root / "Masks" / f"{stem}.png",
-                           _png_bytes(_label_mask(f.nucleus, f.cell)))
-        objs = [("WBC", b, lab) for b, lab in zip(f.boxes, f.labels, strict=True)]
-        if rbc_boxes:
-            objs += [("RBC", b, None) for b in f.rbc_boxes]
-        with atomic_open(root / "Annotations" / f"{stem}.xml", "w") as fh:
-            fh.write(_voc_xml(f"{stem}.jpg", shape, objs))
-    return root

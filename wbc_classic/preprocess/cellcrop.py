@@ -20,14 +20,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["CELL_CROP_VERSION", "CellCrop", "cell_crop"]
+__all__ = ["CELL_CROP_VERSION", "CellCropper", "cell_crop"]
 
 #: bumped whenever :func:`cell_crop` changes its output (part of the deep image-cache key)
 CELL_CROP_VERSION = 3  # unchanged output: pixels= only adds a source
 
 
 @dataclass(frozen=True)
-class CellCrop:
+class CellCropper:
     """Settings of :func:`cell_crop`, as a small picklable/JSON-able callable.
 
     Parameters
@@ -93,7 +93,7 @@ def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None
         The image the crop is cut from, e.g. a stain-normalised copy of ``image``; the
         segmentation, scale and background always come from ``image`` itself.
     side_um, um_per_pixel, default_um_per_pixel, blank_outside, dilate_um, side_cells
-        See :class:`CellCrop`.
+        See :class:`CellCropper`.
 
     Returns
     -------
@@ -103,10 +103,10 @@ def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None
         Parts of the window outside the image are filled with the background colour. When no
         leukocyte is found the window is centred on the image and nothing is blanked.
     """
+    from segmentation.color import background_light
     from segmentation.pipeline import as_rgb_uint8, segment
 
     from .scale import estimate_scale
-    from .stain import estimate_background
 
     rgb = as_rgb_uint8(image)
     if side_um <= 0 or dilate_um < 0:
@@ -136,7 +136,7 @@ def cell_crop(image: np.ndarray, segmentation=None, *, pixels: np.ndarray | None
     src = rgb if pixels is None else as_rgb_uint8(pixels)
     if src.shape != rgb.shape:
         raise ValueError(f"pixels shape {src.shape} != image shape {rgb.shape}")
-    fill = np.round(estimate_background(src)).astype(np.uint8)
+    fill = np.round(background_light(src, exact=True, white=255.0)).astype(np.uint8)
     (src_r, dst_r), (src_c, dst_c) = _window_1d(centre[0], side, h), _window_1d(centre[1], side, w)
     out = np.empty((side, side, 3), np.uint8)
     out[:] = fill

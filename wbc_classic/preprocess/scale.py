@@ -37,6 +37,8 @@ from scipy import ndimage as ndi
 from skimage import measure
 from skimage.filters import threshold_otsu
 
+from segmentation import color
+
 __all__ = [
     "RED_CELL_DIAMETER_UM",
     "LEUKOCYTE_DIAMETER_UM",
@@ -59,8 +61,6 @@ RED_CELL_DIAMETER_UM = 7.5
 LEUKOCYTE_DIAMETER_UM = 15.0
 #: Equivalent diameter assumed for the convex hull of a leukocyte's nucleus (coarse ruler).
 NUCLEUS_HULL_DIAMETER_UM = 10.5
-
-_METHODS = ("user", "red-cells", "leukocyte", "default")
 
 
 @dataclass(frozen=True)
@@ -114,17 +114,15 @@ def _as_float_rgb(image: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported image dtype {image.dtype}")
 
 
-def _background(rgb: np.ndarray) -> np.ndarray:
-    """Median colour of the brightest 10 % of pixels, shape (3,) float in [1, 255]."""
-    grey = rgb.mean(axis=-1)
-    sel = grey >= np.percentile(grey, 90)
-    return np.clip(np.median(rgb[sel], axis=0), 1.0, 255.0)
-
-
-def _optical_density(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Optical density relative to ``background``, float (H, W, 3), clipped at 0."""
-    od = -np.log10(np.clip(rgb, 1.0, None) / background)
-    return np.clip(od, 0.0, None)
+def _optical_density(image: np.ndarray) -> np.ndarray:
+    """Optical density (H, W, 3) float64 against the image's own background (exact estimate,
+    0-255 scale), clipped at 0."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] < 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {image.shape}")
+    rgb = image[..., :3]
+    background = color.background_light(rgb, exact=True, white=255.0)
+    return color.optical_density(rgb, background, white=255.0, offset=0.0, dtype=np.float64)
 
 
 def leukocyte_mask(image: np.ndarray, *, nucleus_od: float = 0.2) -> np.ndarray:
@@ -144,9 +142,7 @@ def leukocyte_mask(image: np.ndarray, *, nucleus_od: float = 0.2) -> np.ndarray:
     ndarray of bool, shape (H, W)
         Nuclear pixels with small specks removed (empty if no nucleus is found).
     """
-    rgb = _as_float_rgb(image)
-    od = _optical_density(rgb, _background(rgb))
-    red_od = od[..., 0]
+    red_od = _optical_density(image)[..., 0]
     thr = nucleus_od
     if red_od.max() > nucleus_od:
         thr = max(nucleus_od, threshold_otsu(red_od))
@@ -163,10 +159,8 @@ def leukocyte_mask(image: np.ndarray, *, nucleus_od: float = 0.2) -> np.ndarray:
 
 def _foreground(image: np.ndarray, exclude: np.ndarray | None, threshold_factor: float = 0.6):
     """Red-cell foreground (holes filled, leukocyte removed), exclusion mask, nuclear mask."""
-    rgb = _as_float_rgb(image)
-    h, w = rgb.shape[:2]
-    od = _optical_density(rgb, _background(rgb))
-    odm = od.mean(axis=-1)
+    odm = _optical_density(image).mean(axis=-1)
+    h, w = odm.shape
     if exclude is None:
         nuc = leukocyte_mask(image)
         if nuc.any():

@@ -13,7 +13,10 @@ models transfer. They are selectable by name::
 Registered names (:data:`NORMALIZERS`):
 
 ``"none"``
-    Identity.
+    No normaliser: :func:`make_normalizer`, :func:`fit_normalizer` and
+    :func:`normalizer_from_dict` give ``None`` for it, and every caller takes ``None`` as "leave
+    the pixels as they are" (one object for "no normaliser", the one the model file and the
+    deep checkpoint already store).
 ``"reinhard"``
     Reinhard et al. (2001): match the per-channel mean and standard deviation in CIE Lab.
 ``"macenko"``
@@ -29,24 +32,31 @@ Registered names (:data:`NORMALIZERS`):
     Scale each channel so that the image's background (its brightest pixels) becomes the
     reference background colour (pure white when fitted with no reference).
 
-Helpers: :func:`rgb_to_od`, :func:`od_to_rgb`, :func:`estimate_background`,
-:func:`relative_to_background`, :func:`red_cell_colour`, :func:`relative_to_red_cells`.
+The normalisers are scikit-learn estimators (``get_params``, ``set_params``, ``clone``; fitted
+state in attributes with a trailing underscore).
+
+Helpers: :func:`od_to_rgb`, :func:`relative_to_background`, :func:`red_cell_colour`,
+:func:`relative_to_red_cells`. The background light and the optical density come from their one
+home, :func:`segmentation.color.background_light` and :func:`segmentation.color.optical_density`
+(here on the 0-255 scale, in float64, with the exact median).
 
 Images are RGB ``uint8`` of shape (H, W, 3) unless stated otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
+from sklearn.base import BaseEstimator
+
+from segmentation import color
 
 __all__ = [
     "NORMALIZERS",
     "StainNormalizer",
-    "NoNormalizer",
     "ReinhardNormalizer",
     "MacenkoNormalizer",
     "HistogramNormalizer",
@@ -55,9 +65,7 @@ __all__ = [
     "fit_normalizer",
     "normalizer_from_dict",
     "available_normalizers",
-    "rgb_to_od",
     "od_to_rgb",
-    "estimate_background",
     "relative_to_background",
     "red_cell_colour",
     "relative_to_red_cells",
@@ -90,67 +98,18 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def estimate_background(image: np.ndarray, *, percentile: float = 90.0,
-                        mask: np.ndarray | None = None) -> np.ndarray:
-    """Estimate the colour of the empty (cell-free) background.
-
-    The background of a smear is its brightest large area: the median colour of the pixels
-    whose grey level is at or above the ``percentile``-th percentile.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W, 3), uint8 (or float in [0, 1])
-    percentile : float
-        Grey-level percentile above which pixels count as background.
-    mask : ndarray of bool, shape (H, W), optional
-        Known background pixels; used instead of the brightness rule when it has any pixel.
-
-    Returns
-    -------
-    ndarray of float64, shape (3,)
-        Background RGB in [1, 255] (0-255 scale whatever the input dtype).
-    """
-    rgb = _to_float255(image)
-    if mask is not None and np.any(mask):
-        sel = np.asarray(mask, dtype=bool)
-    else:
-        grey = rgb.mean(axis=-1)
-        sel = grey >= np.percentile(grey, percentile)
-    return np.clip(np.median(rgb[sel], axis=0), 1.0, 255.0)
+def _background(image: np.ndarray, percentile: float = 90.0) -> np.ndarray:
+    """Background light on the 0-255 scale, float64 (3,) in [1, 255] (the exact estimate)."""
+    return color.background_light(image, percentile, exact=True, white=255.0)
 
 
-def rgb_to_od(image: np.ndarray, background: np.ndarray | float | None = 255.0) -> np.ndarray:
-    """Optical density ``-log10(I / I0)`` of an RGB image.
-
-    Parameters
-    ----------
-    image : ndarray, shape (..., 3), uint8 (or float in [0, 1])
-    background : array_like of shape (3,), float, or None
-        Incident light ``I0`` on the 0-255 scale. ``None`` estimates it per image with
-        :func:`estimate_background` (then OD is relative to the image's own background, which
-        removes illumination and white-balance differences).
-
-    Returns
-    -------
-    ndarray of float64, shape (..., 3)
-        OD, clipped below at 0 (pixels brighter than ``I0``).
-    """
-    image = np.asarray(image)
-    if image.shape[-1] != 3:
-        raise ValueError(f"expected RGB values in the last axis, got shape {image.shape}")
-    if image.dtype == np.uint8:
-        rgb = image.astype(np.float64)
-    else:
-        rgb = np.clip(image.astype(np.float64), 0.0, 1.0) * 255.0
-    if background is None:
-        background = estimate_background(image) if image.ndim == 3 else 255.0
-    i0 = np.asarray(background, dtype=np.float64)
-    od = -np.log10(np.clip(rgb, 1.0, 255.0) / i0)
-    return np.maximum(od, 0.0)
+def _od(image: np.ndarray, background: np.ndarray | float) -> np.ndarray:
+    """Optical density (..., 3) float64 against ``background`` on the 0-255 scale."""
+    return color.optical_density(image, background, white=255.0, offset=0.0, dtype=np.float64)
 
 
 def od_to_rgb(od: np.ndarray, background: np.ndarray | float = 255.0) -> np.ndarray:
-    """Inverse of :func:`rgb_to_od`: ``I0 * 10**-OD`` as uint8.
+    """Inverse of :func:`segmentation.color.optical_density`: ``I0 * 10**-OD`` as uint8.
 
     Parameters
     ----------
@@ -174,7 +133,8 @@ def relative_to_background(image: np.ndarray, background: np.ndarray | None = No
     ----------
     image : ndarray, shape (H, W, 3), uint8 (or float in [0, 1])
     background : array_like of shape (3,), optional
-        Background RGB on the 0-255 scale; default :func:`estimate_background`.
+        Background RGB on the 0-255 scale; default
+        :func:`segmentation.color.background_light` (exact, 0-255 scale).
 
     Returns
     -------
@@ -183,7 +143,7 @@ def relative_to_background(image: np.ndarray, background: np.ndarray | None = No
         colour and intensity.
     """
     rgb = _to_float255(image)
-    bg = estimate_background(image) if background is None else np.asarray(background, float)
+    bg = _background(image) if background is None else np.asarray(background, float)
     return rgb / np.clip(bg, 1.0, None)
 
 
@@ -234,7 +194,8 @@ def relative_to_red_cells(image: np.ndarray, *, exclude: np.ndarray | None = Non
     exclude : ndarray of bool, shape (H, W), optional
         Leukocyte pixels, excluded from the red-cell search.
     background : array_like of shape (3,), optional
-        Background for the OD; default :func:`estimate_background`.
+        Background for the OD on the 0-255 scale; default
+        :func:`segmentation.color.background_light` (exact, 0-255 scale).
 
     Returns
     -------
@@ -243,8 +204,8 @@ def relative_to_red_cells(image: np.ndarray, *, exclude: np.ndarray | None = Non
     ref = red_cell_colour(image, exclude=exclude)
     if ref is None:
         return None
-    bg = estimate_background(image) if background is None else np.asarray(background, float)
-    od = rgb_to_od(image, bg)
+    bg = _background(image) if background is None else np.asarray(background, float)
+    od = _od(image, bg)
     ref_od = np.maximum(-np.log10(np.clip(ref, 1.0, 255.0) / bg), 1e-3)
     return od / ref_od
 
@@ -271,28 +232,27 @@ def _as_float_list(x: Any) -> Any:
     return np.asarray(x, dtype=np.float64).tolist()
 
 
-class StainNormalizer:
+class StainNormalizer(BaseEstimator):
     """Base class: ``fit(reference_images)``, ``transform(image)``, ``to_dict()``.
 
-    Subclasses set ``name``, ``_state_keys`` (fitted attributes, stored as plain floats/lists)
-    and keep their parameters as ``__init__`` keyword arguments (scikit-learn style).
+    A scikit-learn estimator: parameters are the ``__init__`` keyword arguments, stored
+    unchanged (``get_params``, ``set_params`` and :func:`sklearn.base.clone` work); fitted
+    state lives in attributes ending in ``_`` (``mean_``, ``stains_``, ...), set only by
+    :meth:`fit` or when loaded. Subclasses set ``name`` and ``_state_keys`` (the fitted
+    attributes without their underscore, stored as plain floats/lists by :meth:`to_dict`).
     """
 
     name: ClassVar[str] = ""
     _state_keys: ClassVar[tuple[str, ...]] = ()
     _needs_fit: ClassVar[bool] = True
 
-    # --- parameters (sklearn-like) ---
-    def get_params(self) -> dict[str, Any]:
-        """The ``__init__`` keyword arguments and their current values."""
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
-
-    def __repr__(self) -> str:
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # every parameter, defaults included: the repr names the normaliser in run logs
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
 
     # --- fitting ---
     @property
@@ -346,10 +306,6 @@ class StainNormalizer:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.transform(image)
 
-    def transform_many(self, images: Iterable[np.ndarray]) -> list[np.ndarray]:
-        """:meth:`transform` over an iterable; returns a list of uint8 (H, W, 3) arrays."""
-        return [self.transform(im) for im in images]
-
     # --- state ---
     def to_dict(self) -> dict[str, Any]:
         """Parameters and fitted state as plain python values (str, float, list, dict, None).
@@ -368,7 +324,7 @@ class StainNormalizer:
         return {"name": self.name, "params": params, "state": state}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StainNormalizer:
+    def from_dict(cls, data: dict[str, Any]) -> StainNormalizer | None:
         """Rebuild a normaliser from :meth:`to_dict` output (any registered name)."""
         return normalizer_from_dict(data)
 
@@ -384,22 +340,6 @@ class StainNormalizer:
 
 # --------------------------------------------------------------------------------------------
 # normalisers
-
-
-class NoNormalizer(StainNormalizer):
-    """Identity: returns the image unchanged (as uint8)."""
-
-    name = "none"
-    _needs_fit = False
-
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, images: list[np.ndarray]) -> None:
-        pass
-
-    def _transform(self, image: np.ndarray) -> np.ndarray:
-        return image.copy() if image.dtype == np.uint8 else _to_uint8(_to_float255(image))
 
 
 def _lab(image: np.ndarray) -> np.ndarray:
@@ -539,7 +479,7 @@ class MacenkoNormalizer(StainNormalizer):
 
     def _i0(self, image: np.ndarray) -> np.ndarray:
         if self.background == "estimate":
-            return estimate_background(image)
+            return _background(image)
         if self.background == "white":
             return np.full(3, 255.0)
         raise ValueError(f"background must be 'estimate' or 'white', got {self.background!r}")
@@ -554,7 +494,7 @@ class MacenkoNormalizer(StainNormalizer):
         for im in images:
             i0 = self._i0(im)
             bgs.append(i0)
-            ods.append(rgb_to_od(im, i0).reshape(-1, 3))
+            ods.append(_od(im, i0).reshape(-1, 3))
         od = _sample_pixels([o.reshape(1, -1, 3) for o in ods], self.max_pixels)
         stains, conc = self._stains_and_conc(od)
         self.stains_ = stains
@@ -563,7 +503,7 @@ class MacenkoNormalizer(StainNormalizer):
 
     def _transform(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        od = rgb_to_od(image, self._i0(image)).reshape(-1, 3)
+        od = _od(image, self._i0(image)).reshape(-1, 3)
         try:
             stains, conc = self._stains_and_conc(od)
         except ValueError:
@@ -629,7 +569,7 @@ class WhiteBalanceNormalizer(StainNormalizer):
     ----------
     percentile : float
         Grey-level percentile above which pixels count as background
-        (:func:`estimate_background`).
+        (:func:`segmentation.color.background_light`).
     """
 
     name = "white-balance"
@@ -643,26 +583,28 @@ class WhiteBalanceNormalizer(StainNormalizer):
         if not images:
             self.target_ = np.full(3, 255.0)
             return
-        bgs = np.stack([estimate_background(im, percentile=self.percentile) for im in images])
+        bgs = np.stack([_background(im, self.percentile) for im in images])
         self.target_ = np.median(bgs, axis=0)
 
     def _transform(self, image: np.ndarray) -> np.ndarray:
         target = getattr(self, "target_", np.full(3, 255.0))
-        bg = estimate_background(image, percentile=self.percentile)
+        bg = _background(image, self.percentile)
         return _to_uint8(_to_float255(image) * (target / bg))
 
 
 #: Registered normalisers by name.
 NORMALIZERS: dict[str, type[StainNormalizer]] = {
     cls.name: cls
-    for cls in (NoNormalizer, ReinhardNormalizer, MacenkoNormalizer, HistogramNormalizer,
+    for cls in (ReinhardNormalizer, MacenkoNormalizer, HistogramNormalizer,
                 WhiteBalanceNormalizer)
 }
+#: The name of "no normaliser" (given as ``None`` by :func:`make_normalizer`).
+NO_NORMALIZER = "none"
 
 
 def available_normalizers() -> tuple[str, ...]:
-    """Names accepted by :func:`make_normalizer`."""
-    return tuple(NORMALIZERS)
+    """Names accepted by :func:`make_normalizer`: ``"none"`` first, then :data:`NORMALIZERS`."""
+    return (NO_NORMALIZER, *NORMALIZERS)
 
 
 def _canonical(name: str) -> str:
@@ -672,14 +614,14 @@ def _canonical(name: str) -> str:
     aliases = {"whitebalance": "white-balance", "white": "white-balance",
                "histogram-matching": "histogram", "identity": "none"}
     key = aliases.get(key, key)
-    if key not in NORMALIZERS:
+    if key != NO_NORMALIZER and key not in NORMALIZERS:
         raise ValueError(f"unknown stain normaliser {name!r}; valid names: "
-                         f"{', '.join(NORMALIZERS)}")
+                         f"{', '.join(available_normalizers())}")
     return key
 
 
-def make_normalizer(name: str, **params: Any) -> StainNormalizer:
-    """Build a (not yet fitted) normaliser by name.
+def make_normalizer(name: str, **params: Any) -> StainNormalizer | None:
+    """Build a (not yet fitted) normaliser by name; ``None`` for ``"none"``.
 
     Parameters
     ----------
@@ -691,16 +633,23 @@ def make_normalizer(name: str, **params: Any) -> StainNormalizer:
 
     Returns
     -------
-    StainNormalizer
+    StainNormalizer or None
+        None for ``"none"``: no normaliser, the pixels stay as they are.
 
     Raises
     ------
     ValueError
         For an unknown name (the message lists the valid ones).
     TypeError
-        For a parameter the normaliser does not take.
+        For a parameter the normaliser does not take (``"none"`` takes none).
     """
-    cls = NORMALIZERS[_canonical(name)]
+    key = _canonical(name)
+    if key == NO_NORMALIZER:
+        if params:
+            raise TypeError(f"stain normaliser {name!r} takes no parameters, got "
+                            f"{sorted(params)}")
+        return None
+    cls = NORMALIZERS[key]
     try:
         return cls(**params)
     except TypeError as exc:
@@ -738,7 +687,7 @@ def fit_normalizer(name: str, images: Sequence[Any], *, n_ref: int = 50, seed: i
         For an unknown name, or a normaliser other than ``"none"`` with no images.
     """
     norm = make_normalizer(name)
-    if norm.name == "none":
+    if norm is None:
         return None
     from wbc_classic.io.images import read_sample
 
@@ -748,7 +697,7 @@ def fit_normalizer(name: str, images: Sequence[Any], *, n_ref: int = 50, seed: i
     return norm.fit(read_sample(items, n_ref, seed=seed, read=read))
 
 
-def normalizer_from_dict(data: dict[str, Any]) -> StainNormalizer:
+def normalizer_from_dict(data: dict[str, Any]) -> StainNormalizer | None:
     """Rebuild a normaliser (parameters and fitted state) from :meth:`StainNormalizer.to_dict`.
 
     Parameters
@@ -758,13 +707,12 @@ def normalizer_from_dict(data: dict[str, Any]) -> StainNormalizer:
 
     Returns
     -------
-    StainNormalizer
+    StainNormalizer or None
+        None for the name ``"none"``.
     """
     if not isinstance(data, dict) or "name" not in data:
         raise ValueError("expected a dict with a 'name' key (from StainNormalizer.to_dict())")
-    params = dict(data.get("params") or {})
-    cls = NORMALIZERS[_canonical(data["name"])]
-    norm = make_normalizer(data["name"], **params)
-    if isinstance(norm, cls):
+    norm = make_normalizer(data["name"], **dict(data.get("params") or {}))
+    if norm is not None:
         norm._set_state(data.get("state"))
     return norm
