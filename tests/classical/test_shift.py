@@ -39,6 +39,7 @@ def test_batch_summary_says_plainly_when_a_batch_is_shifted():
     assert batch_summary(np.r_[np.ones(60, bool), np.zeros(40, bool)]).startswith(
         "shift warning: 60 of 100 cells")
     assert "looks like the training data" in batch_summary(np.zeros(100, bool))
+    assert "adapted to it already" in batch_summary(np.ones(10, bool), adapted=True)
 
 
 @pytest.fixture(scope="module")

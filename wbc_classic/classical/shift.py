@@ -150,7 +150,7 @@ class ShiftScorer(BaseEstimator):
 
 
 def batch_summary(flags: np.ndarray, *, what: str = "cells",
-                  expected: float = 0.01) -> str:
+                  expected: float = 0.01, adapted: bool = False) -> str:
     """One plain sentence about a batch's shift flags, for ``predict``/``count``/reports.
 
     Parameters
@@ -160,6 +160,8 @@ def batch_summary(flags: np.ndarray, *, what: str = "cells",
         Name of the items ("cells", "images").
     expected : float
         Fraction flagged among cells like the training data (1 - the scorer's quantile).
+    adapted : bool
+        The model was adapted to the lab already (the advice then is labelled cells).
 
     Returns
     -------
@@ -177,6 +179,9 @@ def batch_summary(flags: np.ndarray, *, what: str = "cells",
         return (f"shift warning: {k} of {n} {what} ({100 * frac:.1f} %) look unlike the "
                 f"training data (expected about {100 * expected:.0f} %); this batch is "
                 "probably from another laboratory, stain or scanner, and its predictions "
-                "may be wrong -- check some by eye, or adapt the model (wbc-classic adapt)")
+                "may be wrong -- check some by eye, "
+                + ("and add a few labelled cells of this lab (wbc-classic train --data ... "
+                   "--per-class); the model is adapted to it already" if adapted else
+                   "or adapt the model (wbc-classic adapt)"))
     return (f"shift: {k} of {n} {what} ({100 * frac:.1f} %) flagged as unlike the training "
             "data; the batch looks like the training data")

@@ -209,7 +209,9 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
               "shift": None if scorer is None else {
                   "n_scored": int(flags.size), "n_flagged": int(flags.sum()),
                   "threshold": float(scorer.threshold_),
-                  "summary": batch_summary(flags, expected=1 - scorer.quantile)}}
+                  "summary": batch_summary(flags, expected=1 - scorer.quantile,
+                                           adapted=getattr(model, "alignment_", None)
+                                           is not None)}}
 
     with atomic_open(out_dir / "cells.csv", "w", newline="") as fh:
         w = csv.writer(fh)

@@ -178,5 +178,6 @@ def run(args: argparse.Namespace) -> int:
         "shift_score")]  # NaN: a model file without a shift scorer
     if scored:
         print(batch_summary(np.array([r["shift_flag"] for r in scored]), what="cells",
-                            expected=1 - model.shift_.quantile))
+                            expected=1 - model.shift_.quantile,
+                            adapted=getattr(model, "alignment_", None) is not None))
     return EXIT_FAILED_INPUTS if failed else EXIT_OK
