@@ -314,33 +314,17 @@ def _subsample(iset: Any, max_per_class: int | None, seed: int) -> tuple[Any, st
                  f"{len(sub)} of {len(iset)} images")
 
 
-def _is_segmentation_layout(root: Path) -> bool:
-    man = root / "manifest.csv"
-    if man.is_file():
-        head = man.read_text(encoding="utf-8-sig").splitlines()[:1]
-        cols = {c.strip().lower() for c in head[0].split(",")} if head else set()
-        return {"image", "mask"} <= cols
-    return (root / "images").is_dir() and (root / "masks").is_dir()
-
-
-def _load_labelled(root: Path, classes: Sequence[str] | None) -> tuple[list[Path], list[str]]:
+def _load_labelled(root: Path) -> tuple[list[Path], list[str]]:
     """Paths and label names of a class-folder or labelled segmentation-set layout."""
-    from wbc_classic.data.datasets import load_class_folders, load_segmentation_set
+    from wbc_classic.data.datasets import load_labelled
 
-    if _is_segmentation_layout(root):
-        samples = load_segmentation_set(root)
-        unlabelled = [s.image_path for s in samples if not s.label]
-        if unlabelled:
-            raise ValueError(f"{root}: {len(unlabelled)} image(s) have no label in "
-                             f"manifest.csv (e.g. {unlabelled[0]}); a test set needs labels")
-        return [s.image_path for s in samples], [str(s.label) for s in samples]
-    iset = load_class_folders(root, classes=classes)
+    iset = load_labelled(root)
     return list(iset.paths), iset.labels
 
 
 def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
     """Load (or render) the images of the run; see the module docstring."""
-    from wbc_classic.data.datasets import ImageSet, load_class_folders
+    from wbc_classic.data.datasets import ImageSet, is_segmentation_layout, load_class_folders
     from wbc_classic.data.labels import PBC5_CLASSES, canonical_label
 
     notes: list[str] = []
@@ -377,8 +361,8 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
             raise FileNotFoundError(f"data folder {root} does not exist"
                                     + (" (set WBC_SHARED_DATA or --data)"
                                        if cfg.preset in ("pbc8", "pbc5") else ""))
-        if _is_segmentation_layout(root):
-            paths, labels = _load_labelled(root, None)
+        if is_segmentation_layout(root):
+            paths, labels = _load_labelled(root)
             names = tuple(cfg.classes) if cfg.classes else tuple(sorted(set(labels)))
             lookup = {c: i for i, c in enumerate(names)}
             keep = [i for i, lab in enumerate(labels) if lab in lookup]
@@ -414,7 +398,7 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         troot = Path(cfg.test_data)
         if not troot.is_dir():
             raise FileNotFoundError(f"test data folder {troot} does not exist")
-        tpaths, tlabels = _load_labelled(troot, None)
+        tpaths, tlabels = _load_labelled(troot)
         lookup = {c: i for i, c in enumerate(classes)}
         keep = [i for i, lab in enumerate(tlabels) if lab in lookup]
         dropped: dict[str, int] = {}
@@ -675,10 +659,13 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     results = []
     models_dir = out / "models"
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
+    from wbc_classic.classical.shift import batch_summary
+
     for name in names:
         sc = _Scored(name, "classical", np.zeros(n, np.int64), np.zeros((n, k)))
         with log.stage(f"classical: {name}") as st:
             model = None
+            flags: list[np.ndarray] = []
             for fold in folds:
                 tr = np.sort(np.concatenate([fold.train, fold.val]))
                 tr = tr[ok[tr]]
@@ -692,12 +679,21 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                     proba, m_pred = time_inference(model.predict_proba_features, X[te_ok],
                                                    repeats=3, trace_python=False)
                 sc.record_fold(data.y, te, te_ok, te_bad, proba, m_fit, m_pred)
+                found = te_ok[ext.found[te_ok]]
+                flags.append(model.shift_scores(X[found])[1])
             assert model is not None
-            path = model.save(models_dir / f"{name}.skops")
+            flags_all = np.concatenate(flags) if flags else np.zeros(0, bool)
+            shift_note = batch_summary(flags_all, what="test cells",
+                                       expected=1 - model.shift_.quantile)
+            from wbc_classic.classical.modelfile import save as save_model
+
+            path = save_model(model, models_dir / f"{name}.skops")
             sc.model_bytes = model_size_bytes(path)
             sc.params = {"classifier": name, "n_features": int(X.shape[1]),
                          "n_train": int(len(tr)), "threads": threads,
-                         "saved_model": str(path)}
+                         "saved_model": str(path), "shift_n_scored": int(flags_all.size),
+                         "shift_n_flagged": int(flags_all.sum())}
+            sc.notes.append(shift_note)
             sc.notes += ["training time: classifier fit on cached features (feature "
                          "extraction is the separate 'read + segment + features' stage)"]
             if any(len(f.val) for f in folds):
@@ -1279,7 +1275,9 @@ def write_model_cards(cfg: BenchmarkConfig, data: LoadedData, scored: Sequence[A
             card.update(make_card(family="classical", architecture=s.name, file=path,
                                   versions=model.versions_, **common))
             model.metadata_["card"] = card
-            model.save(path)
+            from wbc_classic.classical.modelfile import save as save_model
+
+            save_model(model, path)
             from wbc_classic.io.modelcard import write_card
 
             write_card(card, path)

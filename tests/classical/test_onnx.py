@@ -15,6 +15,7 @@ from wbc_classic.classical.classifiers import (  # noqa: E402
     BalancedClassifier,
     FeatureClassifier,
 )
+from wbc_classic.classical.modelfile import save as save_model
 from wbc_classic.classical.onnx import (  # noqa: E402
     _fix_knn_distance_sign,
     onnx_predict_proba,
@@ -113,7 +114,7 @@ def test_export_onnx_file_from_a_saved_model(tmp_path):
     images = list(images)
     labels = [classes[i] for i in y]
     model = WBCModel("logreg", cv=2).fit(images, labels)
-    model.save(tmp_path / "m.skops")
+    save_model(model, tmp_path / "m.skops")
     assert main(["export-onnx", str(tmp_path / "m.skops"), "--out", str(tmp_path / "m.onnx"),
                  "--check"]) == 0
     import onnx

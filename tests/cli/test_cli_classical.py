@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wbc_classic.classical.modelfile import save as save_model
 from wbc_classic.cli import build_parser, main
 from wbc_classic.data.synthetic import make_smear
 from wbc_classic.data.synthetic_sets import write_class_folders
@@ -62,7 +63,8 @@ def test_predict_batch_with_bad_files_goes_on(trained, tmp_path, capsys):
     rows = _read_csv(out)
     assert len(rows) == 8 + 2
     assert list(rows[0]) == ["path", "status", "predicted_class",
-                             *[f"p_{c}" for c in CLASSES], "error", "note"]
+                             *[f"p_{c}" for c in CLASSES], "error", "note",
+                             "shift_score", "shift_flag"]
     by_path = {Path(r["path"]).name: r for r in rows}
     for name in ("corrupt.jpg", "missing.png"):
         r = by_path[name]
@@ -146,6 +148,12 @@ def test_count_fields(trained, tmp_path):
     assert int(rows[-1]["n_cells"]) == overall["n_cells"]
     cells = _read_csv(out / "cells.csv")
     assert len(cells) >= overall["n_cells"]
+    # every cell has a shift score and flag; the report counts the flagged ones
+    assert all(c["shift_score"] and c["shift_flag"] in ("0", "1") for c in cells)
+    assert report["shift"]["n_scored"] == overall["n_cells"]
+    assert report["shift"]["n_flagged"] == sum(c["shift_flag"] == "1" for c in cells
+                                               if c["counted"] == "True")
+    assert report["shift"]["summary"].startswith("shift")
     for path in fields:
         drawn = read_image(out / "annotated" / f"{path.stem}.png")
         assert drawn.shape == (240, 320, 3)
@@ -277,7 +285,7 @@ def test_model_records_its_pixel_scale_and_resamples_other_scales(tmp_path):
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="positive"):
             model.rescale_factor(bad)
-    path = model.save(tmp_path / "m.skops")
+    path = save_model(model, tmp_path / "m.skops")
     again = load(path)
     assert again.um_per_pixel_ == pytest.approx(ref)
     again.um_per_pixel_ = None  # e.g. a model file from before scales were recorded

@@ -472,7 +472,8 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
             return make_classifier(self.classifier, **params)
         return clone(self.classifier)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> FeatureClassifier:
+    def fit(self, X: np.ndarray, y: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> FeatureClassifier:
         """Fit the classifier.
 
         Parameters
@@ -481,6 +482,9 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
             Finite feature values (cast to float32, the dtype of the feature cache).
         y : array-like, shape (n,)
             Class labels of any sortable type; a continuous target is refused.
+        sample_weight : array-like of float, shape (n,), optional
+            Per-row weights, passed to the pipeline's final step (``clf__sample_weight``);
+            ValueError for a classifier that takes none (kNN).
 
         Returns
         -------
@@ -493,7 +497,17 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         estimator = self.make_estimator()
-        estimator.fit(X, codes)
+        if sample_weight is None:
+            estimator.fit(X, codes)
+        else:
+            import inspect
+
+            pipe = getattr(estimator, "estimator", estimator)  # a search wraps the pipeline
+            last = pipe.steps[-1] if hasattr(pipe, "steps") else (None, pipe)
+            if "sample_weight" not in inspect.signature(last[1].fit).parameters:
+                raise ValueError(f"classifier {self.classifier!r} cannot use sample weights")
+            key = "sample_weight" if last[0] is None else f"{last[0]}__sample_weight"
+            estimator.fit(X, codes, **{key: np.asarray(sample_weight, dtype=np.float64)})
         if is_search(estimator):
             self.search_ = {"best_score": float(estimator.best_score_),
                             "best_params": dict(estimator.best_params_)}

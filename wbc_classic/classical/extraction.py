@@ -439,7 +439,8 @@ def extract_features(
     cache_dir : path, optional
         Directory of the per-image cache (created if needed); None disables caching.
     progress : bool, default True
-        Show a tqdm progress bar.
+        Report progress (:class:`wbc_classic.io.progress.Progress`: redrawn on a terminal,
+        a plain line every few seconds in a log).
     scheduler : str or distributed.Client, optional
         Address of a Dask scheduler (or a client): run the items on that cluster through
         joblib's Dask backend (see the module docstring). ``n_jobs`` is then ignored.
@@ -464,7 +465,7 @@ def extract_features(
         ``X`` float32 (n, F), ``ok`` bool (n,), ``found``, ``feature_names``, ``failures``,
         ``n_cached``; ``X, ok = result`` unpacks.
     """
-    from tqdm.auto import tqdm
+    from wbc_classic.io.progress import Progress
 
     if extractor is None:
         from features import FeatureExtractor
@@ -504,7 +505,7 @@ def extract_features(
     failures: list[ExtractionFailure] = []
     n_cached = 0
     chunk_size = max(1, int(chunk_size))
-    with tqdm(total=n, disable=not progress, desc="features", unit="img") as bar:
+    with Progress(total=n, desc="features", unit="img", disable=not progress) as bar:
         todo: list[tuple[int, Item, str | None]] = []
         finished: list[tuple] = []
         if job.cache_dir is not None and (n_jobs != 1 or scheduler is not None):

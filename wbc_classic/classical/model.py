@@ -74,6 +74,21 @@ def segment_image(image: np.ndarray, segment_params: dict | None = None, *,
     return segment(image, segmenter_params(segment_params), keep_stages=keep_stages)
 
 
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples inside metadata into plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def feature_names(extractor: Any) -> list[str]:
     """The output names of a feature extractor (fitted on nothing first if it needs it)."""
     from sklearn.exceptions import NotFittedError
@@ -137,6 +152,27 @@ def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, co
     keep = np.ones(source.size, bool) if ok is None else np.asarray(ok, bool)
     return (np.concatenate([X, X_copies[keep]]), np.concatenate([y, y[source[keep]]]),
             np.concatenate([np.arange(n), source[keep]]))
+
+
+def _check_weights(sample_weight: Sequence[float], n: int) -> np.ndarray:
+    """Sample weights as float64 (n,), finite and >= 0 with a positive sum (else ValueError)."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one value per sample ({n}), got shape "
+                         f"{w.shape}")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or not w.sum() > 0:
+        raise ValueError("sample_weight must be finite, >= 0 and not all 0")
+    return w
+
+
+def _classifier_view(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """The rows as the final classifier sees them: through the fitted pipeline's scaler and
+    feature selection (``X`` itself for a custom estimator that is not a pipeline)."""
+    pipe = estimator.pipeline_
+    if hasattr(pipe, "steps") and len(pipe.steps) > 1:
+        return np.asarray(pipe[:-1].transform(np.asarray(X, dtype=np.float32)),
+                          dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- the model
@@ -211,6 +247,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         (:func:`wbc_classic.preprocess.scale.estimate_batch_scale`); images of another
         scale are resampled to it when their ``um_per_pixel`` is passed to the prediction
         methods. None when the training images showed too few red cells.
+    shift_ : wbc_classic.classical.shift.ShiftScorer or None
+        Distance of a cell's features to the training cells' and the flag threshold
+        (:meth:`shift_scores`); None for files written before format 3.
+    alignment_ : wbc_classic.classical.adapt.FeatureAlignment
+        Only after :meth:`adapt`: the alignment of a laboratory's features to the training
+        features, applied before the classifier and the shift scorer.
+    input_um_per_pixel_ : float
+        Only after :meth:`adapt` with a scale: that laboratory's pixel scale, the default
+        ``um_per_pixel`` of every prediction.
     versions_ : dict of str to str
         Package versions at training time.
     metadata_ : dict
@@ -283,7 +328,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def extract(self, images_or_paths: Sequence[Any], *, um_per_pixel: float | None = None,
-                n_jobs: int | None = None, progress: bool = False) -> Any:
+                n_jobs: int | None = None, progress: bool = False,
+                cache_dir: str | os.PathLike[str] | None = None) -> Any:
         """Features of images under this model's front end, through the one feature engine.
 
         :func:`wbc_classic.classical.extraction.extract_features` with this model's
@@ -303,7 +349,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         n_jobs : int, optional
             Workers (default ``n_jobs``).
         progress : bool, default False
-            Show a progress bar.
+            Report progress (:class:`wbc_classic.io.progress.Progress`).
+        cache_dir : path, optional
+            Feature cache for this call (default: the model's ``cache_dir``).
 
         Returns
         -------
@@ -326,7 +374,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                  for item in images_or_paths]
         return extract_features(items, segmenter=self._segmenter(), extractor=extractor,
                                 n_jobs=int(self.n_jobs if n_jobs is None else n_jobs),
-                                cache_dir=self.cache_dir, progress=progress, stain=stain,
+                                cache_dir=self.cache_dir if cache_dir is None else cache_dir,
+                                progress=progress, stain=stain,
                                 rescale=self.rescale_factor(um_per_pixel))
 
     def transform(self, images_or_paths: Sequence[Any], *,
@@ -356,12 +405,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     def rescale_factor(self, um_per_pixel: float | None) -> float:
         """Resize factor from images at ``um_per_pixel`` to the model's pixel scale.
 
-        1.0 when ``um_per_pixel`` is None. Raises ValueError for a non-positive scale or
+        When ``um_per_pixel`` is None: the scale of the laboratory the model was adapted to
+        (:meth:`adapt`), else 1.0. Raises ValueError for a non-positive scale or
         when the model has no :attr:`um_per_pixel_` (trained without red cells in view, or
         saved by a version before scales were recorded).
         """
         if um_per_pixel is None:
-            return 1.0
+            um_per_pixel = self.__dict__.get("input_um_per_pixel_")
+            if um_per_pixel is None:
+                return 1.0
         if not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
         ref = getattr(self, "um_per_pixel_", None)
@@ -371,7 +423,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         return float(um_per_pixel) / float(ref)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Sequence[Any], y: Sequence[Any]) -> WBCModel:
+    def fit(self, X: Sequence[Any], y: Sequence[Any], *,
+            sample_weight: Sequence[float] | None = None, progress: bool = False) -> WBCModel:
         """Learn everything from training images: pixel scale, stain, features, classifier.
 
         In order: the training images' pixel scale (:attr:`um_per_pixel_`) and the stain
@@ -387,6 +440,12 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             One leukocyte per image.
         y : array-like, shape (n,)
             Class names, or integer indices into ``classes``.
+        sample_weight : array-like of float, shape (n,), optional
+            Weight of each image in the classifier's fit (e.g. a laboratory's few labelled
+            cells weighted up against a large public set); augmented copies inherit their
+            image's weight. None: all 1.
+        progress : bool, default False
+            Report the feature stage's progress (:class:`wbc_classic.io.progress.Progress`).
 
         Returns
         -------
@@ -395,8 +454,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            No usable image, labels outside ``classes``, or a stain normaliser that
-            cannot be fitted on these images.
+            No usable image, labels outside ``classes``, bad weights, or a stain
+            normaliser that cannot be fitted on these images.
         """
         from wbc_classic.preprocess.scale import estimate_batch_scale
         from wbc_classic.preprocess.stain import fit_normalizer
@@ -406,7 +465,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if y.shape != (len(items),):
             raise ValueError(f"y must have one label per image: {len(items)} images, "
                              f"y of shape {y.shape}")
-        for name in ("extractor_", "estimator_"):  # a refit starts from nothing
+        weight = None if sample_weight is None else _check_weights(sample_weight, len(items))
+        for name in ("extractor_", "estimator_", "alignment_", "input_um_per_pixel_"):
+            # a refit starts from nothing
             self.__dict__.pop(name, None)
         t0 = time.perf_counter()
         um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
@@ -417,7 +478,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         except OSError as exc:
             raise ValueError(f"cannot fit the {self.stain} stain normaliser: {exc}") from exc
         self.extractor_, self.stain_, self.um_per_pixel_ = self._new_extractor(), stain, um
-        result = self.extract(items)
+        result = self.extract(items, progress=progress)
         ok = result.ok & np.all(np.isfinite(result.X), axis=1)
         skipped = [str(f) for f in result.failures] + [
             f"{items[i] if isinstance(items[i], str) else f'<array {i}>'}: non-finite "
@@ -426,6 +487,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError("no usable training images" + (f" (first problem: "
                                                             f"{skipped[0]})" if skipped else ""))
         Xf, yf, groups = result.X[ok], y[ok], None
+        wf = None if weight is None else weight[ok]
         used_copies = 0
         if self.augmentation is not None and self.augment_copies > 0:
             from wbc_classic.preprocess.augment import augmented_copies
@@ -433,12 +495,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             good = [items[i] for i in np.flatnonzero(ok)]
             copies = augmented_copies(good, self.augmentation, self.augment_copies,
                                       seed=self.seed)
-            aug = self.extract(copies)
+            aug = self.extract(copies, progress=progress)
             aug_ok = aug.ok & np.all(np.isfinite(aug.X), axis=1)
             used_copies = int(aug_ok.sum())
             Xf, yf, groups = with_augmented_copies(Xf, yf, aug.X, self.augment_copies, aug_ok)
+            if wf is not None:  # a copy weighs what its source image weighs
+                wf = wf[groups]
         t_features = time.perf_counter() - t0
-        self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um)
+        self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um,
+                          sample_weight=wf)
         data = self.metadata_["data"]
         data.update(n_images=len(items), n_skipped=len(skipped), skipped=skipped[:50])
         if groups is not None:
@@ -451,7 +516,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     def fit_features(self, X: np.ndarray, y: Sequence[Any], *,
                      groups: np.ndarray | None = None, stain_normalizer: Any = None,
-                     um_per_pixel: float | None = None) -> WBCModel:
+                     um_per_pixel: float | None = None,
+                     sample_weight: Sequence[float] | None = None) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
 
         The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
@@ -472,10 +538,18 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             not ``"none"`` (it becomes :attr:`stain_`).
         um_per_pixel : float, optional
             Pixel scale of the images the rows come from (becomes :attr:`um_per_pixel_`).
+        sample_weight : array-like of float, shape (n,), optional
+            Weight of each row in the classifier's fit and its cross-validation (not
+            supported by ``"knn"``).
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        Also fits :attr:`shift_`, the shift scorer of the rows as the classifier sees them
+        (:mod:`wbc_classic.classical.shift`).
         """
         from sklearn.base import clone
         from sklearn.model_selection import (
@@ -485,7 +559,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         )
 
         from wbc_classic.classical.classifiers import FeatureClassifier, is_search
-        from wbc_classic.classical.modelfile import _plain, package_versions
+        from wbc_classic.io.versions import package_versions
 
         t0 = time.perf_counter()
         X = np.asarray(X, dtype=np.float32)
@@ -500,6 +574,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                              "were computed with (stain_normalizer=), or use fit()")
         if um_per_pixel is not None and not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
+        weight = None if sample_weight is None else _check_weights(sample_weight, X.shape[0])
+        fit_params = {} if weight is None else {"sample_weight": weight}
         extractor = self.__dict__.get("extractor_")
         if extractor is None:
             extractor = self._new_extractor()
@@ -518,11 +594,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                 kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
                 scores = cross_val_score(clone(estimator), X, y_idx, scoring="accuracy",
                                          cv=kfold(folds, shuffle=True, random_state=self.seed),
-                                         groups=groups)
+                                         groups=groups, params=fit_params or None)
                 cv_info = {"cv_accuracy": float(scores.mean()),
                            "cv_accuracy_std": float(scores.std()),
                            "cv_folds": folds, "cv_scores": [float(s) for s in scores]}
-        estimator.fit(X, y_idx)
+        estimator.fit(X, y_idx, **fit_params)
+        from wbc_classic.classical.shift import ShiftScorer
+
+        self.shift_ = ShiftScorer(seed=self.seed).fit(_classifier_view(estimator, X),
+                                                      groups=groups)
         if estimator.search_ is not None:
             cv_info = {"cv_accuracy": estimator.search_["best_score"],
                        "cv_note": "best mean score of the hyper-parameter search",
@@ -544,6 +624,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             "data": {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
                      "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}},
             "fit_seconds": round(time.perf_counter() - t0, 3),
+            "shift": {"threshold": self.shift_.threshold_,
+                      "quantile": self.shift_.quantile},
+            **({"weighted": True} if weight is not None else {}),
             **cv_info,
         }
         return self
@@ -581,7 +664,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Columns in :attr:`classes_` order; rows sum to 1.
         """
         self._check_fitted()
-        X = np.asarray(X, dtype=np.float32)
+        X = self._aligned(np.asarray(X, dtype=np.float32))
         if X.shape[0] == 0:
             return np.zeros((0, len(self.classes_)))
         p = self.estimator_.predict_proba(X)
@@ -591,6 +674,135 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         full = np.zeros((p.shape[0], len(self.classes_)))
         full[:, fitted] = p
         return full
+
+    def _scaler(self) -> Any:
+        """The classifier pipeline's fitted StandardScaler (ValueError when there is none)."""
+        pipe = self.estimator_.pipeline_
+        scaler = dict(getattr(pipe, "steps", [])).get("scale")
+        if scaler is None or not hasattr(scaler, "mean_"):
+            raise ValueError("this model's classifier has no 'scale' step to align features in")
+        return scaler
+
+    def _aligned(self, X: np.ndarray) -> np.ndarray:
+        """Raw feature rows moved by the model's :attr:`alignment_` (unchanged without one)."""
+        align = self.__dict__.get("alignment_")
+        if align is None or X.shape[0] == 0:
+            return X
+        scaler = self._scaler()
+        Z = align.apply(scaler.transform(X))
+        return (Z * scaler.scale_ + scaler.mean_).astype(np.float32)
+
+    def adapt(self, images_or_paths: Sequence[Any], *, method: str = "standardize",
+              um_per_pixel: float | str | None = None, n_jobs: int | None = None,
+              progress: bool = False) -> WBCModel:
+        """A copy of this model adapted to a laboratory's *unlabelled* cells.
+
+        Fits what can be fitted without labels (:mod:`wbc_classic.classical.adapt`): the
+        images' pixel scale (``um_per_pixel="auto"``: the median red-cell estimate, then
+        every later prediction resamples that lab's images to the training scale), and a
+        feature alignment of the lab's cells to the training cells (per-feature
+        standardisation or CORAL) applied before the classifier and the shift scorer.
+
+        Parameters
+        ----------
+        images_or_paths : sequence of (H, W, 3) uint8 arrays or paths
+            The lab's single-leukocyte images (at least
+            :data:`wbc_classic.classical.adapt.MIN_CELLS` with a leukocyte found).
+        method : {"standardize", "coral"}
+        um_per_pixel : float, "auto" or None
+            The images' pixel scale; None: used as they are.
+        n_jobs : int, optional
+        progress : bool, default False
+
+        Returns
+        -------
+        WBCModel
+            A new fitted model (this one is unchanged) with :attr:`alignment_`,
+            :attr:`input_um_per_pixel_` and ``metadata_["adaptation"]``.
+
+        Raises
+        ------
+        ValueError
+            Too few usable images, an unmeasurable scale, or an unknown method.
+        """
+        import copy
+
+        from wbc_classic.classical.adapt import MIN_CELLS
+
+        self._check_fitted()
+        items = [str(x) if isinstance(x, (str, os.PathLike)) else x for x in images_or_paths]
+        if len(items) < MIN_CELLS:
+            raise ValueError(f"adaptation needs at least {MIN_CELLS} images of the lab, got "
+                             f"{len(items)}")
+        new = copy.deepcopy(self)
+        new.__dict__.pop("alignment_", None)
+        new.__dict__.pop("input_um_per_pixel_", None)
+        if um_per_pixel == "auto":
+            from wbc_classic.preprocess.scale import estimate_batch_scale
+
+            um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
+            if not np.isfinite(um):
+                raise ValueError("cannot measure the pixel scale: too few red cells in view; "
+                                 "give it as a number")
+            um_per_pixel = float(um)
+        if um_per_pixel is not None:
+            new.rescale_factor(float(um_per_pixel))  # checks the model has a scale
+            new.input_um_per_pixel_ = float(um_per_pixel)
+        result = new.extract(items, n_jobs=n_jobs, progress=progress)
+        good = result.ok & result.found & np.all(np.isfinite(result.X), axis=1)
+        if good.sum() < MIN_CELLS:
+            raise ValueError(f"only {int(good.sum())} of {len(items)} images hold a leukocyte "
+                             f"the segmenter finds; adaptation needs at least {MIN_CELLS}")
+        new.alignment_ = self._fit_alignment(result.X[good], method)
+        new.metadata_ = dict(self.metadata_)
+        new.metadata_["adaptation"] = {
+            "method": method, "n_images": len(items), "n_cells": int(good.sum()),
+            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        return new
+
+    def _fit_alignment(self, X: np.ndarray, method: str) -> Any:
+        """The :class:`~wbc_classic.classical.adapt.FeatureAlignment` of a lab's feature rows
+        (raw, shape (n, F)) to this model's training rows (the step of :meth:`adapt` after
+        the features; benchmarks call it on cached features)."""
+        from wbc_classic.classical.adapt import fit_alignment
+
+        self._check_fitted()
+        cov = None
+        if method == "coral":
+            pipe = self.estimator_.pipeline_
+            if len(getattr(pipe, "steps", [])) != 2 or getattr(self, "shift_", None) is None:
+                raise ValueError("CORAL needs a model without feature selection and with a "
+                                 "shift scorer (format 3); use method='standardize'")
+            # the shift scorer holds the training covariance in the scaler's space
+            # (its own standardisation is ~identity there)
+            sc = self.shift_
+            cov = np.linalg.inv(sc.precision_) * np.outer(sc.scale_, sc.scale_)
+        return fit_alignment(self._scaler().transform(np.asarray(X, dtype=np.float32)),
+                             method=method, source_covariance=cov)
+
+    def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift score and flag of feature vectors (:mod:`wbc_classic.classical.shift`).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+
+        Returns
+        -------
+        scores : ndarray of float64, shape (n,)
+            Higher = less like the training cells; NaN when the model has no scorer (a
+            file written before format 3).
+        flags : ndarray of bool, shape (n,)
+            Score above the threshold stored in the model (False without a scorer).
+        """
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        scorer = getattr(self, "shift_", None)
+        if scorer is None or X.shape[0] == 0:
+            return np.full(X.shape[0], np.nan), np.zeros(X.shape[0], bool)
+        scores = scorer.score_samples(_classifier_view(self.estimator_, self._aligned(X)))
+        return scores, ~(scores <= scorer.threshold_)
 
     def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:
         """Class probabilities of already segmented cells ``[(image, Segmentation), ...]``.
@@ -647,7 +859,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             np.asarray([], dtype=str)
 
     def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
-                      n_jobs: int | None = None, um_per_pixel: float | None = None
+                      n_jobs: int | None = None, um_per_pixel: float | None = None,
+                      cache_dir: str | os.PathLike[str] | None = None
                       ) -> list[dict[str, Any]]:
         """Classify image files in parallel; a bad file never stops the batch.
 
@@ -658,57 +871,55 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Parallel workers for decoding + segmentation + features (default ``n_jobs``).
         um_per_pixel : float, optional
             Pixel scale of these images, as in :meth:`predict_proba`.
+        cache_dir : path, optional
+            Per-image feature cache (the one of :meth:`extract`, keyed by content, settings,
+            stain normaliser and rescale factor); default the model's ``cache_dir``.
 
         Returns
         -------
         rows : list of dict, one per path, in input order, with keys
-            ``path`` (str), ``status`` ("ok" or "error"), ``predicted_class`` (str, "" on
-            error), ``proba`` (ndarray (K,) float64, NaN on error), ``error`` (str, "" if
-            ok) and ``note`` (e.g. "no leukocyte found" when the segmenter found none).
+            ``path`` (str); ``status``: "ok", "no_cell" (the segmenter found no leukocyte:
+            no class, NaN probabilities, see :func:`wbc_classic.io.predictions.mark_no_cell`)
+            or "error"; ``found`` (bool, a leukocyte was segmented); ``predicted_class``
+            (str, "" unless ok); ``proba`` (ndarray (K,) float64, NaN unless ok);
+            ``shift_score`` (float, higher = less like the training cells, NaN unless ok)
+            and ``shift_flag`` (bool, above the model's threshold); ``error`` (str, "" if
+            ok) and ``note``.
         """
+        from wbc_classic.io.predictions import mark_no_cell
+
         self._check_fitted()
         paths = [str(p) for p in paths]
-        result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs)
+        result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs,
+                              cache_dir=cache_dir)
         errors = {f.index: str(f) for f in result.failures}
-        ok = np.flatnonzero(result.ok)
+        good = result.ok & result.found
+        ok = np.flatnonzero(good)
         proba = np.full((len(paths), len(self.classes_)), np.nan)
+        score = np.full(len(paths), np.nan)
+        flag = np.zeros(len(paths), bool)
         if ok.size:
             proba[ok] = self.predict_proba_features(result.X[ok])
+            score[ok], flag[ok] = self.shift_scores(result.X[ok])
         rows = []
         for i, path in enumerate(paths):
-            good = bool(result.ok[i])
-            rows.append({
+            row = {
                 "path": path,
-                "status": "ok" if good else "error",
-                "predicted_class": str(self.classes_[int(np.argmax(proba[i]))]) if good
+                "status": "ok" if good[i] else "error",
+                "found": bool(result.found[i]),
+                "predicted_class": str(self.classes_[int(np.argmax(proba[i]))]) if good[i]
                 else "",
                 "proba": proba[i],
+                "shift_score": float(score[i]),
+                "shift_flag": bool(flag[i]),
                 "error": errors.get(i, ""),
-                "note": "" if (not good or result.found[i]) else "no leukocyte found; "
-                        "prediction from empty-mask features",
-            })
+                "note": "",
+            }
+            if result.ok[i] and not result.found[i]:
+                mark_no_cell(row, "no leukocyte found in the image")
+                row["proba"] = proba[i]
+            rows.append(row)
         return rows
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to one ``.skops`` file, atomically
-        (:func:`wbc_classic.classical.modelfile.save`).
-
-        Returns
-        -------
-        path : pathlib.Path
-        """
-        from wbc_classic.classical.modelfile import save
-
-        return save(self, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> WBCModel:
-        """Load a model file written by :meth:`save`
-        (:func:`wbc_classic.classical.modelfile.load`)."""
-        from wbc_classic.classical.modelfile import load
-
-        return load(path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

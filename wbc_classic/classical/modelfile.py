@@ -7,7 +7,7 @@ truncated file or a skops file that references any other type (``os.system``, ..
 with :class:`ModelFileError` naming the file and the problem.  A model written by other
 package versions loads with a :class:`ModelVersionWarning`.
 
-File contents (format ``wbc-classic/model``, ``format_version`` 2), a plain dict:
+File contents (format ``wbc-classic/model``, ``format_version`` 3), a plain dict:
 
 ``classes``           list of str -- the single source of class names and their order
 ``classifier``        str -- registry name (or the estimator's class name)
@@ -20,11 +20,16 @@ File contents (format ``wbc-classic/model``, ``format_version`` 2), a plain dict
 ``segmenter``         {"function": "segmentation.segment", "params": {...}}
 ``stain``             the fitted stain normaliser as plain data, or None
 ``scale``             {"um_per_pixel": float or None} -- the training images' pixel scale
+``shift``             the fitted :class:`wbc_classic.classical.shift.ShiftScorer` (version 3)
+``adaptation``        None, or (``wbc-classic adapt``) ``{"alignment": plain data of a
+                      wbc_classic.classical.adapt.FeatureAlignment or None,
+                      "um_per_pixel": the adapted lab's pixel scale or None}``
 ``versions``          dict of package versions at training time
 ``metadata``          dict: date, data summary, cross-validated accuracy, ...
 
-Version 1 files (written before the pipeline was fitted on its own label encoding) load
-unchanged; the trust list is the same for both versions.
+Version 1 files (written before the pipeline was fitted on its own label encoding) and
+version 2 files (no shift scorer: their rows get ``shift_score`` NaN and no flag) load
+unchanged.
 
 Example
 -------
@@ -39,7 +44,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-import platform
 import sys
 import warnings
 import zipfile
@@ -51,17 +55,18 @@ import numpy as np
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "PACKAGED_MODELS",
     "ModelFileError",
     "ModelVersionWarning",
     "known_types",
     "is_known_type",
     "load",
-    "package_versions",
+    "packaged_model_path",
     "save",
 ]
 
 FORMAT = "wbc-classic/model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # the only extractor / segmenter entry points a model file may name
 _EXTRACTOR_CLASSES = {"features.FeatureExtractor": ("features", "FeatureExtractor")}
@@ -93,27 +98,6 @@ class ModelVersionWarning(UserWarning):
 
 # --------------------------------------------------------------------------- versions
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a model's behaviour, as ``{name: version}``.
-
-    Read from the installed distributions' metadata: nothing heavy is imported.
-    """
-    from wbc_classic import __version__
-    from wbc_classic.io.versions import installed_version
-
-    out = {"wbc_classic": __version__, "python": platform.python_version()}
-    dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
-             "scikit-image": ("scikit-image",), "skops": ("skops",),
-             "opencv": ("opencv-python-headless", "opencv-python",
-                        "opencv-contrib-python-headless", "opencv-contrib-python"),
-             "xgboost": ("xgboost", "xgboost-cpu")}
-    for label, names in dists.items():
-        version = installed_version(names)
-        if version is not None:
-            out[label] = version
-    return out
-
-
 def _minor(version: str) -> str:
     return ".".join(str(version).split(".")[:2])
 
@@ -128,6 +112,7 @@ def _type_name(obj: Any) -> str:
 # trusted *names* are computed from the objects themselves (see known_types)
 _KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
     ("wbc_classic.classical.classifiers", "BalancedClassifier"),
+    ("wbc_classic.classical.shift", "ShiftScorer"),
     ("sklearn.calibration", "_CalibratedClassifier"),
     ("sklearn.calibration", "_SigmoidCalibration"),
     ("sklearn.calibration", "CalibratedClassifierCV"),
@@ -224,24 +209,9 @@ def _import_entry(table: dict[str, tuple[str, str]], name: str, what: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples inside metadata into plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def to_dict(model: Any) -> dict[str, Any]:
     """The plain dict written to the model file of a fitted ``WBCModel`` (see above)."""
-    from wbc_classic.classical.model import full_segment_params
+    from wbc_classic.classical.model import _plain, full_segment_params
 
     model._check_fitted()
     extractor = model.extractor_
@@ -267,6 +237,12 @@ def to_dict(model: Any) -> dict[str, Any]:
         "segmenter": {"function": "segmentation.segment",
                       "params": {k: _plain(v) for k, v in
                                  full_segment_params(model.segment_params).items()}},
+        "shift": getattr(model, "shift_", None),
+        "adaptation": None if not (model.__dict__.get("alignment_") is not None
+                                   or model.__dict__.get("input_um_per_pixel_") is not None)
+        else {"alignment": None if model.__dict__.get("alignment_") is None
+              else model.alignment_.to_dict(),
+              "um_per_pixel": model.__dict__.get("input_um_per_pixel_")},
         "versions": dict(model.versions_),
         "metadata": _plain(model.metadata_),
     }
@@ -311,6 +287,20 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(path, "not a skops model file (not a zip archive)")
 
 
+#: models shipped as package data (``wbc_classic/models/<name>.skops``, with a card
+#: ``<name>.json``/``<name>.md``), loadable by name
+PACKAGED_MODELS = ("default",)
+
+
+def packaged_model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or the package's own file when ``path`` is the bare name of a shipped
+    model (:data:`PACKAGED_MODELS`) and no file of that name exists."""
+    p = Path(path)
+    if str(path) in PACKAGED_MODELS and not p.exists():
+        return Path(__file__).resolve().parent.parent / "models" / f"{path}.skops"
+    return p
+
+
 def load(path: str | os.PathLike[str]) -> Any:
     """Load a classical model saved by :meth:`WBCModel.save`, refusing anything else.
 
@@ -320,7 +310,8 @@ def load(path: str | os.PathLike[str]) -> Any:
     Parameters
     ----------
     path : path-like
-        A ``.skops`` file.
+        A ``.skops`` file, or the name of a model shipped in the package
+        (:data:`PACKAGED_MODELS`, e.g. ``"default"``) when no file of that name exists.
 
     Returns
     -------
@@ -341,7 +332,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     """
     sio = _import_skops_io()
 
-    path = Path(path)
+    path = packaged_model_path(path)
     _sniff(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
@@ -393,6 +384,8 @@ def _from_dict(obj: Any, path: Path) -> Any:
 
     saved = obj.get("versions") or {}
     if isinstance(saved, dict):
+        from wbc_classic.io.versions import package_versions
+
         current = package_versions()
         diffs = [f"{k} {saved[k]} (running {current[k]})" for k in _VERSIONED
                  if k in saved and k in current and _minor(saved[k]) != _minor(current[k])]
@@ -445,6 +438,31 @@ def _from_dict(obj: Any, path: Path) -> Any:
     estimator.search_ = None
     model.extractor_ = extractor
     model.estimator_ = estimator
+    shift = obj.get("shift")
+    if shift is not None:
+        from wbc_classic.classical.shift import ShiftScorer
+
+        if not (isinstance(shift, ShiftScorer) and hasattr(shift, "precision_")
+                and shift.n_features_in_ == np.asarray(shift.precision_).shape[0]):
+            raise ModelFileError(path, "'shift' is not a fitted ShiftScorer")
+    model.shift_ = shift
+    adaptation = obj.get("adaptation")
+    if adaptation is not None:
+        from wbc_classic.classical.adapt import FeatureAlignment
+
+        try:
+            align = adaptation.get("alignment")
+            if align is not None:
+                model.alignment_ = FeatureAlignment.from_dict(align)
+                if model.alignment_.mean.size != len(names):
+                    raise ValueError("alignment does not match the features")
+            lab_um = adaptation.get("um_per_pixel")
+            if lab_um is not None:
+                if not (isinstance(lab_um, (int, float)) and np.isfinite(lab_um) and lab_um > 0):
+                    raise ValueError(f"invalid pixel scale {lab_um!r}")
+                model.input_um_per_pixel_ = float(lab_um)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ModelFileError(path, f"cannot rebuild the adaptation: {exc}") from None
     model.stain_ = normalizer
     model.um_per_pixel_ = None if um is None else float(um)
     model.classes_ = np.asarray(classes, dtype=str)

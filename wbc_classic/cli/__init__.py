@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "features": "features",
     "export-onnx": "export_onnx",
     "info": "info",
+    "adapt": "adapt",
 }
 
 

@@ -132,8 +132,10 @@ def _summary(counts: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
 
 
 def _find_and_classify(model: Any, path: Path, rescale: float) -> tuple:
-    """(image, cells, proba) of one field, or (None, None, exception) when it fails."""
+    """(image, cells, proba, shift scores, shift flags) of one field, or
+    (None, None, exception, None, None) when it fails."""
     from segmentation import segment_field
+    from wbc_classic.classical.extraction import Segmented
     from wbc_classic.classical.model import segmenter_params
     from wbc_classic.io.images import read_image
     from wbc_classic.preprocess.scale import rescale_image
@@ -142,14 +144,17 @@ def _find_and_classify(model: Any, path: Path, rescale: float) -> tuple:
         image = read_image(path)
         work = image if rescale == 1.0 else rescale_image(image, rescale)
         cells = segment_field(work, segmenter_params(model.segment_params))
-        proba = model.predict_proba_segmented(
-            [(c.crop, c.segmentation) for c in cells]) if cells else \
-            np.zeros((0, len(model.classes_)))
+        # the cells go through the feature engine like any image, only without the
+        # segment step; their features give both the classes and the shift scores
+        X = model.transform([Segmented(c.crop, c.segmentation) for c in cells]) \
+            if cells else np.zeros((0, len(model.feature_names_)), np.float32)
+        proba = model.predict_proba_features(X)
+        shift, flag = model.shift_scores(X)
     except (ImportError, MemoryError):
         raise  # broken installation or machine, not a bad image
     except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
-        return None, None, exc
-    return image, cells, proba
+        return None, None, exc, None, None
+    return image, cells, proba, shift, flag
 
 
 def _fields(model: Any, paths: Sequence[Path], rescale: float, n_jobs: int):
@@ -189,11 +194,12 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     per_image: list[dict[str, Any]] = []
     cell_rows: list[list[Any]] = []
     total = np.zeros(len(classes), dtype=np.int64)
+    all_flags: list[np.ndarray] = []
     results = _fields(model, paths, rescale, n_jobs)
     for path, stem in progress(list(zip(paths, _unique_stems(paths), strict=True)),
                                desc="count", unit="field"):
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
-        image, cells, proba = next(results)
+        image, cells, proba, shift, flag = next(results)
         if image is None:
             exc = proba
             entry.update(status="error", error=f"{type(exc).__name__}: {exc}",
@@ -207,6 +213,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         total += counts
         entry.update(_summary(counts, classes))
         entry["n_found"] = len(cells)
+        entry["n_shift_flagged"] = int(flag[counted].sum())
+        all_flags.append(flag[counted & np.isfinite(shift)])
         if not cells:
             entry.update(status="no_cell", error=f"{path}: no leukocyte found in the field")
         h, w = image.shape[:2]
@@ -216,7 +224,9 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         for j, cell in enumerate(cells):
             cell_rows.append([str(path), j, *boxes[j], bool(cell.touches_border),
                               bool(counted[j]), classes[pred[j]],
-                              *[f"{p:.6f}" for p in proba[j]]])
+                              *[f"{p:.6f}" for p in proba[j]],
+                              "" if not np.isfinite(shift[j]) else f"{shift[j]:.4f}",
+                              int(flag[j])])
         if write_images:
             drawn = annotate(image, boxes, [classes[k] for k in pred],
                              classes, [float(proba[j, k]) for j, k in enumerate(pred)])
@@ -228,15 +238,26 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
             entry["annotated"] = str(out_dir / "annotated" / f"{stem}.png")
         per_image.append(entry)
 
+    from wbc_classic.classical.shift import batch_summary
+
+    flags = np.concatenate(all_flags) if all_flags else np.zeros(0, bool)
+    scorer = getattr(model, "shift_", None)
     report = {"model": str(model.metadata_.get("file", "")), "classes": classes,
               "exclude_border": bool(exclude_border), "rescale": float(rescale),
               "images": per_image,
-              "overall": _summary(total, classes)}
+              "overall": _summary(total, classes),
+              "shift": None if scorer is None else {
+                  "n_scored": int(flags.size), "n_flagged": int(flags.sum()),
+                  "threshold": float(scorer.threshold_),
+                  "summary": batch_summary(flags, expected=1 - scorer.quantile,
+                                           adapted=getattr(model, "alignment_", None)
+                                           is not None)}}
 
     with atomic_open(out_dir / "cells.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "cell", "row0", "col0", "row1", "col1", "touches_border",
-                    "counted", "predicted_class", *[f"p_{c}" for c in classes]])
+                    "counted", "predicted_class", *[f"p_{c}" for c in classes],
+                    "shift_score", "shift_flag"])
         w.writerows(cell_rows)
     with atomic_open(out_dir / "counts.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -253,7 +274,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic count``; exit code 0 all fields ok, 1 some failed, 2 no model."""
-    from wbc_classic.cli.predict import load_model_and_inputs
+    from wbc_classic.cli._inputs import load_model_and_inputs
     from wbc_classic.io.atomic import check_output_dir
 
     check_output_dir(args.out, "--out")  # before the work; OutputError -> exit 2
@@ -263,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
     rescale = args.rescale
     try:
         if args.um_per_pixel is not None:
-            from wbc_classic.cli.predict import resolve_scale
+            from wbc_classic.cli._inputs import resolve_scale
 
             if args.rescale != 1.0:
                 raise ValueError("give --um-per-pixel or --rescale, not both")
@@ -287,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(paths)} fields, {overall['n_cells']} leukocytes counted -> {args.out}")
     for c in report["classes"]:
         print(f"  {c:>14s}: {overall['counts'][c]:5d}  {overall['percentages'][c]:6.2f} %")
+    if report["shift"] is not None:
+        print(report["shift"]["summary"])
     for e in failed:
         err = e["error"] if str(e["image"]) in e["error"] else f"{e['image']}: {e['error']}"
         print(f"  {'failed' if e['status'] == 'error' else e['status']}: {err}",

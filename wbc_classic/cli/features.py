@@ -169,7 +169,7 @@ def _parquet_missing() -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic features``; returns the exit code (0 all ok, 1 some failed, 2 usage)."""
     from features import FeatureExtractor
-    from wbc_classic.cli.predict import resolve_scale
+    from wbc_classic.cli._inputs import resolve_scale
     from wbc_classic.io.atomic import check_output_file
     from wbc_classic.io.predictions import expand_inputs
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from wbc_classic.io.options import (
     EXIT_USAGE,
     n_jobs_value,
 )
-from wbc_classic.io.predictions import expand_inputs, mark_no_cell, write_predictions_csv
+from wbc_classic.io.predictions import write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
 EXAMPLE = "wbc-classic predict --model model.skops cells/ extra.jpg --out preds.csv --n-jobs 2"
@@ -51,80 +50,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature cache folder (default $WBC_CACHE_DIR, else "
                              "~/.cache/wbc_classic)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    parser.add_argument("--adapt", action="store_true",
+                        help="first adapt the model to this batch's own cells, as "
+                             "`wbc-classic adapt` does (at least 20 images with a leukocyte), "
+                             "then classify them with it; the model file is not changed")
+    from wbc_classic.classical.adapt import METHODS
+    from wbc_classic.cli.adapt import add_adapt_options
+
+    add_adapt_options(parser, METHODS)
 
 
 #: images classified per call, so that progress can be reported between calls
 _CHUNK = 64
 
-#: the range of --um-per-pixel (a PBC pixel is 0.1 um; 0.01-10 covers every microscope)
-UM_PER_PIXEL_RANGE = (0.01, 10.0)
-
-
-def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
-    """The ``--um-per-pixel`` value: None, the number given, or the batch estimate for
-    ``"auto"`` (ValueError when it is neither or nothing can be measured)."""
-    if value is None:
-        return None
-    if value == "auto":
-        from wbc_classic.io.images import ImageReadError, read_image
-        from wbc_classic.preprocess.scale import estimate_batch_scale
-
-        def read(p):
-            try:
-                return read_image(p)
-            except ImageReadError:  # a bad file is reported by the prediction itself
-                return np.full((16, 16, 3), 255, np.uint8)
-
-        um = estimate_batch_scale(paths, read=read)
-        if not np.isfinite(um):
-            raise ValueError("--um-per-pixel auto: no red cells measurable in the first 50 "
-                             "images; give the scale as a number")
-        return um
-    from wbc_classic.io.options import check_range
-
-    try:
-        um = float(value)
-    except ValueError:
-        raise ValueError(f"--um-per-pixel takes a number or 'auto', got {value!r}") from None
-    return float(check_range("--um-per-pixel", um, *UM_PER_PIXEL_RANGE))
-
-
-def row_found(row: dict) -> bool:
-    """False when the model layer says the segmenter found no leukocyte in the row's image.
-
-    Uses the row's ``found`` flag when the model layer provides one, else its note (today's
-    ``WBCModel.predict_paths`` writes "no leukocyte found ..." there).
-    """
-    if "found" in row:
-        return bool(row["found"])
-    return not str(row.get("note", "")).startswith("no leukocyte found")
-
-
-def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
-    """Load the model and expand the inputs for a CLI command.
-
-    Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
-    the problem: 2 when the model file cannot be loaded or no input file was found.
-    """
-    from wbc_classic.classical.modelfile import ModelFileError, load
-
-    try:
-        model = load(model_path)
-    except (ModelFileError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None, None, EXIT_USAGE
-    paths = expand_inputs(inputs)
-    if not paths:
-        print(f"error: no {what} found in {' '.join(str(i) for i in inputs)} (empty folder?)",
-              file=sys.stderr)
-        return None, None, EXIT_USAGE
-    return model, paths, None
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 usage)."""
-    import inspect
-
+    from wbc_classic.classical.shift import batch_summary
+    from wbc_classic.cli._inputs import load_model_and_inputs, resolve_scale
     from wbc_classic.io.atomic import check_output_file
     from wbc_classic.io.progress import Progress
 
@@ -142,11 +84,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"pixel scale {um:.4f} um/px -> model's {model.um_per_pixel_:.4f} um/px "
               f"(images resized by {factor:.3f})")
     extra = {}
-    if not args.no_cache and "cache_dir" in inspect.signature(model.predict_paths).parameters:
-        # the model layer takes the feature cache once it offers it (see the report)
+    if not args.no_cache:
         from wbc_classic.io.cachedir import resolve_cache_dir
 
         extra["cache_dir"] = resolve_cache_dir(args.cache_dir)
+    if args.adapt:
+        from wbc_classic.cli.adapt import adapt_model
+
+        model.cache_dir = extra.get("cache_dir")
+        try:
+            model = adapt_model(model, paths, method=args.method, um_per_pixel=um,
+                                n_jobs=args.n_jobs)
+        except ValueError as exc:
+            print(f"error: --adapt: cannot adapt to these {len(paths)} images: {exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        um = None  # the adapted model resamples them itself
     t0 = time.perf_counter()
     rows: list[dict] = []
     with Progress(total=len(paths), desc="predict", unit="img") as bar:
@@ -155,10 +108,6 @@ def run(args: argparse.Namespace) -> int:
             rows += model.predict_paths(chunk, n_jobs=args.n_jobs, um_per_pixel=um, **extra)
             bar.update(len(chunk))
     seconds = time.perf_counter() - t0
-    for r in rows:
-        if r["status"] == "ok" and not row_found(r):
-            mark_no_cell(r, "no leukocyte found in the image")
-            r["note"] = ""
     write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
     failed = [r for r in rows if r["status"] != "ok"]
     n_no_cell = sum(r["status"] == "no_cell" for r in rows)
@@ -171,4 +120,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if len(failed) > 20:
         print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
+    scored = [r for r in rows if r["status"] == "ok" and r.get("shift_score") == r.get(
+        "shift_score")]  # NaN: a model file without a shift scorer
+    if scored:
+        print(batch_summary(np.array([r["shift_flag"] for r in scored]), what="cells",
+                            expected=1 - model.shift_.quantile,
+                            adapted=getattr(model, "alignment_", None) is not None))
     return EXIT_FAILED_INPUTS if failed else EXIT_OK

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,8 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wbc_classic.data.split import scheme_argument
     from wbc_classic.preprocess.stain import available_normalizers
 
-    parser.add_argument("--data", required=True, type=Path,
-                        help="folder with one sub-folder of images per class")
+    parser.add_argument("--data", required=True, action="append", type=source_argument,
+                        metavar="[LAB=]FOLDER[:WEIGHT]",
+                        help="labelled images: a folder with one sub-folder per class, or a "
+                             "segmentation set with manifest.csv (image,mask,label); repeat "
+                             "for several sources, each with a lab name and a sample weight, "
+                             "e.g. --data pbc=../shared/data/pbc:1 --data "
+                             "jtsc=../shared/data/jtsc_seg:5 (default name: the folder's, "
+                             "weight 1)")
+    parser.add_argument("--per-class", action="append", default=None, type=per_class_argument,
+                        metavar="[LAB=]K",
+                        help="take at most K labelled cells per class from a source (a "
+                             "seeded pick; LAB=K for one source, K alone for every source "
+                             "but the first), e.g. --per-class jtsc=10")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--classes", nargs="+", metavar="CLASS", action=NamesAction,
                        help="classes to use, in label order, space- or comma-separated "
@@ -116,6 +127,117 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="augment colour, blur and orientation only, not the scale")
 
 
+class Source(NamedTuple):
+    """One ``--data`` source: lab name, folder, sample weight."""
+
+    lab: str
+    path: Path
+    weight: float
+
+
+def source_argument(text: str) -> Source:
+    """``--data [LAB=]FOLDER[:WEIGHT]`` -> :class:`Source` (argparse type)."""
+    lab, sep, rest = text.partition("=")
+    if not sep or "/" in lab or not lab:
+        lab, rest = "", text
+    weight = 1.0
+    head, colon, tail = rest.rpartition(":")
+    if colon:
+        try:
+            weight = float(tail)
+        except ValueError:
+            head = rest  # a ':' in the folder name, no weight
+        else:
+            if not (np.isfinite(weight) and weight > 0):
+                raise argparse.ArgumentTypeError(f"weight must be a positive number, got "
+                                                 f"{tail!r} in {text!r}")
+    else:
+        head = rest
+    if not head:
+        raise argparse.ArgumentTypeError(f"no folder in {text!r}")
+    path = Path(head)
+    return Source(lab or path.resolve().name, path, weight)
+
+
+def per_class_argument(text: str) -> tuple[str | None, int]:
+    """``--per-class [LAB=]K`` -> (lab or None, K) (argparse type)."""
+    lab, sep, k = text.rpartition("=")
+    value = int_range(1)(k)
+    return (lab if sep else None), value
+
+
+def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
+                 per_class: Sequence[tuple[str | None, int]] = (), seed: int = 0
+                 ) -> tuple[Any, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Load and stack labelled sources (class folders or manifest sets).
+
+    Parameters
+    ----------
+    sources : sequence of Source
+    classes : class names, a preset name, or None (the union of the sources' classes)
+    per_class : (lab or None, K) pairs: at most K cells per class of that lab (None: every
+        source but the first), a seeded pick.
+    seed : int
+
+    Returns
+    -------
+    data : wbc_classic.data.datasets.ImageSet (every source, in order)
+    weight : ndarray of float64 (n,), each image's source weight
+    lab : ndarray of str (n,), each image's lab name
+    summary : list of dict, one per source (lab, root, weight, per_class, counts)
+
+    Raises
+    ------
+    ValueError
+        A folder that cannot be loaded, two sources with one lab name, a --per-class lab
+        that is no source, or fewer than 2 classes in all.
+    """
+    from wbc_classic.data.datasets import ImageSet, load_labelled
+
+    labs = [s.lab for s in sources]
+    if len(set(labs)) != len(labs):
+        raise ValueError(f"two --data sources have the same lab name: {labs}")
+    limits: dict[str, int] = {}
+    for lab, k in per_class:
+        if lab is not None and lab not in labs:
+            raise ValueError(f"--per-class {lab}={k}: no --data source named {lab!r} "
+                             f"(sources: {', '.join(labs)})")
+        for name in ([lab] if lab is not None else labs[1:]):
+            limits[name] = k
+    loaded = [load_labelled(s.path, classes) for s in sources]
+    if classes is None:
+        names = tuple(sorted({c for d in loaded for c in d.classes}))
+        loaded = [load_labelled(s.path, names) for s in sources] if len(loaded) > 1 \
+            else loaded
+    names = tuple(loaded[0].classes)
+    rng = np.random.default_rng(seed)
+    paths, ys, weights, lab_of, summary = [], [], [], [], []
+    for src, d in zip(sources, loaded, strict=True):
+        idx = np.arange(len(d))
+        k = limits.get(src.lab)
+        if k is not None:
+            idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(d.y == c))[:k]
+                                          for c in range(len(names))]))
+        if idx.size == 0:
+            raise ValueError(f"{src.path}: no image of the classes {', '.join(names)}")
+        paths += [d.paths[i] for i in idx]
+        ys.append(d.y[idx])
+        weights.append(np.full(idx.size, src.weight))
+        lab_of += [src.lab] * idx.size
+        counts = np.bincount(d.y[idx], minlength=len(names))
+        summary.append({"lab": src.lab, "root": str(Path(src.path).resolve()),
+                        "weight": float(src.weight), "per_class": k, "n_images": int(idx.size),
+                        "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}})
+    y = np.concatenate(ys)
+    present = np.unique(y)
+    if present.size < 2:
+        only = names[int(present[0])] if present.size else "none"
+        raise ValueError(f"the training data hold only one class ({only}); a classifier "
+                         "needs at least 2 classes with images")
+    data = ImageSet(paths, y, names, Path(sources[0].path))
+    return data, np.concatenate(weights), np.asarray(lab_of), summary
+
+
 def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
     if args.preset:
         return args.preset
@@ -126,22 +248,27 @@ def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic train``; exit code 0 saved, 1 saved but images skipped, 2 usage."""
     from features import FeatureExtractor
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import load_class_folders
     from wbc_classic.io.atomic import check_output_file
     from wbc_classic.io.cachedir import resolve_cache_dir
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     t_start = time.perf_counter()
     try:
-        data = load_class_folders(args.data, _resolve_classes(args))
+        data, weight, lab_of, sources = load_sources(args.data, _resolve_classes(args),
+                                                     args.per_class or (), seed=args.seed)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     classes = tuple(data.classes)
     counts = np.bincount(data.y, minlength=len(classes))
-    print(f"data: {args.data} -- {len(data.paths)} images, {len(classes)} classes")
+    for src in sources:
+        print(f"data: {src['lab']} = {src['root']} -- {src['n_images']} images"
+              + (f", weight {src['weight']:g}" if len(sources) > 1 else "")
+              + (f", at most {src['per_class']} per class" if src["per_class"] else ""))
+    print(f"{len(data.paths)} images, {len(classes)} classes")
     for c, k in zip(classes, counts, strict=True):
         print(f"  {c:>14s}: {k}")
+    weighted = len(sources) > 1 and len({s["weight"] for s in sources}) > 1
 
     extractor = FeatureExtractor() if not args.families else \
         FeatureExtractor(families=tuple(args.families))
@@ -174,8 +301,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         fit_idx = np.union1d(split.train, split.val)
     try:
-        with _log_progress("features", len(fit_idx)):
-            model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx])
+        model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx], progress=True,
+                  sample_weight=weight[fit_idx] if weighted else None)
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -205,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
 
     n_train = meta["data"]["n_images"] - meta["data"]["n_skipped"]
     # the data set as a whole (fit counted the images it was given)
-    meta["data"].update(root=str(Path(args.data).resolve()), n_images=len(data.paths))
+    meta["data"].update(root=sources[0]["root"], n_images=len(data.paths), sources=sources,
+                        labs=[s["lab"] for s in sources])
     if split is not None:
         test = model.extract([data.paths[i] for i in split.test])
         good = test.ok & np.all(np.isfinite(test.X), axis=1)
@@ -217,6 +345,14 @@ def run(args: argparse.Namespace) -> int:
                             n_test=int(good.sum()))
         holdout = _evaluate_holdout(model, test.X[good], data.y[split.test][good], classes)
         holdout.update(scheme=split.scheme, seed=int(split.seed))
+        if len(sources) > 1:
+            pred = model.predict_proba_features(test.X[good]).argmax(axis=1)
+            right, test_lab = pred == data.y[split.test][good], lab_of[split.test][good]
+            holdout["per_lab"] = {s["lab"]: {"n": int((test_lab == s["lab"]).sum()),
+                                             "accuracy": float(right[test_lab == s["lab"]]
+                                                               .mean())
+                                  if (test_lab == s["lab"]).any() else float("nan")}
+                                  for s in sources}
         meta["holdout"] = holdout
         print(f"held-out accuracy ({split.scheme} split, seed {split.seed}, "
               f"{int(good.sum())} images): {holdout['accuracy']:.4f}")
@@ -224,14 +360,18 @@ def run(args: argparse.Namespace) -> int:
         for c in classes:
             print(f"  {c:>14s}  {holdout['sensitivity'][c]:11.4f}  "
                   f"{holdout['precision'][c]:9.4f}  {holdout['support'][c]:7d}")
+        for lab, r in holdout.get("per_lab", {}).items():
+            print(f"  held-out accuracy of {lab}: {r['accuracy']:.4f} ({r['n']} images)")
 
     meta["train_seconds"]["total"] = round(time.perf_counter() - t_start, 2)
     from wbc_classic.io.modelcard import classical_card, write_card
 
     meta["card"] = classical_card(meta, [str(c) for c in model.classes_], model.versions_,
                                   args.out)
+    from wbc_classic.classical.modelfile import save as save_model
+
     try:
-        path = model.save(args.out)
+        path = save_model(model, args.out)
         write_card(meta["card"], path)  # beside the model: model.card.md
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
@@ -245,18 +385,6 @@ def run(args: argparse.Namespace) -> int:
               f"exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
         return EXIT_FAILED_INPUTS
     return EXIT_OK
-
-
-def _log_progress(desc: str, total: int):
-    """Heartbeat lines for a log while the feature stage runs (its own bar is for a
-    terminal only); a no-op on a terminal."""
-    import contextlib
-
-    from wbc_classic.io.progress import Progress
-
-    if sys.stderr.isatty():
-        return contextlib.nullcontext()
-    return Progress(total=None, desc=f"{desc} ({total} images)", unit="img", heartbeat=True)
 
 
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,

@@ -33,6 +33,8 @@ __all__ = [
     "SmearAnnotation",
     "load_class_folders",
     "load_image_manifest",
+    "is_segmentation_layout",
+    "load_labelled",
     "load_medmnist",
     "load_medmnist_split",
     "load_segmentation_set",
@@ -827,3 +829,64 @@ def load_medmnist_split(npz_path: PathLike) -> MedMNISTSet:
     split = Split(train=np.arange(a), val=np.arange(a, b), test=np.arange(b, len(y)),
                   seed=None, scheme="official", label_digest=label_digest(y))
     return MedMNISTSet(images, y, tuple(classes), split)
+
+
+def is_segmentation_layout(root: PathLike) -> bool:
+    """Whether ``root`` is laid out as a segmentation set: a ``manifest.csv`` with ``image``
+    and ``mask`` columns, or ``images/`` and ``masks/`` folders."""
+    root = Path(root)
+    man = root / "manifest.csv"
+    if man.is_file():
+        head = man.read_text(encoding="utf-8-sig").splitlines()[:1]
+        cols = {c.strip().lower() for c in head[0].split(",")} if head else set()
+        return {"image", "mask"} <= cols
+    return (root / "images").is_dir() and (root / "masks").is_dir()
+
+
+def load_labelled(
+    root: PathLike,
+    classes: Sequence[str] | str | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> ImageSet:
+    """Labelled single-cell images from either layout: class folders, or a segmentation set.
+
+    A segmentation-layout folder (a ``manifest.csv`` with ``image`` and ``mask`` columns, as
+    ``jtsc_seg`` and ``cellavision_seg``, or ``images/`` + ``masks/`` folders) is read with
+    :func:`load_segmentation_set` and its manifest's labels; any other folder with
+    :func:`load_class_folders`.
+
+    Parameters
+    ----------
+    root : str or Path
+    classes : sequence of str or str, optional
+        As in :func:`load_class_folders` (default: every class present, sorted). Images of
+        other classes are left out.
+    aliases : mapping of str to str, optional
+
+    Returns
+    -------
+    ImageSet
+
+    Raises
+    ------
+    DatasetError
+        When a segmentation set has images without a label, or the folder holds no image
+        of the requested classes.
+    """
+    root = Path(root)
+    if not is_segmentation_layout(root):
+        return load_class_folders(root, classes, aliases)
+    samples = load_segmentation_set(root, aliases=aliases)
+    unlabelled = [s.image_path for s in samples if not s.label]
+    if unlabelled:
+        raise DatasetError(f"{root}: {len(unlabelled)} image(s) have no label in "
+                           f"manifest.csv (e.g. {unlabelled[0]}); labelled images are needed")
+    wanted = _resolve_classes(classes, aliases)
+    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples}))
+    keep = [s for s in samples if s.label in names]
+    if not keep:
+        raise DatasetError(f"{str(root)!r}: no labelled image of the classes "
+                           f"{', '.join(names) or '(none)'}")
+    lookup = {c: i for i, c in enumerate(names)}
+    return ImageSet([s.image_path for s in keep],
+                    np.array([lookup[s.label] for s in keep], np.int64), names, root)

@@ -1,7 +1,9 @@
 """The prediction CSV shared by ``wbc-classic predict`` and ``python -m deep.predict``.
 
 One row per input image: ``path, status, predicted_class, p_<class>... (one per class, in
-the model's class order), error, note``, so that outputs of both model families can be
+the model's class order), error, note`` -- and ``shift_score, shift_flag`` after them when the
+model gives them (classical models of format 3: how unlike the training cells the cell is,
+and whether that is above the model's threshold) -- so that outputs of both model families can be
 compared and scored the same way.  ``status`` is one of
 
 ``ok``       classified: ``predicted_class`` and the probabilities are filled in;
@@ -66,17 +68,25 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
 
     Each row is a dict with ``path, status, predicted_class, proba (K floats), error`` and
     optionally ``note``; probabilities are written with 6 decimals, empty unless the status is
-    ``ok`` (``no_cell`` and ``error`` rows have empty class and probability cells).
+    ``ok`` (``no_cell`` and ``error`` rows have empty class and probability cells). When any
+    row has ``shift_score``, two more columns follow: ``shift_score`` (4 decimals) and
+    ``shift_flag`` (1/0), empty unless ok.
     """
     from wbc_classic.io.atomic import atomic_open
 
+    shift = any("shift_score" in r for r in rows)
     header = ["path", "status", "predicted_class", *[f"p_{c}" for c in classes],
-              "error", "note"]
+              "error", "note", *(["shift_score", "shift_flag"] if shift else [])]
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         for r in rows:
             ok = r["status"] == "ok"
             probs = [f"{float(p):.6f}" if ok else "" for p in r["proba"]]
+            extra = []
+            if shift:
+                score = float(r.get("shift_score", float("nan")))
+                extra = ([f"{score:.4f}", str(int(bool(r.get("shift_flag"))))]
+                         if ok and score == score else ["", ""])
             writer.writerow([r["path"], r["status"], r["predicted_class"], *probs,
-                             r["error"], r.get("note", "")])
+                             r["error"], r.get("note", ""), *extra])

@@ -1,0 +1,147 @@
+"""Few-shot learning curve: PBC plus k labelled cells per class of the target laboratory.
+
+Protocol (issue 12 item 4): for each target lab (``jtsc_seg``, ``cellavision_seg``), each k in
+``--ks`` (default 0, 5, 10, 25) and each seed in ``--seeds`` (default 0-4), take
+``min(k, max(n_c - 1, 1))`` labelled target cells of every class ``c`` (a seeded pick;
+jtsc_seg has one basophil, which is then always in the training part), fit a
+:class:`wbc_classic.classical.model.WBCModel` on all PBC 5-class cells plus those target cells
+(weight ``--target-weight`` each, PBC cells weight 1), and score it on the target's remaining
+cells. ``--adapt standardize coral`` adds rows where the target's cells (all of them,
+*unlabelled*: the LOLO protocol with unlabelled target images allowed) are first aligned to
+PBC's features by a PBC-only model (:meth:`~wbc_classic.classical.model.WBCModel.adapt`'s
+alignment), and the k labelled cells join the training set aligned. Reported: mean accuracy
+over seeds and a 95 % interval (t-interval over seeds; the
+per-seed numbers are in the JSON), per k and target.
+
+The features are extracted once per image through the model's feature engine (cached), and
+every configuration fits with :meth:`~wbc_classic.classical.model.WBCModel.fit_features`
+(``sample_weight`` = the source weights), as ``wbc-classic train --data pbc=...:1 --data
+jtsc=...:W --per-class jtsc=K`` does from images.
+
+    python -m benchmarks.fewshot --data ../shared/data --classifier svm \
+        --out /work/runs/shift/fewshot.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = ("jtsc_seg", "cellavision_seg")
+
+
+def pick_per_class(y: np.ndarray, k: int, n_classes: int, seed: int) -> np.ndarray:
+    """Indices of ``min(k, max(n_c - 1, 1))`` rows of each class, a seeded pick (sorted)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n_classes):
+        rows = np.flatnonzero(y == c)
+        take = min(k, max(rows.size - 1, 1)) if rows.size else 0
+        out.append(rng.permutation(rows)[:take])
+    return np.sort(np.concatenate(out)).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of per-seed values."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, m, m
+    h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m, m - h, m + h
+
+
+def features(model, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(X of the usable images, their indices) through the model's feature engine."""
+    res = model.extract(paths)
+    good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
+    return res.X[good], good
+
+
+def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *, k: int,
+                weight: float, seeds: list[int], classifier: str, n_jobs: int = 1) -> dict:
+    """Accuracy on the target's remaining cells of models fitted on PBC + k target cells per
+    class (weight ``weight``), one per seed (one model for k = 0)."""
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    accs, n_test = [], len(yt)
+    for seed in seeds:
+        pick = pick_per_class(yt, k, len(PBC5_CLASSES), seed) if k else np.zeros(0, np.int64)
+        rest = np.setdiff1d(np.arange(len(yt)), pick)
+        model = WBCModel(classifier, classes=PBC5_CLASSES, cv=0, n_jobs=n_jobs,
+                         seed=seed).fit_features(
+            np.concatenate([Xp, Xt[pick]]), np.concatenate([yp, yt[pick]]),
+            sample_weight=np.r_[np.ones(len(yp)), np.full(pick.size, weight)])
+        pred = model.predict_proba_features(Xt[rest]).argmax(axis=1)
+        accs.append(float((pred == yt[rest]).mean()))
+        n_test = int(rest.size)
+        if k == 0:
+            break  # no pick: every seed gives the same model
+    m, lo, hi = interval(accs)
+    return {"k": k, "target_weight": weight, "classifier": classifier,
+            "seeds": seeds[:len(accs)], "accuracy": accs, "mean": m, "ci95": [lo, hi],
+            "n_test": n_test}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
+    from wbc_classic.io.atomic import atomic_write_text
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--classifier", default="svm")
+    ap.add_argument("--ks", type=int, nargs="+", default=[0, 5, 10, 25])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--target-weight", type=float, nargs="+", default=[1.0, 20.0])
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS))
+    ap.add_argument("--adapt", nargs="+", default=["none", "standardize"],
+                    choices=["none", "standardize", "coral"])
+    ap.add_argument("--n-jobs", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    base = WBCModel(args.classifier, classes=PBC5_CLASSES, n_jobs=args.n_jobs, cv=0,
+                    cache_dir=resolve_cache_dir(None))
+    pbc = load_class_folders(args.data / "pbc", PBC5_CLASSES)
+    Xp, keep = features(base, [str(p) for p in pbc.paths])
+    yp = pbc.y[keep]
+    results: list[dict] = []
+    for target in args.targets:
+        t = load_labelled(args.data / target, PBC5_CLASSES)
+        raw, keep = features(base, [str(p) for p in t.paths])
+        yt = t.y[keep]
+        for adapt in args.adapt:
+            Xt = raw
+            if adapt != "none":
+                pbc_only = WBCModel(args.classifier, classes=PBC5_CLASSES, cv=0,
+                                    n_jobs=args.n_jobs).fit_features(Xp, yp)
+                pbc_only.alignment_ = pbc_only._fit_alignment(raw, adapt)
+                Xt = pbc_only._aligned(raw)
+            for wi, w in enumerate(args.target_weight):
+                # k = 0 does not depend on the weight: once per target and adaptation
+                for k in (args.ks if wi == 0 else [k for k in args.ks if k]):
+                    row = curve_point(Xp, yp, Xt, yt, k=k, weight=w, seeds=args.seeds,
+                                      classifier=args.classifier, n_jobs=args.n_jobs)
+                    row.update(target=target, adapt=adapt)
+                    results.append(row)
+                    lo, hi = row["ci95"]
+                    print(f"{target:16s} adapt={adapt:11s} w={w:<5g} k={k:3d}  acc "
+                          f"{row['mean']:.3f} [{lo:.3f}, {hi:.3f}] ({len(row['accuracy'])} "
+                          f"seeds, ~{row['n_test']} test cells)", flush=True)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

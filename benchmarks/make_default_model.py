@@ -1,0 +1,174 @@
+"""Build the model shipped in the package (``wbc_classic/models/default.skops``) and its card.
+
+The default model is a :class:`wbc_classic.classical.model.WBCModel` over the 5 mature
+leukocyte classes, trained on the three labelled laboratories only -- PBC (all 5-class
+images), ``cellavision_seg`` and ``jtsc_seg`` (each small laboratory's cells weighted
+``--lab-weight``) -- never on ``bccd``, so that it can be judged on a laboratory it never saw.
+
+Measured before the shipped fit (all numbers go in the card):
+
+* ``pbc_test``: fitted on PBC's 80/20 training part (seed 0) + both other labs, scored on
+  PBC's test part;
+* leave-one-lab-out: fitted on PBC + the other small lab, scored on the left-out lab
+  (``jtsc_seg``, ``cellavision_seg``), with and without unlabelled adaptation
+  (per-feature standardisation on the left-out lab's own cells).
+
+The candidates (``--classifiers``) are compared on those numbers; the best one that keeps
+PBC test >= 0.99 (by mean left-out accuracy) is fitted on everything and saved.
+
+    python -m benchmarks.make_default_model --data ../shared/data --out wbc_classic/models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+LABS = ("cellavision_seg", "jtsc_seg")
+
+
+def _fit(classifier: str, X, y, w, seed: int = 0):
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    return WBCModel(classifier, classes=PBC5_CLASSES, cv=0, seed=seed).fit_features(
+        X, y, sample_weight=w)
+
+
+def _acc(model, X, y) -> float:
+    return float((model.predict_proba_features(X).argmax(axis=1) == y).mean())
+
+
+def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
+    """PBC-test and leave-one-lab-out accuracies of one candidate (see the module doc)."""
+    Xp, yp = feats["pbc"]
+    tr, te = split
+    parts = [(Xp[tr], yp[tr], 1.0)] + [(*feats[lab], weight) for lab in LABS]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    w = np.concatenate([np.full(len(p[1]), p[2]) for p in parts])
+    out = {"pbc_test": _acc(_fit(classifier, X, y, w), Xp[te], yp[te])}
+    for left in LABS:
+        other = [lab for lab in LABS if lab != left][0]
+        Xo, yo = feats[other]
+        model = _fit(classifier, np.concatenate([Xp, Xo]), np.concatenate([yp, yo]),
+                     np.r_[np.ones(len(yp)), np.full(len(yo), weight)])
+        Xl, yl = feats[left]
+        out[f"{left}_held_out"] = _acc(model, Xl, yl)
+        model.alignment_ = model._fit_alignment(Xl, "standardize")
+        out[f"{left}_held_out_adapted"] = _acc(model, Xl, yl)
+        out[f"{left}_flagged_by_shift"] = float(model.shift_scores(Xl)[1].mean())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
+    from wbc_classic.data.split import make_split
+    from wbc_classic.io.atomic import atomic_write_text
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"])
+    ap.add_argument("--lab-weight", type=float, default=5.0)
+    ap.add_argument("--out", type=Path, default=Path("wbc_classic/models"))
+    ap.add_argument("--max-mb", type=float, default=5.0)
+    args = ap.parse_args(argv)
+
+    cache = resolve_cache_dir(None)
+    probe = WBCModel(classes=PBC5_CLASSES, cache_dir=cache)
+    sets = {"pbc": load_class_folders(args.data / "pbc", PBC5_CLASSES)}
+    sets.update({lab: load_labelled(args.data / lab, PBC5_CLASSES) for lab in LABS})
+    feats, usable = {}, {}
+    for name, s in sets.items():
+        res = probe.extract([str(p) for p in s.paths])
+        good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
+        feats[name], usable[name] = (res.X[good], s.y[good]), good
+    split = make_split(feats["pbc"][1], "80/20", seed=0)
+    split = (np.union1d(split.train, split.val), split.test)
+    scores = {}
+    for clf in args.classifiers:
+        scores[clf] = evaluate(clf, feats, split, args.lab_weight)
+        print(clf, json.dumps({k: round(v, 4) for k, v in scores[clf].items()}), flush=True)
+    ok = [c for c in args.classifiers if scores[c]["pbc_test"] >= 0.99] or args.classifiers
+    best = max(ok, key=lambda c: np.mean([scores[c][f"{lab}_held_out"] for lab in LABS]))
+
+    paths, y, w = [], [], []
+    for name, s in sets.items():
+        keep = usable[name]
+        paths += [str(s.paths[i]) for i in keep]
+        y.append(s.y[keep])
+        w.append(np.full(keep.size, 1.0 if name == "pbc" else args.lab_weight))
+    model = WBCModel(best, classes=PBC5_CLASSES, cv=0, cache_dir=cache)
+    model.fit(paths, np.concatenate(y), sample_weight=np.concatenate(w))
+    model.cache_dir = None
+    sources = [{"lab": name, "n_images": int(usable[name].size),
+                "weight": 1.0 if name == "pbc" else args.lab_weight} for name in sets]
+    model.metadata_["data"].update(sources=sources, labs=list(sets))
+    args.out.mkdir(parents=True, exist_ok=True)
+    from wbc_classic.classical.modelfile import save as save_model
+
+    path = save_model(model, args.out / "default.skops")
+    size_mb = path.stat().st_size / 2**20
+    card = {
+        "name": "default",
+        "classes": list(PBC5_CLASSES),
+        "classifier": best,
+        "features": "the FeatureExtractor defaults of this version",
+        "training_data": sources,
+        "never_trained_on": ["bccd"],
+        "shipped_model_fit": "all usable images of the three labs (PBC 5 classes, "
+                             "cellavision_seg, jtsc_seg), small labs weighted "
+                             f"{args.lab_weight:g}",
+        "evaluation": {"protocol": __doc__.split("Measured before the shipped fit "
+                                                 "(all numbers go in the card):")[1]
+                       .split("The candidates")[0].strip(),
+                       "candidates": scores, "chosen": best},
+        "shift_threshold": model.shift_.threshold_,
+        "cv_accuracy_of_shipped_fit": model.metadata_.get("cv_accuracy"),
+        "size_mb": round(size_mb, 2),
+        "known_limits": [
+            "5 mature leukocyte classes only (no blasts, immature granulocytes, "
+            "erythroblasts or platelets)",
+            "two of the three labs are small (100 and 300 cells; jtsc_seg has 1 basophil), "
+            "so basophils and monocytes of new labs are the least reliable",
+            "a laboratory unlike all three (other stain, scanner, magnification) can still "
+            "fail: watch the shift_flag column and adapt the model (wbc-classic adapt) or add "
+            "a few labelled cells (wbc-classic train --data ... --per-class)",
+            "single-cell crops centred on one leukocyte, as PBC/CellaVision crops",
+        ],
+        "command": "python -m benchmarks.make_default_model " + " ".join(argv or sys.argv[1:]),
+    }
+    atomic_write_text(args.out / "default.json", json.dumps(card, indent=2) + "\n")
+    s = scores[best]
+    atomic_write_text(args.out / "default.md", "\n".join([
+        "# The default wbc-classic model", "",
+        f"Classifier `{best}` over the default features, 5 classes "
+        f"({', '.join(PBC5_CLASSES)}).", "",
+        "Trained on: " + ", ".join(f"{x['lab']} ({x['n_images']} images, weight "
+                                   f"{x['weight']:g})" for x in sources)
+        + ". Never on bccd.", "",
+        "| measurement | accuracy |", "|---|---|",
+        f"| PBC test split (fit on PBC train + both other labs) | {s['pbc_test']:.3f} |",
+        *[f"| {lab} left out (fit on PBC + the other lab) | {s[lab + '_held_out']:.3f} |"
+          for lab in LABS],
+        *[f"| {lab} left out, adapted on its unlabelled cells | "
+          f"{s[lab + '_held_out_adapted']:.3f} |" for lab in LABS],
+        "", "Known limits:", *[f"- {x}" for x in card["known_limits"]], "",
+        f"Built by `{card['command']}`; {size_mb:.2f} MB.", ""]))
+    print(f"saved {path} ({size_mb:.2f} MB), classifier {best}")
+    if size_mb > args.max_mb:
+        print(f"error: {path} is {size_mb:.2f} MB, more than {args.max_mb} MB",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

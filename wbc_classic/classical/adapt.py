@@ -1,0 +1,139 @@
+"""Unsupervised feature alignment of a new laboratory's cells to the training cells.
+
+A laboratory has many unlabelled cells. Their feature vectors are moved onto the training
+distribution before the classifier sees them:
+
+``"standardize"``  per-feature standardisation per laboratory: each feature of the target
+                   cells gets the training cells' mean and standard deviation;
+``"coral"``        CORAL (Sun, Feng & Saenko 2016): standardisation, then the target
+                   covariance (Ledoit-Wolf) is whitened and re-coloured with the training
+                   covariance, so correlations are matched as well.
+
+Both work in the space of the classifier pipeline's ``StandardScaler`` (training mean 0,
+standard deviation 1 per feature), where the training covariance is the one the model's
+shift scorer (:mod:`wbc_classic.classical.shift`) already holds. The result is a
+:class:`FeatureAlignment`, plain arrays saved in the model file by
+:meth:`wbc_classic.classical.model.WBCModel.adapt` / ``wbc-classic adapt``.
+
+Example
+-------
+>>> import numpy as np
+>>> from wbc_classic.classical.adapt import fit_alignment
+>>> rng = np.random.default_rng(0)
+>>> target = rng.normal(3.0, 2.0, size=(200, 4))           # in the scaler's space
+>>> align = fit_alignment(target, method="standardize")
+>>> np.round(align.apply(target).mean(axis=0), 6).tolist()
+[0.0, 0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["METHODS", "MIN_CELLS", "FeatureAlignment", "fit_alignment"]
+
+#: alignment methods
+METHODS = ("standardize", "coral")
+
+#: fewest target cells an alignment is fitted on (fewer give meaningless statistics)
+MIN_CELLS = 20
+
+
+@dataclass(frozen=True)
+class FeatureAlignment:
+    """An affine map of standardised feature vectors: ``z' = ((z - mean) / std) @ W``.
+
+    Attributes
+    ----------
+    method : str
+    mean : ndarray of float64, shape (F,)
+        The target cells' mean (in the scaler's space).
+    std : ndarray of float64, shape (F,)
+    matrix : ndarray of float64, shape (F, F), or None
+        The CORAL matrix (None: identity).
+    n_cells : int
+        Target cells it was fitted on.
+    """
+
+    method: str
+    mean: np.ndarray
+    std: np.ndarray
+    matrix: np.ndarray | None
+    n_cells: int
+
+    def apply(self, Z: np.ndarray) -> np.ndarray:
+        """Aligned rows, ndarray of float64, shape (n, F)."""
+        out = (np.asarray(Z, dtype=np.float64) - self.mean) / self.std
+        return out if self.matrix is None else out @ self.matrix
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the model file."""
+        return {"method": self.method, "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "matrix": None if self.matrix is None else self.matrix.tolist(),
+                "n_cells": int(self.n_cells)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureAlignment:
+        """Rebuild from :meth:`to_dict` (ValueError on inconsistent data)."""
+        mean = np.asarray(d["mean"], dtype=np.float64)
+        std = np.asarray(d["std"], dtype=np.float64)
+        matrix = None if d.get("matrix") is None else np.asarray(d["matrix"], np.float64)
+        if (d.get("method") not in METHODS or mean.ndim != 1 or std.shape != mean.shape
+                or not np.all(std > 0) or not np.all(np.isfinite(mean))
+                or (matrix is not None and matrix.shape != (mean.size, mean.size))):
+            raise ValueError("inconsistent feature alignment")
+        return cls(str(d["method"]), mean, std, matrix, int(d.get("n_cells", 0)))
+
+
+def _sqrtm(C: np.ndarray, inverse: bool = False) -> np.ndarray:
+    w, V = np.linalg.eigh((C + C.T) / 2)
+    w = np.maximum(w, 1e-6 * max(w.max(), 1e-12))
+    return (V * (w ** (-0.5 if inverse else 0.5))) @ V.T
+
+
+def fit_alignment(Z: np.ndarray, *, method: str = "standardize",
+                  source_covariance: np.ndarray | None = None) -> FeatureAlignment:
+    """Fit the alignment of target rows (already in the scaler's space) to the training rows.
+
+    Parameters
+    ----------
+    Z : ndarray of float, shape (n, F)
+        The target laboratory's cells, standardised with the *training* scaler.
+    method : {"standardize", "coral"}
+    source_covariance : ndarray, shape (F, F)
+        The training rows' covariance in that space; required for ``"coral"``.
+
+    Returns
+    -------
+    FeatureAlignment
+
+    Raises
+    ------
+    ValueError
+        Fewer than :data:`MIN_CELLS` rows, non-finite values, an unknown method, or CORAL
+        without a source covariance of the right shape.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if method not in METHODS:
+        raise ValueError(f"unknown alignment {method!r}; choose from {', '.join(METHODS)}")
+    if Z.ndim != 2 or Z.shape[0] < MIN_CELLS:
+        raise ValueError(f"need at least {MIN_CELLS} target cells with a leukocyte to fit an "
+                         f"alignment, got {Z.shape[0] if Z.ndim == 2 else 0}")
+    if not np.all(np.isfinite(Z)):
+        raise ValueError("target features contain NaN or inf")
+    mean = Z.mean(axis=0)
+    std = Z.std(axis=0)
+    std[~(std > 1e-6)] = 1.0  # a constant feature stays where it is
+    matrix = None
+    if method == "coral":
+        from sklearn.covariance import LedoitWolf
+
+        if source_covariance is None or np.shape(source_covariance) != (Z.shape[1],) * 2:
+            raise ValueError("CORAL needs the training covariance of the same features")
+        Cs = np.asarray(source_covariance, dtype=np.float64)
+        Ct = LedoitWolf(assume_centered=True).fit((Z - mean) / std).covariance_
+        matrix = _sqrtm(Ct, inverse=True) @ _sqrtm(Cs)
+    return FeatureAlignment(method, mean, std, matrix, int(Z.shape[0]))

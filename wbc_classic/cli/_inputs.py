@@ -1,0 +1,68 @@
+"""What several sub-commands share: the model file and input list, and the pixel scale."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from wbc_classic.io.options import EXIT_USAGE
+from wbc_classic.io.predictions import expand_inputs
+
+__all__ = ["UM_PER_PIXEL_RANGE", "load_model_and_inputs", "resolve_scale"]
+
+
+#: the range of --um-per-pixel (a PBC pixel is 0.1 um; 0.01-10 covers every microscope)
+UM_PER_PIXEL_RANGE = (0.01, 10.0)
+
+
+def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
+    """The ``--um-per-pixel`` value: None, the number given, or the batch estimate for
+    ``"auto"`` (ValueError when it is neither or nothing can be measured)."""
+    if value is None:
+        return None
+    if value == "auto":
+        from wbc_classic.io.images import ImageReadError, read_image
+        from wbc_classic.preprocess.scale import estimate_batch_scale
+
+        def read(p):
+            try:
+                return read_image(p)
+            except ImageReadError:  # a bad file is reported by the prediction itself
+                return np.full((16, 16, 3), 255, np.uint8)
+
+        um = estimate_batch_scale(paths, read=read)
+        if not np.isfinite(um):
+            raise ValueError("--um-per-pixel auto: no red cells measurable in the first 50 "
+                             "images; give the scale as a number")
+        return um
+    from wbc_classic.io.options import check_range
+
+    try:
+        um = float(value)
+    except ValueError:
+        raise ValueError(f"--um-per-pixel takes a number or 'auto', got {value!r}") from None
+    return float(check_range("--um-per-pixel", um, *UM_PER_PIXEL_RANGE))
+
+
+def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
+    """Load the model and expand the inputs for a CLI command.
+
+    Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
+    the problem: 2 when the model file cannot be loaded or no input file was found.
+    """
+    from wbc_classic.classical.modelfile import ModelFileError, load
+
+    try:
+        model = load(model_path)
+    except (ModelFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, None, EXIT_USAGE
+    paths = expand_inputs(inputs)
+    if not paths:
+        print(f"error: no {what} found in {' '.join(str(i) for i in inputs)} (empty folder?)",
+              file=sys.stderr)
+        return None, None, EXIT_USAGE
+    return model, paths, None
