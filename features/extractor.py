@@ -9,17 +9,21 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from features._common import crop_cell, flag_features
+from features.celltexture import cell_texture_features
 from features.colour import colour_features
 from features.density import density_features
 from features.geometry import geometry_features
 from features.ldp import ldp_features
+from features.relcolour import relative_colour_features
+from features.shape import shape_features
 from features.texture import texture_features
 from segmentation.result import Segmentation
 
 __all__ = ["FeatureExtractor", "FAMILIES", "DEFAULT_FAMILIES", "FLAG_NAMES"]
 
 #: Feature families in their canonical order.
-FAMILIES = ("geometry", "texture", "ldp", "colour", "density")
+FAMILIES = ("geometry", "texture", "ldp", "colour", "density", "shape", "relcolour",
+            "celltexture")
 #: The families computed by default (``density``, the stain-robust optical-density family, is
 #: opt-in: the saved models and throughput figures of the default set predate it).
 DEFAULT_FAMILIES = ("geometry", "texture", "ldp", "colour")
@@ -110,6 +114,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                 im, sg, rotation_invariant=bool(self.ldp_rotation_invariant), _crop=c),
             "colour": lambda im, sg, c: colour_features(im, sg, _crop=c),
             "density": lambda im, sg, c: density_features(im, sg, _crop=c),
+            "shape": lambda im, sg, c: shape_features(im, sg, _crop=c),
+            "relcolour": lambda im, sg, c: relative_colour_features(im, sg, _crop=c),
+            "celltexture": lambda im, sg, c: cell_texture_features(im, sg, _crop=c),
         }
         return [(name, table[name]) for name in self._enabled()]
 
