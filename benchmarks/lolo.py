@@ -47,6 +47,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -324,6 +325,7 @@ def classical_rows(pairs: Sequence[Pair], feats: dict[str, np.ndarray],
     n_cols = len(next(iter(feats.values())))
     rows = []
     t0 = time.time()
+    fitted: dict[tuple, Any] = {}  # pbc -> pbc and pbc -> other labs share their models
     for pair in pairs:
         counts = np.bincount(pair.train_y, minlength=len(CLASSES5))
         # the calibrated classifiers cross-validate 5-fold inside: a class with fewer cells
@@ -335,13 +337,19 @@ def classical_rows(pairs: Sequence[Pair], feats: dict[str, np.ndarray],
         if len(np.unique(pair.train_y[keep])) < 2:
             raise ValueError(f"training labs {pair.train_name}: fewer than two classes with "
                              f"{MIN_CLASS_CELLS} or more cells")
-        X_tr = np.vstack([feats[p] for p, k in zip(pair.train_paths, keep, strict=True) if k])
         y_tr = pair.train_y[keep]
+        X_tr = None
         X_te = np.vstack([feats[p] for p in pair.test_paths])
         for spec, clf_name in itertools.product(feature_sets, classifiers):
             cols = feature_columns(slices, spec, n_cols)
-            clf = make_classifier(clf_name, seed=seed, n_jobs=n_jobs)
-            clf.fit(X_tr[:, cols], y_tr)
+            key = (pair.train_name, spec, clf_name)
+            if key not in fitted:
+                if X_tr is None:
+                    X_tr = np.vstack([feats[p] for p, k in
+                                      zip(pair.train_paths, keep, strict=True) if k])
+                clf = make_classifier(clf_name, seed=seed, n_jobs=n_jobs)
+                fitted[key] = clf.fit(X_tr[:, cols], y_tr)
+            clf = fitted[key]
             pred = np.asarray(clf.predict(X_te[:, cols]), np.int64)
             row = {"family": "classical", "model": clf_name, "features": spec,
                    "train": pair.train_name, "test": pair.test, "train_n": int(y_tr.size),

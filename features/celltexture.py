@@ -98,7 +98,7 @@ def cell_texture_features(image: np.ndarray, seg: Segmentation, *, size: int = C
     names = _names()
     if not crop.found:
         return dict.fromkeys(names, 0.0)
-    light = background_light(np.asarray(image))
+    light = crop.shared("background_light", lambda: background_light(np.asarray(image)))
     total = optical_density(crop.rgb, light).sum(axis=-1)
     od, nucleus, cytoplasm = cell_frame(total, crop, int(size))
     regions = {"nucleus": nucleus, "cytoplasm": cytoplasm}

@@ -109,9 +109,9 @@ def relative_colour_features(image: np.ndarray, seg: Segmentation, *,
     if not crop.found or not crop.nucleus.any():
         return out
     image = np.asarray(image)
-    light = background_light(image)
+    light = crop.shared("background_light", lambda: background_light(image))
     od = optical_density(crop.rgb, light).astype(np.float64)
-    rbc = _red_cell_od(image, seg.cell, light)
+    rbc = crop.shared("red_cell_od", lambda: _red_cell_od(image, seg.cell, light))
     nuc_px = od[crop.nucleus]
     cyt_px = od[crop.cytoplasm]
     n = nuc_px.mean(axis=0)

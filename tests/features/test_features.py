@@ -340,7 +340,7 @@ def test_families_are_switchable():
         assert Xf.shape[1] == 3 + (slices[fam].stop - slices[fam].start)
         np.testing.assert_array_equal(Xf[:, 3:], X[:, slices[fam]])
     with pytest.raises(ValueError, match="unknown"):
-        FeatureExtractor(families=("shape",)).transform(pairs)
+        FeatureExtractor(families=("bogus",)).transform(pairs)
     assert FeatureExtractor(families=()).transform(pairs).shape == (1, 3)
 
 

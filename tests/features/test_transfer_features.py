@@ -119,15 +119,21 @@ def test_relative_colour_without_red_cells_says_so():
     assert out["rc_cyto_red"] == 0.0 and out["rc_nc_amount"] > 0
 
 
-def test_cell_texture_ignores_pixel_size_and_stain_strength():
+def test_cell_texture_ignores_stain_strength_and_roughly_pixel_size():
     image, seg = _cell("neutrophil", seed=6)
     a = cell_texture_features(image, seg)
-    for other, other_seg in (_resized(image, seg, 0.6), (_stain_strength(image, 1.3), seg)):
+    keys = [k for k in a if "_lbp_" in k or "_gran_" in k or k.endswith("homogeneity")
+            or k.endswith("correlation")]
+
+    def diff(other, other_seg):
         b = cell_texture_features(other, other_seg)
-        keys = [k for k in a if "_lbp_" in k or "_gran_" in k or k.endswith("homogeneity")
-                or k.endswith("correlation")]
-        diff = np.array([abs(a[k] - b[k]) for k in keys])
-        assert np.median(diff) < 0.02 and diff.max() < 0.12
+        return np.array([abs(a[k] - b[k]) for k in keys])
+
+    stronger = diff(_stain_strength(image, 1.3), seg)
+    assert np.median(stronger) < 0.005 and stronger.max() < 0.05
+    # resampling the image is not exact (interpolation smooths), so only roughly
+    assert np.median(diff(*_resized(image, seg, 0.6))) < 0.03
+    assert np.median(diff(*_resized(image, seg, 1.5))) < 0.03
 
 
 def test_cell_texture_tells_granules_from_a_smooth_cytoplasm():
