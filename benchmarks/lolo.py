@@ -61,7 +61,7 @@ MIN_CLASS_CELLS = 5
 
 __all__ = ["LABS", "CLASSES5", "LabSet", "Pair", "load_labs", "lolo_pairs", "feature_columns",
            "spec_families", "extract_labs", "score_predictions",
-           "classical_rows", "deep_rows", "markdown", "main"]
+           "ADAPTATIONS", "classical_rows", "deep_rows", "markdown", "main"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ class LabSet:
 
 @dataclass(frozen=True)
 class Pair:
-    """One (training labs, test lab) cell of the LOLO grid, with its images and labels."""
+    """One (training labs, test lab) cell of the LOLO grid, with its images and labels
+    (``train_lab``: the lab of each training row)."""
 
     train: tuple[str, ...]
     test: str
@@ -95,6 +96,7 @@ class Pair:
     train_y: np.ndarray
     test_paths: tuple[str, ...]
     test_y: np.ndarray
+    train_lab: tuple[str, ...] = ()
 
     @property
     def train_name(self) -> str:
@@ -167,7 +169,8 @@ def lolo_pairs(labs: dict[str, LabSet], *, in_lab: bool = True) -> list[Pair]:
 def _pair(labs: dict[str, LabSet], train: tuple[str, ...], test: str) -> Pair:
     paths = tuple(p for lab in train for p in labs[lab].train_paths)
     y = np.concatenate([labs[lab].train_y for lab in train])
-    return Pair(train, test, paths, y, labs[test].test_paths, labs[test].test_y)
+    lab_of_row = tuple(lab for lab in train for _ in labs[lab].train_paths)
+    return Pair(train, test, paths, y, labs[test].test_paths, labs[test].test_y, lab_of_row)
 
 
 # -- features ---------------------------------------------------------------------------------
@@ -306,11 +309,37 @@ def _balanced(y: np.ndarray, pred: np.ndarray, seed: int, n_resamples: int) -> d
     return {"value": bal(np.arange(y.size)), "low": float(low), "high": float(high)}
 
 
+#: Unsupervised adaptations to the test lab's unlabelled features
+#: (:mod:`wbc_classic.classical.adapt`): ``none``; ``standardise``: every lab (each training
+#: lab and the test lab) standardised by its own feature means and deviations; ``coral``: the
+#: training features re-coloured to the test lab's covariance and mean.
+ADAPTATIONS = ("none", "standardise", "coral")
+
+
+def _adapt(kind: str, X_tr: np.ndarray, lab_tr: np.ndarray, X_te: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    from wbc_classic.classical.adapt import coral, standardise_per_domain
+
+    if kind == "none":
+        return X_tr, X_te
+    if kind == "standardise":
+        Z = standardise_per_domain(np.vstack([X_tr, X_te]),
+                                   np.concatenate([lab_tr, np.full(len(X_te), "<test>")]))
+        return Z[:len(X_tr)], Z[len(X_tr):]
+    if kind == "coral":
+        return coral(X_tr, X_te), X_te
+    raise ValueError(f"unknown adaptation {kind!r}; choose from {', '.join(ADAPTATIONS)}")
+
+
 def classical_rows(pairs: Sequence[Pair], feats: dict[str, np.ndarray],
                    slices: dict[str, slice], *, feature_sets: Sequence[str],
-                   classifiers: Sequence[str], seed: int = 0, n_jobs: int = 1,
+                   classifiers: Sequence[str], adaptations: Sequence[str] = ("none",),
+                   seed: int = 0, n_jobs: int = 1,
                    n_resamples: int = 1000, log: bool = True) -> list[dict]:
     """Train every classifier on every feature set for every pair and score it.
+
+    With ``adaptations`` beyond ``none`` (see :data:`ADAPTATIONS`), each is also run; an
+    adapted model uses the test lab's unlabelled features, so it is fitted per test lab.
 
     Returns
     -------
@@ -340,24 +369,29 @@ def classical_rows(pairs: Sequence[Pair], feats: dict[str, np.ndarray],
         y_tr = pair.train_y[keep]
         X_tr = None
         X_te = np.vstack([feats[p] for p in pair.test_paths])
-        for spec, clf_name in itertools.product(feature_sets, classifiers):
+        for spec, clf_name, kind in itertools.product(feature_sets, classifiers, adaptations):
             cols = feature_columns(slices, spec, n_cols)
-            key = (pair.train_name, spec, clf_name)
+            key = (pair.train_name, spec, clf_name, kind, pair.test if kind != "none" else "")
+            if X_tr is None:
+                X_tr = np.vstack([feats[p] for p, k in
+                                  zip(pair.train_paths, keep, strict=True) if k])
+                lab_tr = np.asarray(pair.train_lab, dtype=object)[keep].astype(str) \
+                    if pair.train_lab else np.full(len(y_tr), pair.train_name)
+            A_tr, A_te = _adapt(kind, X_tr[:, cols], lab_tr, X_te[:, cols])
             if key not in fitted:
-                if X_tr is None:
-                    X_tr = np.vstack([feats[p] for p, k in
-                                      zip(pair.train_paths, keep, strict=True) if k])
                 clf = make_classifier(clf_name, seed=seed, n_jobs=n_jobs)
-                fitted[key] = clf.fit(X_tr[:, cols], y_tr)
+                fitted[key] = clf.fit(A_tr, y_tr)
             clf = fitted[key]
-            pred = np.asarray(clf.predict(X_te[:, cols]), np.int64)
-            row = {"family": "classical", "model": clf_name, "features": spec,
+            pred = np.asarray(clf.predict(A_te), np.int64)
+            row = {"family": "classical",
+                   "model": clf_name if kind == "none" else f"{clf_name}+{kind}",
+                   "features": spec, "adaptation": kind,
                    "train": pair.train_name, "test": pair.test, "train_n": int(y_tr.size),
                    "train_dropped": dropped,
                    **score_predictions(pair.test_y, pred, seed=seed, n_resamples=n_resamples)}
             rows.append(row)
             if log:
-                print(f"{pair.train_name:>30s} -> {pair.test:15s} {spec:28s} {clf_name:8s} "
+                print(f"{pair.train_name:>30s} -> {pair.test:15s} {spec:28s} {row['model']:8s} "
                       f"acc {row['accuracy']['value']:.3f}  bal "
                       f"{row['balanced_accuracy']['value']:.3f}  ({time.time() - t0:.0f} s)",
                       flush=True)
@@ -479,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default="default",
                     help="feature sets, comma-separated; each 'default', 'all' or families "
                          "joined by '+' (e.g. default,geometry,geometry+density)")
+    ap.add_argument("--adapt", default="none",
+                    help="unsupervised adaptations to the test lab, comma-separated: "
+                         + ", ".join(ADAPTATIONS) + " (default none)")
     ap.add_argument("--deep-predictions", nargs="*", default=[], metavar="TRAIN=CSV",
                     help="network predictions to score on the same grid (see above)")
     ap.add_argument("--no-in-lab", action="store_true", help="leave out the pbc -> pbc row")
@@ -497,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
         pairs = lolo_pairs(labs, in_lab=not args.no_in_lab)
         feature_sets = [s for s in args.features.split(",") if s]
         classifiers = [s for s in args.classifiers.split(",") if s]
+        adaptations = [s for s in args.adapt.split(",") if s]
+        bad = [a for a in adaptations if a not in ADAPTATIONS]
+        if bad:
+            raise ValueError(f"unknown adaptations {bad}; choose from {', '.join(ADAPTATIONS)}")
         from wbc_classic.classical.classifiers import CLASSIFIERS
 
         bad = [c for c in classifiers if c not in CLASSIFIERS]
@@ -512,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                                    for k, v in labs.items())
                   + f"; {n_failed} image(s) failed", flush=True)
             rows += classical_rows(pairs, feats, slices, feature_sets=feature_sets,
-                                   classifiers=classifiers, seed=args.seed, n_jobs=args.n_jobs,
+                                   classifiers=classifiers, adaptations=adaptations,
+                                   seed=args.seed, n_jobs=args.n_jobs,
                                    n_resamples=args.n_resamples)
         rows += deep_rows(args.deep_predictions, pairs, seed=args.seed,
                           n_resamples=args.n_resamples)

@@ -152,3 +152,26 @@ def test_deep_predictions_are_scored_on_the_held_out_labs(labs_root, tmp_path, c
         lolo.deep_rows([f"bogus={csv_path}"], pairs)
     with pytest.raises(ValueError, match="TRAIN=FILE"):
         lolo.deep_rows([str(csv_path)], pairs)
+
+
+def test_adaptations_use_the_test_labs_statistics(labs_root):
+    labs = lolo.load_labs(labs_root)
+    pairs = [p for p in lolo.lolo_pairs(labs) if p.train_name == "pbc"]
+    rng = np.random.default_rng(0)
+    shift = {"pbc": 0.0, "cellavision_seg": 40.0, "jtsc_seg": -40.0}
+    lab_of = {p: lab for lab, s in labs.items() for p in (*s.train_paths, *s.test_paths)}
+    y_of = {p: y for s in labs.values() for p, y in zip((*s.train_paths, *s.test_paths),
+                                                        (*s.train_y, *s.test_y), strict=True)}
+    # class signal in two columns, the same lab-wide offset on every feature of a lab
+    feats = {p: np.concatenate([[1, 0, 0], 3.0 * np.eye(5)[y_of[p]][:2] + rng.normal(
+        0, 0.3, 2) + shift[lab_of[p]]]) for p in lab_of}
+    slices = {"flags": slice(0, 3), "geometry": slice(3, 5)}
+    rows = lolo.classical_rows(pairs, feats, slices, feature_sets=["geometry"],
+                               classifiers=["logreg"],
+                               adaptations=["none", "standardise", "coral"],
+                               n_resamples=10, log=False)
+    assert [r["model"] for r in rows[:3]] == ["logreg", "logreg+standardise", "logreg+coral"]
+    acc = {(r["test"], r["adaptation"]): r["accuracy"]["value"] for r in rows}
+    for lab in ("cellavision_seg", "jtsc_seg"):
+        assert acc[(lab, "standardise")] > acc[(lab, "none")]
+        assert acc[(lab, "coral")] > acc[(lab, "none")]
