@@ -535,10 +535,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"unknown classifiers {bad}; choose from {', '.join(CLASSIFIERS)}")
         rows: list[dict] = []
         if feature_sets and classifiers:
-            # only the families some feature set needs, parsed before anything is computed
-            needed = {f for spec in feature_sets for f in spec_families(spec)}
-            feats, slices, n_failed = extract_labs(labs, families=sorted(needed),
-                                                   cache_dir=cache, n_jobs=args.n_jobs)
+            for spec in feature_sets:  # a bad spec fails before anything is computed
+                spec_families(spec)
+            # every family, whatever the feature sets: one cache entry per image serves
+            # every run of this benchmark (the key holds the extractor's settings)
+            feats, slices, n_failed = extract_labs(labs, cache_dir=cache, n_jobs=args.n_jobs)
             print("# " + ", ".join(f"{k}: {len(v.train_y)} train / {len(v.test_y)} test"
                                    for k, v in labs.items())
                   + f"; {n_failed} image(s) failed", flush=True)
