@@ -37,9 +37,13 @@ import numpy as np  # noqa: E402
 
 from features import FeatureExtractor  # noqa: E402
 from features._common import crop_cell  # noqa: E402
+from features.celltexture import cell_texture_features  # noqa: E402
 from features.colour import colour_features  # noqa: E402
+from features.density import density_features  # noqa: E402
 from features.geometry import geometry_features  # noqa: E402
 from features.ldp import ldp_features  # noqa: E402
+from features.relcolour import relative_colour_features  # noqa: E402
+from features.shape import shape_features  # noqa: E402
 from features.texture import glcm_features, lbp_features  # noqa: E402
 from segmentation.result import Segmentation  # noqa: E402
 
@@ -141,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         "texture.lbp": lbp_features,
         "ldp": ldp_features,
         "colour": colour_features,
+        "density": density_features,
+        "shape": shape_features,
+        "relcolour": relative_colour_features,
+        "celltexture": cell_texture_features,
         "TOTAL (FeatureExtractor)": fx.extract_one,
     }
     for name, func in families.items():

@@ -5,7 +5,9 @@ Private module: the public surface is in the family modules and :mod:`features.e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,6 +69,15 @@ class CellCrop:
         if key not in self._eroded:
             self._eroded[key] = erode(self.region(name), int(radius))
         return self._eroded[key]
+
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, called once per crop and then returned from memory: whole-image
+        references that several families measure (the background light, the red cells'
+        OD) are computed once per cell."""
+        memo_key = ("shared", key)
+        if memo_key not in self._eroded:
+            self._eroded[memo_key] = compute()
+        return self._eroded[memo_key]
 
 
 def crop_cell(image: np.ndarray, seg: Segmentation, margin: int = CROP_MARGIN) -> CellCrop:

@@ -262,7 +262,7 @@ def test_train_with_density_family_round_trips(trained, tmp_path):
                                rtol=1e-6)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", str(data), "--out", "m.skops",
-                                   "--families", "shape"])
+                                   "--families", "bogus"])
 
 
 def test_model_records_its_pixel_scale_and_resamples_other_scales(tmp_path):

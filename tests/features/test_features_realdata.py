@@ -28,7 +28,7 @@ def test_features_on_real_pbc_cells(pbc_dir):
         path = sorted((pbc_dir / cls).glob("*.jpg"))[0]
         image = np.asarray(Image.open(path).convert("RGB"))
         pairs.append((image, segment(image)))
-    fx = FeatureExtractor()
+    fx = FeatureExtractor(families=("geometry", "texture", "ldp", "colour"))
     X = fx.transform(pairs)
     names = list(fx.get_feature_names_out())
     col = {n: X[:, i] for i, n in enumerate(names)}

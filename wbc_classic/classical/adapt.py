@@ -15,6 +15,13 @@ shift scorer (:mod:`wbc_classic.classical.shift`) already holds. The result is a
 :class:`FeatureAlignment`, plain arrays saved in the model file by
 :meth:`wbc_classic.classical.model.WBCModel.adapt` / ``wbc-classic adapt``.
 
+Two more functions work on whole feature matrices, for the leave-one-lab-out benchmark
+(:mod:`benchmarks.lolo`), where the training labs are known and each can be aligned on its
+own: :func:`standardise_per_domain` (every lab centred and scaled by its own statistics, the
+training labs too) and :func:`coral` (the training rows re-coloured to the target's
+covariance and mean, the classifier then trained on them). Both use the same matrix square
+root as :func:`fit_alignment`.
+
 Example
 -------
 >>> import numpy as np
@@ -28,12 +35,14 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "MIN_CELLS", "FeatureAlignment", "fit_alignment"]
+__all__ = ["METHODS", "MIN_CELLS", "MIN_DOMAIN_SAMPLES", "FeatureAlignment", "coral",
+           "fit_alignment", "standardise_per_domain"]
 
 #: alignment methods
 METHODS = ("standardize", "coral")
@@ -137,3 +146,109 @@ def fit_alignment(Z: np.ndarray, *, method: str = "standardize",
         Ct = LedoitWolf(assume_centered=True).fit((Z - mean) / std).covariance_
         matrix = _sqrtm(Ct, inverse=True) @ _sqrtm(Cs)
     return FeatureAlignment(method, mean, std, matrix, int(Z.shape[0]))
+
+
+# ----------------------------------------------------- whole matrices (benchmarks.lolo)
+
+#: Fewest cells of a domain whose statistics are used (fewer raise ``ValueError``).
+MIN_DOMAIN_SAMPLES = 10
+
+
+def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n_samples, n_features) matrix, got shape "
+                         f"{X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return X
+
+
+def standardise_per_domain(X: np.ndarray, domains: Sequence | np.ndarray, *,
+                           min_samples: int = MIN_DOMAIN_SAMPLES,
+                           eps: float = 1e-6) -> np.ndarray:
+    """Centre and scale each domain's rows by that domain's own feature statistics.
+
+    Parameters
+    ----------
+    X : ndarray of float, shape (n_samples, n_features)
+    domains : array_like, shape (n_samples,)
+        Domain (lab) of each row, any hashable labels.
+    min_samples : int, default MIN_DOMAIN_SAMPLES
+        A domain with fewer rows raises ``ValueError`` (its statistics would be noise).
+    eps : float, default 1e-6
+        Added to every standard deviation (a constant feature becomes 0, not NaN).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_features)
+        Each domain's rows with mean 0 and standard deviation ~1 per feature.
+
+    Raises
+    ------
+    ValueError
+        Shapes disagree, ``X`` is not finite, or a domain has fewer than ``min_samples`` rows.
+    """
+    X = _as_matrix(X, "X")
+    d = np.asarray(domains)
+    if d.shape != (X.shape[0],):
+        raise ValueError(f"domains must have shape ({X.shape[0]},), got {d.shape}")
+    out = np.empty_like(X)
+    for dom in np.unique(d):
+        rows = d == dom
+        n = int(rows.sum())
+        if n < min_samples:
+            raise ValueError(f"domain {str(dom)!r} has {n} sample(s); at least {min_samples} are "
+                             f"needed to standardise it")
+        mu = X[rows].mean(axis=0)
+        sd = X[rows].std(axis=0)
+        out[rows] = (X[rows] - mu) / (sd + eps)
+    return out
+
+
+def coral(Xs: np.ndarray, Xt: np.ndarray, *, eps: float = 1.0,
+          min_samples: int = MIN_DOMAIN_SAMPLES, standardise: bool = True) -> np.ndarray:
+    """Align the source features' mean and covariance to the target's (CORAL).
+
+    Parameters
+    ----------
+    Xs : ndarray of float, shape (n_source, n_features)
+        Labelled source rows (the training labs).
+    Xt : ndarray of float, shape (n_target, n_features)
+        Unlabelled target rows (the new lab's cells).
+    eps : float, default 1.0
+        Ridge added to both covariances (on the scale of the standardised features when
+        ``standardise``), which keeps the target's covariance invertible with fewer cells
+        than features.
+    min_samples : int, default MIN_DOMAIN_SAMPLES
+    standardise : bool, default True
+        Compute the alignment on features scaled by the source's standard deviations (so
+        ``eps`` means the same for every feature), and return them on the original scale.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_source, n_features)
+        The source rows re-coloured to the target's covariance and moved to its mean; train
+        on these and predict ``Xt`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, non-finite values, or fewer than ``min_samples`` rows in either set.
+    """
+    Xs = _as_matrix(Xs, "Xs")
+    Xt = _as_matrix(Xt, "Xt")
+    if Xs.shape[1] != Xt.shape[1]:
+        raise ValueError(f"Xs has {Xs.shape[1]} features and Xt {Xt.shape[1]}")
+    for name, M in (("Xs", Xs), ("Xt", Xt)):
+        if M.shape[0] < min_samples:
+            raise ValueError(f"{name} has {M.shape[0]} sample(s); at least {min_samples} are "
+                             f"needed for CORAL")
+    scale = Xs.std(axis=0) + 1e-6 if standardise else np.ones(Xs.shape[1])
+    S, T = Xs / scale, Xt / scale
+    mu_s, mu_t = S.mean(axis=0), T.mean(axis=0)
+    eye = np.eye(S.shape[1])
+    Cs = np.cov(S, rowvar=False) + eps * eye
+    Ct = np.cov(T, rowvar=False) + eps * eye
+    aligned = (S - mu_s) @ _sqrtm(Cs, inverse=True) @ _sqrtm(Ct) + mu_t
+    return aligned * scale
