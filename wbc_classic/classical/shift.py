@@ -75,9 +75,12 @@ class ShiftScorer(BaseEstimator):
         scale[~(scale > 1e-12)] = 1.0
         Z = (X - center) / scale
         cov = LedoitWolf(assume_centered=True, store_precision=False).fit(Z).covariance_
-        # the shrunk covariance is positive definite: a plain inverse (scikit-learn's pinvh
+        # constant features (zero columns of Z) and a shrinkage of 0 on few cells leave the
+        # covariance singular; a ridge of 1e-6 of its mean variance makes it positive definite
+        # without moving the scores, so a plain inverse serves (scikit-learn's pinvh
         # eigendecomposition is ~100x slower on these matrices)
-        precision = np.linalg.inv(cov)
+        ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
+        precision = np.linalg.inv(cov + ridge * np.eye(cov.shape[0]))
         return center, scale, (precision + precision.T) / 2
 
     @staticmethod
