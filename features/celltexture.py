@@ -154,5 +154,5 @@ def describe_cell_texture(name: str) -> tuple[str, str] | None:
     kind, rest = name[3:].split("_", 1)
     what = {"glcm": "Haralick texture", "lbp": "uniform-LBP histogram bin",
             "gran": "granulometry (pattern spectrum) share"}.get(kind, kind)
-    return "", (f"{what} of the total optical density, cell resampled to "
+    return "1", (f"{what} of the total optical density, cell resampled to "
                 f"{CELL_FRAME_SIZE} px: {rest.replace('_', ' ')}")

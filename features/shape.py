@@ -75,8 +75,9 @@ def describe_shape(name: str) -> tuple[str, str] | None:
              "shape_cytoplasm_rim_fraction": "cytoplasm rim width as a fraction of the cell's "
                                              "equivalent radius"}
     if name in extra:
-        return "ratio", extra[name]
+        return "1", extra[name]
     found = describe_geometry(name[len("shape_"):], None)
     if found is None:
-        return "ratio", f"scale-free shape measure {name[len('shape_'):].replace('_', ' ')}"
-    return ("" if found[0] in ("px", "px^2") else found[0]), found[1]
+        return "1", f"scale-free shape measure {name[len('shape_'):].replace('_', ' ')}"
+    unit = found[0] if found[0] and not found[0].startswith(("px", "um")) else "1"
+    return unit, f"as geometry's {name[len('shape_'):]} (scale-free): {found[1]}"
