@@ -882,11 +882,11 @@ def load_labelled(
         raise DatasetError(f"{root}: {len(unlabelled)} image(s) have no label in "
                            f"manifest.csv (e.g. {unlabelled[0]}); labelled images are needed")
     wanted = _resolve_classes(classes, aliases)
-    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples}))
+    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples if s.label}))
     keep = [s for s in samples if s.label in names]
     if not keep:
         raise DatasetError(f"{str(root)!r}: no labelled image of the classes "
                            f"{', '.join(names) or '(none)'}")
-    lookup = {c: i for i, c in enumerate(names)}
+    lookup: dict[str | None, int] = {c: i for i, c in enumerate(names)}
     return ImageSet([s.image_path for s in keep],
                     np.array([lookup[s.label] for s in keep], np.int64), names, root)
