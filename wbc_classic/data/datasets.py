@@ -19,12 +19,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from wbc_classic.data.labels import BLOODMNIST_CLASSES, CLASS_SETS, canonical_label, label_key
 from wbc_classic.io.images import IMAGE_EXTENSIONS, is_image_file, read_grey
+
+if TYPE_CHECKING:
+    from wbc_classic.data.split import Split
 
 __all__ = [
     "DatasetError",
@@ -798,7 +801,7 @@ class MedMNISTSet:
     images: np.ndarray
     y: np.ndarray
     classes: tuple[str, ...]
-    split: object
+    split: Split
 
 
 def load_medmnist_split(npz_path: PathLike) -> MedMNISTSet:
