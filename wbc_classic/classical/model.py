@@ -515,10 +515,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                                            "fit": self.metadata_["fit_seconds"]}
         return self
 
-    def fit_features(self, X: np.ndarray, y: Sequence[Any], *,
+    def fit_features(self, X: np.ndarray, y: Sequence[Any] | np.ndarray, *,
                      groups: np.ndarray | None = None, stain_normalizer: Any = None,
                      um_per_pixel: float | None = None,
-                     sample_weight: Sequence[float] | None = None) -> WBCModel:
+                     sample_weight: Sequence[float] | np.ndarray | None = None) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
 
         The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
@@ -632,7 +632,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         }
         return self
 
-    def _encode(self, y: Sequence[Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    def _encode(self, y: Sequence[Any] | np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         """(class names, integer label of each row) from names or indices into ``classes``."""
         y_arr = np.asarray(y)
         if y_arr.dtype.kind in "USO":
