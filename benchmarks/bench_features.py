@@ -28,7 +28,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     seg_name = "stand-in (Otsu on saturation)"
     if not args.standin:
         try:
-            from segmentation import segment as real_segment  # type: ignore[attr-defined]
+            from segmentation import segment as real_segment
 
             segment, seg_name = real_segment, "segmentation.segment"
         except ImportError:
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(pairs)} cells ({found} found), image shapes {shapes[:3]}, segmenter {seg_name}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     fx = FeatureExtractor()
-    families = {
+    families: dict[str, Callable[..., Any]] = {
         "crop": lambda im, sg: crop_cell(im, sg),
         "geometry": geometry_features,
         "texture.glcm": glcm_features,

@@ -28,6 +28,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
     except OSError:  # pragma: no cover - platform without load average
         load = float("nan")
-    result = {
+    result: dict[str, Any] = {
         "source": source, "n_images": len(images),
         "image_shape": list(images[0].shape),
         "median_ms": 1000 * med, "p90_ms": 1000 * float(np.percentile(t, 90)),

@@ -427,7 +427,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         data = tomllib.loads(text)
     else:
         import yaml

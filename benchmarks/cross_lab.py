@@ -58,6 +58,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def load_sets(data: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
 
 
 #: synthetic test conditions: name -> wbc_classic.data.synthetic.make_cells keyword arguments
-SYNTH_CONDITIONS = {
+SYNTH_CONDITIONS: dict[str, dict[str, Any]] = {
     "synth-nominal": {},
     "synth-stain+1": {"stain_shift": 1.0},
     "synth-stain-1": {"stain_shift": -1.0},
@@ -150,7 +151,7 @@ def synthetic_protocol(n: int, stains: list[str], classifier: str, *, size: int 
                                     progress=False, stain=_norm).X
 
         clf = make_classifier(classifier, seed=seed).fit(feats(train_x), train_y)
-        row = {"model": classifier, "stain": stain}
+        row: dict[str, Any] = {"model": classifier, "stain": stain}
         for name, (x, y) in tests.items():
             row[name] = float(np.mean(clf.predict(feats(x)) == np.asarray(y)))
         rows.append(row)
@@ -198,7 +199,7 @@ def synthetic_protocol_deep(n: int, stains: list[str], model_name: str, *, size:
         x_all = np.concatenate([prepared(train_x), prepared(first_test[0][:1])])
         res = train_on_split(cfg, x_all, y_all, split, classes=list(PBC5_CLASSES), stain=norm)
         model, meta = res.model, res.meta
-        row = {"model": label, "stain": stain}
+        row: dict[str, Any] = {"model": label, "stain": stain}
         for name, (x, y) in tests.items():
             p = predict_proba(model, prepared(x), meta).argmax(axis=1)
             row[name] = float(np.mean(p == np.asarray(y)))
@@ -487,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("# " + ", ".join(f"{k}: {len(v[1])} images" for k, v in sets.items()), flush=True)
     t0 = time.time()
-    rows: list[dict] = []
+    rows = []
     for stain, trim, aug in itertools.product(args.stains.split(","),
                                               args.rim_trim.split(","),
                                               args.augment.split(",")):

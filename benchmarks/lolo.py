@@ -133,6 +133,7 @@ def load_labs(data: Path, labs: Sequence[str] = LABS, *, seed: int = 0) -> dict[
     from wbc_classic.data.split import make_split
 
     out: dict[str, LabSet] = {}
+    paths: np.ndarray | tuple[str, ...]
     for lab in labs:
         root = Path(data) / lab
         if not root.is_dir():
@@ -476,6 +477,7 @@ def _summary(rows: Sequence[dict]) -> list[str]:
     head = "| family | model | features | " + " | ".join(f"{a} -> {b}" for a, b in pairs) + " |"
     out = [head, "|" + "---|" * (3 + len(pairs))]
     groups: dict[tuple, dict] = {}
+    r: dict | None
     for r in rows:
         groups.setdefault((r["family"], r["model"], r["features"]), {})[
             (r["train"], r["test"])] = r

@@ -67,9 +67,9 @@ def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.datasets import ImageSet, load_class_folders, load_labelled
     from wbc_classic.data.labels import PBC5_CLASSES
-    from wbc_classic.data.split import make_split
+    from wbc_classic.data.split import Split, make_split
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir
 
@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"pbc": load_class_folders(args.data / "pbc", PBC5_CLASSES)}
     sets.update({lab: load_labelled(args.data / lab, PBC5_CLASSES) for lab in LABS})
     feats, usable = {}, {}
+    s: ImageSet | dict[str, float]
     for name, s in sets.items():
         res = probe.extract([str(p) for p in s.paths])
         good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
         feats[name], usable[name] = (res.X[good], s.y[good]), good
+    split: Split | tuple[np.ndarray, np.ndarray]
     split = make_split(feats["pbc"][1], "80/20", seed=0)
     split = (np.union1d(split.train, split.val), split.test)
     scores = {}
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     path = save_model(model, args.out / "default.skops")
     size_mb = path.stat().st_size / 2**20
+    assert model.shift_ is not None  # fit makes the shift scorer
     card = {
         "name": "default",
         "classes": list(PBC5_CLASSES),

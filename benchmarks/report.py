@@ -17,10 +17,10 @@ import html
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -166,7 +166,7 @@ class LeakageSummary:
     method: str = ""
     checked: bool = True
     leaked_test: int | None = None
-    examples: Sequence[tuple[str, str]] = ()
+    examples: Sequence[tuple[str, ...]] = ()
 
     @property
     def total(self) -> int:
@@ -530,7 +530,8 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 # figures (matplotlib Agg canvas, no pyplot)
 # --------------------------------------------------------------------------------------------
-def _new_figure(w: float, h: float, layout: str | None = "constrained"):
+def _new_figure(w: float, h: float,
+                layout: Literal["constrained", "compressed", "tight"] | None = "constrained"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -779,6 +780,7 @@ def _deep_training_section(results: Sequence[ModelResult]) -> Section | None:
     if not deep:
         return None
     rows = []
+    yes_no: dict[Any, str] = {True: "yes", False: "NO"}
     for r in deep:
         p = r.params
         gf = p.get("gflops")
@@ -790,7 +792,7 @@ def _deep_training_section(results: Sequence[ModelResult]) -> Section | None:
             "budget (min)": p.get("max_minutes") or "",
             "minutes": p.get("train_minutes", ""), "epochs": p.get("epochs_run", ""),
             "best epoch": p.get("best_epoch", ""), "stopped by": p.get("stop_reason", ""),
-            "converged": {True: "yes", False: "NO"}.get(p.get("converged"), "")})
+            "converged": yes_no.get(p.get("converged"), "")})
     return Section("Deep training", rows,
                    "What each network got: epochs (fractions: stopped inside an epoch by its "
                    "time budget), minutes of training, parameters and forward FLOPs per image "
@@ -803,6 +805,7 @@ def _deep_training_section(results: Sequence[ModelResult]) -> Section | None:
 # --------------------------------------------------------------------------------------------
 def _load_image(img: Any) -> np.ndarray:
     if isinstance(img, (str, Path)):
+        read_image: Callable[..., np.ndarray] | None
         try:
             from wbc_classic.io.images import read_image
         except ImportError:  # pragma: no cover - imageio module written elsewhere
@@ -1181,7 +1184,7 @@ def write_report(
     command: str | None = None,
     environment: Mapping[str, Any] | None = None,
     y_true: Any | None = None,
-    comparison: Comparison | None | str = "auto",
+    comparison: Comparison | None | Literal["auto"] = "auto",
     select_by: str = "balanced_accuracy",
     sections: Sequence[Section | tuple] = (),
     notes: Sequence[str] = (),
@@ -1244,9 +1247,9 @@ def write_report(
     class_names = tuple(class_names)
     _check_results(results, class_names)
     leak = LeakageSummary.from_any(leakage)
-    sections = [s if isinstance(s, Section) else Section(*s) for s in sections]
+    secs = [s if isinstance(s, Section) else Section(*s) for s in sections]
     deep_sec = _deep_training_section(results)
-    sections = [_paper_metrics_section(results)] + ([deep_sec] if deep_sec else []) + sections
+    secs = [_paper_metrics_section(results)] + ([deep_sec] if deep_sec else []) + secs
     if environment is None:
         from benchmarks.environment import capture_environment
 
@@ -1290,7 +1293,7 @@ def write_report(
                                                              for a, b in leak.examples[:5])))
     setup_rows.append(("Command", str(command)))
     ctx = {"title": title, "results": results, "dataset": dataset, "leakage": leak,
-           "comparison_text": comp_text, "sections": sections, "notes": list(notes),
+           "comparison_text": comp_text, "sections": secs, "notes": list(notes),
            "setup_rows": setup_rows, "env_rows": env_rows, "created_utc": created}
 
     # ---- figures
@@ -1338,7 +1341,7 @@ def write_report(
         "seed": seed, "command": command, "leakage": leak.to_dict(),
         "comparison": comparison.to_dict() if comparison is not None else None,
         "models": models_json,
-        "sections": [{"title": s.title, "note": s.note, "rows": list(s.rows)} for s in sections],
+        "sections": [{"title": s.title, "note": s.note, "rows": list(s.rows)} for s in secs],
         "notes": list(notes), "config": dict(config) if config else None,
         "environment": dict(environment),
     }

@@ -350,6 +350,7 @@ def load_data(cfg: BenchmarkConfig, cache: Path, log: StageLog) -> LoadedData:
         if cfg.max_per_class is not None:
             raise ValueError("--max-per-class does not apply to a MedMNIST file (its "
                              "official split is used as it is)")
+        assert cfg.data is not None  # str(None) does not end with .npz
         data = _medmnist_folder(Path(cfg.data), cache, log)
         if cfg.classes and tuple(cfg.classes) != data.classes:
             raise ValueError(f"{cfg.data} has the classes {', '.join(data.classes)}; "
@@ -682,6 +683,7 @@ def run_classical(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 found = te_ok[ext.found[te_ok]]
                 flags.append(model.shift_scores(X[found])[1])
             assert model is not None
+            assert model.shift_ is not None  # fit makes the shift scorer
             flags_all = np.concatenate(flags) if flags else np.zeros(0, bool)
             shift_note = batch_summary(flags_all, what="test cells",
                                        expected=1 - model.shift_.quantile)
@@ -745,8 +747,13 @@ def _deep_key(name: str, tcfg: Any, image_key: str, fold: Any, ok: np.ndarray,
     import dataclasses
     import hashlib
 
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING
-                         else f.default_factory()) for f in dataclasses.fields(tcfg)}
+    defaults = {}
+    for f in dataclasses.fields(tcfg):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        else:
+            assert f.default_factory is not dataclasses.MISSING  # every field has a default
+            defaults[f.name] = f.default_factory()
     settings = {k: v for k, v in tcfg.to_json().items()
                 if k not in ("out", "progress", "threads", "num_workers", "cache_dir",
                              "resume", "data", "device")
@@ -1263,9 +1270,10 @@ def write_model_cards(cfg: BenchmarkConfig, data: LoadedData, scored: Sequence[A
         if s.name in cross_evals:
             other = score(cross_evals[s.name], f"second synthetic laboratory {data.other_lab}",
                           int(cross_evals[s.name].confusion.sum()))
-        common = {"classes": data.classes, "sources": [data.root or data.name],
-                  "counts": dict(zip(data.classes, counts.tolist(), strict=True)),
-                  "split": split, "in_lab": in_lab, "other_lab": other}
+        common: dict[str, Any] = {
+            "classes": data.classes, "sources": [data.root or data.name],
+            "counts": dict(zip(data.classes, counts.tolist(), strict=True)),
+            "split": split, "in_lab": in_lab, "other_lab": other}
         if s.family == "classical" and s.params.get("saved_model"):
             from wbc_classic.classical.modelfile import load
 

@@ -23,6 +23,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,8 @@ def read_predictions(csv_path: Path, paths: Sequence[Path], classes: Sequence[st
     Images that failed (status not ``ok``) or are missing from the CSV count as errors: a
     wrong label (-1) and uniform probabilities, never silently dropped.
     """
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
+    row: dict[str, Any] | None
     with open(csv_path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             rows[str(Path(row["path"]).resolve())] = row

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     for lab in LABS:
         s = load_labelled(args.data / lab, PBC5_CLASSES)
         sets[lab] = ([str(p) for p in s.paths], s.y)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name in args.classifiers:
         model = WBCModel(name, classes=PBC5_CLASSES, n_jobs=args.n_jobs, cv=0,
                          cache_dir=cache).fit(train, pbc.y[split.train])
+        assert model.shift_ is not None  # fit makes the shift scorer
         results[name] = {"threshold": model.shift_.threshold_, "sets": evaluate(model, sets)}
         for lab, r in results[name]["sets"].items():
             au = r.get("auroc_vs_pbc_test")

@@ -236,10 +236,10 @@ def build_cache(
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise ValueError("build_cache: no image paths given")
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in files if not p.is_file()]
     if missing and on_error == "raise":
         raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
     from wbc_classic.io.atomic import clean_stale_temporaries
@@ -247,7 +247,7 @@ def build_cache(
     cache_dir = Path(cache_dir) if cache_dir is not None else deep_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(cache_dir)  # left by a killed build (kill -9 skips the cleanup)
-    digests = [_digest(p) for p in paths]
+    digests = [_digest(p) for p in files]
     _check_crop(crop)  # before decoding anything, and also on a cache hit
     key = _key(digests, size, crop, crop_options, stain)
     npy = cache_dir / f"images_{size}px_{key}.npy"
@@ -256,44 +256,44 @@ def build_cache(
         try:
             info = json.loads(meta.read_text())
             arr = np.load(npy, mmap_mode="r")
-            if arr.shape == (len(paths), size, size, 3) and arr.dtype == np.uint8:
-                errors = {int(k): v for k, v in info.get("errors", {}).items()}
-                ok = np.ones(len(paths), bool)
+            if arr.shape == (len(files), size, size, 3) and arr.dtype == np.uint8:
+                errors: dict[int, str] = {int(k): v for k, v in info.get("errors", {}).items()}
+                ok = np.ones(len(files), bool)
                 ok[list(errors)] = False
                 if errors and on_error == "raise":
                     i = min(errors)
-                    raise ValueError(f"cannot read image {paths[i]}: {errors[i]}")
+                    raise ValueError(f"cannot read image {files[i]}: {errors[i]}")
                 return CachedImages(arr, ok, errors, npy, size)
         except (ValueError, OSError, json.JSONDecodeError) as exc:
             if "cannot read image" in str(exc):
                 raise
             # a damaged cache file: rebuild it below
     read = reader if reader is not None else _default_reader()
-    errors: dict[int, str] = {}
+    errors = {}
     from wbc_classic.io.progress import progress as _progress
 
-    iterator = _progress(range(len(paths)), desc=f"decode+resize {size}px", unit="img",
+    iterator = _progress(range(len(files)), desc=f"decode+resize {size}px", unit="img",
                          disable=not progress)
     with atomic_path(npy) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(paths), size, size, 3))
+                                        shape=(len(files), size, size, 3))
         for i in iterator:
             try:
-                img = read(paths[i])
+                img = read(files[i])
                 arr[i] = prepare_image(np.asarray(img), size, crop=crop,
                                        crop_options=crop_options, stain=stain)
             except (OSError, ValueError) as exc:
                 if on_error == "raise":
-                    raise ValueError(f"cannot read image {paths[i]}: {exc}") from exc
+                    raise ValueError(f"cannot read image {files[i]}: {exc}") from exc
                 errors[i] = f"{type(exc).__name__}: {exc}"
         arr.flush()
         del arr
     atomic_write_text(meta, json.dumps({
         "version": CACHE_VERSION, "size": size, "crop": crop,
         "crop_options": crop_options or {},
-        "paths": [str(p) for p in paths], "digests": digests,
+        "paths": [str(p) for p in files], "digests": digests,
         "errors": {str(k): v for k, v in errors.items()},
     }))
-    ok = np.ones(len(paths), bool)
+    ok = np.ones(len(files), bool)
     ok[list(errors)] = False
     return CachedImages(np.load(npy, mmap_mode="r"), ok, errors, npy, size)

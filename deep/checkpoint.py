@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -107,7 +107,7 @@ class CheckpointMeta:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CheckpointMeta:
+    def from_dict(cls, d: Mapping[str, Any] | CheckpointMeta) -> CheckpointMeta:
         """Build from a checkpoint's metadata dict; unknown keys (older or newer files) are
         ignored, missing optional ones take their defaults.
 
@@ -146,7 +146,7 @@ _REQUIRED = ("model", "classes", "img_size", "mean", "std")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    return cast(nn.Module, model.module) if hasattr(model, "module") else model
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,

@@ -153,7 +153,8 @@ def channel_stats(images: np.ndarray, max_images: int = 2000, seed: int = 0
     x = np.asarray(images[idx], dtype=np.float64) / 255.0
     mean = x.mean(axis=(0, 1, 2))
     std = x.std(axis=(0, 1, 2)) + 1e-6
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    return ((float(mean[0]), float(mean[1]), float(mean[2])),
+            (float(std[0]), float(std[1]), float(std[2])))
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

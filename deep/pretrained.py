@@ -71,8 +71,10 @@ def _copy_matching(model: nn.Module, state: dict[str, torch.Tensor],
                          "(wrong architecture?)")
     model.load_state_dict(loadable, strict=False)
     skipped += [k for k in own if k not in loadable and not k.endswith("num_batches_tracked")]
-    model.skipped_pretrained = sorted(set(skipped))
-    return model.skipped_pretrained
+    names = sorted(set(skipped))
+    # torch types Module attributes as Tensor | Module; a plain list attribute is intended
+    model.skipped_pretrained = names  # type: ignore[assignment]
+    return names
 
 
 def load_imagenet(model: nn.Module, weights_enum, name: str,

@@ -45,7 +45,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -245,7 +245,7 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.01,
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of the classification head (``model.head_name``)."""
-    base = model.module if hasattr(model, "module") else model
+    base = cast(nn.Module, model.module) if hasattr(model, "module") else model
     head = base.get_submodule(getattr(base, "head_name", "head"))
     return list(head.parameters())
 
@@ -254,7 +254,7 @@ def set_trainable(model: nn.Module, phase: str, last_n: int = 0) -> int:
     """Two-phase fine-tuning: ``"head"`` freezes all but the head; ``"last"`` also unfreezes
     the last ``last_n`` parameterised leaf layers (``last_n=0``: everything). Returns the number
     of trainable tensors."""
-    base = model.module if hasattr(model, "module") else model
+    base = cast(nn.Module, model.module) if hasattr(model, "module") else model
     if phase == "all" or (phase == "last" and last_n <= 0):
         for p in base.parameters():
             p.requires_grad_(True)
@@ -273,7 +273,8 @@ def set_trainable(model: nn.Module, phase: str, last_n: int = 0) -> int:
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for n, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or n.endswith(".bias") else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
@@ -403,8 +404,9 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if is_cuda else None)
-    sampler = DistributedSampler(train_ds, shuffle=True, seed=cfg.seed, drop_last=True) \
-        if world > 1 else None
+    sampler: DistributedSampler | None = (
+        DistributedSampler(train_ds, shuffle=True, seed=cfg.seed, drop_last=True)
+        if world > 1 else None)
     g = torch.Generator()
     g.manual_seed(cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None,
@@ -457,7 +459,7 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         run_loss, run_ok, run_n = 0.0, 0, 0
         steps_done = 0
         over_budget = False
-        bar = loader
+        bar: Any = loader
         if cfg.progress and rank == 0:
             from tqdm.auto import tqdm
 
@@ -964,7 +966,11 @@ def build_parser(*, only_given: bool = False) -> argparse.ArgumentParser:
         args = typing.get_args(tp)
         base = next((a for a in args if a is not type(None)), tp) if args and \
             type(None) in args else tp
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            assert f.default_factory is not dataclasses.MISSING  # every field has a default
+            default = f.default_factory()
         kw: dict[str, Any] = {"dest": f.name, "help": help_text, **md}
         if only_given:
             default = argparse.SUPPRESS

@@ -122,7 +122,7 @@ def cell_texture_features(image: np.ndarray, seg: Segmentation, *, size: int = C
             out[f"ct_lbp_{region}_{k:02d}"] = float(hist[k])
     # openings of the OD inside the cell only: neighbours outside do not leak in
     inside = np.where(nucleus | cytoplasm, np.maximum(od, 0.0), 0.0).astype(np.float32)
-    opened = [inside]
+    opened: list[np.ndarray] = [inside]
     for r in _GRAN_RADII:
         se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         opened.append(cv2.morphologyEx(inside, cv2.MORPH_OPEN, se))

@@ -115,7 +115,8 @@ def colour_statistics(rgb_pixels: np.ndarray) -> np.ndarray:
     return _region_statistics(rgb_pixels, {"all": np.ones(rgb_pixels.shape[0], bool)})["all"]
 
 
-def _region_statistics(rgb_pixels: np.ndarray, groups: dict[str, np.ndarray]
+def _region_statistics(rgb_pixels: np.ndarray,
+                       groups: dict[str, np.ndarray | tuple[str, ...]]
                        ) -> dict[str, np.ndarray]:
     """Statistics (9, 6) of several subsets of the pixels, converting colours only once.
 
@@ -131,7 +132,9 @@ def _region_statistics(rgb_pixels: np.ndarray, groups: dict[str, np.ndarray]
         counts = {k: np.bincount(codes[sel], minlength=n_bins)[:n_bins].astype(np.float64)
                   for k, sel in n_groups.items()}
         for k, sel in groups.items():
-            c = sum(counts[m] for m in sel) if isinstance(sel, tuple) else counts[k]
+            # a zeros start (not sum's int 0) keeps the type an array; the values are equal
+            c = (sum((counts[m] for m in sel), np.zeros(n_bins)) if isinstance(sel, tuple)
+                 else counts[k])
             out[k][ci] = histogram_statistics(c, values)
     return out
 
@@ -160,7 +163,7 @@ def granularity_features(image: np.ndarray, seg: Segmentation, *,
     # pixels outside the cell are set to 0 darkness so that openings of the cell do not
     # depend on neighbouring red cells or background
     dark = np.where(crop.cell, dark, 0).astype(np.uint8)
-    opened = [dark]
+    opened: list[np.ndarray] = [dark]
     for k in _GRAN_RADII:
         se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
         opened.append(cv2.morphologyEx(dark, cv2.MORPH_OPEN, se))
@@ -216,10 +219,11 @@ def colour_features(image: np.ndarray, seg: Segmentation, *,
         for ci, ch in enumerate(CHANNELS):
             for si, st in enumerate(STATS):
                 out[f"colour_{region}_{ch}_{st}"] = float(stats[ci, si])
+    nuc_mean, cyto_mean = means["nucleus"], means["cytoplasm"]
     for ci, ch in enumerate(CHANNELS):
-        both = means["nucleus"] is not None and means["cytoplasm"] is not None
-        out[f"colour_nc_{ch}_diff"] = (float(means["nucleus"][ci] - means["cytoplasm"][ci])
-                                       if both else 0.0)
+        out[f"colour_nc_{ch}_diff"] = (float(nuc_mean[ci] - cyto_mean[ci])
+                                       if nuc_mean is not None and cyto_mean is not None
+                                       else 0.0)
     out.update(granularity_features(image, seg, _crop=crop))
     return out
 

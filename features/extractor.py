@@ -220,6 +220,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         """
         names = self.get_feature_names_out()
         rows = []
+        rest: list[Any]
         for item in X:
             try:
                 image, seg, *rest = item

@@ -86,7 +86,7 @@ def granulometry_radius(mask: np.ndarray, r_min: float = 2.0,
     r_max = r_max if r_max is not None else max(r_min * 2, min(mask.shape) / 5.0)
     radii = np.geomspace(r_min, r_max, n_radii)
     dist = watershed.distance_transform(mask)
-    areas = []
+    areas: list[int] = []
     for r in radii:
         core = dist >= r
         if not core.any():
@@ -94,8 +94,8 @@ def granulometry_radius(mask: np.ndarray, r_min: float = 2.0,
             continue
         back = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
         areas.append(int((back < r).sum()))
-    areas = np.asarray(areas, dtype=np.float64)
-    drop = areas[:-1] - areas[1:]
+    sizes = np.asarray(areas, dtype=np.float64)
+    drop = sizes[:-1] - sizes[1:]
     k = int(np.argmax(drop))
     return float(np.sqrt(radii[k] * radii[k + 1]))
 

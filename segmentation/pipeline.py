@@ -121,6 +121,7 @@ def _find_nucleus(chan: np.ndarray, params: SegmenterParams, stages: dict,
         overlap = np.bincount(labels[hint], minlength=n)[1:].astype(np.float64)
         score = overlap if overlap.max() > 0 else areas
     else:
+        assert cents is not None  # components() returns centroids when there is no hint
         d = np.hypot(cents[1:, 1] - (h - 1) / 2.0, cents[1:, 0] - (w - 1) / 2.0)
         score = areas / (1.0 + (d / (params.centre_prior * min(h, w))) ** 2)
     main = int(np.argmax(score)) + 1
@@ -425,6 +426,7 @@ def segment(image: np.ndarray, params: SegmenterParams | None = None, *,
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
     region = _leukocyte_region(lab, nuc_s, raw_s, r_s, work)
     if params.separate_ratio > 0:
+        assert main is not None  # _find_nucleus returns the main fragment with a nucleus
         main_s = cv2.resize(main.astype(np.uint8), (nuc_s.shape[1], nuc_s.shape[0]),
                             interpolation=cv2.INTER_NEAREST).astype(bool) & nuc_s
         keep_s = _own_lobes(nuc_s, main_s, work["distance"], params.separate_ratio)

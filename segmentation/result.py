@@ -49,7 +49,7 @@ class Segmentation:
     @property
     def shape(self) -> tuple[int, int]:
         """Height and width of the masks."""
-        return self.cell.shape  # type: ignore[return-value]
+        return self.cell.shape
 
     @property
     def bbox(self) -> tuple[int, int, int, int] | None:

@@ -509,7 +509,7 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
             key = "sample_weight" if last[0] is None else f"{last[0]}__sample_weight"
             estimator.fit(X, codes, **{key: np.asarray(sample_weight, dtype=np.float64)})
         if is_search(estimator):
-            self.search_ = {"best_score": float(estimator.best_score_),
+            self.search_: dict[str, Any] | None = {"best_score": float(estimator.best_score_),
                             "best_params": dict(estimator.best_params_)}
             self.pipeline_ = estimator.best_estimator_
         else:

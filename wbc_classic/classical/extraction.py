@@ -341,6 +341,8 @@ def _process(index: int, item: Item, job: _Job, content: str | None = None
             done, content = _lookup(index, item, job)
             if done is not None:
                 return done
+        # only a Segmented item or a finished lookup leave no hash
+        assert content is not None
         if job.cache_dir is not None:
             path = _cache_path(job.cache_dir, cache_key(content, job.settings))
         try:
@@ -388,7 +390,7 @@ def _process_chunk(chunk: Sequence[tuple[int, Item, str | None]], job: _Job) -> 
 # -- public entry point ------------------------------------------------------------------------
 def _default_segmenter() -> Callable[[np.ndarray], Any]:
     try:
-        from segmentation import segment  # type: ignore[attr-defined]
+        from segmentation import segment
     except ImportError as exc:  # pragma: no cover - depends on the segmentation package
         raise ImportError("segmentation.segment is not available; pass segmenter=") from exc
     return segment

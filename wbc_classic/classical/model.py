@@ -154,7 +154,7 @@ def with_augmented_copies(X: np.ndarray, y: np.ndarray, X_copies: np.ndarray, co
             np.concatenate([np.arange(n), source[keep]]))
 
 
-def _check_weights(sample_weight: Sequence[float], n: int) -> np.ndarray:
+def _check_weights(sample_weight: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
     """Sample weights as float64 (n,), finite and >= 0 with a positive sum (else ValueError)."""
     w = np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (n,):
@@ -423,8 +423,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         return float(um_per_pixel) / float(ref)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Sequence[Any], y: Sequence[Any], *,
-            sample_weight: Sequence[float] | None = None, progress: bool = False) -> WBCModel:
+    def fit(self, X: Sequence[Any], y: Sequence[Any] | np.ndarray, *,
+            sample_weight: Sequence[float] | np.ndarray | None = None,
+            progress: bool = False) -> WBCModel:
         """Learn everything from training images: pixel scale, stain, features, classifier.
 
         In order: the training images' pixel scale (:attr:`um_per_pixel_`) and the stain
@@ -470,8 +471,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             # a refit starts from nothing
             self.__dict__.pop(name, None)
         t0 = time.perf_counter()
-        um = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
-        um = float(um) if np.isfinite(um) else None
+        scale = estimate_batch_scale(items, n=self.n_ref, seed=self.seed, read=_as_image)
+        um = float(scale) if np.isfinite(scale) else None
         try:
             stain = fit_normalizer(self.stain, items, n_ref=self.n_ref, seed=self.seed,
                                    read=_as_image)
@@ -514,10 +515,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                                            "fit": self.metadata_["fit_seconds"]}
         return self
 
-    def fit_features(self, X: np.ndarray, y: Sequence[Any], *,
+    def fit_features(self, X: np.ndarray, y: Sequence[Any] | np.ndarray, *,
                      groups: np.ndarray | None = None, stain_normalizer: Any = None,
                      um_per_pixel: float | None = None,
-                     sample_weight: Sequence[float] | None = None) -> WBCModel:
+                     sample_weight: Sequence[float] | np.ndarray | None = None) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
 
         The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
@@ -601,8 +602,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         estimator.fit(X, y_idx, **fit_params)
         from wbc_classic.classical.shift import ShiftScorer
 
-        self.shift_ = ShiftScorer(seed=self.seed).fit(_classifier_view(estimator, X),
-                                                      groups=groups)
+        self.shift_: ShiftScorer | None = ShiftScorer(seed=self.seed).fit(
+            _classifier_view(estimator, X), groups=groups)
         if estimator.search_ is not None:
             cv_info = {"cv_accuracy": estimator.search_["best_score"],
                        "cv_note": "best mean score of the hyper-parameter search",
@@ -631,7 +632,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         }
         return self
 
-    def _encode(self, y: Sequence[Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    def _encode(self, y: Sequence[Any] | np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         """(class names, integer label of each row) from names or indices into ``classes``."""
         y_arr = np.asarray(y)
         if y_arr.dtype.kind in "USO":
@@ -777,6 +778,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             # the shift scorer holds the training covariance in the scaler's space
             # (its own standardisation is ~identity there)
             sc = self.shift_
+            assert sc is not None  # checked above
             cov = np.linalg.inv(sc.precision_) * np.outer(sc.scale_, sc.scale_)
         return fit_alignment(self._scaler().transform(np.asarray(X, dtype=np.float32)),
                              method=method, source_covariance=cov)

@@ -242,7 +242,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
 
     flags = np.concatenate(all_flags) if all_flags else np.zeros(0, bool)
     scorer = getattr(model, "shift_", None)
-    report = {"model": str(model.metadata_.get("file", "")), "classes": classes,
+    report: dict[str, Any] = {"model": str(model.metadata_.get("file", "")), "classes": classes,
               "exclude_border": bool(exclude_border), "rescale": float(rescale),
               "images": per_image,
               "overall": _summary(total, classes),

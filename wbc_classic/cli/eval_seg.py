@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         say(f"error: no images found in {args.data}", file=sys.stderr)
         return EXIT_USAGE
+    report: seg_eval.SegReport | seg_eval.DetectionReport
     if layout == "seg":
         if not args.quiet:
             say(f"{'image':<40} {'label':<12} {'nuc_dice':>8} {'nuc_iou':>8} "

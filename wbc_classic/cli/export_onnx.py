@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except OnnxExportError as exc:
         print(f"error: {args.model}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    summary = {"model": str(args.model), "out": str(args.out),
+    summary: dict[str, Any] = {"model": str(args.model), "out": str(args.out),
                "classifier": str(getattr(model, "classifier", "")),
                "classes": [str(c) for c in model.classes_],
                "n_features": int(model.estimator_.n_features_in_)}

@@ -198,6 +198,7 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
     if len(set(labs)) != len(labs):
         raise ValueError(f"two --data sources have the same lab name: {labs}")
     limits: dict[str, int] = {}
+    k: int | None
     for lab, k in per_class:
         if lab is not None and lab not in labs:
             raise ValueError(f"--per-class {lab}={k}: no --data source named {lab!r} "
@@ -340,6 +341,7 @@ def run(args: argparse.Namespace) -> int:
         n_test_failed = int((~good).sum())
         for failure in test.failures[:10]:
             print(f"  skipped (held-out): {failure}", file=sys.stderr)
+        assert split.seed is not None  # made above with seed=args.seed
         meta["data"].update(split_scheme=split.scheme, split_seed=int(split.seed),
                             n_train=int(n_train),
                             n_test=int(good.sum()))

@@ -19,12 +19,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from wbc_classic.data.labels import BLOODMNIST_CLASSES, CLASS_SETS, canonical_label, label_key
 from wbc_classic.io.images import IMAGE_EXTENSIONS, is_image_file, read_grey
+
+if TYPE_CHECKING:
+    from wbc_classic.data.split import Split
 
 __all__ = [
     "DatasetError",
@@ -798,7 +801,7 @@ class MedMNISTSet:
     images: np.ndarray
     y: np.ndarray
     classes: tuple[str, ...]
-    split: object
+    split: Split
 
 
 def load_medmnist_split(npz_path: PathLike) -> MedMNISTSet:
@@ -882,11 +885,11 @@ def load_labelled(
         raise DatasetError(f"{root}: {len(unlabelled)} image(s) have no label in "
                            f"manifest.csv (e.g. {unlabelled[0]}); labelled images are needed")
     wanted = _resolve_classes(classes, aliases)
-    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples}))
+    names = wanted if wanted is not None else tuple(sorted({s.label for s in samples if s.label}))
     keep = [s for s in samples if s.label in names]
     if not keep:
         raise DatasetError(f"{str(root)!r}: no labelled image of the classes "
                            f"{', '.join(names) or '(none)'}")
-    lookup = {c: i for i, c in enumerate(names)}
+    lookup: dict[str | None, int] = {c: i for i, c in enumerate(names)}
     return ImageSet([s.image_path for s in keep],
                     np.array([lookup[s.label] for s in keep], np.int64), names, root)

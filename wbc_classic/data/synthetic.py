@@ -201,7 +201,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float
 
 def _fine_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """High-frequency unit-std noise (white noise blurred by ``sigma`` px), float32."""
-    n = rng.standard_normal(shape).astype(np.float32)
+    n: np.ndarray = rng.standard_normal(shape).astype(np.float32)
     if sigma > 0.3:
         n = cv2.GaussianBlur(n, (0, 0), sigma)
     std = float(n.std())

@@ -200,7 +200,8 @@ def write_smear_set(root: str | Path, n: int, seed: int = 0, *,
         atomic_write_bytes(root / "JPEGImages" / f"{stem}.jpg", _jpeg_bytes(f.image))
         atomic_write_bytes(root / "Masks" / f"{stem}.png",
                            _png_bytes(_label_mask(f.nucleus, f.cell)))
-        objs = [("WBC", b, lab) for b, lab in zip(f.boxes, f.labels, strict=True)]
+        objs: list[tuple[str, Any, str | None]] = [
+            ("WBC", b, lab) for b, lab in zip(f.boxes, f.labels, strict=True)]
         if rbc_boxes:
             objs += [("RBC", b, None) for b in f.rbc_boxes]
         with atomic_open(root / "Annotations" / f"{stem}.xml", "w") as fh:

@@ -277,7 +277,7 @@ def model_size_bytes(model: Any) -> int:
         def writable(self) -> bool:
             return True
 
-        def write(self, b: Any) -> int:  # type: ignore[override]
+        def write(self, b: Any) -> int:
             k = memoryview(b).nbytes
             self.n += k
             return k

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else int((pred & truth).sum()) / union
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+def box_iou(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """IoU of two boxes ``(xmin, ymin, xmax, ymax)`` (max exclusive, as areas are w*h)."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -306,8 +307,9 @@ def evaluate_smears(annotations: Sequence, params: SegmenterParams | None = None
         report.tp += tp
         report.fp += len(pred) - tp
         report.fn += len(truth) - tp
-        row = {"image": str(ann.image_path), "n_truth": len(truth), "n_pred": len(pred),
-               "tp": tp, "boxes": pred.astype(int).tolist()}
+        row: dict[str, Any] = {"image": str(ann.image_path), "n_truth": len(truth),
+                               "n_pred": len(pred), "tp": tp,
+                               "boxes": pred.astype(int).tolist()}
         if ann.mask_path is not None:
             nuc_t, cell_t = read_label_mask(ann.mask_path)
             if nuc_t.shape == image.shape[:2]:

@@ -144,7 +144,7 @@ def _open_loaded(path: PathLike, max_pixels: int | None) -> Image.Image:
         # otherwise warn about images the caller explicitly allowed.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(p)
+            im: Image.Image = Image.open(p)
         except Image.DecompressionBombError as exc:
             raise ImageReadError(p, f"refused as a possible decompression bomb ({exc})") from None
         except PermissionError:

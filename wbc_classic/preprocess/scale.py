@@ -303,7 +303,7 @@ def detect_red_cells(
     areas = np.bincount(basins.ravel(), minlength=len(accepted) + 1)
     excl_dist = (ndi.distance_transform_edt(~exclude) if exclude.any()
                  else np.full((h, w), np.inf))
-    cells = []
+    cells: list[dict[str, Any]] = []
     for i, (rad, r, c) in enumerate(accepted, start=1):
         # a cell cut by the border still gives its true radius when its centre is inside the
         # image (the nearest edge is then its own outline); a centre on the border does not
