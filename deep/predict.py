@@ -37,7 +37,12 @@ import torch
 from torch import nn
 
 from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, int_range
-from wbc_classic.io.predictions import expand_inputs, mark_no_cell, write_predictions_csv
+from wbc_classic.io.predictions import (
+    batch_report,
+    expand_inputs,
+    mark_no_cell,
+    write_predictions_csv,
+)
 
 from .cache import prepare_image
 from .checkpoint import CheckpointMeta
@@ -327,17 +332,11 @@ def main(argv: list[str] | None = None) -> int:
                              tta=a.tta, cell_check=a.cell_check, on_batch=bar.update)
     dt = time.perf_counter() - t0
     write_predictions_csv(a.out, rows, meta["classes"])
-    failed = [r for r in rows if r["status"] != "ok"]
-    n_no_cell = sum(r["status"] == "no_cell" for r in rows)
-    print(f"{len(rows)} images, {len(rows) - len(failed)} classified, "
-          f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
-          f"({len(rows) / max(dt, 1e-9):.1f} images/s) -> {a.out}")
-    for r in failed[:20]:
-        print(f"  {'failed' if r['status'] == 'error' else r['status']}: {r['error']}",
-              file=sys.stderr)
-    if len(failed) > 20:
-        print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
-    return EXIT_FAILED_INPUTS if failed else EXIT_OK
+    summary, problems = batch_report(rows, a.out, dt)
+    print(summary)
+    for line in problems:
+        print(line, file=sys.stderr)
+    return EXIT_FAILED_INPUTS if any(r["status"] != "ok" for r in rows) else EXIT_OK
 
 
 if __name__ == "__main__":

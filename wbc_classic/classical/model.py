@@ -7,7 +7,8 @@ A :class:`WBCModel` goes from an RGB leukocyte image (or its file) to class prob
 
 Every image it sees -- in :meth:`~WBCModel.fit`, :meth:`~WBCModel.predict`,
 :meth:`~WBCModel.predict_paths`, :meth:`~WBCModel.transform` and the field cells of
-``wbc-classic count`` (:meth:`~WBCModel.predict_proba_segmented`) -- goes through the one
+``wbc-classic count`` (as :class:`~wbc_classic.classical.extraction.Segmented` cells, whose
+segmentation is already done) -- goes through the one
 feature engine, :func:`wbc_classic.classical.extraction.extract_features`, with the model's
 segmenter, extractor, fitted stain normaliser and rescale factor (and its feature cache when
 ``cache_dir`` is set). The feature half is a
@@ -805,29 +806,6 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             return np.full(X.shape[0], np.nan), np.zeros(X.shape[0], bool)
         scores = scorer.score_samples(_classifier_view(self.estimator_, self._aligned(X)))
         return scores, ~(scores <= scorer.threshold_)
-
-    def predict_proba_segmented(self, pairs: Sequence[tuple[np.ndarray, Any]]) -> np.ndarray:
-        """Class probabilities of already segmented cells ``[(image, Segmentation), ...]``.
-
-        The cells go through the feature engine like any image (stain normaliser included),
-        only without the segment step; ``wbc-classic count`` classifies field cells so.
-
-        Returns
-        -------
-        proba : ndarray of float64, shape (n, K)
-
-        Raises
-        ------
-        ValueError
-            When a cell's features cannot be computed.
-        """
-        from wbc_classic.classical.extraction import Segmented
-
-        self._check_fitted()
-        cells = [Segmented(_as_image(image), seg) for image, seg in pairs]
-        if not cells:
-            return np.zeros((0, len(self.classes_)))
-        return self.predict_proba_features(self.transform(cells))
 
     def predict_proba(self, X: Sequence[Any], *,
                       um_per_pixel: float | None = None) -> np.ndarray:

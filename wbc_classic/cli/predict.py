@@ -24,7 +24,7 @@ from wbc_classic.io.options import (
     EXIT_USAGE,
     n_jobs_value,
 )
-from wbc_classic.io.predictions import write_predictions_csv
+from wbc_classic.io.predictions import batch_report, write_predictions_csv
 
 HELP = "classify single-leukocyte images with a saved classical model"
 EXAMPLE = "wbc-classic predict --model model.skops cells/ extra.jpg --out preds.csv --n-jobs 2"
@@ -109,21 +109,14 @@ def run(args: argparse.Namespace) -> int:
             bar.update(len(chunk))
     seconds = time.perf_counter() - t0
     write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
-    failed = [r for r in rows if r["status"] != "ok"]
-    n_no_cell = sum(r["status"] == "no_cell" for r in rows)
-    print(f"{len(rows)} images, {len(rows) - len(failed)} classified, "
-          f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
-          f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {args.out}")
-    for r in failed[:20]:
-        err = r["error"] if r["path"] in r["error"] else f"{r['path']}: {r['error']}"
-        print(f"  {'failed' if r['status'] == 'error' else r['status']}: {err}",
-              file=sys.stderr)
-    if len(failed) > 20:
-        print(f"  ... and {len(failed) - 20} more (see the CSV)", file=sys.stderr)
+    summary, problems = batch_report(rows, args.out, seconds)
+    print(summary)
+    for line in problems:
+        print(line, file=sys.stderr)
     scored = [r for r in rows if r["status"] == "ok" and r.get("shift_score") == r.get(
         "shift_score")]  # NaN: a model file without a shift scorer
     if scored:
         print(batch_summary(np.array([r["shift_flag"] for r in scored]), what="cells",
                             expected=1 - model.shift_.quantile,
                             adapted=getattr(model, "alignment_", None) is not None))
-    return EXIT_FAILED_INPUTS if failed else EXIT_OK
+    return EXIT_FAILED_INPUTS if any(r["status"] != "ok" for r in rows) else EXIT_OK

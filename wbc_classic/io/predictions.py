@@ -20,7 +20,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["STATUSES", "expand_inputs", "mark_no_cell", "write_predictions_csv"]
+__all__ = ["STATUSES", "batch_report", "expand_inputs", "mark_no_cell",
+           "write_predictions_csv"]
 
 #: the values of the ``status`` column
 STATUSES = ("ok", "no_cell", "error")
@@ -90,3 +91,39 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
                          if ok and score == score else ["", ""])
             writer.writerow([r["path"], r["status"], r["predicted_class"], *probs,
                              r["error"], r.get("note", ""), *extra])
+
+
+def batch_report(rows: Sequence[dict], out: str | os.PathLike[str], seconds: float,
+                 max_listed: int = 20) -> tuple[str, list[str]]:
+    """What a prediction command tells its user about a written batch (both families).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The prediction rows (``path``, ``status``, ``error``).
+    out : path-like
+        The CSV they were written to.
+    seconds : float
+        Wall time of the prediction, for the images/s figure.
+    max_listed : int
+        Failed rows listed one by one; the rest are counted.
+
+    Returns
+    -------
+    summary : str
+        One line for stdout: images, classified, failed, without a leukocyte, speed.
+    problems : list of str
+        Lines for stderr, one per failed or no-cell row (each naming its file).
+    """
+    failed = [r for r in rows if r["status"] != "ok"]
+    n_no_cell = sum(r["status"] == "no_cell" for r in rows)
+    summary = (f"{len(rows)} images, {len(rows) - len(failed)} classified, "
+               f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
+               f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {out}")
+    problems = []
+    for r in failed[:max_listed]:
+        err = r["error"] if r["path"] in r["error"] else f"{r['path']}: {r['error']}"
+        problems.append(f"  {'failed' if r['status'] == 'error' else r['status']}: {err}")
+    if len(failed) > max_listed:
+        problems.append(f"  ... and {len(failed) - max_listed} more (see the CSV)")
+    return summary, problems
