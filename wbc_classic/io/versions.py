@@ -29,6 +29,7 @@ def package_versions() -> dict[str, str]:
     Read from the installed distributions' metadata: nothing heavy is imported.
     """
     from wbc_classic import __version__
+
     out = {"wbc_classic": __version__, "python": platform.python_version()}
     dists = {"numpy": ("numpy",), "scikit-learn": ("scikit-learn",),
              "scikit-image": ("scikit-image",), "skops": ("skops",),
