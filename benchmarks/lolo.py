@@ -301,20 +301,20 @@ def score_predictions(y: np.ndarray, pred: np.ndarray, *, seed: int = 0,
 
 
 #: Unsupervised adaptations to the test lab's unlabelled features
-#: (:mod:`wbc_classic.classical.adapt`): ``none``; ``standardise``: every lab (each training
+#: (:mod:`wbc_classic.classical.adapt`): ``none``; ``standardize``: every lab (each training
 #: lab and the test lab) standardised by its own feature means and deviations; ``coral``: the
 #: training features re-coloured to the test lab's covariance and mean.
-ADAPTATIONS = ("none", "standardise", "coral")
+ADAPTATIONS = ("none", "standardize", "coral")
 
 
 def _adapt(kind: str, X_tr: np.ndarray, lab_tr: np.ndarray, X_te: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
-    from wbc_classic.classical.adapt import coral, standardise_per_domain
+    from wbc_classic.classical.adapt import coral, standardize_per_domain
 
     if kind == "none":
         return X_tr, X_te
-    if kind == "standardise":
-        Z = standardise_per_domain(np.vstack([X_tr, X_te]),
+    if kind == "standardize":
+        Z = standardize_per_domain(np.vstack([X_tr, X_te]),
                                    np.concatenate([lab_tr, np.full(len(X_te), "<test>")]))
         return Z[:len(X_tr)], Z[len(X_tr):]
     if kind == "coral":

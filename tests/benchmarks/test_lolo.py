@@ -168,10 +168,10 @@ def test_adaptations_use_the_test_labs_statistics(labs_root):
     slices = {"flags": slice(0, 3), "geometry": slice(3, 5)}
     rows = lolo.classical_rows(pairs, feats, slices, feature_sets=["geometry"],
                                classifiers=["logreg"],
-                               adaptations=["none", "standardise", "coral"],
+                               adaptations=["none", "standardize", "coral"],
                                n_resamples=10, log=False)
-    assert [r["model"] for r in rows[:3]] == ["logreg", "logreg+standardise", "logreg+coral"]
+    assert [r["model"] for r in rows[:3]] == ["logreg", "logreg+standardize", "logreg+coral"]
     acc = {(r["test"], r["adaptation"]): r["accuracy"]["value"] for r in rows}
     for lab in ("cellavision_seg", "jtsc_seg"):
-        assert acc[(lab, "standardise")] > acc[(lab, "none")]
+        assert acc[(lab, "standardize")] > acc[(lab, "none")]
         assert acc[(lab, "coral")] > acc[(lab, "none")]

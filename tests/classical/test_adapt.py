@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wbc_classic.classical.adapt import coral, standardise_per_domain
+from wbc_classic.classical.adapt import coral, standardize_per_domain
 
 
 def _domains(seed=0, n=300):
@@ -26,11 +26,11 @@ def _nearest_centroid_accuracy(Xtr, ytr, Xte, yte):
     return float(np.mean(pred == yte))
 
 
-def test_standardise_per_domain_gives_each_domain_zero_mean_unit_std():
+def test_standardize_per_domain_gives_each_domain_zero_mean_unit_std():
     Xs, _, Xt, _ = _domains()
     X = np.vstack([Xs, Xt])
     d = np.array(["pbc"] * len(Xs) + ["jtsc"] * len(Xt))
-    Z = standardise_per_domain(X, d)
+    Z = standardize_per_domain(X, d)
     for dom in ("pbc", "jtsc"):
         np.testing.assert_allclose(Z[d == dom].mean(axis=0), 0.0, atol=1e-9)
         np.testing.assert_allclose(Z[d == dom].std(axis=0), 1.0, atol=1e-4)
@@ -39,7 +39,7 @@ def test_standardise_per_domain_gives_each_domain_zero_mean_unit_std():
 def test_adaptation_recovers_a_shifted_lab():
     Xs, y, Xt, yt = _domains()
     before = _nearest_centroid_accuracy(Xs, y, Xt, yt)
-    Z = standardise_per_domain(np.vstack([Xs, Xt]), [0] * len(Xs) + [1] * len(Xt))
+    Z = standardize_per_domain(np.vstack([Xs, Xt]), [0] * len(Xs) + [1] * len(Xt))
     standardised = _nearest_centroid_accuracy(Z[:len(Xs)], y, Z[len(Xs):], yt)
     aligned = _nearest_centroid_accuracy(coral(Xs, Xt), y, Xt, yt)
     assert before < 0.5
@@ -57,7 +57,7 @@ def test_coral_matches_the_target_moments():
 def test_bad_input_is_refused_with_a_clear_message():
     Xs, _, Xt, _ = _domains()
     with pytest.raises(ValueError, match="domain 'b' has 3 sample"):
-        standardise_per_domain(np.vstack([Xs, Xt[:3]]), ["a"] * len(Xs) + ["b"] * 3)
+        standardize_per_domain(np.vstack([Xs, Xt[:3]]), ["a"] * len(Xs) + ["b"] * 3)
     with pytest.raises(ValueError, match="Xt has 3 sample"):
         coral(Xs, Xt[:3])
     with pytest.raises(ValueError, match="features"):
@@ -65,4 +65,15 @@ def test_bad_input_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="NaN"):
         coral(Xs, np.where(Xt > 100, np.nan, np.nan))
     with pytest.raises(ValueError, match="shape"):
-        standardise_per_domain(Xs, [0, 1])
+        standardize_per_domain(Xs, [0, 1])
+
+
+def test_coral_matrix_moves_one_covariance_onto_the_other():
+    from wbc_classic.classical.adapt import coral_matrix
+
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(4, 4))
+    B = rng.normal(size=(4, 4))
+    C_from, C_to = A @ A.T + np.eye(4), B @ B.T + np.eye(4)
+    M = coral_matrix(C_from, C_to)
+    np.testing.assert_allclose(M.T @ C_from @ M, C_to, rtol=1e-8, atol=1e-8)

@@ -17,10 +17,11 @@ shift scorer (:mod:`wbc_classic.classical.shift`) already holds. The result is a
 
 Two more functions work on whole feature matrices, for the leave-one-lab-out benchmark
 (:mod:`benchmarks.lolo`), where the training labs are known and each can be aligned on its
-own: :func:`standardise_per_domain` (every lab centred and scaled by its own statistics, the
+own: :func:`standardize_per_domain` (every lab centred and scaled by its own statistics, the
 training labs too) and :func:`coral` (the training rows re-coloured to the target's
-covariance and mean, the classifier then trained on them). Both use the same matrix square
-root as :func:`fit_alignment`.
+covariance and mean, the classifier then trained on them). Both CORAL directions use one
+map, :func:`coral_matrix`; they differ in the covariance estimate (Ledoit-Wolf for a new
+lab's cells, which may be few; a ridge ``eps`` for the benchmark's whole matrices).
 
 Example
 -------
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["METHODS", "MIN_CELLS", "MIN_DOMAIN_SAMPLES", "FeatureAlignment", "coral",
-           "fit_alignment", "standardise_per_domain"]
+           "coral_matrix", "fit_alignment", "standardize_per_domain"]
 
 #: alignment methods
 METHODS = ("standardize", "coral")
@@ -103,6 +104,28 @@ def _sqrtm(C: np.ndarray, inverse: bool = False) -> np.ndarray:
     return (V * (w ** (-0.5 if inverse else 0.5))) @ V.T
 
 
+def coral_matrix(C_from: np.ndarray, C_to: np.ndarray) -> np.ndarray:
+    """The CORAL map between two covariances: ``C_from^(-1/2) @ C_to^(1/2)``.
+
+    Centred rows with covariance ``C_from``, multiplied on the right by this matrix, get
+    covariance ``C_to`` (whitening, then re-colouring; Sun, Feng & Saenko 2016). Both
+    directions of this module use it: :func:`fit_alignment` moves a new lab's cells onto the
+    training covariance, :func:`coral` the training rows onto the target's.
+
+    Parameters
+    ----------
+    C_from, C_to : ndarray of float, shape (F, F)
+        Symmetric positive (semi-)definite covariances; eigenvalues below 1e-6 of the largest
+        are clipped, so a rank-deficient covariance does not blow up.
+
+    Returns
+    -------
+    ndarray of float64, shape (F, F)
+    """
+    return _sqrtm(np.asarray(C_from, np.float64), inverse=True) @ _sqrtm(
+        np.asarray(C_to, np.float64))
+
+
 def fit_alignment(Z: np.ndarray, *, method: str = "standardize",
                   source_covariance: np.ndarray | None = None) -> FeatureAlignment:
     """Fit the alignment of target rows (already in the scaler's space) to the training rows.
@@ -144,7 +167,7 @@ def fit_alignment(Z: np.ndarray, *, method: str = "standardize",
             raise ValueError("CORAL needs the training covariance of the same features")
         Cs = np.asarray(source_covariance, dtype=np.float64)
         Ct = LedoitWolf(assume_centered=True).fit((Z - mean) / std).covariance_
-        matrix = _sqrtm(Ct, inverse=True) @ _sqrtm(Cs)
+        matrix = coral_matrix(Ct, Cs)
     return FeatureAlignment(method, mean, std, matrix, int(Z.shape[0]))
 
 
@@ -164,7 +187,7 @@ def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
     return X
 
 
-def standardise_per_domain(X: np.ndarray, domains: Sequence | np.ndarray, *,
+def standardize_per_domain(X: np.ndarray, domains: Sequence | np.ndarray, *,
                            min_samples: int = MIN_DOMAIN_SAMPLES,
                            eps: float = 1e-6) -> np.ndarray:
     """Centre and scale each domain's rows by that domain's own feature statistics.
@@ -207,7 +230,7 @@ def standardise_per_domain(X: np.ndarray, domains: Sequence | np.ndarray, *,
 
 
 def coral(Xs: np.ndarray, Xt: np.ndarray, *, eps: float = 1.0,
-          min_samples: int = MIN_DOMAIN_SAMPLES, standardise: bool = True) -> np.ndarray:
+          min_samples: int = MIN_DOMAIN_SAMPLES, standardize: bool = True) -> np.ndarray:
     """Align the source features' mean and covariance to the target's (CORAL).
 
     Parameters
@@ -218,10 +241,10 @@ def coral(Xs: np.ndarray, Xt: np.ndarray, *, eps: float = 1.0,
         Unlabelled target rows (the new lab's cells).
     eps : float, default 1.0
         Ridge added to both covariances (on the scale of the standardised features when
-        ``standardise``), which keeps the target's covariance invertible with fewer cells
+        ``standardize``), which keeps the target's covariance invertible with fewer cells
         than features.
     min_samples : int, default MIN_DOMAIN_SAMPLES
-    standardise : bool, default True
+    standardize : bool, default True
         Compute the alignment on features scaled by the source's standard deviations (so
         ``eps`` means the same for every feature), and return them on the original scale.
 
@@ -244,11 +267,11 @@ def coral(Xs: np.ndarray, Xt: np.ndarray, *, eps: float = 1.0,
         if M.shape[0] < min_samples:
             raise ValueError(f"{name} has {M.shape[0]} sample(s); at least {min_samples} are "
                              f"needed for CORAL")
-    scale = Xs.std(axis=0) + 1e-6 if standardise else np.ones(Xs.shape[1])
+    scale = Xs.std(axis=0) + 1e-6 if standardize else np.ones(Xs.shape[1])
     S, T = Xs / scale, Xt / scale
     mu_s, mu_t = S.mean(axis=0), T.mean(axis=0)
     eye = np.eye(S.shape[1])
     Cs = np.cov(S, rowvar=False) + eps * eye
     Ct = np.cov(T, rowvar=False) + eps * eye
-    aligned = (S - mu_s) @ _sqrtm(Cs, inverse=True) @ _sqrtm(Ct) + mu_t
+    aligned = (S - mu_s) @ coral_matrix(Cs, Ct) + mu_t
     return aligned * scale
