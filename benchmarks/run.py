@@ -1381,7 +1381,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--deep-budget-minutes", type=float, help="one training budget for all deep models, "
       "shared out by their FLOPs (overrides --deep-max-minutes)")
     a("--recipe", help="training recipe of the deep models (deep.recipes: default, "
-      "medmnist-v2, aljader); its split and image size apply to both families unless given")
+      "medmnist-v2, aljader, lab); its split and image size apply to both families unless "
+      "given")
     a("--ensembles", help="soft-voting ensembles scored as rows, members joined by + and "
       "ensembles by commas (default vgg19+xception+unet; scored when all members ran)")
     a("--deep-budget-boost", metavar="NAME=W,...", help="extra weight of models in the shared "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,8 +10,14 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+# the preset lives in the torch-free deep.recipes (the benchmark config reads recipes without
+# torch); it is re-exported here, beside the function it configures
+from .recipes import LAB_AUGMENT
+
 __all__ = [
+    "LAB_AUGMENT",
     "ArrayDataset",
+    "RandomTint",
     "TensorHEDJitter",
     "build_augmentation",
     "channel_stats",
@@ -38,6 +45,8 @@ def build_augmentation(
     grayscale: float = 0.0,
     blur: float = 0.0,
     sharpen: float = 0.0,
+    jpeg: int = 0,
+    tint: float = 0.0,
 ) -> v2.Compose:
     """A composable ``v2`` augmentation for uint8 CHW cell crops.
 
@@ -69,6 +78,15 @@ def build_augmentation(
         CellaVision-blog cells are sharper than PBC's JPEGs).
     sharpen : float
         Sharpening of the other half: ``v2.RandomAdjustSharpness(1 + sharpen, p=0.5)``.
+    jpeg : int
+        Lowest JPEG quality (1..100; 0 = off): half the images are re-encoded as JPEG
+        (``v2.JPEG``) with a quality drawn uniformly from ``jpeg .. max(jpeg, 95)``, the last
+        step, as when another lab saves its images; its block artefacts and lost fine colour
+        are then no class cue.
+    tint : float
+        Per-channel gain in ``[1 - tint, 1 + tint]`` on the whole image (:class:`RandomTint`,
+        0 <= tint < 1; 0 = off): another lab's illuminant, white balance and background
+        colour.
 
     Returns
     -------
@@ -76,7 +94,8 @@ def build_augmentation(
         Takes and returns a uint8 tensor of shape (3, H, W) (or a batch (N, 3, H, W), in which
         case all images of the batch share the random parameters).
     """
-    ts: list[v2.Transform] = []
+    jpeg = _check_jpeg(jpeg)
+    ts: list[torch.nn.Module] = []
     if hflip:
         ts.append(v2.RandomHorizontalFlip())
     if vflip:
@@ -92,6 +111,8 @@ def build_augmentation(
         ))
     if hed_sigma or hed_bias:
         ts.append(TensorHEDJitter(sigma=hed_sigma, bias=hed_bias))
+    if tint:
+        ts.append(RandomTint(tint))
     if brightness or contrast or saturation or hue:
         ts.append(v2.ColorJitter(brightness=brightness, contrast=contrast,
                                  saturation=saturation, hue=hue))
@@ -102,7 +123,56 @@ def build_augmentation(
         ts.append(v2.RandomApply([v2.GaussianBlur(k, sigma=(0.1, float(blur)))], p=0.5))
     if sharpen:
         ts.append(v2.RandomAdjustSharpness(1.0 + float(sharpen), p=0.5))
+    if jpeg:
+        ts.append(v2.RandomApply([v2.JPEG((jpeg, max(jpeg, 95)))], p=0.5))
     return v2.Compose(ts or [v2.Identity()])  # every switch off: a valid no-op
+
+
+def _check_jpeg(jpeg: int) -> int:
+    """``jpeg`` of :func:`build_augmentation` as int: 0 (off) or a quality 1..100."""
+    if isinstance(jpeg, bool) or not isinstance(jpeg, numbers.Real) \
+            or jpeg != int(jpeg) or not 0 <= jpeg <= 100:
+        raise ValueError(f"augmentation jpeg must be a JPEG quality 1..100 (0 = off), "
+                         f"got {jpeg!r}")
+    return int(jpeg)
+
+
+class RandomTint(torch.nn.Module):
+    """A random gain per colour channel on a uint8 image: another lab's illuminant, white
+    balance or background colour.
+
+    Each call draws three gains uniformly from ``[1 - tint, 1 + tint]`` with torch's generator
+    (``torch.manual_seed`` makes it reproducible) and multiplies the red, green and blue
+    channels by them, rounding and clamping to 0..255.
+
+    Parameters
+    ----------
+    tint : float
+        Largest relative change of a channel, ``0 <= tint < 1``.
+
+    Notes
+    -----
+    Takes a uint8 tensor (3, H, W) or a batch (N, 3, H, W) and returns one of the same shape
+    and dtype; the images of a batch share the gains, as in the ``v2`` transforms.
+    """
+
+    def __init__(self, tint: float = 0.1) -> None:
+        super().__init__()
+        tint = float(tint)
+        if not 0.0 <= tint < 1.0:  # a gain <= 0 would wipe out or invert a channel
+            raise ValueError(f"tint must be in [0, 1), got {tint}")
+        self.tint = tint
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8 or x.ndim not in (3, 4) or x.shape[-3] != 3:
+            raise ValueError(f"RandomTint expects a uint8 (3, H, W) or (N, 3, H, W) tensor, "
+                             f"got {x.dtype} {tuple(x.shape)}")
+        gain = 1.0 + self.tint * (2.0 * torch.rand(3) - 1.0)
+        out = x.float() * gain.view(3, 1, 1)
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+
+    def __repr__(self) -> str:
+        return f"RandomTint(tint={self.tint})"
 
 
 class TensorHEDJitter(torch.nn.Module):

@@ -12,6 +12,7 @@ not state a setting leaves the project's value, and the recipe's ``note`` says s
 
     python -m deep.train --data bloodmnist_64.npz --recipe medmnist-v2 --out runs/mm
     python -m benchmarks.run --preset pbc8 --models ndlm --recipe aljader
+    python -m deep.train --data ../shared/data/pbc --model wbcnet --recipe lab --out runs/lab
 """
 
 from __future__ import annotations
@@ -20,7 +21,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECIPES", "Recipe", "get_recipe", "recipe_names"]
+__all__ = ["LAB_AUGMENT", "RECIPES", "Recipe", "get_recipe", "recipe_names"]
+
+#: Lab-randomising augmentation (issue 12; also ``deep.data.LAB_AUGMENT``): keyword arguments
+#: of :func:`deep.data.build_augmentation` that vary what differs between laboratories --
+#: magnification (zoom 0.3: scale 0.7..1.3), stain (HED scale sigma 0.2, shift 0.05),
+#: illuminant and white balance (per-channel gain +-10 %), colour (saturation 0.3, hue 0.05,
+#: brightness and contrast 0.2), optics and focus (blur sigma up to 1.5 px or sharpening 1.0,
+#: each on half the images) and compression (JPEG quality 40..95 on half the images).
+#: Rotation, flips, shift and shear stay at build_augmentation's defaults. Used by the
+#: ``lab`` recipe.
+LAB_AUGMENT: dict[str, float | int] = {
+    "zoom": 0.3, "saturation": 0.3, "hue": 0.05, "brightness": 0.2, "contrast": 0.2,
+    "hed_sigma": 0.2, "hed_bias": 0.05, "blur": 1.5, "sharpen": 1.0, "jpeg": 40, "tint": 0.1,
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            {"split": "50/25/25"}, ("split",),
            "the 50/25/25 train/validation/test split is the paper's; the optimiser, schedule "
            "and augmentation are the project's default (not stated in the sources at hand)"),
+    Recipe("lab", "this project (issue 12: lab-randomising augmentation)",
+           {"augment": LAB_AUGMENT}, (),
+           "the default recipe with stronger augmentation of what differs between "
+           "laboratories (deep.data.LAB_AUGMENT): zoom 0.3, HED stain jitter 0.2/0.05, "
+           "per-channel tint 0.1, saturation 0.3, hue 0.05, brightness/contrast 0.2, blur "
+           "up to 1.5 px or sharpening 1.0, JPEG quality 40..95; for cross-lab testing"),
 )}
 
 

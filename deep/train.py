@@ -32,6 +32,7 @@ them with their defaults). Outputs in ``--out``: ``best.pt`` (lowest validation 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -167,7 +168,8 @@ class TrainConfig:
     threads: int | None = _opt(None, "torch CPU threads", type=int_range(1, 1024))
     progress: bool = _opt(True, "progress bars")
     recipe: str = _opt("default", "named training settings of a paper (deep.recipes: "
-                       "default, medmnist-v2, aljader); flags given explicitly override it",
+                       "default, medmnist-v2, aljader, lab); flags given explicitly override "
+                       "it",
                        choices="recipes")
     lr_milestones: list[float] = _opt(
         factory=list, help="--scheduler step: fractions of the training (0..1) after which "
@@ -614,6 +616,15 @@ def _as_normalizer_dict(stain: Any) -> dict[str, Any] | None:
     return stain.to_dict() if hasattr(stain, "to_dict") else None
 
 
+def _augmentation(settings: Mapping[str, Any]):
+    """``build_augmentation(**settings)``; an unknown key is a ``ValueError`` naming it."""
+    try:
+        return build_augmentation(**settings)
+    except TypeError as exc:  # unexpected keyword argument
+        raise ValueError(f"augment {dict(settings)!r}: {exc}; the keys are the arguments of "
+                         f"deep.data.build_augmentation") from None
+
+
 def train_on_split(cfg: TrainConfig | Mapping[str, Any],
                    data: Sequence[str | os.PathLike[str]] | np.ndarray,
                    labels: Sequence[int] | np.ndarray, split: Any, *,
@@ -670,6 +681,7 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     # build the model first: missing pretrained weights fail before any decoding
     model = get_model(cfg.model, num_classes=len(classes), weights=cfg.pretrained,
                       img_size=cfg.img_size, **cfg.model_kwargs)
+    aug = None if cfg.no_augment else _augmentation(cfg.augment)  # bad settings: no decoding
     tr = np.asarray(split.train, np.int64)
     va = np.asarray(split.val, np.int64)
     if usable is not None:
@@ -708,7 +720,6 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     if missing:
         raise ValueError(f"no training images for class(es) {', '.join(missing)}")
     mean, std = channel_stats(images[np.sort(tr)])
-    aug = None if cfg.no_augment else build_augmentation(**cfg.augment)
     train_ds = ArrayDataset(images, y, tr, transform=aug)
     val_ds = ArrayDataset(images, y, va) if len(va) else None
     meta = CheckpointMeta(
@@ -1007,7 +1018,8 @@ def config_with_recipe(recipe: str = "default", **settings: Any) -> TrainConfig:
     from .recipes import get_recipe
 
     r = get_recipe(recipe)
-    return TrainConfig(**{**dict(r.settings), **settings, "recipe": recipe})
+    # a copy: the config's dicts and lists must not be the recipe's (e.g. LAB_AUGMENT)
+    return TrainConfig(**{**copy.deepcopy(dict(r.settings)), **settings, "recipe": recipe})
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:

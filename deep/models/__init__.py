@@ -59,7 +59,9 @@ _ENTRIES = [
     ModelInfo("vgg19_gap", "vgg", "vgg19_gap", "variant", "project",
               "VGG-19 with BN, global average pooling and a 512-512 head", "vgg19", True),
     *[ModelInfo(n, "resnet", n, "adapted", "He et al. 2016 (torchvision)",
-                "stride-1 7x7 stem below 112 px, no stem max-pool at <= 32 px", imagenet=True)
+                "stride-1 7x7 stem below 112 px, no stem max-pool at <= 32 px; norm='group' or "
+                "'layer' swaps BatchNorm for GroupNorm/LayerNorm (no ImageNet weights then)",
+                imagenet=True)
       for n in ("resnet18", "resnet50", "resnet101", "resnet152")],
     *[ModelInfo(n, "densenet", n, "adapted", "Huang et al. 2017 (torchvision)",
                 "stride-1 stem below 112 px, no stem max-pool at <= 32 px", imagenet=True)
@@ -97,7 +99,8 @@ _ENTRIES = [
               "three same-padded 3x3 convs 64-256-128, 4x4 adaptive pool, dense 256",
               "risodkar_cnn"),
     ModelInfo("wbcnet", "wbcnet", "wbcnet", "project", "project",
-              "light residual CNN 32-64-128-256 for 64 px crops on a CPU"),
+              "light residual CNN 32-64-128-256 for 64 px crops on a CPU; norm='batch' "
+              "(default), 'group' or 'layer'"),
     ModelInfo("ensemble", "ensemble", "ensemble", "published", "Hussien & Kareem 2025",
               "soft voting (mean of softmax outputs) or a linear stacker over trained members"),
 ]
@@ -177,7 +180,8 @@ def get_model(name: str, *, num_classes: int = 8, weights: str | None = None,
     in_chans : int
         Input channels (3 = RGB).
     **kwargs
-        Builder-specific options (e.g. ``width`` for the small CNNs).
+        Builder-specific options (e.g. ``width`` for the small CNNs, ``norm`` -- "batch",
+        "group" or "layer" -- for ``wbcnet`` and the ResNets).
 
     Returns
     -------

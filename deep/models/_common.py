@@ -1,4 +1,5 @@
-"""Shared helpers for the model zoo: input checks, size rules, head bookkeeping, ``in_chans``."""
+"""Shared helpers for the model zoo: input checks, size rules, head bookkeeping, ``in_chans``,
+the normalisation layer choice (``norm``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ M = TypeVar("M", bound=nn.Module)
 #: torchvision's ImageNet normalisation (what ``weights="imagenet"`` models were trained with).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: ``norm`` values of the builders that take one (``wbcnet``, ``resnet18/50/101/152``).
+NORMS = ("batch", "group", "layer")
+#: Most groups of ``norm="group"`` (Wu & He 2018's default).
+MAX_GROUPS = 32
 
 
 def check_img_size(name: str, img_size: int, minimum: int = 16) -> int:
@@ -37,6 +43,65 @@ def check_in_chans(name: str, in_chans: int) -> int:
     if int(in_chans) < 1:
         raise ValueError(f"{name}: in_chans must be >= 1, got {in_chans}")
     return int(in_chans)
+
+
+def check_norm(name: str, norm: str, weights: Any = None) -> str:
+    """Validate a builder's ``norm`` argument (one of :data:`NORMS`); return it.
+
+    ImageNet weights were trained with BatchNorm, so ``weights="imagenet"`` is refused for
+    any other ``norm`` (a user's own state dict of a group-norm network is fine).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``norm`` (the message lists the valid ones) or ImageNet weights with
+        ``norm != "batch"``.
+    """
+    from ..pretrained import _is_imagenet
+
+    if norm not in NORMS:
+        raise ValueError(f"{name}: unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    if norm != "batch" and _is_imagenet(weights):
+        raise ValueError(f"{name}: ImageNet weights were trained with BatchNorm and do not "
+                         f"fit norm={norm!r}: use norm='batch' or train from scratch "
+                         f"(weights=None)")
+    return norm
+
+
+def group_count(channels: int, max_groups: int = MAX_GROUPS) -> int:
+    """Groups of ``norm="group"`` for ``channels`` channels.
+
+    The largest divisor of ``channels`` that is at most ``max_groups`` and leaves at least 2
+    channels per group (so the layer never turns into InstanceNorm, which Wu & He 2018 found
+    worse); 1 for a single channel. 64 channels -> 32 groups, 24 -> 12, 12 -> 6, 8 -> 4.
+    """
+    channels = int(channels)
+    if channels < 1:
+        raise ValueError(f"a normalisation layer needs >= 1 channel, got {channels}")
+    top = max(1, min(int(max_groups), channels // 2))
+    return next(g for g in range(top, 0, -1) if channels % g == 0)
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation layer ``kind`` (one of :data:`NORMS`) over ``channels`` channels.
+
+    * ``"batch"`` -- ``nn.BatchNorm2d(channels)``: statistics over the batch (and running
+      averages at inference), the builders' default;
+    * ``"group"`` -- ``nn.GroupNorm(group_count(channels), channels)``, per sample;
+    * ``"layer"`` -- ``nn.GroupNorm(1, channels)``: LayerNorm over (C, H, W) per sample.
+
+    Group and layer norm compute the same thing in training and at inference and never mix
+    samples; Tsutsui et al. 2023 (issue 12) found BatchNorm ResNets to generalise poorly across
+    labs and layer/group norm to help.
+    Takes and returns (N, channels, H, W) float tensors.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(group_count(channels), channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"unknown norm {kind!r}; valid: {', '.join(NORMS)}")
 
 
 def check_batch(x: torch.Tensor, name: str, min_size: int = 1, in_chans: int = 3) -> None:

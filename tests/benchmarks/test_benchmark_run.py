@@ -417,6 +417,8 @@ def test_recipe_sets_split_for_both_families_unless_given():
     assert C.build_config({"recipe": "aljader"}).split == "50/25/25"
     assert C.build_config({"recipe": "aljader", "split": "80/20"}).split == "80/20"
     assert C.build_config({"recipe": "medmnist-v2"}).batch_size == 128
+    lab = C.build_config({"recipe": "lab"})  # augmentation only: the run settings stay
+    assert lab.recipe == "lab" and lab.split == C.build_config({}).split
     with pytest.raises(ValueError, match="unknown recipe"):
         C.build_config({"recipe": "nope"})
 
@@ -434,6 +436,19 @@ def test_row_says_which_recipe_produced_it(tmp_path):
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["optimizer"] == "adam" and cfg["scheduler"] == "step" and cfg["epochs"] == 1
     assert "| medmnist-v2 |" in (out / "report.md").read_text()
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (deep extra)")
+def test_lab_recipe_trains_with_the_lab_augmentation(tmp_path):
+    from deep.recipes import LAB_AUGMENT
+
+    out = tmp_path / "out"
+    assert R.main(["--quick", "--models", "smallcnn", "--recipe", "lab", "--epochs", "1",
+                   "--batch-size", "8", "--out", str(out), "--cache-dir",
+                   str(tmp_path / "cache"), "--no-progress", "--seg-images", "0"]) == 0
+    (run_dir,) = (out / "deep").iterdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["recipe"] == "lab" and cfg["augment"] == LAB_AUGMENT
 
 
 @pytest.mark.slow

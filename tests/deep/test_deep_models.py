@@ -364,3 +364,97 @@ def test_ensemble_of_one_channel_checkpoints_round_trips(tmp_path):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(again(x), ens.eval()(x))
+
+
+# ------------------------------------------------------------------ norm="batch"|"group"|"layer"
+
+NORM_CASES = {"wbcnet": {"width": 0.25, "dropout": 0.0}, "resnet18": {}}
+
+
+@pytest.mark.parametrize("name", list(NORM_CASES))
+@pytest.mark.parametrize("norm", ["batch", "group", "layer"])
+def test_norm_choice_builds_the_asked_layers(name, norm):
+    from torch import nn
+
+    model = get_model(name, num_classes=4, img_size=32, norm=norm, **NORM_CASES[name])
+    kinds = {type(m) for m in model.modules()
+             if isinstance(m, nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm)}
+    assert kinds == ({nn.BatchNorm2d} if norm == "batch" else {nn.GroupNorm})
+    groups = {m.num_groups for m in model.modules() if isinstance(m, nn.GroupNorm)}
+    if norm == "layer":
+        assert groups == {1}  # LayerNorm over (C, H, W)
+    if norm == "group":
+        assert max(groups) == 32 and all(
+            m.num_channels % m.num_groups == 0 and m.num_channels // m.num_groups >= 2
+            for m in model.modules() if isinstance(m, nn.GroupNorm))
+    model.train()
+    z = model(torch.randn(3, 3, 32, 32))
+    assert z.shape == (3, 4) and torch.isfinite(z).all()
+    z.logsumexp(1).mean().backward()
+
+
+def test_group_count_rule():
+    from deep.models._common import group_count, norm_layer
+
+    assert [group_count(c) for c in (1, 2, 3, 8, 12, 24, 64, 256, 2048)] == \
+        [1, 1, 1, 4, 6, 12, 32, 32, 32]
+    assert norm_layer("group", 48).num_groups == 24 and norm_layer("layer", 48).num_groups == 1
+
+
+@pytest.mark.parametrize("name", list(NORM_CASES))
+@pytest.mark.parametrize("norm", ["batch", "group", "layer"])
+def test_group_and_layer_norm_never_mix_the_samples_of_a_batch(name, norm):
+    """A sample's logits do not depend on the other samples of its batch with group/layer
+    norm, in training mode too; with BatchNorm in training mode they do (the test can fail)."""
+    model = get_model(name, num_classes=4, img_size=32, norm=norm, **NORM_CASES[name])
+    with torch.no_grad():
+        for p in model.parameters():  # the zero-initialised residual gains would hide a branch
+            if not p.abs().max():
+                p.normal_(0.0, 0.1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    others = torch.rand(4, 3, 32, 32, generator=g) * 3.0
+    for train_mode in (False, True):
+        model.train(train_mode)
+        with torch.no_grad():
+            a = model(x)
+            b = model(torch.cat([x[:2], others[2:]]))
+        same = torch.allclose(a[:2], b[:2], atol=1e-5)
+        assert same == (norm != "batch" or not train_mode), (norm, train_mode)
+
+
+def test_unknown_norm_and_imagenet_weights_with_group_norm_are_refused():
+    from deep.pretrained import PretrainedWeightsUnavailable
+
+    for name in ("wbcnet", "resnet18", "resnet50"):
+        with pytest.raises(ValueError, match=r"unknown norm 'instance'.*batch, group, layer"):
+            get_model(name, norm="instance")
+    with pytest.raises(ValueError, match="ImageNet weights were trained with BatchNorm"):
+        get_model("resnet18", weights="imagenet", norm="group")
+    with pytest.raises(PretrainedWeightsUnavailable, match="no ImageNet weights exist"):
+        get_model("wbcnet", weights="imagenet", norm="layer")
+
+
+def test_norm_in_model_kwargs_round_trips_through_a_checkpoint(tmp_path):
+    from torch import nn
+
+    from deep.checkpoint import load_model, save_checkpoint
+    from deep.train import model_cost
+
+    kwargs = {"width": 0.25, "norm": "group"}
+    model = get_model("wbcnet", num_classes=3, img_size=32, **kwargs).eval()
+    meta = {"model": "wbcnet", "model_kwargs": kwargs, "classes": ["a", "b", "c"],
+            "img_size": 32, "mean": [0.5] * 3, "std": [0.2] * 3}
+    again, meta2 = load_model(save_checkpoint(tmp_path / "g.pt", model, meta))
+    assert meta2["model_kwargs"]["norm"] == "group"
+    assert any(isinstance(m, nn.GroupNorm) for m in again.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in again.modules())
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    # the FLOPs counter handles GroupNorm; the convolutions dominate either way
+    cost = {n: model_cost("wbcnet", num_classes=3, img_size=32, width=0.25, norm=n)
+            for n in ("batch", "group")}
+    assert cost["group"]["n_parameters"] == cost["batch"]["n_parameters"]
+    assert cost["group"]["flops"] > 0 and cost["group"]["flops"] == pytest.approx(
+        cost["batch"]["flops"], rel=0.05)

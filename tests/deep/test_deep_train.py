@@ -379,6 +379,124 @@ def test_blur_and_sharpen_augmentation_change_high_frequencies_only():
     assert any(roughness(sharp(smooth)) > 1.2 * roughness(smooth) for _ in range(10))
 
 
+_OFF = dict(rotation=0, shift=0, shear=0, zoom=0, hflip=False, vflip=False, brightness=0,
+            contrast=0)
+
+
+def test_jpeg_and_tint_are_off_by_default_and_validated():
+    from deep.data import RandomTint, build_augmentation
+
+    def names(aug):
+        return [type(t).__name__ for t in aug.transforms] + [
+            type(u).__name__ for t in aug.transforms for u in getattr(t, "transforms", [])]
+
+    default = names(build_augmentation())
+    assert "RandomTint" not in default and "JPEG" not in default
+    assert names(build_augmentation(**_OFF, jpeg=0, tint=0.0)) == ["Identity"]
+    assert names(build_augmentation(**_OFF, tint=0.1)) == ["RandomTint"]
+    assert names(build_augmentation(**_OFF, jpeg=40)) == ["RandomApply", "JPEG"]
+    jpeg = build_augmentation(**_OFF, jpeg=40).transforms[0].transforms[0]
+    assert list(jpeg.quality) == [40, 95]
+    assert list(build_augmentation(jpeg=98).transforms[-1].transforms[0].quality) == [98, 98]
+    for bad in (-1, 101, 2.5, True, "40"):
+        with pytest.raises(ValueError, match="jpeg must be a JPEG quality 1..100"):
+            build_augmentation(jpeg=bad)
+    for bad in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match=r"tint must be in \[0, 1\)"):
+            build_augmentation(tint=bad)
+    with pytest.raises(ValueError, match="uint8 .3, H, W. or .N, 3, H, W."):
+        RandomTint(0.1)(torch.zeros(3, 8, 8))
+
+
+def test_tint_scales_each_channel_within_its_bounds():
+    from deep.data import RandomTint
+
+    x = torch.full((3, 16, 16), 120, dtype=torch.uint8)
+    x[:, :4] = 60  # not flat: the gain multiplies every pixel
+    tint = RandomTint(0.1)
+    torch.manual_seed(0)
+    outs = [tint(x) for _ in range(30)]
+    torch.manual_seed(0)
+    assert all(torch.equal(o, tint(x)) for o in outs)  # reproducible under manual_seed
+    ratios = torch.stack([o.float().mean((1, 2)) / x.float().mean((1, 2)) for o in outs])
+    assert all(o.dtype == torch.uint8 and o.shape == x.shape for o in outs)
+    assert ratios.min() >= 0.9 - 0.01 and ratios.max() <= 1.1 + 0.01  # rounding
+    assert ratios.max() > 1.05 and ratios.min() < 0.95  # it does change the colour
+    assert (ratios.max(1).values - ratios.min(1).values).max() > 0.05  # per channel
+    for o in outs:  # a gain: the dark band stays half of the bright part, per channel
+        assert torch.allclose(o[:, :4].float().mean((1, 2)) * 2, o[:, 4:].float().mean((1, 2)),
+                              atol=1.0)
+    batch = torch.stack([x, x // 2])
+    out = tint(batch)
+    assert out.shape == batch.shape and out.dtype == torch.uint8
+    assert torch.allclose(out[0].float() / 2, out[1].float(), atol=1.0)  # shared gains
+    assert int(RandomTint(0.5)(torch.full((3, 4, 4), 250, dtype=torch.uint8)).max()) <= 255
+
+
+def test_jpeg_reencodes_half_the_images_reproducibly():
+    from deep.data import build_augmentation
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8))
+    aug = build_augmentation(**_OFF, jpeg=20)
+    torch.manual_seed(0)
+    outs = [aug(x) for _ in range(16)]
+    torch.manual_seed(0)
+    assert all(torch.equal(o, aug(x)) for o in outs)
+    assert all(o.dtype == torch.uint8 and o.shape == x.shape for o in outs)
+    changed = [not torch.equal(o, x) for o in outs]
+    assert 2 <= sum(changed) <= 14  # p = 0.5
+    # noise does not survive JPEG: the re-encoded images are much smoother
+    rough = [float(o.float().diff(dim=2).abs().mean())
+             for o, c in zip(outs, changed, strict=True) if c]
+    assert max(rough) < 0.8 * float(x.float().diff(dim=2).abs().mean())
+    batch = aug(torch.stack([x, x]))
+    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.uint8
+
+
+def test_lab_recipe_sets_the_lab_augmentation_and_flags_win():
+    import deep.data
+    import deep.recipes
+    from deep.data import LAB_AUGMENT, build_augmentation
+    from deep.recipes import get_recipe, recipe_names
+    from deep.train import config_from_args
+
+    assert "lab" in recipe_names() and deep.data.LAB_AUGMENT is deep.recipes.LAB_AUGMENT
+    r = get_recipe("lab")
+    assert r.from_paper == () and "issue 12" in r.source and r.settings["augment"] == LAB_AUGMENT
+    assert LAB_AUGMENT["jpeg"] == 40 and LAB_AUGMENT["tint"] == 0.1
+    cfg = config_from_args(["--data", "d", "--recipe", "lab"])
+    assert cfg.recipe == "lab" and cfg.augment == LAB_AUGMENT
+    cfg.augment["jpeg"] = 90  # the config holds a copy: the preset stays as it is
+    assert LAB_AUGMENT["jpeg"] == 40
+    kinds = [type(t).__name__ for t in build_augmentation(**LAB_AUGMENT).transforms]
+    assert {"TensorHEDJitter", "RandomTint", "ColorJitter", "RandomAdjustSharpness"} <= set(kinds)
+    cfg = config_from_args(["--data", "d", "--recipe", "lab", "--augment",
+                            '{"jpeg": 60, "tint": 0.05}'])
+    assert cfg.augment == {"jpeg": 60, "tint": 0.05}  # an explicit --augment replaces it
+    aug = build_augmentation(**cfg.augment)
+    assert list(aug.transforms[-1].transforms[0].quality) == [60, 95]
+
+
+def test_training_with_the_lab_recipe(tmp_path, cell_folders):
+    """The whole lab augmentation runs in the training loop (one tiny epoch); a bad
+    ``augment`` key stops before any image is decoded."""
+    from deep.train import config_with_recipe, train
+
+    base = dict(_cfg(tmp_path, cell_folders, epochs=1, tta=False).to_json())
+    base.pop("recipe")
+    base.pop("augment")
+    res = train(config_with_recipe("lab", **base))
+    assert res["epochs_run"] == 1 and "test" in res
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["recipe"] == "lab" and cfg["augment"]["jpeg"] == 40
+    bad = config_with_recipe("lab", **{**base, "augment": {"jpg": 40},
+                                      "cache_dir": str(tmp_path / "c2")})
+    with pytest.raises(ValueError, match="unexpected keyword argument 'jpg'"):
+        train(bad)
+    assert not (tmp_path / "c2").exists()
+
+
 # ------------------------------------------------------------------------------- the one entry
 
 def _tiny_arrays(n_per_class=6, size=28, seed=1):

@@ -88,6 +88,25 @@ def test_onnx_matches_pytorch_at_batch_1_and_7(tmp_path, name):
     assert json.loads(props["classes"]) == CLASSES and props["img_size"] == str(size)
 
 
+@pytest.mark.parametrize("name,kwargs", [("wbcnet", {"width": 0.25, "norm": "group"}),
+                                         ("wbcnet", {"width": 0.25, "norm": "layer"}),
+                                         ("resnet18", {"norm": "group"})])
+def test_onnx_export_of_group_and_layer_norm_models(tmp_path, name, kwargs):
+    _require_onnx()
+    from torch import nn
+
+    from deep.checkpoint import load_model
+    from deep.export import ExportWrapper, export_onnx, onnx_parity
+
+    ck = _checkpoint(tmp_path, name, kwargs, 32)
+    path = export_onnx(ck, tmp_path / f"{name}.onnx")  # refused above 1e-5 from PyTorch
+    model, meta = load_model(ck)
+    assert any(isinstance(m, nn.GroupNorm) for m in model.modules())
+    wrapper = ExportWrapper(model, meta["mean"], meta["std"]).eval()
+    par = onnx_parity(path, wrapper, img_size=32, batch_sizes=(1, 7), seed=1)
+    assert par["max_abs_diff"] <= 1e-5 and par["argmax_equal"], par
+
+
 def test_onnx_export_of_a_one_channel_model(tmp_path):
     _require_onnx()
     import onnxruntime as ort
