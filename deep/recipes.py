@@ -82,6 +82,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            {"split": "50/25/25"}, ("split",),
            "the 50/25/25 train/validation/test split is the paper's; the optimiser, schedule "
            "and augmentation are the project's default (not stated in the sources at hand)"),
+    Recipe("hussien-kareem", "Hussien & Kareem 2025 (VGG19, Xception, ResNet50, U-Net, ViT "
+           "and their ensemble)",
+           {"img_size": 64, "split": "80/20"}, ("img_size", "split"),
+           "64 px inputs and the 80/20 split are the paper's (its figures come with bootstrap "
+           "intervals, as every row here does); its optimiser, schedule, epochs and "
+           "augmentation are not in the sources at hand, so they are the project's default"),
+    Recipe("asghar", "Asghar et al. (VGG16/19, ResNet50/101/152, InceptionV3, MobileNetV2, "
+           "DenseNet201, seven-block CNN)",
+           {"pretrained": "imagenet"}, ("pretrained",),
+           "ImageNet-initialised backbones, as the paper's 91.4-94.7 % figures are; the "
+           "weights must be in the local torch hub cache (deep.pretrained says how to put "
+           "them there; without them the run stops with that message). Its optimiser, "
+           "schedule and augmentation are not in the sources at hand, so they are the "
+           "project's default; use it with the ImageNet architectures only (the seven-block "
+           "CNN has no ImageNet weights)"),
     Recipe("lab", "this project (issue 12: lab-randomising augmentation)",
            {"augment": LAB_AUGMENT}, (),
            "the default recipe with stronger augmentation of what differs between "

@@ -778,6 +778,16 @@ def test_recipes_fill_the_config_and_flags_win():
     assert f == pytest.approx([1, 1, 0.1, 0.1, 0.01])
     r = get_recipe("medmnist-v2")
     assert set(r.from_paper) <= set(r.settings)
+    # every recipe states only settings it sets, and each names at least one of a paper's
+    # or is the project's own
+    from deep.recipes import RECIPES
+
+    for rec in RECIPES.values():
+        assert set(rec.from_paper) <= set(rec.settings), rec.name
+        assert rec.from_paper or rec.source.startswith("this project"), rec.name
+    hk = config_from_args(["--data", "d", "--recipe", "hussien-kareem"])
+    assert (hk.img_size, hk.split) == (64, "80/20")
+    assert config_from_args(["--data", "d", "--recipe", "asghar"]).pretrained == "imagenet"
     with pytest.raises(ValueError, match="unknown recipe 'nope'.*medmnist-v2"):
         get_recipe("nope")
     with pytest.raises(SystemExit):
