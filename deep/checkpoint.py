@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["CheckpointError", "CheckpointMeta", "load_checkpoint", "load_model",
-           "save_checkpoint", "set_model_card"]
+           "save_checkpoint", "set_model_card", "update_meta"]
 
 FORMAT = "wbc-deep-checkpoint"
 
@@ -78,6 +78,16 @@ class CheckpointMeta:
         :func:`deep.train.still_improving`).
     data, split : provenance (data folder, split scheme and seed).
     normalization, resize : human-readable notes on the input pipeline.
+    shift_threshold : float or None
+        Energy score (:func:`deep.adapt.energy_score`) above which ``deep.predict`` flags an
+        image as unlike the training data: the 0.99 quantile of the validation images'
+        energies. None: no validation part, or a checkpoint from before shift scores.
+    shift_val_scores : list of float or None
+        Quantiles 0, 0.01, ..., 1 (101 values) of those validation energies, for reports.
+    adaptation : dict or None
+        How the weights were adapted after training without labels, e.g.
+        ``{"method": "bn-statistics", "n_images": 40, "source": "lab2/"}``
+        (:func:`deep.adapt.adapt_norm_statistics`); None: as trained.
     """
 
     model: str
@@ -101,6 +111,9 @@ class CheckpointMeta:
     split: dict[str, Any] | None = None
     normalization: str = "x/255 then (x - mean) / std per RGB channel"
     resize: str = "deep.cache.prepare_image(crop, crop_options), area resize"
+    shift_threshold: float | None = None
+    shift_val_scores: list[float] | None = None
+    adaptation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
@@ -268,6 +281,31 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     return model.to(device), meta
 
 
+def update_meta(path: str | os.PathLike[str], **fields: Any) -> Path:
+    """Set metadata fields of a checkpoint file in place (atomically); the weights, optimiser
+    state and training state are left as they are.
+
+    Parameters
+    ----------
+    path : path-like
+    **fields
+        JSON-able values, e.g. ``shift_threshold=3.2`` or ``card={...}``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from wbc_classic.io.atomic import atomic_path
+
+    path = Path(path)
+    obj = load_checkpoint(path)
+    obj["meta"] = json.dumps({**obj["meta"], **fields})
+    obj["extra"] = json.dumps(obj.get("extra") or {})
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
 def set_model_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     """Store a model card (:mod:`wbc_classic.io.modelcard`) in a checkpoint's ``meta["card"]``
     and write it beside the file as Markdown; the weights are left as they are.
@@ -277,13 +315,7 @@ def set_model_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     pathlib.Path
         The ``.card.md`` file.
     """
-    from wbc_classic.io.atomic import atomic_path
     from wbc_classic.io.modelcard import write_card
 
-    path = Path(path)
-    obj = load_checkpoint(path)
-    obj["meta"] = json.dumps({**obj["meta"], "card": card})
-    obj["extra"] = json.dumps(obj.get("extra") or {})
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return write_card(card, path)
+    update_meta(path, card=card)
+    return write_card(card, Path(path))

@@ -5,7 +5,16 @@
     python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
 
 CSV columns: ``path, status, predicted_class, p_<class>... (checkpoint class order), error,
-note``. An unreadable image gets ``status=error`` with its message and the batch goes on. An
+note, shift_score, shift_flag``. ``shift_score`` is the energy of the image's logits
+(:func:`deep.adapt.energy_score`; higher = less like the training images) and ``shift_flag``
+is 1 above the checkpoint's ``shift_threshold`` (the 0.99 quantile of its validation images'
+energies), empty for a checkpoint without one; a summary line says how many images are
+flagged, as ``wbc-classic predict`` does. For a soft-voting ensemble the score is the
+vote-weighted mean of the members' energies and the threshold the largest of theirs, so an
+image that no member flags is never flagged. ``--adapt`` first re-estimates the network's
+BatchNorm statistics on the batch's own readable images with a leukocyte
+(:func:`deep.adapt.adapt_norm_statistics`, at least 8 of them; the checkpoint file is not
+changed). An unreadable image gets ``status=error`` with its message and the batch goes on. An
 image without a leukocyte gets ``status=no_cell``, no class and empty probabilities
 (:mod:`wbc_classic.io.predictions`); ``--cell-check`` decides how that is found out:
 
@@ -19,7 +28,8 @@ image without a leukocyte gets ``status=no_cell``, no class and empty probabilit
 
 Exit codes (:mod:`wbc_classic.io.options`): 0 every image was classified; 1 some failed or
 held no leukocyte; 2 a bad option or device, an unusable checkpoint, no input image, or an
-``--out`` that cannot be written (checked before any work). The CSV is written atomically.
+``--out`` that cannot be written (checked before any work), too few images for ``--adapt``.
+The CSV is written atomically.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -39,48 +49,19 @@ from torch import nn
 from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, int_range
 from wbc_classic.io.predictions import (
     batch_report,
+    batch_summary,
     expand_inputs,
-    mark_no_cell,
     write_predictions_csv,
 )
 
-from .cache import prepare_image
+from .adapt import adapt_norm_statistics, energy_score
 from .checkpoint import CheckpointMeta
 from .data import normalize_batch
+from .inputs import CELL_CHECKS, no_cell_reason
 
 __all__ = ["CELL_CHECKS", "expand_inputs", "load_predictor", "main", "no_cell_reason",
            "predict_logits", "predict_paths", "predict_proba", "soft_vote",
            "write_predictions_csv"]
-
-#: the ways :func:`predict_paths` can tell that an image holds no leukocyte
-CELL_CHECKS = ("segment", "contrast", "off")
-
-
-def no_cell_reason(image: np.ndarray, check: str = "segment") -> str:
-    """Why ``image`` holds no leukocyte, or ``""`` when it may hold one (see ``--cell-check``).
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W, 3), uint8
-    check : {"segment", "contrast", "off"}
-    """
-    if check not in CELL_CHECKS:
-        raise ValueError(f"cell check must be one of {', '.join(CELL_CHECKS)}, got {check!r}")
-    if check == "off":
-        return ""
-    image = np.asarray(image)
-    step = max(1, min(image.shape[:2]) // 96)  # ~10^4 samples are plenty for two percentiles
-    grey = image[::step, ::step].astype(np.float32).mean(axis=2)
-    lo, hi = np.percentile(grey, [1, 99])
-    if hi - lo < 8:
-        return "no leukocyte found: the image has no contrast"
-    if check == "segment":
-        from wbc_classic.preprocess.cellcrop import leukocyte_found
-
-        found, message = leukocyte_found(image)
-        return "" if found else (message or "no leukocyte found")
-    return ""
-
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
@@ -123,16 +104,39 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Se
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
+def _soft_vote_members(model: nn.Module) -> tuple[list[nn.Module], np.ndarray] | None:
+    """The members and vote weights of a soft-voting ensemble, or None for any other model."""
+    from .models.ensemble import Ensemble
+
+    if isinstance(model, Ensemble) and model.mode == "soft":
+        return list(model.members), model.vote_weights.detach().cpu().double().numpy()
+    return None
+
+
+@overload
+def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | Mapping[str, Any],
+                  *, batch_size: int = ..., device: str | torch.device = ..., tta: bool = ...,
+                  return_shift: Literal[False] = ...) -> np.ndarray: ...
+
+
+@overload
+def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | Mapping[str, Any],
+                  *, batch_size: int = ..., device: str | torch.device = ..., tta: bool = ...,
+                  return_shift: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | Mapping[str, Any],
                   *, batch_size: int = 64, device: str | torch.device = "cpu",
-                  tta: bool = False) -> np.ndarray:
+                  tta: bool = False, return_shift: bool = False
+                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Class probabilities (softmax of :func:`predict_logits`) for images at the model's size.
 
     Parameters
     ----------
     model : nn.Module
-        A network, or a soft-voting :class:`deep.models.ensemble.Ensemble` (its log
-        probabilities go through the same softmax).
+        A network, or a soft-voting :class:`deep.models.ensemble.Ensemble`: its members'
+        probabilities are averaged with the vote weights (:func:`soft_vote`, the ensemble's own
+        rule; with ``tta`` each member's logits are averaged over the flips first).
     images : ndarray, shape (N, S, S, 3), uint8
         RGB, ``S == meta["img_size"]`` (use :func:`deep.cache.prepare_image` with the
         checkpoint's ``crop`` and ``crop_options``).
@@ -140,10 +144,16 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
         Checkpoint metadata (``mean``, ``std``, ``img_size``, ``classes``).
     tta : bool
         Average the logits over the 4 flips.
+    return_shift : bool
+        Also return each image's shift score: the energy of its logits
+        (:func:`deep.adapt.energy_score`); for a soft-voting ensemble the vote-weighted mean
+        of the members' energies (the energy of the ensemble's log-probabilities is 0).
 
     Returns
     -------
-    ndarray, shape (N, n_classes), float32
+    proba : ndarray, shape (N, n_classes), float32
+    shift : ndarray, shape (N,), float64
+        Only with ``return_shift``; higher = less like the training images.
     """
     images = np.asarray(images)
     s = int(meta["img_size"])
@@ -154,10 +164,17 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
                          f"expects {s}x{s}: prepare them with deep.cache.prepare_image")
     n_classes = len(meta["classes"])
     if len(images) == 0:
-        return np.zeros((0, n_classes), np.float32)
-    z = predict_logits(model, images, meta["mean"], meta["std"], batch_size=batch_size,
-                       device=device, tta=tta)
-    return torch.softmax(torch.from_numpy(z), 1).numpy()
+        proba, shift = np.zeros((0, n_classes), np.float32), np.zeros(0)
+        return (proba, shift) if return_shift else proba
+    soft = _soft_vote_members(model)
+    members, weights = soft if soft is not None else ([model], np.ones(1))
+    zs = [predict_logits(m, images, meta["mean"], meta["std"], batch_size=batch_size,
+                         device=device, tta=tta) for m in members]
+    probas = [torch.softmax(torch.from_numpy(z), 1).numpy() for z in zs]
+    proba = probas[0] if soft is None else soft_vote(probas, list(weights)).astype(np.float32)
+    if not return_shift:
+        return proba
+    return proba, np.tensordot(weights, np.stack([energy_score(z) for z in zs]), axes=1)
 
 
 def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = None
@@ -187,63 +204,63 @@ def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = No
     return np.tensordot(w / w.sum(), stack, axes=1)
 
 
-def predict_paths(model: nn.Module, meta: dict[str, Any], paths: Sequence[str | os.PathLike],
-                  *, batch_size: int = 64, device: str | torch.device = "cpu",
-                  tta: bool = False, cell_check: str = "segment",
+def predict_paths(model: nn.Module, meta: Mapping[str, Any],
+                  paths: Sequence[str | os.PathLike], *, batch_size: int = 64,
+                  device: str | torch.device = "cpu", tta: bool = False,
+                  cell_check: str = "segment", adapt: bool = False,
                   on_batch: Any = None) -> list[dict[str, Any]]:
     """Read, resize and classify image files; one row dict per path, errors included.
 
     Row keys: ``path, status ("ok"|"no_cell"|"error"), predicted_class, proba (list), error,
-    note``. ``cell_check``: see :func:`no_cell_reason`. ``on_batch(n)`` is called after each
-    batch of ``n`` paths (progress).
+    note``, and for ``ok`` rows ``shift_score`` (float: :func:`predict_proba`'s energy) and
+    ``shift_flag`` (bool, score above ``meta["shift_threshold"]``; None when the checkpoint
+    has none). The files are read by :func:`deep.inputs.read_inputs` (``cell_check``: see
+    :func:`deep.inputs.no_cell_reason`). ``on_batch(n)`` is called after each batch of ``n``
+    paths has been read (progress).
+
+    ``adapt``: read every file first, re-estimate the BatchNorm statistics of a copy of
+    ``model`` on the usable images (:func:`deep.adapt.adapt_norm_statistics`; ValueError when
+    there are fewer than :data:`deep.adapt.MIN_ADAPT_IMAGES`) and classify them with it.
     """
+    from .inputs import read_inputs
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    from wbc_classic.io.images import read_image
-
-    classes = list(meta["classes"])
-    s = int(meta["img_size"])
-    stain = None
-    if meta.get("stain"):
-        from wbc_classic.preprocess.stain import normalizer_from_dict
-
-        stain = normalizer_from_dict(meta["stain"])
     rows: list[dict[str, Any]] = []
+    waiting: list[np.ndarray] = []  # --adapt: every image is read before the first is classified
     for start in range(0, len(paths), batch_size):
-        chunk = [Path(p) for p in paths[start:start + batch_size]]
-        imgs, ok_rows = [], []
-        for p in chunk:
-            row = {"path": str(p), "status": "error", "predicted_class": "",
-                   "proba": [float("nan")] * len(classes), "error": "", "note": ""}
-            try:
-                img = read_image(p)
-                h, w = img.shape[:2]
-                if min(h, w) < 8:
-                    raise ValueError(f"image {p} is too small ({h}x{w} px, minimum 8 px)")
-                reason = no_cell_reason(img, cell_check)
-                if reason:
-                    mark_no_cell(row, reason)
-                    rows.append(row)
-                    continue
-                if min(h, w) < s // 2:
-                    row["note"] = f"upsampled from {h}x{w} px"
-                imgs.append(prepare_image(img, s, crop=meta.get("crop", "center"),
-                                          crop_options=meta.get("crop_options"),
-                                          stain=stain))
-                ok_rows.append(row)
-            except (OSError, ValueError) as exc:
-                msg = str(exc)
-                row["error"] = msg if str(p) in msg else f"{p}: {msg}"
-            rows.append(row)
-        if imgs:
-            proba = predict_proba(model, np.stack(imgs), meta, batch_size=batch_size,
-                                  device=device, tta=tta)
-            for row, pr in zip(ok_rows, proba, strict=True):
-                row.update(status="ok", predicted_class=classes[int(pr.argmax())],
-                           proba=[float(v) for v in pr])
+        chunk_rows, images = read_inputs(paths[start:start + batch_size], meta,
+                                         cell_check=cell_check)
+        rows += chunk_rows
+        if adapt:
+            waiting.append(images)
+        else:
+            _classify(model, meta, chunk_rows, images, batch_size=batch_size, device=device,
+                      tta=tta)
         if on_batch is not None:
-            on_batch(len(chunk))
+            on_batch(len(chunk_rows))
+    if adapt:
+        images = np.concatenate(waiting) if waiting else np.zeros((0, 1, 1, 3), np.uint8)
+        model = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
+                                      batch_size=max(2, batch_size), device=device)
+        _classify(model, meta, rows, images, batch_size=batch_size, device=device, tta=tta)
     return rows
+
+
+def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, Any]],
+              images: np.ndarray, **kw: Any) -> None:
+    """Fill in the class, probabilities and shift score of ``rows``' ``ok`` rows (the rows of
+    :func:`deep.inputs.read_inputs`, whose ``images`` are in the same order)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        return
+    classes = list(meta["classes"])
+    proba, shift = predict_proba(model, images, meta, return_shift=True, **kw)
+    threshold = meta.get("shift_threshold")
+    for row, pr, e in zip(ok, proba, shift, strict=True):
+        row.update(predicted_class=classes[int(pr.argmax())], proba=[float(v) for v in pr],
+                   shift_score=float(e),
+                   shift_flag=None if threshold is None else bool(e > threshold))
 
 
 EXAMPLE = """example:
@@ -299,12 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how an image without a leukocyte is recognised (status no_cell): "
                         "segment (default, the classical segmenter), contrast (blank "
                         "images only, cheap) or off")
+    p.add_argument("--adapt", action="store_true",
+                   help="first re-estimate the network's BatchNorm statistics on this batch's "
+                        "own images (AdaBN, as python -m deep.adapt does; at least 8 readable "
+                        "images with a leukocyte), then classify them; the checkpoint is not "
+                        "changed")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit code 0 all ok, 1 some images failed or held no leukocyte, 2 usage."""
     from wbc_classic.io.atomic import OutputError, check_output_file
+    from wbc_classic.io.options import log_to_stderr
     from wbc_classic.io.progress import Progress
 
     from .device import resolve_device
@@ -327,15 +350,29 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     t0 = time.perf_counter()
-    with Progress(total=len(paths), desc="predict", unit="img") as bar:
-        rows = predict_paths(model, meta, paths, batch_size=a.batch_size, device=device,
-                             tta=a.tta, cell_check=a.cell_check, on_batch=bar.update)
+    try:
+        with Progress(total=len(paths), desc="read" if a.adapt else "predict",
+                      unit="img") as bar, log_to_stderr():
+            rows = predict_paths(model, meta, paths, batch_size=a.batch_size, device=device,
+                                 tta=a.tta, cell_check=a.cell_check, adapt=a.adapt,
+                                 on_batch=bar.update)
+    except ValueError as exc:  # --adapt on too few usable images
+        print(f"error: --adapt: cannot adapt to these {len(paths)} images: {exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
     dt = time.perf_counter() - t0
     write_predictions_csv(a.out, rows, meta["classes"])
     summary, problems = batch_report(rows, a.out, dt)
     print(summary)
     for line in problems:
         print(line, file=sys.stderr)
+    flags = [r["shift_flag"] for r in rows if r["status"] == "ok"]
+    if flags and meta.get("shift_threshold") is not None:
+        print(batch_summary(np.array(flags), what="images", expected=0.01, family="deep",
+                            adapted=a.adapt or bool(meta.get("adaptation"))))
+    elif flags:
+        print("shift: scores written; this checkpoint has no shift threshold (trained "
+              "without a validation part, or before shift scores), so no image is flagged")
     return EXIT_FAILED_INPUTS if any(r["status"] != "ok" for r in rows) else EXIT_OK
 
 

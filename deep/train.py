@@ -65,7 +65,8 @@ from wbc_classic.io.options import (
     log_to_stderr,
 )
 
-from .checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from .adapt import SHIFT_QUANTILE, energy_score
+from .checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint, update_meta
 from .data import (
     ArrayDataset,
     build_augmentation,
@@ -80,8 +81,8 @@ from .predict import predict_logits
 logger = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "TrainResult", "accel_settings", "build_parser", "evaluate", "fit",
-           "main", "model_cost", "predict_logits", "set_seed", "still_improving", "train",
-           "train_on_split"]
+           "main", "model_cost", "predict_logits", "set_seed", "shift_calibration",
+           "still_improving", "train", "train_on_split"]
 
 
 def _opt(default: Any = None, help: str = "", *, factory: Any = None, **cli: Any) -> Any:
@@ -625,6 +626,31 @@ def _augmentation(settings: Mapping[str, Any]):
                          f"deep.data.build_augmentation") from None
 
 
+def shift_calibration(model: nn.Module, images: np.ndarray, val_idx: np.ndarray,
+                      mean: Sequence[float], std: Sequence[float], *,
+                      device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The shift threshold of a trained network, from its validation images' energies.
+
+    The energy (:func:`deep.adapt.energy_score`) of images the network was not trained on but
+    that come from the training distribution: its :data:`deep.adapt.SHIFT_QUANTILE` (0.99)
+    quantile is the threshold above which ``deep.predict`` flags an image, so about 1 % of
+    such images are flagged (as the classical ``ShiftScorer``'s held-out threshold).
+
+    Returns
+    -------
+    dict
+        ``{"shift_threshold": float, "shift_val_scores": [101 floats]}`` (the quantiles 0,
+        0.01, ..., 1); both None when there are no validation images.
+    """
+    if len(val_idx) == 0:
+        return {"shift_threshold": None, "shift_val_scores": None}
+    z = predict_logits(model, np.asarray(images[np.sort(val_idx)]), mean, std,
+                       batch_size=256, device=device)
+    e = energy_score(z)
+    return {"shift_threshold": float(np.quantile(e, SHIFT_QUANTILE)),
+            "shift_val_scores": [float(v) for v in np.quantile(e, np.linspace(0, 1, 101))]}
+
+
 def train_on_split(cfg: TrainConfig | Mapping[str, Any],
                    data: Sequence[str | os.PathLike[str]] | np.ndarray,
                    labels: Sequence[int] | np.ndarray, split: Any, *,
@@ -756,12 +782,15 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         if tmp is not None:
             tmp.cleanup()
     model.eval()
+    shift = shift_calibration(model, images, va, mean, std, device=device)
     meta = dataclasses.replace(
         meta, epoch=int(hist["best_epoch"]), epochs_run=round(float(hist["epochs_run"]), 3),
         best_epoch=int(hist["best_epoch"]), train_minutes=hist["train_seconds"] / 60,
         stop_reason=hist["stop_reason"],
         converged=hist["stop_reason"] == "early_stopping" or not still_improving(
-            hist["history"]))
+            hist["history"]), **shift)
+    if rank == 0 and tmp is None and (run_dir / "best.pt").is_file():
+        update_meta(run_dir / "best.pt", **shift)  # deep.predict reads the threshold there
     return TrainResult(model=model, meta=meta, history=hist["history"], images=images,
                        train_idx=tr, val_idx=va, train_seconds=hist["train_seconds"],
                        out=None if tmp is not None else run_dir, skipped=skipped)

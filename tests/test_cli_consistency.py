@@ -22,8 +22,9 @@ ENTRY_POINTS = ("wbc_classic.cli", "benchmarks.run", "benchmarks.cross_lab",
                 "benchmarks.bench_features", "benchmarks.bench_predict",
                 "benchmarks.bench_segmentation", "benchmarks.bench_deep_inference",
                 "benchmarks.score_predictions", "benchmarks.screenshot_report",
-                "benchmarks.show_synthetic", "deep.train", "deep.predict", "deep.export")
-TORCH_ENTRY_POINTS = {"deep.train", "deep.predict", "deep.export",
+                "benchmarks.show_synthetic", "deep.train", "deep.predict", "deep.export",
+                "deep.adapt")
+TORCH_ENTRY_POINTS = {"deep.train", "deep.predict", "deep.export", "deep.adapt",
                       "benchmarks.bench_deep_inference"}
 
 

@@ -105,7 +105,8 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
     Returns the ensemble and checkpoint metadata whose ``model_kwargs`` rebuild it (so
     :func:`deep.checkpoint.save_checkpoint` / ``load_model`` round-trip it). Members keep their
     own normalisation only if it matches: all members must share mean/std (they do when trained
-    on the same Split).
+    on the same Split). The metadata's ``shift_threshold`` is the largest of the members' (None
+    when a member has none).
     """
     from ..checkpoint import load_model
 
@@ -126,5 +127,15 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
     model = ensemble(num_classes=len(ref["classes"]), img_size=ref["img_size"],
                      in_chans=in_chans, members=[m for m, _ in loaded], mode=mode,
                      vote_weights=vote_weights, member_kwargs=member_kwargs)
-    meta = dict(ref, model="ensemble", model_kwargs=kwargs)
+    # an image no member flags is never flagged: the ensemble's shift score is the
+    # vote-weighted mean of the members' energies (deep.predict.predict_proba), at most the
+    # largest threshold when every member is below its own
+    thresholds = [m.get("shift_threshold") for m in metas]
+    threshold = None if None in thresholds else max(float(t) for t in thresholds
+                                                    if t is not None)
+    adapted = [m.get("adaptation") for m in metas]
+    meta = dict(ref, model="ensemble", model_kwargs=kwargs, shift_val_scores=None,
+                shift_threshold=threshold,
+                adaptation={"method": "members", "members": adapted} if any(adapted)
+                else None)
     return model, meta

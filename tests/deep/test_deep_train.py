@@ -243,10 +243,19 @@ def test_predict_cli_writes_csv_and_reports_bad_images(trained, cell_folders, tm
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["path", "status", "predicted_class", "p_eosinophil",
-                             "p_lymphocyte", "p_neutrophil", "error", "note"]
+                             "p_lymphocyte", "p_neutrophil", "error", "note", "shift_score",
+                             "shift_flag"]
     ok = [r for r in rows if r["status"] == "ok"]
     err = [r for r in rows if r["status"] == "error"]
     assert len(ok) == 8 and len(err) == 2
+    # every classified image has an energy and a flag against the checkpoint's threshold
+    from deep.checkpoint import load_checkpoint
+
+    threshold = load_checkpoint(out / "best.pt")["meta"]["shift_threshold"]
+    assert threshold is not None and np.isfinite(threshold)
+    for r in ok:
+        assert r["shift_flag"] == str(int(float(r["shift_score"]) > threshold))
+    assert all(r["shift_score"] == r["shift_flag"] == "" for r in err)
     assert all(abs(sum(float(r[f"p_{c}"]) for c in ("eosinophil", "lymphocyte",
                                                       "neutrophil")) - 1) < 1e-4 for r in ok)
     assert any("broken.jpg" in r["error"] for r in err)
@@ -536,9 +545,21 @@ def test_train_on_split_returns_model_meta_and_history(tmp_path):
     for k, v in ck["state_dict"].items():
         assert torch.equal(v, res.model.state_dict()[k])
     assert CheckpointMeta.from_dict(ck["meta"]).model == "smallcnn"
-    # without an output folder nothing is left behind
-    res2 = train_on_split(_tiny_cfg(epochs=1), imgs, y, split, classes=classes)
+    # the shift threshold: the 0.99 quantile of the validation images' energies, in best.pt
+    from deep.adapt import energy_score
+    from deep.predict import predict_logits
+
+    e = energy_score(predict_logits(res.model, res.images[np.sort(res.val_idx)],
+                                    res.meta.mean, res.meta.std))
+    assert res.meta.shift_threshold == pytest.approx(np.quantile(e, 0.99), rel=1e-9)
+    assert ck["meta"]["shift_threshold"] == res.meta.shift_threshold
+    assert len(res.meta.shift_val_scores) == 101
+    assert res.meta.shift_val_scores[0] == pytest.approx(e.min())
+    # without an output folder nothing is left behind; without a validation part, no threshold
+    res2 = train_on_split(_tiny_cfg(epochs=1, val_fraction=0.0), imgs, y, split,
+                          classes=classes)
     assert res2.out is None and len(res2.history) == 1
+    assert len(res2.val_idx) == 0 and res2.meta.shift_threshold is None
 
 
 def test_train_on_split_is_what_deep_train_runs(tmp_path, trained):
@@ -730,6 +751,8 @@ def test_soft_vote_is_the_ensemble_rule_and_predict_takes_an_ensemble(trained, c
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    # last.pt has no threshold (it was calibrated for best.pt's weights): no ensemble flag
+    assert all(r["shift_score"] != "" and r["shift_flag"] == "" for r in rows)
     assert main(["--checkpoint", str(out / "best.pt"), "--checkpoint", str(out / "last.pt"),
                  str(cell_folders), "--out", str(csv_path), "--vote-weights", "1"]) == 2
 

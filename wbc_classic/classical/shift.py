@@ -30,6 +30,10 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+# the sentence about a batch's flags is shared with the deep family's predictions, so it lives
+# with the prediction CSV (wbc_classic.io, which deep may import); re-exported here
+from wbc_classic.io.predictions import batch_summary
+
 __all__ = ["ShiftScorer", "batch_summary"]
 
 
@@ -150,41 +154,3 @@ class ShiftScorer(BaseEstimator):
         """ndarray of bool, shape (n,): the score is above :attr:`threshold_` (or NaN)."""
         s = self.score_samples(X)
         return ~(s <= self.threshold_)
-
-
-def batch_summary(flags: np.ndarray, *, what: str = "cells",
-                  expected: float = 0.01, adapted: bool = False) -> str:
-    """One plain sentence about a batch's shift flags, for ``predict``/``count``/reports.
-
-    Parameters
-    ----------
-    flags : ndarray of bool, shape (n,)
-    what : str
-        Name of the items ("cells", "images").
-    expected : float
-        Fraction flagged among cells like the training data (1 - the scorer's quantile).
-    adapted : bool
-        The model was adapted to the lab already (the advice then is labelled cells).
-
-    Returns
-    -------
-    str
-        E.g. ``"shift warning: 180 of 300 cells (60.0 %) look unlike the training data ..."``.
-    """
-    flags = np.asarray(flags, dtype=bool)
-    n, k = int(flags.size), int(flags.sum())
-    if n == 0:
-        return f"shift: no {what} scored"
-    frac = k / n
-    # a batch is called shifted when clearly more cells are flagged than among training
-    # cells: 5 times the expected rate and at least 3 cells (one odd cell is no shift)
-    if k >= 3 and frac > 5 * expected:
-        return (f"shift warning: {k} of {n} {what} ({100 * frac:.1f} %) look unlike the "
-                f"training data (expected about {100 * expected:.0f} %); this batch is "
-                "probably from another laboratory, stain or scanner, and its predictions "
-                "may be wrong -- check some by eye, "
-                + ("and add a few labelled cells of this lab (wbc-classic train --data ... "
-                   "--per-class); the model is adapted to it already" if adapted else
-                   "or adapt the model (wbc-classic adapt)"))
-    return (f"shift: {k} of {n} {what} ({100 * frac:.1f} %) flagged as unlike the training "
-            "data; the batch looks like the training data")

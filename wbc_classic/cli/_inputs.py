@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import numpy as np
 from wbc_classic.io.options import EXIT_USAGE
 from wbc_classic.io.predictions import expand_inputs
 
-__all__ = ["UM_PER_PIXEL_RANGE", "load_model_and_inputs", "resolve_scale"]
+__all__ = ["UM_PER_PIXEL_RANGE", "is_deep_checkpoint", "load_model_and_inputs",
+           "resolve_scale"]
 
 
 #: the range of --um-per-pixel (a PBC pixel is 0.1 um; 0.01-10 covers every microscope)
@@ -47,14 +49,38 @@ def resolve_scale(value: str | None, paths: Sequence[Path]) -> float | None:
     return float(check_range("--um-per-pixel", um, *UM_PER_PIXEL_RANGE))
 
 
-def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files"):
+def is_deep_checkpoint(path: str | Path) -> bool:
+    """True for an existing file that is a PyTorch checkpoint (``.pt``/``.pth``, or the zip
+    archive ``torch.save`` writes, whose pickle is ``<name>/data.pkl``): a deep network, which
+    the classical commands cannot use. Read without torch (nothing is unpickled)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    if p.suffix.lower() in (".pt", ".pth"):
+        return True
+    try:
+        with zipfile.ZipFile(p) as z:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files",
+                          deep_command: str | None = None):
     """Load the model and expand the inputs for a CLI command.
 
     Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
-    the problem: 2 when the model file cannot be loaded or no input file was found.
+    the problem: 2 when the model file cannot be loaded (a deep checkpoint gets one line
+    pointing to ``deep_command``, the deep family's command for the same job) or no input
+    file was found.
     """
     from wbc_classic.classical.modelfile import ModelFileError, load
 
+    if is_deep_checkpoint(model_path):
+        hint = f"; for a network use: {deep_command}" if deep_command else ""
+        print(f"error: {model_path} is a deep-network checkpoint (PyTorch); this command "
+              f"takes a classical model (.skops){hint}", file=sys.stderr)
+        return None, None, EXIT_USAGE
     try:
         model = load(model_path)
     except (ModelFileError, OSError) as exc:

@@ -6,9 +6,13 @@ auto``) and an alignment of their feature vectors to the training cells' (per-fe
 standardisation, or CORAL), and writes a new model file that predicts that lab's images
 with both. ``wbc-classic predict --adapt`` does the same for one batch without saving.
 
+A deep network's checkpoint (``.pt``) is adapted by ``python -m deep.adapt`` instead (its
+BatchNorm statistics); given one, this command says so and stops.
+
 Exit codes (:mod:`wbc_classic.io.options`): 0 the adapted model was written; 2 a bad option,
-a model that cannot be loaded, too few usable images (fewer than 20 with a leukocyte, or a
-scale that cannot be measured), or an ``--out`` that cannot be written.
+a model that cannot be loaded (or a deep checkpoint), too few usable images (fewer than 20
+with a leukocyte, or a scale that cannot be measured), or an ``--out`` that cannot be
+written.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from wbc_classic.io.atomic import check_output_file
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
-    model, paths, code = load_model_and_inputs(args.model, args.images)
+    model, paths, code = load_model_and_inputs(
+        args.model, args.images, deep_command=f"python -m deep.adapt --checkpoint {args.model} "
+        "--images IMAGES_OR_DIRS --out adapted.pt")
     if code is not None:
         return code
     if not args.no_cache:

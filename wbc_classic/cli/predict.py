@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from wbc_classic.io.progress import Progress
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
-    model, paths, code = load_model_and_inputs(args.model, args.inputs)
+    model, paths, code = load_model_and_inputs(
+        args.model, args.inputs, deep_command=f"python -m deep.predict --checkpoint "
+        f"{args.model} IMAGES_OR_DIRS --out preds.csv")
     if code is not None:
         return code
     try:

@@ -20,8 +20,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["STATUSES", "batch_report", "expand_inputs", "mark_no_cell",
-           "write_predictions_csv"]
+import numpy as np
+
+__all__ = ["STATUSES", "batch_report", "batch_summary", "expand_inputs", "failed_lines",
+           "mark_no_cell", "write_predictions_csv"]
 
 #: the values of the ``status`` column
 STATUSES = ("ok", "no_cell", "error")
@@ -71,7 +73,8 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
     optionally ``note``; probabilities are written with 6 decimals, empty unless the status is
     ``ok`` (``no_cell`` and ``error`` rows have empty class and probability cells). When any
     row has ``shift_score``, two more columns follow: ``shift_score`` (4 decimals) and
-    ``shift_flag`` (1/0), empty unless ok.
+    ``shift_flag`` (1/0; empty when the row's ``shift_flag`` is None: no threshold), empty
+    unless ok.
     """
     from wbc_classic.io.atomic import atomic_open
 
@@ -87,7 +90,8 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
             extra = []
             if shift:
                 score = float(r.get("shift_score", float("nan")))
-                extra = ([f"{score:.4f}", str(int(bool(r.get("shift_flag"))))]
+                flag = r.get("shift_flag")
+                extra = ([f"{score:.4f}", "" if flag is None else str(int(bool(flag)))]
                          if ok and score == score else ["", ""])
             writer.writerow([r["path"], r["status"], r["predicted_class"], *probs,
                              r["error"], r.get("note", ""), *extra])
@@ -120,10 +124,62 @@ def batch_report(rows: Sequence[dict], out: str | os.PathLike[str], seconds: flo
     summary = (f"{len(rows)} images, {len(rows) - len(failed)} classified, "
                f"{len(failed) - n_no_cell} failed, {n_no_cell} without a leukocyte "
                f"({len(rows) / max(seconds, 1e-9):.1f} images/s) -> {out}")
+    return summary, failed_lines(rows, max_listed)
+
+
+def failed_lines(rows: Sequence[dict], max_listed: int = 20) -> list[str]:
+    """One line per failed or no-cell row, naming its file (for stderr); the rows past
+    ``max_listed`` are counted in a last line. Empty when every row is ``ok``."""
+    failed = [r for r in rows if r["status"] != "ok"]
     problems = []
     for r in failed[:max_listed]:
         err = r["error"] if r["path"] in r["error"] else f"{r['path']}: {r['error']}"
         problems.append(f"  {'failed' if r['status'] == 'error' else r['status']}: {err}")
     if len(failed) > max_listed:
         problems.append(f"  ... and {len(failed) - max_listed} more (see the CSV)")
-    return summary, problems
+    return problems
+
+
+def batch_summary(flags: np.ndarray, *, what: str = "cells", expected: float = 0.01,
+                  adapted: bool = False, family: str = "classical") -> str:
+    """One plain sentence about a batch's shift flags, for ``predict``/``count``/reports.
+
+    Parameters
+    ----------
+    flags : ndarray of bool, shape (n,)
+    what : str
+        Name of the items ("cells", "images").
+    expected : float
+        Fraction flagged among cells like the training data (1 - the scorer's quantile).
+    adapted : bool
+        The model was adapted to the lab already (the advice then is labelled cells).
+    family : {"classical", "deep"}
+        Which commands the advice names (``wbc-classic adapt`` or ``python -m deep.adapt``).
+
+    Returns
+    -------
+    str
+        E.g. ``"shift warning: 180 of 300 cells (60.0 %) look unlike the training data ..."``.
+    """
+    flags = np.asarray(flags, dtype=bool)
+    n, k = int(flags.size), int(flags.sum())
+    if n == 0:
+        return f"shift: no {what} scored"
+    frac = k / n
+    if family == "deep":
+        retrain = "python -m deep.train with some of this lab's labelled cells added"
+        adapt = "adapt the network (python -m deep.adapt, or deep.predict --adapt)"
+    else:
+        retrain = "wbc-classic train --data ... --per-class"
+        adapt = "adapt the model (wbc-classic adapt)"
+    # a batch is called shifted when clearly more cells are flagged than among training
+    # cells: 5 times the expected rate and at least 3 cells (one odd cell is no shift)
+    if k >= 3 and frac > 5 * expected:
+        return (f"shift warning: {k} of {n} {what} ({100 * frac:.1f} %) look unlike the "
+                f"training data (expected about {100 * expected:.0f} %); this batch is "
+                "probably from another laboratory, stain or scanner, and its predictions "
+                "may be wrong -- check some by eye, "
+                + (f"and add a few labelled cells of this lab ({retrain}); the model is "
+                   "adapted to it already" if adapted else f"or {adapt}"))
+    return (f"shift: {k} of {n} {what} ({100 * frac:.1f} %) flagged as unlike the training "
+            "data; the batch looks like the training data")

@@ -1,0 +1,282 @@
+"""Unsupervised shift and adaptation of a trained network: no label of the new images needed.
+
+* :func:`energy_score` -- how unlike the training data an image looks to the network: the
+  energy of its logits (Liu et al. 2020, "Energy-based out-of-distribution detection",
+  NeurIPS), ``-T * logsumexp(z / T)``. A confident network has one large logit and a low
+  (very negative) energy; an image unlike everything it was trained on gets small, flat
+  logits and a higher energy. ``deep.predict`` writes it as every image's ``shift_score``
+  and flags it above the checkpoint's ``shift_threshold`` (the 0.99 quantile of the
+  validation images' energies, set by :func:`deep.train.train_on_split`), as the classical
+  family does with its Mahalanobis score.
+* :func:`adapt_norm_statistics` -- AdaBN (Li et al. 2016, "Revisiting batch normalization for
+  practical domain adaptation", arXiv:1603.04779): another laboratory's stain, scanner and
+  optics move the statistics of every layer's activations; a BatchNorm layer normalises with
+  the *training* images' running mean and variance, so on a shifted batch its output is off
+  and the errors grow layer by layer. Re-estimating those running statistics on the target
+  images (forward passes only, the weights are not trained) puts every layer's input back on
+  the scale the following weights were trained for. It needs a batch of target images (at
+  least :data:`MIN_ADAPT_IMAGES`), no labels.
+
+Command line (writes an adapted copy of a checkpoint; ``deep.predict --adapt`` does the same
+for one batch without saving)::
+
+    python -m deep.adapt --checkpoint runs/wbcnet64/best.pt --images lab2/cells/ \\
+        --out runs/wbcnet64/best-lab2.pt
+
+Exit codes (:mod:`wbc_classic.io.options`): 0 the adapted checkpoint was written from every
+image; 1 written, but some images could not be read or held no leukocyte (listed, each
+naming its file); 2 a bad option or device, an unusable checkpoint, no input image, too few
+usable images (fewer than :data:`MIN_ADAPT_IMAGES`), or an ``--out`` that cannot be written
+(checked before any work), or a network without BatchNorm layers (nothing to adapt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .data import normalize_batch
+
+__all__ = ["MIN_ADAPT_IMAGES", "SHIFT_QUANTILE", "adapt_norm_statistics", "energy_score",
+           "main"]
+
+logger = logging.getLogger(__name__)
+
+#: fewest target images :func:`adapt_norm_statistics` accepts: a BatchNorm layer's running
+#: variance from fewer is mostly noise (and a layer after global pooling sees one value per
+#: image and channel), so the "adapted" network would be worse than the original
+MIN_ADAPT_IMAGES = 8
+
+#: quantile of the validation images' energies used as a checkpoint's ``shift_threshold``
+#: (:func:`deep.train.shift_calibration`): about 1 % of images like the training data are
+#: flagged, as with the classical ``ShiftScorer(quantile=0.99)``
+SHIFT_QUANTILE = 0.99
+
+
+def energy_score(logits: np.ndarray | torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+    """Energy of each row of logits: ``-T * logsumexp(z / T)``; higher = less like training.
+
+    Parameters
+    ----------
+    logits : ndarray or tensor, shape (N, K)
+        A network's raw outputs (not probabilities: the energy of log-probabilities is 0).
+    temperature : float, default 1.0
+        ``T > 0``; Liu et al. use 1.
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        Computed in float64 with a stable log-sum-exp (no overflow for logits of 1e4).
+    """
+    from scipy.special import logsumexp
+
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    z = logits.detach().cpu().numpy() if isinstance(logits, torch.Tensor) else logits
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] == 0:
+        raise ValueError(f"logits must have shape (N, K) with K >= 1, got {z.shape}")
+    t = float(temperature)
+    return -t * logsumexp(z / t, axis=1)
+
+
+def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
+                          mean: Sequence[float], std: Sequence[float], *,
+                          batch_size: int = 64, device: str | torch.device = "cpu"
+                          ) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm statistics are re-estimated on ``images`` (AdaBN).
+
+    Every BatchNorm layer (any ``torch.nn.modules.batchnorm._BatchNorm``) has its running
+    mean and variance reset and recomputed as the plain average over the target images
+    (``momentum=None``), by forward passes under ``torch.no_grad`` with only the BatchNorm
+    layers in training mode: dropout and everything else stay in eval mode, so the
+    statistics are those of the network as it predicts. The weights are not changed. The
+    batches are of equal size (within one image), so every image weighs the same.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left untouched (its copy is adapted).
+    images : ndarray, shape (N, S, S, 3), uint8, or tensor (N, 3, S, S) uint8
+        RGB target images, already at the model's size (:func:`deep.inputs.read_inputs` or
+        :func:`deep.cache.prepare_image`); ``N >= MIN_ADAPT_IMAGES``.
+    mean, std : sequence of 3 float
+        The checkpoint's normalisation, applied as in :func:`deep.predict.predict_logits`.
+    batch_size : int, default 64
+        Images per forward pass, >= 2.
+    device : str or torch.device
+
+    Returns
+    -------
+    nn.Module
+        The adapted copy on ``device``, in eval mode. A model without BatchNorm layers (ViT's
+        LayerNorm, GroupNorm variants, VGG without BN) comes back as an unchanged copy and a
+        warning is logged.
+
+    Raises
+    ------
+    ValueError
+        Fewer than :data:`MIN_ADAPT_IMAGES` images, or ``batch_size < 2``.
+    """
+    n = len(images)
+    if n < MIN_ADAPT_IMAGES:
+        raise ValueError(f"a target batch of {n} image{'s' if n != 1 else ''} is too few to "
+                         "estimate the BatchNorm statistics (running mean and variance); "
+                         f"need at least {MIN_ADAPT_IMAGES}")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 to estimate batch statistics, got "
+                         f"{batch_size}")
+    device = torch.device(device)
+    new = copy.deepcopy(model).to(device).eval()
+    layers = [m for m in new.modules() if isinstance(m, _BatchNorm)]
+    if not layers:
+        logger.warning("%s has no BatchNorm layer: there are no normalisation statistics to "
+                       "adapt; the model is used unchanged",
+                       getattr(model, "arch", type(model).__name__))
+        return new
+    momenta = [bn.momentum for bn in layers]
+    for bn in layers:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches
+        bn.train()
+    # equal-sized batches: the cumulative average weighs each batch the same, so a small last
+    # batch would weigh its few images more (and a batch of one has no variance)
+    n_batches = -(-n // batch_size)
+    with torch.no_grad():
+        for idx in np.array_split(np.arange(n), n_batches):
+            xb = images[int(idx[0]):int(idx[-1]) + 1]
+            xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) \
+                else xb
+            new(normalize_batch(xb.to(device), mean, std))
+    for bn, m in zip(layers, momenta, strict=True):
+        bn.momentum = m
+    logger.info("re-estimated the statistics of %d BatchNorm layers on %d images",
+                len(layers), n)
+    return new.eval()
+
+
+# ----------------------------------------------------------------------------- command line
+
+EXAMPLE = """example:
+  python -m deep.adapt --checkpoint runs/wbcnet64/best.pt --images lab2/cells/ \\
+      --out runs/wbcnet64/best-lab2.pt
+  python -m deep.predict --checkpoint runs/wbcnet64/best-lab2.pt lab2/cells/ --out preds.csv
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m deep.adapt`` argument parser."""
+    from wbc_classic.io.options import int_range
+
+    from .inputs import CELL_CHECKS
+
+    p = argparse.ArgumentParser(
+        prog="python -m deep.adapt", epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Adapt a deep checkpoint to another laboratory's unlabelled images: "
+                    "re-estimate its BatchNorm statistics on them (AdaBN) and save a new "
+                    "checkpoint.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt to adapt")
+    p.add_argument("--images", required=True, nargs="+", metavar="IMAGES_OR_DIRS",
+                   help="the lab's unlabelled single-leukocyte images and/or folders "
+                        f"(searched recursively; at least {MIN_ADAPT_IMAGES} usable)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="adapted checkpoint to write (atomically)")
+    p.add_argument("--batch-size", type=int_range(2, 4096), default=64,
+                   help="images per forward pass (default 64)")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if present)")
+    p.add_argument("--cell-check", choices=CELL_CHECKS, default="segment",
+                   help="how an image without a leukocyte is recognised and left out: "
+                        "segment (default, the classical segmenter), contrast (blank "
+                        "images only, cheap) or off")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit code 0 written, 1 written but some images skipped, 2 usage."""
+    from wbc_classic.io.atomic import OutputError, check_output_file
+    from wbc_classic.io.options import (
+        EXIT_FAILED_INPUTS,
+        EXIT_OK,
+        EXIT_USAGE,
+        log_to_stderr,
+    )
+    from wbc_classic.io.predictions import expand_inputs, failed_lines
+    from wbc_classic.io.progress import Progress
+
+    from .checkpoint import load_model, save_checkpoint
+    from .device import resolve_device
+    from .inputs import read_inputs
+
+    a = build_parser().parse_args(argv)
+    try:
+        check_output_file(a.out, "--out")
+        device = resolve_device(a.device)
+        model, meta = load_model(a.checkpoint, device=device)
+    except (OutputError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    n_layers = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    if not n_layers:  # nothing to adapt: say so before reading any image
+        print(f"error: {a.checkpoint}: {meta['model']} has no BatchNorm layer, so it has no "
+              "normalisation statistics to adapt (LayerNorm/GroupNorm networks normalise "
+              "each image by itself); use it as it is", file=sys.stderr)
+        return EXIT_USAGE
+    paths = expand_inputs(a.images)
+    source = " ".join(str(i) for i in a.images)
+    if not paths:
+        print(f"error: no image files found in {source} (empty folder?)", file=sys.stderr)
+        return EXIT_USAGE
+    rows, parts = [], []
+    with Progress(total=len(paths), desc="read", unit="img") as bar:
+        for s in range(0, len(paths), a.batch_size):
+            chunk_rows, chunk = read_inputs(paths[s:s + a.batch_size], meta,
+                                            cell_check=a.cell_check)
+            rows += chunk_rows
+            parts.append(chunk)
+            bar.update(len(chunk_rows))
+    images = np.concatenate(parts)
+    skipped = failed_lines(rows)
+    if skipped:
+        print(f"{len(paths) - len(images)} of {len(paths)} images skipped:", file=sys.stderr)
+        for line in skipped:
+            print(line, file=sys.stderr)
+    try:
+        with log_to_stderr():
+            new = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
+                                        batch_size=a.batch_size, device=device)
+    except ValueError as exc:
+        print(f"error: cannot adapt to the {len(images)} usable of {len(paths)} images in "
+              f"{source}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    meta = {**meta, "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
+                                   "source": source, "adapted_from": str(a.checkpoint),
+                                   "n_layers": int(n_layers)}}
+    if isinstance(meta.get("card"), dict):  # the card's scores are the unadapted network's
+        card = dict(meta["card"])
+        card["model"] = {**card.get("model", {}), "file": a.out.name}
+        card["note"] = (f"BatchNorm statistics re-estimated (AdaBN) on {len(images)} unlabelled "
+                        f"images of {source} by python -m deep.adapt from {a.checkpoint}; the "
+                        "scores are those of the network before adaptation")
+        meta["card"] = card
+    try:
+        save_checkpoint(a.out, new, meta)
+    except OSError as exc:
+        print(f"error: cannot write {a.out}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"adapted {n_layers} BatchNorm layers to {len(images)} of {len(paths)} images "
+          f"-> {a.out}")
+    return EXIT_FAILED_INPUTS if len(images) < len(paths) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Unsupervised shift and adaptation of networks (deep/adapt.py): the energy score, AdaBN,
+``python -m deep.adapt``, ``deep.predict --adapt`` and the shift columns of deep predictions.
+
+Tiny random-weight networks (wbcnet at width 0.25, 32 px) and a dozen synthetic cells; nothing
+is trained here.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+pytestmark = pytest.mark.torch
+CLASSES = ["eosinophil", "lymphocyte", "neutrophil"]
+MEAN, STD = [0.6, 0.5, 0.7], [0.2, 0.25, 0.15]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _bns(model):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _wbcnet(seed=0):
+    from deep.models import get_model
+
+    torch.manual_seed(seed)
+    return get_model("wbcnet", num_classes=len(CLASSES), width=0.25, img_size=32).eval()
+
+
+def _save(path, model, name="wbcnet", kwargs=None, **meta):
+    from deep.checkpoint import CheckpointMeta, save_checkpoint
+
+    m = CheckpointMeta(model=name, classes=CLASSES, img_size=32, mean=MEAN, std=STD,
+                       model_kwargs=kwargs or {"width": 0.25}, **meta)
+    return save_checkpoint(path, model, m)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A random-weight wbcnet checkpoint whose BN statistics are those of 'source' images."""
+    from deep.adapt import adapt_norm_statistics
+
+    source = np.random.default_rng(0).integers(100, 200, (16, 32, 32, 3), dtype=np.uint8)
+    model = adapt_norm_statistics(_wbcnet(), source, MEAN, STD)  # non-trivial running stats
+    return _save(tmp_path_factory.mktemp("ck") / "best.pt", model, shift_threshold=-1.0)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """12 synthetic single-cell images of another 'laboratory' (shifted stain)."""
+    from wbc_classic.data.synthetic_sets import write_class_folders
+
+    return write_class_folders(tmp_path_factory.mktemp("lab") / "lab", 4, classes=CLASSES,
+                               size=48, seed=3, stain_shift=1.0)
+
+
+def _few(tmp_path, lab, n):
+    folder = tmp_path / f"few{n}"
+    folder.mkdir()
+    for p in sorted(lab.rglob("*.png"))[:n]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+# ------------------------------------------------------------------------------ energy
+
+def test_energy_score_is_minus_logsumexp():
+    from deep.adapt import energy_score
+
+    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [2.0, -1.0, 0.5]], np.float32)
+    hand = [-np.log(np.exp(1) + np.exp(2) + np.exp(3)), -np.log(3.0),
+            -np.log(np.exp(2) + np.exp(-1) + np.exp(0.5))]
+    e = energy_score(z)
+    assert e.dtype == np.float64 and e.shape == (3,)
+    np.testing.assert_allclose(e, hand, rtol=1e-12)
+    # temperature: -T logsumexp(z / T)
+    np.testing.assert_allclose(energy_score(z, temperature=2.0),
+                               [-2 * np.log(np.sum(np.exp(r.astype(float) / 2))) for r in z],
+                               rtol=1e-12)
+    # a tensor gives the same; huge logits do not overflow
+    np.testing.assert_allclose(energy_score(torch.from_numpy(z)), hand, rtol=1e-6)
+    np.testing.assert_allclose(energy_score(np.array([[1e4, 0.0], [-1e4, -1e4]])),
+                               [-1e4, 1e4 - np.log(2)], rtol=1e-12)
+    with pytest.raises(ValueError, match="temperature"):
+        energy_score(z, temperature=0)
+    with pytest.raises(ValueError, match="shape"):
+        energy_score(np.zeros(3))
+
+
+def test_energy_falls_as_the_network_grows_confident():
+    """Scaling one logit up (a more confident network) lowers the energy: higher energy is
+    the less familiar image."""
+    from deep.adapt import energy_score
+
+    scales = np.linspace(0, 10, 11)
+    z = np.stack([[s, 0.0, 0.0, 0.0] for s in scales])
+    e = energy_score(z)
+    assert np.all(np.diff(e) < 0)
+    # unlike the softmax, the energy sees the level of the logits: raising them all by c
+    # (same probabilities) lowers it by exactly c
+    z = np.array([[1.0, -2.0, 0.5]])
+    np.testing.assert_allclose(energy_score(z + 3.0), energy_score(z) - 3.0, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------ AdaBN
+
+class _InputBN(nn.Module):
+    """BN on the input, then a dropout before a second BN (catches dropout in train mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn_in = nn.BatchNorm2d(3)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.drop = nn.Dropout(0.5)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.bn(self.drop(self.conv(self.bn_in(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_adapt_estimates_the_target_statistics_and_leaves_the_model_alone():
+    from deep.adapt import adapt_norm_statistics
+
+    torch.manual_seed(0)
+    model = _InputBN().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(1)
+    target = rng.integers(180, 256, (21, 8, 8, 3), dtype=np.uint8)  # a bright lab
+    new = adapt_norm_statistics(model, target, MEAN, STD, batch_size=7)
+    x = (target / 255.0 - np.array(MEAN)) / np.array(STD)
+    # the input BN's running mean/var are the target's per-channel statistics (three equal
+    # batches: the mean of batch means is the mean; the variance is the mean of unbiased
+    # batch variances)
+    np.testing.assert_allclose(new.bn_in.running_mean.numpy(), x.mean((0, 1, 2)), atol=1e-5)
+    batch_var = [b.reshape(-1, 3).var(0, ddof=1) for b in np.split(x, 3)]
+    np.testing.assert_allclose(new.bn_in.running_var.numpy(), np.mean(batch_var, 0),
+                               rtol=1e-4)
+    assert not new.training and not any(m.training for m in new.modules())
+    assert new.bn_in.momentum == model.bn_in.momentum == 0.1  # restored after the passes
+    # the original is untouched; the copy's weights are the original's
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for k in ("conv.weight", "head.weight", "bn.weight", "bn_in.bias"):
+        assert torch.equal(new.state_dict()[k], before[k])
+    assert new is not model and new.conv.weight is not model.conv.weight
+
+
+def test_adapt_keeps_dropout_in_eval_mode_and_takes_tensors():
+    from deep.adapt import adapt_norm_statistics
+
+    torch.manual_seed(0)
+    model = _InputBN().eval()
+    target = np.random.default_rng(2).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    a = adapt_norm_statistics(model, target, MEAN, STD, batch_size=5)
+    b = adapt_norm_statistics(model, target, MEAN, STD, batch_size=5)
+    # a dropout in training mode before model.bn would make its statistics random
+    assert torch.equal(a.bn.running_mean, b.bn.running_mean)
+    assert torch.equal(a.bn.running_var, b.bn.running_var)
+    t = adapt_norm_statistics(model, torch.from_numpy(target).permute(0, 3, 1, 2), MEAN, STD,
+                              batch_size=5)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(t.state_dict()[k], v)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), a(x))  # eval mode: deterministic
+
+
+def test_adapt_moves_the_first_bn_with_the_target_brightness():
+    """wbcnet: its first BN follows a convolution, so a brighter target moves its running mean
+    by (brightness step) x (sum of each filter's weights)."""
+    from deep.adapt import adapt_norm_statistics
+
+    model = _wbcnet()
+    rng = np.random.default_rng(0)
+    base = rng.integers(60, 140, (16, 32, 32, 3), dtype=np.uint8)
+    dark = adapt_norm_statistics(model, base, MEAN, STD)
+    bright = adapt_norm_statistics(model, base + np.uint8(80), MEAN, STD)
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    shift = (_bns(bright)[0].running_mean - _bns(dark)[0].running_mean).numpy()
+    expect = (conv.weight.detach() / torch.tensor(STD).view(1, 3, 1, 1)).sum((1, 2, 3)).numpy()
+    assert np.corrcoef(shift, expect)[0, 1] > 0.95
+    # and the untouched model's first BN still has its default statistics
+    zero = torch.zeros(len(shift))
+    assert torch.equal(_bns(model)[0].running_mean, zero)
+    assert not torch.equal(_bns(dark)[0].running_mean, zero)
+
+
+def test_adapt_refuses_too_few_images_and_copies_a_model_without_bn(caplog):
+    from deep.adapt import MIN_ADAPT_IMAGES, adapt_norm_statistics
+    from deep.models import get_model
+
+    imgs = np.zeros((3, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=f"3 images is too few.*at least {MIN_ADAPT_IMAGES}"):
+        adapt_norm_statistics(_wbcnet(), imgs, MEAN, STD)
+    with pytest.raises(ValueError, match="batch_size"):
+        adapt_norm_statistics(_wbcnet(), np.zeros((8, 32, 32, 3), np.uint8), MEAN, STD,
+                              batch_size=1)
+    torch.manual_seed(0)
+    plain = get_model("smallcnn", num_classes=3, width=0.25, img_size=32).eval()
+    assert not _bns(plain)
+    with caplog.at_level(logging.WARNING, logger="deep.adapt"):
+        same = adapt_norm_statistics(plain, np.zeros((8, 32, 32, 3), np.uint8), MEAN, STD)
+    assert "no BatchNorm layer" in caplog.text
+    assert same is not plain and not same.training
+    for k, v in plain.state_dict().items():
+        assert torch.equal(same.state_dict()[k], v)
+
+
+# ------------------------------------------------------------------------------ metadata
+
+def test_checkpoint_meta_carries_shift_and_adaptation(tmp_path):
+    from deep.checkpoint import CheckpointMeta, load_checkpoint, load_model, update_meta
+
+    m = CheckpointMeta(model="wbcnet", classes=CLASSES, img_size=32, mean=MEAN, std=STD,
+                       model_kwargs={"width": 0.25}, shift_threshold=-2.5,
+                       shift_val_scores=list(np.linspace(-4, -2, 101)),
+                       adaptation={"method": "bn-statistics", "n_images": 9, "source": "x/"})
+    assert CheckpointMeta.from_dict(m.to_dict()) == m
+    path = _save(tmp_path / "a.pt", _wbcnet(), shift_threshold=-2.5,
+                 adaptation={"method": "bn-statistics", "n_images": 9, "source": "x/"})
+    _, meta = load_model(path)
+    assert meta["shift_threshold"] == -2.5 and meta["adaptation"]["n_images"] == 9
+    # an old checkpoint, whose metadata has none of the new keys, loads; the fields are None
+    old = {k: v for k, v in m.to_dict().items()
+           if k not in ("shift_threshold", "shift_val_scores", "adaptation")}
+    back = CheckpointMeta.from_dict(old)
+    assert back.shift_threshold is None and back.adaptation is None
+    assert back.shift_val_scores is None
+    from deep.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "old.pt", _wbcnet(), old)
+    _, meta = load_model(tmp_path / "old.pt")
+    assert "shift_threshold" not in meta and CheckpointMeta.from_dict(meta).shift_threshold \
+        is None
+    # update_meta changes the metadata only
+    before = load_checkpoint(path)["state_dict"]
+    update_meta(path, shift_threshold=1.5)
+    after = load_checkpoint(path)
+    assert after["meta"]["shift_threshold"] == 1.5 and after["meta"]["adaptation"]
+    for k, v in before.items():
+        assert torch.equal(after["state_dict"][k], v)
+
+
+# ------------------------------------------------------------------------------ CLIs
+
+def test_deep_adapt_writes_an_adapted_checkpoint(ckpt, lab, tmp_path, capsys):
+    from deep.adapt import adapt_norm_statistics, main
+    from deep.checkpoint import load_model
+    from deep.inputs import read_inputs
+    from wbc_classic.io.predictions import expand_inputs
+
+    out = tmp_path / "adapted.pt"
+    assert main(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(out)]) == 0
+    assert "to 12 of 12 images" in capsys.readouterr().out
+    new, meta = load_model(out)
+    assert meta["adaptation"]["method"] == "bn-statistics"
+    assert meta["adaptation"]["n_images"] == 12 and meta["adaptation"]["source"] == str(lab)
+    assert meta["shift_threshold"] == -1.0  # the rest of the metadata is kept
+    assert "card" not in meta  # this checkpoint had none; one that has gets a note
+    from deep.checkpoint import update_meta
+
+    carded = tmp_path / "carded.pt"
+    shutil.copy(ckpt, carded)
+    update_meta(carded, card={"model": {"file": "best.pt"}, "note": ""})
+    assert main(["--checkpoint", str(carded), "--images", str(lab), "--out",
+                 str(tmp_path / "c2.pt"), "--cell-check", "contrast"]) == 0
+    card = load_model(tmp_path / "c2.pt")[1]["card"]
+    assert card["model"]["file"] == "c2.pt" and "AdaBN" in card["note"]
+    old, old_meta = load_model(ckpt)
+    assert old_meta.get("adaptation") is None
+    # exactly AdaBN of the original on the lab's images as deep.predict reads them
+    _, images = read_inputs(expand_inputs([lab]), old_meta)
+    ref = adapt_norm_statistics(old, images, MEAN, STD)
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(new.state_dict()[k], v)
+    assert not torch.equal(_bns(new)[0].running_mean, _bns(old)[0].running_mean)
+
+
+def test_deep_adapt_bad_input(ckpt, lab, tmp_path, capsys):
+    from deep.adapt import main
+    from deep.models import get_model
+
+    out = tmp_path / "x.pt"
+    few = _few(tmp_path, lab, 3)
+    assert main(["--checkpoint", str(ckpt), "--images", str(few), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a target batch of 3 images is too few" in err and "at least 8" in err
+    assert str(few) in err and "Traceback" not in err and not out.exists()
+    # an unreadable file is skipped and named; the checkpoint is written (exit 1)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(lab, mixed)
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["--checkpoint", str(ckpt), "--images", str(mixed), "--out", str(out),
+                 "--cell-check", "contrast"]) == 1
+    cap = capsys.readouterr()
+    assert "1 of 13 images skipped" in cap.err and "broken.png" in cap.err
+    assert out.is_file()
+    # an output folder, a missing checkpoint, a network without BatchNorm: exit 2, no work
+    assert main(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(tmp_path)]) == 2
+    assert "existing folder" in capsys.readouterr().err
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--images", str(lab),
+                 "--out", str(tmp_path / "y.pt")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+    torch.manual_seed(0)
+    plain = _save(tmp_path / "plain.pt", get_model("smallcnn", num_classes=3, width=0.25,
+                                                  img_size=32), name="smallcnn")
+    assert main(["--checkpoint", str(plain), "--images", str(lab), "--out",
+                 str(tmp_path / "y.pt")]) == 2
+    assert "no BatchNorm layer" in capsys.readouterr().err
+    assert not (tmp_path / "y.pt").exists()
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(out),
+              "--batch-size", "1"])
+
+
+def test_predict_writes_shift_columns_and_adapts_on_request(ckpt, lab, tmp_path, capsys):
+    from deep.adapt import energy_score
+    from deep.adapt import main as adapt
+    from deep.checkpoint import load_model, update_meta
+    from deep.inputs import read_inputs
+    from deep.predict import main, predict_logits
+    from wbc_classic.io.predictions import expand_inputs
+
+    plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
+    assert main(["--checkpoint", str(ckpt), str(lab), "--out", str(plain)]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(plain)
+    assert list(rows[0])[-2:] == ["shift_score", "shift_flag"]
+    assert "images" in out and "unlike the training data" in out
+    model, meta = load_model(ckpt)
+    _, images = read_inputs(expand_inputs([lab]), meta)
+    e = energy_score(predict_logits(model, images, MEAN, STD))
+    np.testing.assert_allclose([float(r["shift_score"]) for r in rows], e, atol=1e-4)
+    assert [r["shift_flag"] for r in rows] == [str(int(v > -1.0)) for v in e]
+    # --adapt classifies with the batch's own statistics: what deep.adapt's checkpoint predicts
+    assert main(["--checkpoint", str(ckpt), str(lab), "--out", str(adapted), "--adapt"]) == 0
+    saved = tmp_path / "saved.pt"
+    assert adapt(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(saved)]) == 0
+    via_ckpt = tmp_path / "via.csv"
+    assert main(["--checkpoint", str(saved), str(lab), "--out", str(via_ckpt)]) == 0
+    capsys.readouterr()
+    p = lambda rows: np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])  # noqa: E731
+    assert not np.allclose(p(_rows(adapted)), p(rows), atol=1e-4)
+    np.testing.assert_allclose(p(_rows(adapted)), p(_rows(via_ckpt)), atol=1e-5)
+    # too few images for --adapt: exit 2, one clear line, no CSV
+    few = _few(tmp_path, lab, 3)
+    bad = tmp_path / "few.csv"
+    assert main(["--checkpoint", str(ckpt), str(few), "--out", str(bad), "--adapt"]) == 2
+    err = capsys.readouterr().err
+    assert "--adapt" in err and "too few" in err and not bad.exists()
+    # a checkpoint without a threshold: scores, no flags
+    none = tmp_path / "none.pt"
+    shutil.copy(ckpt, none)
+    update_meta(none, shift_threshold=None)
+    assert main(["--checkpoint", str(none), str(lab), "--out", str(plain)]) == 0
+    assert "no shift threshold" in capsys.readouterr().out
+    rows = _rows(plain)
+    assert all(r["shift_flag"] == "" and r["shift_score"] != "" for r in rows)
+
+
+def test_classical_commands_point_a_deep_checkpoint_to_deep(ckpt, lab, tmp_path, capsys):
+    """``wbc-classic adapt|predict --model best.pt``: one line naming the deep command (the
+    classical side never imports torch to find out)."""
+    from wbc_classic.cli import main
+
+    renamed = tmp_path / "model.bin"  # recognised by its content too
+    shutil.copy(ckpt, renamed)
+    for model in (ckpt, renamed):
+        code = main(["adapt", "--model", str(model), "--images", str(lab), "--out",
+                     str(tmp_path / "x.skops")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert "deep-network checkpoint" in err and "python -m deep.adapt" in err
+        assert str(model) in err
+    code = main(["predict", "--model", str(ckpt), str(lab), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "python -m deep.predict" in err
+    assert not (tmp_path / "x.skops").exists()
+
+
+def test_ensemble_shift_is_the_mean_member_energy(ckpt, tmp_path):
+    from deep.adapt import energy_score
+    from deep.checkpoint import load_model
+    from deep.models.ensemble import ensemble_from_checkpoints
+    from deep.predict import predict_logits, predict_proba
+
+    other = _save(tmp_path / "b.pt", _wbcnet(seed=1), shift_threshold=2.0)
+    ens, meta = ensemble_from_checkpoints([ckpt, other], vote_weights=[3, 1])
+    assert meta["shift_threshold"] == 2.0 and meta["shift_val_scores"] is None
+    imgs = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    proba, shift = predict_proba(ens.eval(), imgs, meta, return_shift=True)
+    members = [load_model(p)[0] for p in (ckpt, other)]
+    zs = [predict_logits(m, imgs, MEAN, STD) for m in members]
+    np.testing.assert_allclose(shift, 0.75 * energy_score(zs[0]) + 0.25 * energy_score(zs[1]),
+                               rtol=1e-6)
+    # the probabilities are still the ensemble's own output
+    with torch.no_grad():
+        from deep.data import normalize_batch
+
+        ref = torch.softmax(ens(normalize_batch(torch.from_numpy(imgs), MEAN, STD)), 1)
+    np.testing.assert_allclose(proba, ref.numpy(), atol=1e-5)
+    assert np.allclose(predict_proba(ens, imgs, meta), proba)
+    no_thr = _save(tmp_path / "c.pt", _wbcnet(seed=2))
+    assert ensemble_from_checkpoints([ckpt, no_thr])[1]["shift_threshold"] is None
