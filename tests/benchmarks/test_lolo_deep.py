@@ -1,0 +1,95 @@
+"""The networks' leave-one-lab-out benchmark on tiny synthetic labs (tiny network, seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from benchmarks import lolo_deep  # noqa: E402
+from wbc_classic.data.synthetic_sets import (  # noqa: E402
+    write_class_folders,
+    write_segmentation_set,
+)
+
+TINY = ["--model", "wbcnet", "--width", "0.25", "--img-size", "32", "--crop", "center",
+        "--recipe", "default", "--epochs", "2", "--max-minutes", "1", "--n-resamples", "50"]
+
+
+@pytest.fixture(scope="module")
+def labs_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labs")
+    write_class_folders(root / "pbc", 10, size=64, seed=1)
+    write_segmentation_set(root / "cellavision_seg", 25, seed=2, size=64, stain_shift=0.5)
+    write_segmentation_set(root / "jtsc_seg", 25, seed=3, size=64, stain_shift=-0.7,
+                           scale=0.8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(labs_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lolo-deep")
+    code = lolo_deep.main(["--data", str(labs_root), "--norms", "batch,group", *TINY,
+                           "--fewshot", "2", "--fewshot-seeds", "0", "--fewshot-epochs", "1",
+                           "--cache-dir", str(out / "cache"), "--out", str(out)])
+    assert code == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_every_norm_is_scored_on_every_lab_and_bn_adaptation_only_with_batchnorm(run):
+    _, res = run
+    got = {(r["norm"], r["adaptation"], r["test"]) for r in res["rows"]}
+    labs = {"pbc", "cellavision_seg", "jtsc_seg"}
+    assert {(n, a, t) for n, a, t in got if n == "batch"} == {
+        ("batch", a, t) for a in ("none", "bn") for t in labs}
+    # a GroupNorm network has no BatchNorm statistics to adapt
+    assert {(n, a, t) for n, a, t in got if n == "group"} == {("group", "none", t) for t in labs}
+    for r in res["rows"]:
+        assert sum(map(sum, r["confusion"])) == r["n"]
+        assert 0 <= r["accuracy"]["value"] <= 1
+
+
+def test_shift_auroc_is_reported_for_the_other_labs_without_adaptation(run):
+    _, res = run
+    for r in res["rows"]:
+        has = "shift_auroc" in r
+        assert has == (r["test"] != "pbc" and r["adaptation"] == "none"), r["model"]
+        if has:
+            assert 0.0 <= r["shift_auroc"] <= 1.0
+        assert 0.0 <= r["flagged"] <= 1.0
+
+
+def test_fewshot_rows_per_target_and_k(run):
+    out, res = run
+    assert {(r["target"], r["k"]) for r in res["fewshot"]} == {
+        (t, 2) for t in ("cellavision_seg", "jtsc_seg")}
+    assert "Few-shot" in (out / "report.md").read_text()
+
+
+def test_a_rerun_reads_the_networks_back(run, labs_root):
+    out, res = run
+    done = sorted(out.glob("nets/*/done.json"))
+    # 2 norms trained on pbc, each fine-tuned once per (target, k, seed): 2 x (1 + 2)
+    assert len(done) == 6
+    stamps = [p.stat().st_mtime_ns for p in done]
+    assert lolo_deep.main(["--data", str(labs_root), "--norms", "batch,group", *TINY,
+                           "--fewshot", "2", "--fewshot-seeds", "0", "--fewshot-epochs", "1",
+                           "--cache-dir", str(out / "cache"), "--out", str(out)]) == 0
+    assert [p.stat().st_mtime_ns for p in sorted(out.glob("nets/*/done.json"))] == stamps
+    again = json.loads((out / "results.json").read_text())
+    assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in res["rows"]]
+
+
+def test_bad_arguments_fail_before_any_training(labs_root, tmp_path, capsys):
+    assert lolo_deep.main(["--data", str(labs_root), "--norms", "instance",
+                           "--out", str(tmp_path)]) == 2
+    assert "instance" in capsys.readouterr().err
+    assert lolo_deep.main(["--data", str(labs_root), "--train", "bccd",
+                           "--out", str(tmp_path)]) == 2
+    assert "bccd" in capsys.readouterr().err
+    assert lolo_deep.main(["--data", str(labs_root), "--train", "jtsc_seg", "--fewshot", "5",
+                           "--out", str(tmp_path)]) == 2
+    assert "pbc" in capsys.readouterr().err
+    assert not list(tmp_path.glob("nets/*"))
