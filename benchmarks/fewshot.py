@@ -46,7 +46,7 @@ def pick_per_class(y: np.ndarray, k: int, n_classes: int, seed: int) -> np.ndarr
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t-interval of per-seed values."""
+    """Mean and 95 % t-interval of per-seed values (accuracies: clipped to [0, 1])."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
@@ -54,7 +54,7 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     if v.size < 2:
         return m, m, m
     h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return m, m - h, m + h
+    return m, max(m - h, 0.0), min(m + h, 1.0)
 
 
 def features(model, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:

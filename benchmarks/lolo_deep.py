@@ -18,7 +18,8 @@ unflagged ones (selective accuracy).
 ``--fewshot K ...`` adds the few-shot curve of the networks trained on ``pbc`` alone: for each
 other lab, K and seed, ``min(K, n_c - 1)`` labelled cells per class of that lab (the pick of
 :func:`benchmarks.fewshot.pick_per_class`) plus as many PBC training cells per class
-(so that PBC is not forgotten) fine-tune the PBC network for ``--fewshot-epochs`` epochs,
+(so that PBC is not forgotten) fine-tune the PBC network for ``--fewshot-epochs`` epochs
+(batch ``--fewshot-batch-size``, rate ``--fewshot-lr``, no warm-up, no validation part),
 which is then scored on the lab's remaining cells (mean and 95 % t-interval over seeds).
 
 Everything a run trains is kept under ``--out`` (``nets/<key>/best.pt``; key: training set,
@@ -234,8 +235,8 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
 
 
 def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
-                 seeds: Sequence[int], *, epochs: int, lr: float, out: Path,
-                 cache_dir: str | None) -> list[dict]:
+                 seeds: Sequence[int], *, epochs: int, lr: float, batch_size: int,
+                 out: Path, cache_dir: str | None) -> list[dict]:
     """The few-shot curve of the PBC-trained network (see the module docstring)."""
     from benchmarks.fewshot import interval, pick_per_class
 
@@ -257,14 +258,15 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
                     spec, paths, y, out=out, cache_dir=cache_dir, pretrained=base_ckpt,
                     label=f"fewshot {target} k={k} seed={s}",
                     overrides={"epochs": epochs, "max_minutes": None, "lr": lr,
-                               "warmup_epochs": 0.0, "val_fraction": 0.0})
+                               "batch_size": batch_size, "warmup_epochs": 0.0,
+                               "val_fraction": 0.0})
                 images, ok = prepare_images(list(tpaths[rest]), meta, cache_dir)
                 z = _logits(model, meta, images[ok], "none")
                 accs.append(float(np.mean(z.argmax(1) == ty[rest][ok])))
             m, lo, hi = interval(accs)
             rows.append({"model": spec.name, "target": target, "k": int(k), "mean": m,
                          "ci95": [lo, hi], "accuracy": accs, "seeds": list(seeds),
-                         "epochs": epochs, "lr": lr})
+                         "epochs": epochs, "lr": lr, "batch_size": batch_size})
             print(f"few-shot {target:16s} k={k:3d}  acc {m:.3f} [{lo:.3f}, {hi:.3f}] "
                   f"({len(accs)} seeds)", flush=True)
     return rows
@@ -319,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fewshot-epochs", type=int, default=30)
     ap.add_argument("--fewshot-lr", type=float, default=5e-4)
+    ap.add_argument("--fewshot-batch-size", type=int, default=16,
+                    help="batch size of the fine-tuning (default 16: a few dozen cells give "
+                         "a few steps per epoch)")
     ap.add_argument("--cache-dir", default=None, help="image cache (default $WBC_CACHE_DIR)")
     ap.add_argument("--n-resamples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
@@ -370,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             if train == "pbc" and args.fewshot:
                 few += fewshot_rows(spec, str(run / "best.pt"), labs, args.fewshot,
                                     args.fewshot_seeds, epochs=args.fewshot_epochs,
-                                    lr=args.fewshot_lr, out=args.out, cache_dir=args.cache_dir)
+                                    lr=args.fewshot_lr,
+                                    batch_size=args.fewshot_batch_size, out=args.out, cache_dir=args.cache_dir)
     from wbc_classic.io.atomic import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
