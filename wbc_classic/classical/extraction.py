@@ -287,7 +287,8 @@ def _load_cached(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, bool] 
 def _save_cached(path: Path, x: np.ndarray, names: tuple[str, ...], found: bool,
                  settings: Any) -> None:
     try:
-        with atomic_open(path, "wb") as fh:
+        # no fsync: an entry lost or cut short by a crash is unreadable and recomputed
+        with atomic_open(path, "wb", fsync=False) as fh:
             np.savez(fh, x=x.astype(np.float32), names=np.asarray(names, dtype=str),
                      found=np.asarray(found), settings=np.asarray(json.dumps(settings)))
     except OSError as exc:  # a full or read-only cache must not fail the extraction
