@@ -441,9 +441,10 @@ def extract_features(
         ``joblib.parallel_backend("dask")``). 1 runs in this process, whatever the backend.
     cache_dir : path, optional
         Directory of the per-image cache (created if needed); None disables caching.
-    progress : bool, default True
+    progress : bool or str, default True
         Report progress (:class:`wbc_classic.io.progress.Progress`: redrawn on a terminal,
-        a plain line every few seconds in a log).
+        a plain line every few seconds in a log), labelled "features" or by the string
+        given.
     scheduler : str or distributed.Client, optional
         Address of a Dask scheduler (or a client): run the items on that cluster through
         joblib's Dask backend (see the module docstring). ``n_jobs`` is then ignored.
@@ -508,7 +509,8 @@ def extract_features(
     failures: list[ExtractionFailure] = []
     n_cached = 0
     chunk_size = max(1, int(chunk_size))
-    with Progress(total=n, desc="features", unit="img", disable=not progress) as bar:
+    label = progress if isinstance(progress, str) else "features"
+    with Progress(total=n, desc=label, unit="img", disable=not progress) as bar:
         todo: list[tuple[int, Item, str | None]] = []
         finished: list[tuple] = []
         if job.cache_dir is not None and (n_jobs != 1 or scheduler is not None):
@@ -548,6 +550,10 @@ def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]
 
     if not chunks:  # everything came from the cache: no workers, no cluster connection
         return
+    if n_jobs != 1 and scheduler is None:
+        from wbc_classic.classical.workers import wait_for_workers
+
+        wait_for_workers()  # those of start_workers: one executor, started once
     if scheduler is not None:
         try:
             from distributed import Client

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from wbc_classic.io.atomic import check_output_file
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
-    model, paths, code = load_model_and_inputs(args.model, args.images)
+    model, paths, code = load_model_and_inputs(args.model, args.images, n_jobs=args.n_jobs)
     if code is not None:
         return code
     if not args.no_cache:
