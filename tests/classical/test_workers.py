@@ -1,4 +1,4 @@
-"""wbc_classic.classical.workers: workers started early are warm and reused."""
+"""wbc_classic.classical.workers: the pool of workers plus this process."""
 
 from __future__ import annotations
 
@@ -12,35 +12,57 @@ import pytest
 from wbc_classic.classical import workers
 
 
-def _pid_and_modules() -> tuple[int, bool]:
-    time.sleep(0.2)  # keep this worker busy so that the other takes the next task
-    return os.getpid(), "segmentation" in sys.modules and "features" in sys.modules
+def _where(chunk: list[int], delay: float) -> list[tuple[int, int, bool]]:
+    time.sleep(delay)  # long enough that both sides take chunks
+    return [(i, os.getpid(), "segmentation" in sys.modules) for i in chunk]
 
 
-def test_one_job_starts_nothing():
+def _fails(chunk: list[int], _: object) -> list[int]:
+    if os.getpid() != chunk[1]:  # only in a worker
+        raise RuntimeError("worker task failed")
+    return chunk
+
+
+def test_one_job_uses_no_pool():
+    assert workers.own_pool(1) == 0
     workers.start_workers(1)
     assert workers.wait_for_workers() == []
+
+
+def test_another_joblib_backend_is_left_to_joblib():
+    import joblib
+
+    with joblib.parallel_backend("threading"):
+        assert workers.own_pool(2) is None
+    assert workers.own_pool(3) == 2  # this process and two workers
 
 
 def test_warm_up_runs_in_this_process():
     assert workers._warm_up() == os.getpid()
 
 
-@pytest.mark.slow  # starts loky worker processes
-def test_started_workers_are_warm_and_reused_by_the_feature_engine():
-    import joblib
-
-    from wbc_classic.classical.extraction import extract_features
-
+@pytest.mark.slow  # starts a loky worker process
+def test_chunks_run_once_each_here_and_on_the_started_worker():
     workers.start_workers(2)
     warm = workers.wait_for_workers()
-    assert len(warm) == 2
-    seen = joblib.Parallel(n_jobs=2)(joblib.delayed(_pid_and_modules)() for _ in range(4))
-    assert {pid for pid, _ in seen} <= set(warm)   # the same processes, not new ones
-    assert all(imported for _, imported in seen)   # imported by the warm-up, not by the task
-    # the engine waits for a start still running, then runs on the executor it made
-    workers.start_workers(2)
-    image = np.full((64, 64, 3), 230, np.uint8)
-    result = extract_features([image, image], n_jobs=2, progress=False)
-    assert not workers._starting.is_alive() and result.ok.all()
-    assert set(workers.wait_for_workers()) == set(warm)  # the second start reused them
+    assert len(warm) == 1 and warm[0] != os.getpid()
+    chunks = [[2 * k, 2 * k + 1] for k in range(12)]
+    rows = [r for out in workers.run_chunks(_where, chunks, 0.05, 1) for r in out]
+    assert sorted(i for i, _, _ in rows) == list(range(24))     # every item once
+    pids = {pid for _, pid, _ in rows}
+    assert pids == {os.getpid(), warm[0]}                      # both sides worked
+    assert all(seg for _, pid, seg in rows if pid == warm[0])  # warm: imported before
+    with pytest.raises(RuntimeError, match="worker task failed"):
+        list(workers.run_chunks(_fails, [[0, os.getpid()]] * 4, None, 1))
+
+
+@pytest.mark.slow  # starts a loky worker process
+def test_feature_engine_on_two_processes_equals_one():
+    from wbc_classic.classical.extraction import extract_features
+    from wbc_classic.data.synthetic import make_cells
+
+    images, _, _ = make_cells(6, classes=("lymphocyte", "neutrophil"), size=64, seed=2)
+    one = extract_features(list(images), n_jobs=1, progress=False)
+    two = extract_features(list(images), n_jobs=2, progress=False, chunk_size=1)
+    np.testing.assert_array_equal(one.X, two.X)
+    assert two.ok.all()

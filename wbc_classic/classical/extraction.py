@@ -31,10 +31,12 @@ fingerprint is left out (the key is then the caller's responsibility).
 
 Parallelism and clusters
 ------------------------
-``n_jobs`` workers run through :mod:`joblib` (processes with the default *loky* backend; the
-segmenter and the extractor must then be picklable -- module-level functions, partials and
-estimators are). When a data set outgrows one machine, the same code runs on a Dask cluster
-through joblib's Dask backend: pass ``scheduler="tcp://host:8786"`` (or a
+``n_jobs`` processes share the work: this one and ``n_jobs - 1`` workers of joblib's *loky*
+executor (:mod:`wbc_classic.classical.workers`; the segmenter and the extractor must then be
+picklable -- module-level functions, partials and estimators are); inside another joblib
+backend (``joblib.parallel_backend``) the chunks go through :class:`joblib.Parallel`. When a
+data set outgrows one machine, the same code runs on a Dask cluster through joblib's Dask
+backend: pass ``scheduler="tcp://host:8786"`` (or a
 ``distributed.Client``), or wrap the call yourself::
 
     from distributed import Client
@@ -437,8 +439,9 @@ def extract_features(
     extractor : features.FeatureExtractor, optional
         Default ``FeatureExtractor()`` (all families).
     n_jobs : int, default 1
-        joblib workers (-1: all cores, or all Dask workers inside
-        ``joblib.parallel_backend("dask")``). 1 runs in this process, whatever the backend.
+        Processes (-1: all cores): this one and ``n_jobs - 1`` workers
+        (:func:`wbc_classic.classical.workers.run_chunks`); all Dask workers inside
+        ``joblib.parallel_backend("dask")``. 1 runs in this process, whatever the backend.
     cache_dir : path, optional
         Directory of the per-image cache (created if needed); None disables caching.
     progress : bool or str, default True
@@ -545,15 +548,12 @@ def extract_features(
 
 
 def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]:
-    """Yield the result lists of the chunks (in order), sequentially or through joblib."""
+    """Yield the result lists of the chunks (in any order): here, on the worker processes
+    and here (:mod:`wbc_classic.classical.workers`), or through joblib / Dask."""
     import joblib
 
     if not chunks:  # everything came from the cache: no workers, no cluster connection
         return
-    if n_jobs != 1 and scheduler is None:
-        from wbc_classic.classical.workers import wait_for_workers
-
-        wait_for_workers()  # those of start_workers: one executor, started once
     if scheduler is not None:
         try:
             from distributed import Client
@@ -574,5 +574,14 @@ def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]
         for c in chunks:
             yield _process_chunk(c, job)
         return
-    yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
-        joblib.delayed(_process_chunk)(c, job) for c in chunks)
+    from wbc_classic.classical.workers import own_pool, run_chunks
+
+    n_workers = own_pool(n_jobs)
+    if n_workers is None:  # another joblib backend is active (joblib.parallel_backend)
+        yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(_process_chunk)(c, job) for c in chunks)
+    elif n_workers == 0 or len(chunks) == 1:  # one core, or one chunk: no worker needed
+        for c in chunks:
+            yield _process_chunk(c, job)
+    else:
+        yield from run_chunks(_process_chunk, chunks, job, n_workers)
