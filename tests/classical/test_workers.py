@@ -66,3 +66,14 @@ def test_feature_engine_on_two_processes_equals_one():
     two = extract_features(list(images), n_jobs=2, progress=False, chunk_size=1)
     np.testing.assert_array_equal(one.X, two.X)
     assert two.ok.all()
+
+
+@pytest.mark.slow  # starts loky worker processes
+def test_stop_warm_up_kills_workers_still_starting_and_the_pool_recovers():
+    workers.start_workers(2)
+    assert workers.stop_warm_up()            # a fresh interpreter takes far longer than this
+    assert workers.wait_for_workers() == []
+    assert not workers.stop_warm_up()        # nothing left to stop
+    chunks = [[k] for k in range(4)]
+    rows = [r for out in workers.run_chunks(_where, chunks, 0.0, 1) for r in out]
+    assert sorted(i for i, _, _ in rows) == [0, 1, 2, 3]  # a new executor does the work

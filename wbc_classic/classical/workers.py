@@ -26,7 +26,7 @@ import queue
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["own_pool", "run_chunks", "start_workers", "wait_for_workers"]
+__all__ = ["own_pool", "run_chunks", "start_workers", "stop_warm_up", "wait_for_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
-#: warm-up tasks of the last :func:`start_workers`
+#: warm-up tasks of the last :func:`start_workers`, and their executor
 _warming: list[Any] = []
+_warming_executor: list[Any] = []
 
 
 def own_pool(n_jobs: int) -> int | None:
@@ -104,6 +105,7 @@ def start_workers(n_jobs: int) -> None:
     try:
         executor = _executor(n_workers)
         _warming[:] = [executor.submit(_warm_up) for _ in range(n_workers)]
+        _warming_executor[:] = [executor]
     except Exception as exc:  # noqa: BLE001 - the real call reports the problem
         logger.debug("starting the workers failed: %s", exc)
 
@@ -124,6 +126,21 @@ def wait_for_workers() -> list[int]:
         except Exception as exc:  # noqa: BLE001 - the real call reports the problem
             logger.debug("a worker's warm-up failed: %s", exc)
     return sorted(pids)
+
+
+def stop_warm_up() -> bool:
+    """Kill the workers of :func:`start_workers` if they are still warming up.
+
+    For a command that ends before it uses them (a usage error found after the start):
+    its exit would otherwise wait for their start-up to finish (~1.5 s).  Workers that
+    are ready are left alone.  Returns True when workers were killed.
+    """
+    busy = any(not future.done() for future in _warming)
+    if busy and _warming_executor:
+        _warming_executor[0].shutdown(wait=False, kill_workers=True)
+    _warming.clear()
+    _warming_executor.clear()
+    return busy
 
 
 def run_chunks(func: Callable[[Any, Any], Any], chunks: Sequence[Any], arg: Any,

@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    from wbc_classic.classical.workers import stop_warm_up
+
     try:
         with log_to_stderr(logging.WARNING):  # library warnings as one line each
             return int(args._run(args) or 0)
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: files already written are complete (atomic writes); "
               "nothing half-written was left", file=sys.stderr)
         return 130
+    finally:
+        stop_warm_up()  # workers started for work that never came: do not wait for them
 
 
 if __name__ == "__main__":
