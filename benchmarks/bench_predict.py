@@ -73,7 +73,9 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]
     -------
     dict
         ``{"wall": {stage: ms}, "cpu": {stage: ms}}`` with stages decode, segment,
-        features, classify and their sum ``total``.
+        features, classify (one row per call) and their sum ``total``; and
+        ``cpu_batch_classify_ms_per_cell``: probabilities and shift scores of all rows in
+        one call, as :meth:`predict_paths` computes them.
     """
     from wbc_classic.classical.model import segment_image
     from wbc_classic.io.images import read_image
@@ -89,16 +91,86 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]
         cpu[key].append((time.process_time() - c0) * 1e3)
         return out
 
+    rows = []
     for p in paths:
         image = timed("decode", read_image, p)
         seg = timed("segment", segment_image, image, model.segment_params)
         x = timed("features", model.extractor_.transform, [(image, seg)])
         timed("classify", model.predict_proba_features, x)
+        rows.append(x)
     out = {}
     for name, table in (("wall", wall), ("cpu", cpu)):
         med = {k: round(statistics.median(v), 3) for k, v in table.items()}
         med["total"] = round(sum(med.values()), 3)
         out[name] = med
+    # what predict_paths does: every row at once (the per-row calls above pay the
+    # classifier's per-call overhead), the shift scores included
+    X = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+    c0 = time.process_time()
+    model.predict_proba_features(X)
+    model.shift_scores(X)
+    out["cpu_batch_classify_ms_per_cell"] = round(
+        1e3 * (time.process_time() - c0) / max(1, len(rows)), 3)
+    return out
+
+
+#: run in a new interpreter by :func:`startup_breakdown`: the predict command's start-up
+#: steps in their order, CPU seconds each (the imports are those the command makes)
+_STARTUP_PROBE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+t = time.process_time
+steps = [("interpreter", t())]
+def step(name):
+    steps.append((name, t()))
+import numpy
+step("numpy")
+from wbc_classic.cli import build_parser
+build_parser(["predict"])
+step("command-line parser")
+import sklearn.base
+step("scikit-learn (scipy.stats, pandas, ...)")
+import segmentation, features
+step("segmentation + features (OpenCV, scikit-image, mahotas)")
+from wbc_classic.classical.modelfile import _import_skops_io, load
+_import_skops_io()
+step("skops.io (its trusted-type walk of scikit-learn)")
+model = load({model!r})
+step("model file (parse, rebuild)")
+paths = {paths!r}
+model.predict_paths(paths[:1], n_jobs=1)
+step("first image (with first-call set-up)")
+model.predict_paths(paths[1:2], n_jobs=1)
+step("second image")
+prev = 0.0
+out = {{}}
+for name, c in steps:
+    out[name] = c - prev
+    prev = c
+print(json.dumps(out))
+"""
+
+
+def startup_breakdown(model: str, paths: list[Path], repeats: int = 3) -> dict[str, float]:
+    """Median CPU seconds of each start-up step of ``wbc-classic predict``, each repeat in a
+    new interpreter (so every import is a first one).
+
+    Returns
+    -------
+    dict
+        Step name -> median CPU seconds, in the order the command takes them (see
+        ``_STARTUP_PROBE``), plus ``"total"``.
+    """
+    import subprocess
+
+    code = _STARTUP_PROBE.format(root=str(REPO_ROOT), model=str(model),
+                                 paths=[str(p) for p in paths[:2]])
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                                      capture_output=True, text=True, check=True
+                                      ).stdout.strip().splitlines()[-1])
+            for _ in range(max(1, repeats))]
+    out = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    out["total"] = round(statistics.median(sum(r.values()) for r in runs), 3)
     return out
 
 
@@ -189,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                              "process (start-up included), on the images and on one image")
     parser.add_argument("--cli-no-cache", action="store_true",
                         help="--cli runs with --no-cache (default: a new empty cache folder)")
+    parser.add_argument("--startup", type=int, default=0, metavar="N",
+                        help="CPU seconds of each start-up step of the predict command, "
+                             "medians of N new interpreters (0: skip)")
     parser.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
     args = parser.parse_args(argv)
 
@@ -204,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({b['cpu_s']:.2f} CPU s); one image: {o['wall_s']:.2f} s wall "
               f"({o['cpu_s']:.2f} CPU s); {cli['ms_per_cell_after_startup']:.2f} ms wall "
               "per further image")
+    startup = None
+    if args.startup:
+        startup = startup_breakdown(args.model, paths, args.startup)
+        print(f"  start-up, median CPU s of {args.startup} new interpreters: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in startup.items()))
     t0 = time.perf_counter()
     model = load(args.model)
     load_s = time.perf_counter() - t0
@@ -230,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("wall", "cpu"):
             print(f"  one-core median {kind} ms/cell: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in breakdown[kind].items()))
+        print(f"  classify + shift scores of all rows at once: "
+              f"{breakdown['cpu_batch_classify_ms_per_cell']:.3f} CPU ms/cell")
         projected = 1000.0 * max(1, args.n_jobs) / breakdown["cpu"]["total"]
         print(f"  projected from CPU time on {args.n_jobs} idle cores: {projected:.1f} cells/s")
     try:
@@ -260,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             "n_images": len(paths), "n_jobs": args.n_jobs, "repeats": args.repeats,
             "cells_per_s": [round(r, 2) for r in rates],
             "median_cells_per_s": None if median_rate is None else round(median_rate, 2),
-            "cli": cli,
+            "cli": cli, "startup_cpu_s": startup,
             "one_core_ms_per_cell": breakdown,
             "projected_cells_per_s_from_cpu_time": None if projected is None
             else round(projected, 2),
