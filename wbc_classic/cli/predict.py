@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="CSV file to write (written atomically)")
     parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
-                        help="parallel worker processes for decoding, segmentation and "
-                             "features (default 1; -1 = all cores)")
+                        help="processes for decoding, segmentation and features, this "
+                             "one and N-1 workers (default 1; -1 = all cores)")
     parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
                         help="pixel scale of these images: a number, or 'auto' (median "
                              "red-cell estimate over up to 50 of them); the images are "
