@@ -63,7 +63,7 @@ def sample_paths(root: Path, n: int, seed: int = 0) -> list[Path]:
     return [Path(data.paths[i]) for i in picked]
 
 
-def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]]:
+def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, Any]:
     """Median wall and CPU milliseconds per cell of each stage, one core, one image at a time.
 
     CPU time (``time.process_time``) is what a stage costs when it has a core to itself;
@@ -98,7 +98,7 @@ def stage_breakdown(model: Any, paths: list[Path]) -> dict[str, dict[str, float]
         x = timed("features", model.extractor_.transform, [(image, seg)])
         timed("classify", model.predict_proba_features, x)
         rows.append(x)
-    out = {}
+    out: dict[str, Any] = {}
     for name, table in (("wall", wall), ("cpu", cpu)):
         med = {k: round(statistics.median(v), 3) for k, v in table.items()}
         med["total"] = round(sum(med.values()), 3)

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.bench_predict import sample_paths
 
         paths = sample_paths(args.data, args.n_images, args.seed)
-        out = dump_results(paths, args.model)
+        out: dict[str, Any] = dump_results(paths, args.model)
         np.savez_compressed(args.out, **out)
         print(f"{len(paths)} images, {out['X'].shape[1]} features -> {args.out}")
         return 0

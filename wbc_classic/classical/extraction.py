@@ -417,7 +417,7 @@ def extract_features(
     extractor: Any = None,
     n_jobs: int = 1,
     cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     scheduler: Any = None,
     segmenter_key: str | None = None,
     max_pixels: int | None = None,

@@ -168,7 +168,7 @@ def run_chunks(func: Callable[[Any, Any], Any], chunks: Sequence[Any], arg: Any,
     executor = _executor(n_workers)
     todo = iter(chunks)
     finished: queue.SimpleQueue = queue.SimpleQueue()
-    pending = set()
+    pending: set[Any] = set()
 
     def top_up() -> bool:
         """Give the workers chunks up to two each; False once there are none left."""
