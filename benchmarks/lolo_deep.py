@@ -172,7 +172,6 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
 
 def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str) -> np.ndarray:
     from deep.adapt import adapt_norm_statistics
-
     from deep.predict import predict_logits
 
     if adapt == "bn":
@@ -191,8 +190,9 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                   adaptations: Sequence[str], cache_dir: str | None, seed: int = 0,
                   n_resamples: int = 1000) -> list[dict]:
     """Rows of one trained network on each of ``pairs`` (its test labs), per adaptation."""
-    from deep.adapt import energy_score
     from sklearn.metrics import roc_auc_score
+
+    from deep.adapt import energy_score
 
     rows = []
     pbc_energy: np.ndarray | None = None
@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                 few += fewshot_rows(spec, str(run / "best.pt"), labs, args.fewshot,
                                     args.fewshot_seeds, epochs=args.fewshot_epochs,
                                     lr=args.fewshot_lr,
-                                    batch_size=args.fewshot_batch_size, out=args.out, cache_dir=args.cache_dir)
+                                    batch_size=args.fewshot_batch_size, out=args.out,
+                                    cache_dir=args.cache_dir)
     from wbc_classic.io.atomic import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)

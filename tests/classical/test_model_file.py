@@ -299,7 +299,7 @@ sys.path.insert(0, {root!r})
 if {hook}:
     from wbc_classic.classical.modelfile import _import_skops_io
     _import_skops_io()
-    assert "torch" not in sys.modules
+    assert "torch" not in sys.modules and "dask" not in sys.modules
 import skops.io._trusted_types as tt
 print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
                   if k.isupper() and k.endswith("NAMES")}}))
@@ -308,7 +308,7 @@ print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
 
 @pytest.mark.slow
 def test_skops_import_without_torch_trusts_the_same_types():
-    """The torch-free import of skops.io must not change its trusted-type lists."""
+    """The torch- and dask-free import of skops.io must not change its trusted-type lists."""
     import subprocess
     import sys
 

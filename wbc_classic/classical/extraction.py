@@ -31,10 +31,12 @@ fingerprint is left out (the key is then the caller's responsibility).
 
 Parallelism and clusters
 ------------------------
-``n_jobs`` workers run through :mod:`joblib` (processes with the default *loky* backend; the
-segmenter and the extractor must then be picklable -- module-level functions, partials and
-estimators are). When a data set outgrows one machine, the same code runs on a Dask cluster
-through joblib's Dask backend: pass ``scheduler="tcp://host:8786"`` (or a
+``n_jobs`` processes share the work: this one and ``n_jobs - 1`` workers of joblib's *loky*
+executor (:mod:`wbc_classic.classical.workers`; the segmenter and the extractor must then be
+picklable -- module-level functions, partials and estimators are); inside another joblib
+backend (``joblib.parallel_backend``) the chunks go through :class:`joblib.Parallel`. When a
+data set outgrows one machine, the same code runs on a Dask cluster through joblib's Dask
+backend: pass ``scheduler="tcp://host:8786"`` (or a
 ``distributed.Client``), or wrap the call yourself::
 
     from distributed import Client
@@ -287,7 +289,8 @@ def _load_cached(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, bool] 
 def _save_cached(path: Path, x: np.ndarray, names: tuple[str, ...], found: bool,
                  settings: Any) -> None:
     try:
-        with atomic_open(path, "wb") as fh:
+        # no fsync: an entry lost or cut short by a crash is unreadable and recomputed
+        with atomic_open(path, "wb", fsync=False) as fh:
             np.savez(fh, x=x.astype(np.float32), names=np.asarray(names, dtype=str),
                      found=np.asarray(found), settings=np.asarray(json.dumps(settings)))
     except OSError as exc:  # a full or read-only cache must not fail the extraction
@@ -414,7 +417,7 @@ def extract_features(
     extractor: Any = None,
     n_jobs: int = 1,
     cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     scheduler: Any = None,
     segmenter_key: str | None = None,
     max_pixels: int | None = None,
@@ -436,13 +439,15 @@ def extract_features(
     extractor : features.FeatureExtractor, optional
         Default ``FeatureExtractor()`` (all families).
     n_jobs : int, default 1
-        joblib workers (-1: all cores, or all Dask workers inside
-        ``joblib.parallel_backend("dask")``). 1 runs in this process, whatever the backend.
+        Processes (-1: all cores): this one and ``n_jobs - 1`` workers
+        (:func:`wbc_classic.classical.workers.run_chunks`); all Dask workers inside
+        ``joblib.parallel_backend("dask")``. 1 runs in this process, whatever the backend.
     cache_dir : path, optional
         Directory of the per-image cache (created if needed); None disables caching.
-    progress : bool, default True
+    progress : bool or str, default True
         Report progress (:class:`wbc_classic.io.progress.Progress`: redrawn on a terminal,
-        a plain line every few seconds in a log).
+        a plain line every few seconds in a log), labelled "features" or by the string
+        given.
     scheduler : str or distributed.Client, optional
         Address of a Dask scheduler (or a client): run the items on that cluster through
         joblib's Dask backend (see the module docstring). ``n_jobs`` is then ignored.
@@ -507,7 +512,8 @@ def extract_features(
     failures: list[ExtractionFailure] = []
     n_cached = 0
     chunk_size = max(1, int(chunk_size))
-    with Progress(total=n, desc="features", unit="img", disable=not progress) as bar:
+    label = progress if isinstance(progress, str) else "features"
+    with Progress(total=n, desc=label, unit="img", disable=not progress) as bar:
         todo: list[tuple[int, Item, str | None]] = []
         finished: list[tuple] = []
         if job.cache_dir is not None and (n_jobs != 1 or scheduler is not None):
@@ -542,7 +548,8 @@ def extract_features(
 
 
 def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]:
-    """Yield the result lists of the chunks (in order), sequentially or through joblib."""
+    """Yield the result lists of the chunks (in any order): here, on the worker processes
+    and here (:mod:`wbc_classic.classical.workers`), or through joblib / Dask."""
     import joblib
 
     if not chunks:  # everything came from the cache: no workers, no cluster connection
@@ -567,5 +574,14 @@ def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]
         for c in chunks:
             yield _process_chunk(c, job)
         return
-    yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
-        joblib.delayed(_process_chunk)(c, job) for c in chunks)
+    from wbc_classic.classical.workers import own_pool, run_chunks
+
+    n_workers = own_pool(n_jobs)
+    if n_workers is None:  # another joblib backend is active (joblib.parallel_backend)
+        yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(_process_chunk)(c, job) for c in chunks)
+    elif n_workers == 0 or len(chunks) == 1:  # one core, or one chunk: no worker needed
+        for c in chunks:
+            yield _process_chunk(c, job)
+    else:
+        yield from run_chunks(_process_chunk, chunks, job, n_workers)

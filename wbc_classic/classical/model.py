@@ -329,7 +329,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def extract(self, images_or_paths: Sequence[Any], *, um_per_pixel: float | None = None,
-                n_jobs: int | None = None, progress: bool = False,
+                n_jobs: int | None = None, progress: bool | str = False,
                 cache_dir: str | os.PathLike[str] | None = None) -> Any:
         """Features of images under this model's front end, through the one feature engine.
 
@@ -349,8 +349,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             segmentation (see :meth:`rescale_factor`).
         n_jobs : int, optional
             Workers (default ``n_jobs``).
-        progress : bool, default False
-            Report progress (:class:`wbc_classic.io.progress.Progress`).
+        progress : bool or str, default False
+            Report progress (:class:`wbc_classic.io.progress.Progress`), labelled by the
+            string given ("features" for True).
         cache_dir : path, optional
             Feature cache for this call (default: the model's ``cache_dir``).
 
@@ -840,8 +841,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     def predict_paths(self, paths: Sequence[str | os.PathLike[str]], *,
                       n_jobs: int | None = None, um_per_pixel: float | None = None,
-                      cache_dir: str | os.PathLike[str] | None = None
-                      ) -> list[dict[str, Any]]:
+                      cache_dir: str | os.PathLike[str] | None = None,
+                      progress: bool | str = False) -> list[dict[str, Any]]:
         """Classify image files in parallel; a bad file never stops the batch.
 
         Parameters
@@ -854,6 +855,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         cache_dir : path, optional
             Per-image feature cache (the one of :meth:`extract`, keyed by content, settings,
             stain normaliser and rescale factor); default the model's ``cache_dir``.
+        progress : bool or str, default False
+            Report the images' progress (as in :meth:`extract`; a string labels it).
 
         Returns
         -------
@@ -871,7 +874,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         paths = [str(p) for p in paths]
         result = self.extract(paths, um_per_pixel=um_per_pixel, n_jobs=n_jobs,
-                              cache_dir=cache_dir)
+                              cache_dir=cache_dir, progress=progress)
         errors = {f.index: str(f) for f in result.failures}
         good = result.ok & result.found
         ok = np.flatnonzero(good)

@@ -58,6 +58,7 @@ __all__ = [
     "PACKAGED_MODELS",
     "ModelFileError",
     "ModelVersionWarning",
+    "check_model_file",
     "known_types",
     "is_known_type",
     "load",
@@ -135,31 +136,41 @@ _KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
 )
 
 
-class _NoTorchFinder:
-    """Import hook refusing ``torch`` (see :func:`_import_skops_io`)."""
+#: array libraries whose scikit-learn wrappers (``sklearn.externals.array_api_compat.*``)
+#: import them; they define no estimators
+_ARRAY_LIBRARIES = ("torch", "dask", "cupy")
+
+
+class _NoArrayLibraryFinder:
+    """Import hook refusing some top-level packages (see :func:`_import_skops_io`)."""
+
+    def __init__(self, refused: tuple[str, ...]):
+        self.refused = refused
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "torch" or name.startswith("torch."):
+        if name.split(".", 1)[0] in self.refused:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
 
 def _import_skops_io() -> Any:
-    """``import skops.io`` without importing torch on the way.
+    """``import skops.io`` without importing torch, dask or cupy on the way.
 
     Importing :mod:`skops.io` builds its list of trusted scikit-learn types with
     ``sklearn.utils.all_estimators()``, whose package walk imports every sub-package,
-    including ``sklearn.externals.array_api_compat.torch`` -- which imports torch when it
-    is installed (~2 s of the ~3 s cold load).  That package defines no estimators, so
-    refusing torch during this one import leaves the trusted-type lists unchanged (checked
-    in tests/test_model_file.py) while halving the load time.  Nothing is blocked when
-    torch is already imported or after the import.
+    including ``sklearn.externals.array_api_compat.torch`` and ``.dask`` -- which import
+    torch (~2 s of the ~3 s cold load) and ``dask.array`` (~0.1 s) when they are
+    installed.  Those packages define no estimators, so refusing these libraries during
+    this one import leaves the trusted-type lists unchanged (checked in
+    tests/classical/test_model_file.py) while halving the load time.  Nothing is refused
+    that is already imported, or after the import.
     """
-    if "skops.io" in sys.modules or "torch" in sys.modules:
+    refused = tuple(m for m in _ARRAY_LIBRARIES if m not in sys.modules)
+    if "skops.io" in sys.modules or not refused:
         import skops.io
 
         return skops.io
-    finder = _NoTorchFinder()
+    finder = _NoArrayLibraryFinder(refused)
     sys.meta_path.insert(0, finder)
     try:
         import skops.io
@@ -268,7 +279,23 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
 
 # --------------------------------------------------------------------------- loading
 
-def _sniff(path: Path) -> None:
+def check_model_file(path: str | os.PathLike[str]) -> Path:
+    """The file :func:`load` would read, checked cheaply before any heavy import.
+
+    A shipped model's name is resolved (:func:`packaged_model_path`); the file must exist
+    and be a zip archive, not a pickle.  Reads its first bytes and the zip directory, not
+    the contents (:func:`load` checks those).
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    ModelFileError
+        Missing, a directory, unreadable, empty, a pickle or not a zip archive.
+    """
+    path = packaged_model_path(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -285,6 +312,7 @@ def _sniff(path: Path) -> None:
                                    "when loaded and are refused (expected a .skops file)")
     if head[:2] != b"PK" or not zipfile.is_zipfile(path):
         raise ModelFileError(path, "not a skops model file (not a zip archive)")
+    return path
 
 
 #: models shipped as package data (``wbc_classic/models/<name>.skops``, with a card
@@ -330,10 +358,8 @@ def load(path: str | os.PathLike[str]) -> Any:
         When the file was written with other versions of wbc_classic, numpy,
         scikit-learn, scikit-image, OpenCV or XGBoost.
     """
+    path = check_model_file(path)  # a missing file fails before the imports
     sio = _import_skops_io()
-
-    path = packaged_model_path(path)
-    _sniff(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 # command name -> module under wbc_classic.cli
 COMMANDS: dict[str, str] = {
@@ -32,8 +32,17 @@ def _load(module: str):
     return importlib.import_module(f"wbc_classic.cli.{module}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every available sub-command."""
+def build_parser(options_of: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every available sub-command.
+
+    Parameters
+    ----------
+    options_of : collection of str, optional
+        The sub-commands whose options are added (None: all). The others are listed with
+        their one-line help but get no options, so that starting ``wbc-classic predict``
+        (or ``--version``) does not pay for the imports other commands' options need
+        (``train``'s choices import the feature and classifier packages, ~1 s).
+    """
     from wbc_classic import __version__
 
     parser = argparse.ArgumentParser(
@@ -56,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=f"example:\n  {module.EXAMPLE}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(p)
+        if options_of is None or name in options_of:
+            module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -72,15 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wbc_classic.io.cachedir import CacheDirError
     from wbc_classic.io.options import EXIT_USAGE, log_to_stderr
 
-    parser = build_parser()
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    # the first word that is not an option names the command (the top level has no
+    # options taking a value); only its options are built
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser([command] if command in COMMANDS else [])
     try:
         with log_to_stderr(logging.WARNING):  # a deprecated flag's warning
-            args = parser.parse_args(argv)
+            args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help (0) or argparse's one-line usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    from wbc_classic.classical.workers import stop_warm_up
+
     try:
         with log_to_stderr(logging.WARNING):  # library warnings as one line each
             return int(args._run(args) or 0)
@@ -96,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: files already written are complete (atomic writes); "
               "nothing half-written was left", file=sys.stderr)
         return 130
+    finally:
+        stop_warm_up()  # workers started for work that never came: do not wait for them
 
 
 if __name__ == "__main__":

@@ -66,15 +66,20 @@ def is_deep_checkpoint(path: str | Path) -> bool:
 
 
 def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "image files",
-                          deep_command: str | None = None):
+                          deep_command: str | None = None, *, n_jobs: int = 1):
     """Load the model and expand the inputs for a CLI command.
+
+    The model file is first checked cheaply (it exists and is a zip archive) and the inputs
+    expanded; with ``n_jobs`` other than 1 the feature workers are then started in the
+    background (:func:`wbc_classic.classical.workers.start_workers`), so that their
+    start-up overlaps the model's loading; a typo in a path fails before either.
 
     Returns ``(model, paths, None)`` on success or ``(None, None, exit_code)`` after printing
     the problem: 2 when the model file cannot be loaded (a deep checkpoint gets one line
     pointing to ``deep_command``, the deep family's command for the same job) or no input
     file was found.
     """
-    from wbc_classic.classical.modelfile import ModelFileError, load
+    from wbc_classic.classical.modelfile import ModelFileError, check_model_file
 
     if is_deep_checkpoint(model_path):
         hint = f"; for a network use: {deep_command}" if deep_command else ""
@@ -82,13 +87,24 @@ def load_model_and_inputs(model_path: str, inputs: Sequence[str], what: str = "i
               f"takes a classical model (.skops){hint}", file=sys.stderr)
         return None, None, EXIT_USAGE
     try:
-        model = load(model_path)
-    except (ModelFileError, OSError) as exc:
+        check_model_file(model_path)
+    except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, None, EXIT_USAGE
     paths = expand_inputs(inputs)
     if not paths:
         print(f"error: no {what} found in {' '.join(str(i) for i in inputs)} (empty folder?)",
               file=sys.stderr)
+        return None, None, EXIT_USAGE
+    if n_jobs != 1:
+        from wbc_classic.classical.workers import start_workers
+
+        start_workers(n_jobs)
+    from wbc_classic.classical.modelfile import load
+
+    try:
+        model = load(model_path)
+    except (ModelFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return None, None, EXIT_USAGE
     return model, paths, None

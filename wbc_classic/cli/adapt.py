@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     model, paths, code = load_model_and_inputs(
-        args.model, args.images, deep_command=f"python -m deep.adapt --checkpoint {args.model} "
+        args.model, args.images, n_jobs=args.n_jobs,
+        deep_command=f"python -m deep.adapt --checkpoint {args.model} "
         "--images IMAGES_OR_DIRS --out adapted.pt")
     if code is not None:
         return code

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="CSV file to write (written atomically)")
     parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
-                        help="parallel worker processes for decoding, segmentation and "
-                             "features (default 1; -1 = all cores)")
+                        help="processes for decoding, segmentation and features, this "
+                             "one and N-1 workers (default 1; -1 = all cores)")
     parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
                         help="pixel scale of these images: a number, or 'auto' (median "
                              "red-cell estimate over up to 50 of them); the images are "
@@ -60,19 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_adapt_options(parser, METHODS)
 
 
-#: images classified per call, so that progress can be reported between calls
-_CHUNK = 64
-
 def run(args: argparse.Namespace) -> int:
     """Run ``wbc-classic predict``; returns the exit code (0 all ok, 1 some failed, 2 usage)."""
-    from wbc_classic.classical.shift import batch_summary
     from wbc_classic.cli._inputs import load_model_and_inputs, resolve_scale
     from wbc_classic.io.atomic import check_output_file
-    from wbc_classic.io.progress import Progress
 
     check_output_file(args.out, "--out")  # before the work; OutputError -> exit 2
     model, paths, code = load_model_and_inputs(
-        args.model, args.inputs, deep_command=f"python -m deep.predict --checkpoint "
+        args.model, args.inputs, n_jobs=args.n_jobs,
+        deep_command=f"python -m deep.predict --checkpoint "
         f"{args.model} IMAGES_OR_DIRS --out preds.csv")
     if code is not None:
         return code
@@ -103,12 +99,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         um = None  # the adapted model resamples them itself
     t0 = time.perf_counter()
-    rows: list[dict] = []
-    with Progress(total=len(paths), desc="predict", unit="img") as bar:
-        for start in range(0, len(paths), _CHUNK):
-            chunk = paths[start:start + _CHUNK]
-            rows += model.predict_paths(chunk, n_jobs=args.n_jobs, um_per_pixel=um, **extra)
-            bar.update(len(chunk))
+    # one call for the whole batch: the workers never wait for a slice's slowest image
+    rows = model.predict_paths(paths, n_jobs=args.n_jobs, um_per_pixel=um,
+                               progress="predict", **extra)
     seconds = time.perf_counter() - t0
     write_predictions_csv(args.out, rows, [str(c) for c in model.classes_])
     summary, problems = batch_report(rows, args.out, seconds)
@@ -118,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     scored = [r for r in rows if r["status"] == "ok" and r.get("shift_score") == r.get(
         "shift_score")]  # NaN: a model file without a shift scorer
     if scored:
+        from wbc_classic.classical.shift import batch_summary
+
         print(batch_summary(np.array([r["shift_flag"] for r in scored]), what="cells",
                             expected=1 - model.shift_.quantile,
                             adapted=getattr(model, "alignment_", None) is not None))
