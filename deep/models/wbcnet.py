@@ -92,7 +92,9 @@ class WBCNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         for m in self.modules():
-            if isinstance(m, _Block):
+            # each block starts as the identity (the last norm's scale at 0); GroupNorm and
+            # BatchNorm both have an affine weight
+            if isinstance(m, _Block) and isinstance(m.bn2.weight, nn.Parameter):
                 nn.init.zeros_(m.bn2.weight)
 
     def forward(self, x):
