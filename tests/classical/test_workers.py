@@ -77,3 +77,20 @@ def test_stop_warm_up_kills_workers_still_starting_and_the_pool_recovers():
     chunks = [[k] for k in range(4)]
     rows = [r for out in workers.run_chunks(_where, chunks, 0.0, 1) for r in out]
     assert sorted(i for i, _, _ in rows) == [0, 1, 2, 3]  # a new executor does the work
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.slow  # starts a loky worker process
+def test_joblib_parallel_after_the_pool_reuses_it_without_error():
+    # wbc-classic predict starts the pool, count then runs joblib.Parallel in the same
+    # process: joblib reuses the one loky executor and needs what its own constructor sets
+    import joblib
+
+    workers.start_workers(2)
+    workers.wait_for_workers()
+    list(workers.run_chunks(_where, [[0, 1], [2, 3]], 0.0, 1))
+    assert joblib.Parallel(n_jobs=2)(joblib.delayed(_square)(i) for i in range(4)) == [
+        0, 1, 4, 9]

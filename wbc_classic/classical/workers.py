@@ -60,13 +60,17 @@ def own_pool(n_jobs: int) -> int | None:
 
 def _executor(n_workers: int) -> Any:
     """The reusable executor of ``n_workers`` processes (the same one for the same count)."""
-    from joblib.externals.loky import cpu_count, get_reusable_executor
+    from joblib.executor import get_memmapping_executor
+    from joblib.externals.loky import cpu_count
 
     threads = str(max(cpu_count() // (n_workers + 1), 1))
     env = {var: os.environ.get(var, threads) for var in _THREAD_VARS}
     if "ENABLE_IPC" not in os.environ:  # TBB schedulers coordinate across processes
         env["ENABLE_IPC"] = "1"
-    return get_reusable_executor(max_workers=n_workers, timeout=300, env=env)
+    # joblib's own constructor of the reusable executor, not loky's: loky keeps one executor
+    # per process, and joblib.Parallel (used elsewhere in the same process, e.g. by
+    # wbc-classic count) reuses it and needs the temporary-folder manager joblib attaches
+    return get_memmapping_executor(n_workers, timeout=300, env=env)
 
 
 def _warm_up() -> int:
