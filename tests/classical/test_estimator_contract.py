@@ -54,7 +54,13 @@ EXPECTED_FAILED: dict[str, dict[str, str]] = {
             "check_estimators_nan_inf": _EARLY_STOPPING,
             "check_classifiers_one_label": "MLPClassifier cannot be trained on one class "
                                            "(it refuses with ValueError, which the check "
-                                           "does not accept)"},
+                                           "does not accept)",
+            # seen with scikit-learn 1.9.1: 4 of 60 probabilities differ by 6e-8
+            "check_methods_sample_order_invariance": "the MLP computes in float32 (as the "
+                                                     "saved models do): BLAS sums a batch "
+                                                     "in blocks that depend on the row "
+                                                     "order, so probabilities differ by "
+                                                     "~1e-7, above the check's rtol 1e-7"},
 }
 
 
