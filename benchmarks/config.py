@@ -68,7 +68,7 @@ CLASSICAL_MODELS: tuple[str, ...] = ("svm", "linear-svm", "knn", "logreg", "naiv
 DEEP_MODELS: tuple[str, ...] = ("vgg16", "vgg19", "resnet18", "resnet50", "resnet101",
                                 "resnet152", "densenet121", "densenet201", "mobilenet_v2",
                                 "inception_v3", "vit", "xception", "unet", "ndlm",
-                                "sevenblock", "smallcnn", "wbcnet")
+                                "sevenblock", "risodkar_cnn", "smallcnn", "wbcnet")
 
 #: Light deep models a CPU run can afford; the ``deep`` group of the presets.
 LIGHT_DEEP: tuple[str, ...] = ("smallcnn", "sevenblock", "wbcnet")
@@ -76,7 +76,8 @@ LIGHT_DEEP: tuple[str, ...] = ("smallcnn", "sevenblock", "wbcnet")
 #: The seed models of the comparative study (issue 13): every network the literature compares
 #: plus the project's wbcnet; the ``seeds`` group (and the deep half of ``all``). Cheapest and
 #: most promising first, so an interrupted CPU run has those rows before the heavy ones.
-SEED_MODELS: tuple[str, ...] = ("wbcnet", "resnet18", "unet", "sevenblock", "smallcnn",
+SEED_MODELS: tuple[str, ...] = ("wbcnet", "resnet18", "unet", "sevenblock", "risodkar_cnn",
+                                "smallcnn",
                                 "ndlm", "mobilenet_v2", "vit", "inception_v3", "densenet121",
                                 "vgg16", "vgg19", "xception", "resnet50", "densenet201",
                                 "resnet101", "resnet152")
