@@ -13,7 +13,10 @@ network without BatchNorm has no such row. Every row reports the energy shift sc
 (:func:`deep.adapt.energy_score`): its AUROC between PBC's test cells and the test lab's
 cells (when the network was trained on PBC and the test lab is another one), the share of the
 test lab's cells flagged by the threshold stored in the checkpoint, and the accuracy on the
-unflagged ones (selective accuracy).
+unflagged ones (selective accuracy). Beside it, the classical shift score
+(:class:`wbc_classic.classical.shift.ShiftScorer`, a Ledoit-Wolf Mahalanobis distance) on
+what the network's head receives (:func:`deep.adapt.penultimate_features`), fitted on the
+network's own training images: its AUROC and the share of cells above its threshold.
 
 ``--fewshot K ...`` adds the few-shot curve of the networks trained on ``pbc`` alone: for each
 other lab, K and seed, ``min(K, n_c - 1)`` labelled cells per class of that lab (the pick of
@@ -186,17 +189,31 @@ def has_batchnorm(model: Any) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
+def _auroc(reference: np.ndarray, other: np.ndarray) -> float:
+    """AUROC of a score telling ``other`` (positives) from ``reference``."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.zeros(len(reference)), np.ones(len(other))],
+                               np.r_[reference, other]))
+
+
 def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *,
                   adaptations: Sequence[str], cache_dir: str | None, seed: int = 0,
                   n_resamples: int = 1000) -> list[dict]:
     """Rows of one trained network on each of ``pairs`` (its test labs), per adaptation."""
-    from sklearn.metrics import roc_auc_score
 
-    from deep.adapt import energy_score
+    from deep.adapt import energy_score, penultimate_features
+    from wbc_classic.classical.shift import ShiftScorer
 
     rows = []
     pbc_energy: np.ndarray | None = None
+    pbc_feature_score: np.ndarray | None = None
     thr = meta.get("shift_threshold")
+    # the classical shift score (Mahalanobis, Ledoit-Wolf) on what the network's head sees,
+    # fitted on the network's own training images: a feature-space alternative to the energy
+    train_images, train_ok = prepare_images(pairs[0].train_paths, meta, cache_dir)
+    scorer = ShiftScorer(seed=seed).fit(penultimate_features(
+        model, train_images[train_ok], meta["mean"], meta["std"]))
     # PBC's test part first: the other labs' AUROC needs its energies
     for pair in sorted(pairs, key=lambda p: p.test != "pbc"):
         images, ok = prepare_images(pair.test_paths, meta, cache_dir)
@@ -214,12 +231,16 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                 **score_predictions(pair.test_y, pred, seed=seed, n_resamples=n_resamples)}
             # the warning a user gets comes from the network as trained: PBC's test cells
             # against this lab's, both without adaptation
+            feature_score = None
+            if adapt == "none":
+                feature_score = scorer.score_samples(penultimate_features(
+                    model, images[ok], meta["mean"], meta["std"]))
+                row["feature_flagged"] = float(np.mean(feature_score > scorer.threshold_))
             if pair.test == "pbc" and adapt == "none":
-                pbc_energy = energy
+                pbc_energy, pbc_feature_score = energy, feature_score
             elif adapt == "none" and pbc_energy is not None:
-                row["shift_auroc"] = float(roc_auc_score(
-                    np.r_[np.zeros(len(pbc_energy)), np.ones(len(energy))],
-                    np.r_[pbc_energy, energy]))
+                row["shift_auroc"] = _auroc(pbc_energy, energy)
+                row["feature_shift_auroc"] = _auroc(pbc_feature_score, feature_score)
             if thr is not None:
                 flag = energy > float(thr)
                 yk = pair.test_y[ok]
@@ -229,7 +250,8 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
             rows.append(row)
             print(f"{pair.train_name:>30s} -> {pair.test:15s} {row['model']:32s} acc "
                   f"{row['accuracy']['value']:.3f}  bal {row['balanced_accuracy']['value']:.3f}"
-                  + (f"  shift AUROC {row['shift_auroc']:.3f}" if "shift_auroc" in row else ""),
+                  + (f"  shift AUROC energy {row['shift_auroc']:.3f}, features "
+                     f"{row['feature_shift_auroc']:.3f}" if "shift_auroc" in row else ""),
                   flush=True)
     return rows
 
@@ -274,15 +296,18 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
 
 def _markdown_extra(rows: Sequence[dict], few: Sequence[dict]) -> str:
     lines = ["", "## Shift score (energy) and selective accuracy", "",
-             "| model | train | test | accuracy | shift AUROC vs PBC test | flagged | "
-             "accuracy on unflagged |", "|---|---|---|---|---|---|---|"]
+             "| model | train | test | accuracy | energy AUROC vs PBC test | flagged | "
+             "accuracy on unflagged | feature-Mahalanobis AUROC | flagged by it |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         auc = f"{r['shift_auroc']:.3f}" if "shift_auroc" in r else "-"
         fl = f"{r['flagged']:.2f}" if "flagged" in r else "-"
         sel = r.get("selective_accuracy")
+        fauc = f"{r['feature_shift_auroc']:.3f}" if "feature_shift_auroc" in r else "-"
+        ffl = f"{r['feature_flagged']:.2f}" if "feature_flagged" in r else "-"
         lines.append(f"| {r['model']} | {r['train']} | {r['test']} | "
                      f"{r['accuracy']['value']:.3f} | {auc} | {fl} | "
-                     f"{'-' if sel is None else f'{sel:.3f}'} |")
+                     f"{'-' if sel is None else f'{sel:.3f}'} | {fauc} | {ffl} |")
     if few:
         lines += ["", "## Few-shot: the PBC network fine-tuned on k labelled cells per class",
                   "", "| model | target | k | accuracy (mean over seeds) [95 % CI] |",

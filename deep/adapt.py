@@ -47,6 +47,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .data import normalize_batch
 
 __all__ = ["MIN_ADAPT_IMAGES", "SHIFT_QUANTILE", "adapt_norm_statistics", "energy_score",
+           "penultimate_features",
            "main"]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,58 @@ def energy_score(logits: np.ndarray | torch.Tensor, temperature: float = 1.0) ->
         raise ValueError(f"logits must have shape (N, K) with K >= 1, got {z.shape}")
     t = float(temperature)
     return -t * logsumexp(z / t, axis=1)
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, images: np.ndarray | torch.Tensor,
+                         mean: Sequence[float], std: Sequence[float], *, batch_size: int = 256,
+                         device: str | torch.device = "cpu") -> np.ndarray:
+    """What a network's classification head receives, one row per image.
+
+    The input of the module named by the builder's ``head_name`` (``model.head`` for wbcnet,
+    ``fc`` for the ResNets ...), flattened: the representation a feature-space shift score
+    (e.g. a Mahalanobis distance, Lee et al. 2018) works on.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A zoo model (built by :func:`deep.models.get_model`, so it has ``head_name``).
+    images : ndarray (N, S, S, 3) uint8, or tensor (N, 3, S, S) uint8
+        At the model's input size.
+    mean, std : sequence of float
+        The checkpoint's normalisation.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, F)
+
+    Raises
+    ------
+    ValueError
+        The model has no ``head_name`` (not a zoo model).
+    """
+    head = getattr(model, "head_name", None)
+    if not head:
+        raise ValueError(f"{type(model).__name__} has no head_name: penultimate features need "
+                         f"a model built by deep.models.get_model")
+    module = model.get_submodule(head)
+    grabbed: list[torch.Tensor] = []
+    hook = module.register_forward_pre_hook(
+        lambda _m, inputs: grabbed.append(inputs[0].detach().flatten(1).cpu()))
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    try:
+        for s in range(0, len(images), batch_size):
+            xb = images[s:s + batch_size]
+            xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
+            model(normalize_batch(xb.to(device), mean, std))
+    finally:
+        hook.remove()
+        model.train(was_training)
+    if not grabbed:
+        return np.zeros((0, 0))
+    return torch.cat(grabbed).double().numpy()
 
 
 def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,

@@ -415,3 +415,25 @@ def test_ensemble_shift_is_the_mean_member_energy(ckpt, tmp_path):
     assert np.allclose(predict_proba(ens, imgs, meta), proba)
     no_thr = _save(tmp_path / "c.pt", _wbcnet(seed=2))
     assert ensemble_from_checkpoints([ckpt, no_thr])[1]["shift_threshold"] is None
+
+
+def test_penultimate_features_are_what_the_head_receives():
+    from deep.adapt import penultimate_features
+    from deep.data import normalize_batch
+
+    model = _wbcnet()
+    model.train()  # the function evaluates in eval mode and restores the mode
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    feats = penultimate_features(model, images, MEAN, STD, batch_size=2)
+    assert model.training
+    assert feats.shape == (5, model.head[-1].in_features) and feats.dtype == np.float64
+    model.eval()
+    with torch.no_grad():
+        logits = model(normalize_batch(torch.from_numpy(images), MEAN, STD))
+        # the head (flatten, dropout in eval, linear) applied to the features gives the logits
+        again = model.head[-1](torch.from_numpy(feats).float())
+    np.testing.assert_allclose(again.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="head_name"):
+        penultimate_features(nn.Sequential(nn.Flatten(), nn.Linear(3072, 2)), images, MEAN,
+                             STD)
