@@ -240,7 +240,8 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                 pbc_energy, pbc_feature_score = energy, feature_score
             elif adapt == "none" and pbc_energy is not None:
                 row["shift_auroc"] = _auroc(pbc_energy, energy)
-                row["feature_shift_auroc"] = _auroc(pbc_feature_score, feature_score)
+                if pbc_feature_score is not None and feature_score is not None:
+                    row["feature_shift_auroc"] = _auroc(pbc_feature_score, feature_score)
             if thr is not None:
                 flag = energy > float(thr)
                 yk = pair.test_y[ok]
