@@ -182,27 +182,13 @@ def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str) -> np.ndarray
     return predict_logits(model, images, meta["mean"], meta["std"])
 
 
-def has_batchnorm(model: Any) -> bool:
-    """True when ``model`` has a BatchNorm layer (AdaBN can act on it)."""
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    return any(isinstance(m, _BatchNorm) for m in model.modules())
-
-
-def _auroc(reference: np.ndarray, other: np.ndarray) -> float:
-    """AUROC of a score telling ``other`` (positives) from ``reference``."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(np.r_[np.zeros(len(reference)), np.ones(len(other))],
-                               np.r_[reference, other]))
-
-
 def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *,
                   adaptations: Sequence[str], cache_dir: str | None, seed: int = 0,
                   n_resamples: int = 1000) -> list[dict]:
     """Rows of one trained network on each of ``pairs`` (its test labs), per adaptation."""
 
-    from deep.adapt import energy_score, penultimate_features
+    from benchmarks.shift import auroc
+    from deep.adapt import batchnorm_layers, energy_score, penultimate_features
     from wbc_classic.classical.shift import ShiftScorer
 
     rows = []
@@ -218,7 +204,7 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
     for pair in sorted(pairs, key=lambda p: p.test != "pbc"):
         images, ok = prepare_images(pair.test_paths, meta, cache_dir)
         for adapt in adaptations:
-            if adapt == "bn" and not has_batchnorm(model):
+            if adapt == "bn" and not batchnorm_layers(model):
                 continue
             z = _logits(model, meta, images[ok], adapt)
             pred = np.full(len(pair.test_y), -1, np.int64)
@@ -239,9 +225,9 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
             if pair.test == "pbc" and adapt == "none":
                 pbc_energy, pbc_feature_score = energy, feature_score
             elif adapt == "none" and pbc_energy is not None:
-                row["shift_auroc"] = _auroc(pbc_energy, energy)
+                row["shift_auroc"] = auroc(pbc_energy, energy)
                 if pbc_feature_score is not None and feature_score is not None:
-                    row["feature_shift_auroc"] = _auroc(pbc_feature_score, feature_score)
+                    row["feature_shift_auroc"] = auroc(pbc_feature_score, feature_score)
             if thr is not None:
                 flag = energy > float(thr)
                 yk = pair.test_y[ok]

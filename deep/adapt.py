@@ -46,7 +46,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .data import normalize_batch
 
-__all__ = ["MIN_ADAPT_IMAGES", "SHIFT_QUANTILE", "adapt_norm_statistics", "energy_score",
+__all__ = ["MIN_ADAPT_IMAGES", "SHIFT_QUANTILE", "adapt_norm_statistics", "batchnorm_layers",
+           "energy_score",
            "penultimate_features",
            "main"]
 
@@ -88,6 +89,12 @@ def energy_score(logits: np.ndarray | torch.Tensor, temperature: float = 1.0) ->
         raise ValueError(f"logits must have shape (N, K) with K >= 1, got {z.shape}")
     t = float(temperature)
     return -t * logsumexp(z / t, axis=1)
+
+
+def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
+    """The BatchNorm layers of ``model`` (any ``_BatchNorm``): what AdaBN can re-estimate;
+    empty for LayerNorm/GroupNorm networks."""
+    return [m for m in model.modules() if isinstance(m, _BatchNorm)]
 
 
 @torch.no_grad()
@@ -190,7 +197,7 @@ def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
                          f"{batch_size}")
     device = torch.device(device)
     new = copy.deepcopy(model).to(device).eval()
-    layers = [m for m in new.modules() if isinstance(m, _BatchNorm)]
+    layers = batchnorm_layers(new)
     if not layers:
         logger.warning("%s has no BatchNorm layer: there are no normalisation statistics to "
                        "adapt; the model is used unchanged",
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OutputError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    n_layers = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    n_layers = len(batchnorm_layers(model))
     if not n_layers:  # nothing to adapt: say so before reading any image
         print(f"error: {a.checkpoint}: {meta['model']} has no BatchNorm layer, so it has no "
               "normalisation statistics to adapt (LayerNorm/GroupNorm networks normalise "
