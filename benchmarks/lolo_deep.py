@@ -9,14 +9,13 @@ and scored on every lab outside its training set, and on PBC's test part when PB
 
 Each row is also scored with ``--adapt bn``: the network's BatchNorm statistics re-estimated
 on the test lab's unlabelled images (:func:`deep.adapt.adapt_norm_statistics`, AdaBN); a
-network without BatchNorm has no such row. Every row reports the energy shift score
-(:func:`deep.adapt.energy_score`): its AUROC between PBC's test cells and the test lab's
-cells (when the network was trained on PBC and the test lab is another one), the share of the
-test lab's cells flagged by the threshold stored in the checkpoint, and the accuracy on the
-unflagged ones (selective accuracy). Beside it, the classical shift score
-(:class:`wbc_classic.classical.shift.ShiftScorer`, a Ledoit-Wolf Mahalanobis distance) on
-what the network's head receives (:func:`deep.adapt.penultimate_features`), fitted on the
-network's own training images: its AUROC and the share of cells above its threshold.
+network without BatchNorm has no such row. Every row reports the network's own shift score,
+the one ``deep.predict`` writes (the checkpoint's ``shift_method``: the Mahalanobis distance of
+its penultimate features, :class:`deep.adapt.FeatureShift`): its AUROC between PBC's test
+cells and the test lab's cells (when the network was trained on PBC and the test lab is
+another one), the share of the test lab's cells flagged by the threshold stored in the
+checkpoint, and the accuracy on the unflagged ones (selective accuracy). Beside it, for
+comparison, the AUROC of the energy of the logits (:func:`deep.adapt.energy_score`).
 
 ``--fewshot K ...`` adds the few-shot curve of the networks trained on ``pbc`` alone: for each
 other lab, K and seed, ``min(K, n_c - 1)`` labelled cells per class of that lab (the pick of
@@ -173,13 +172,17 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
     return np.asarray(cached.images), np.asarray(cached.ok, bool)
 
 
-def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str) -> np.ndarray:
+def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and the network's own shift scores (as ``deep.predict`` writes them) of
+    ``images``, after AdaBN on them when ``adapt == "bn"``."""
     from deep.adapt import adapt_norm_statistics
-    from deep.predict import predict_logits
+    from deep.predict import predict_proba
 
     if adapt == "bn":
         model = adapt_norm_statistics(model, images, meta["mean"], meta["std"])
-    return predict_logits(model, images, meta["mean"], meta["std"])
+    proba, shift = predict_proba(model, images, meta, return_shift=True)
+    return np.log(np.maximum(proba, 1e-30)), shift
 
 
 def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *,
@@ -188,48 +191,39 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
     """Rows of one trained network on each of ``pairs`` (its test labs), per adaptation."""
 
     from benchmarks.shift import auroc
-    from deep.adapt import batchnorm_layers, energy_score, penultimate_features
-    from wbc_classic.classical.shift import ShiftScorer
+    from deep.adapt import batchnorm_layers, energy_score
+    from deep.predict import predict_logits
 
     rows = []
-    pbc_energy: np.ndarray | None = None
-    pbc_feature_score: np.ndarray | None = None
+    pbc_scores: tuple[np.ndarray, np.ndarray] | None = None  # (own score, energy) of PBC test
     thr = meta.get("shift_threshold")
-    # the classical shift score (Mahalanobis, Ledoit-Wolf) on what the network's head sees,
-    # fitted on the network's own training images: a feature-space alternative to the energy
-    train_images, train_ok = prepare_images(pairs[0].train_paths, meta, cache_dir)
-    scorer = ShiftScorer(seed=seed).fit(penultimate_features(
-        model, train_images[train_ok], meta["mean"], meta["std"]))
-    # PBC's test part first: the other labs' AUROC needs its energies
+    # PBC's test part first: the other labs' AUROC needs its scores
     for pair in sorted(pairs, key=lambda p: p.test != "pbc"):
         images, ok = prepare_images(pair.test_paths, meta, cache_dir)
         for adapt in adaptations:
             if adapt == "bn" and not batchnorm_layers(model):
                 continue
-            z = _logits(model, meta, images[ok], adapt)
+            z, shift = _logits(model, meta, images[ok], adapt)
             pred = np.full(len(pair.test_y), -1, np.int64)
             pred[ok] = z.argmax(axis=1)
-            energy = energy_score(z)
             row: dict[str, Any] = {
                 "family": "deep", "model": spec.name + ("" if adapt == "none" else "+bn"),
                 "features": "-", "adaptation": adapt, "norm": spec.norm,
                 "train": pair.train_name, "test": pair.test, "unreadable": int((~ok).sum()),
+                "shift_method": meta.get("shift_method", "energy"),
                 **score_predictions(pair.test_y, pred, seed=seed, n_resamples=n_resamples)}
             # the warning a user gets comes from the network as trained: PBC's test cells
             # against this lab's, both without adaptation
-            feature_score = None
             if adapt == "none":
-                feature_score = scorer.score_samples(penultimate_features(
-                    model, images[ok], meta["mean"], meta["std"]))
-                row["feature_flagged"] = float(np.mean(feature_score > scorer.threshold_))
-            if pair.test == "pbc" and adapt == "none":
-                pbc_energy, pbc_feature_score = energy, feature_score
-            elif adapt == "none" and pbc_energy is not None:
-                row["shift_auroc"] = auroc(pbc_energy, energy)
-                if pbc_feature_score is not None and feature_score is not None:
-                    row["feature_shift_auroc"] = auroc(pbc_feature_score, feature_score)
+                energy = energy_score(predict_logits(model, images[ok], meta["mean"],
+                                                     meta["std"]))
+                if pair.test == "pbc":
+                    pbc_scores = (shift, energy)
+                elif pbc_scores is not None:
+                    row["shift_auroc"] = auroc(pbc_scores[0], shift)
+                    row["energy_auroc"] = auroc(pbc_scores[1], energy)
             if thr is not None:
-                flag = energy > float(thr)
+                flag = shift > float(thr)
                 yk = pair.test_y[ok]
                 row["flagged"] = float(flag.mean())
                 row["selective_accuracy"] = (float(np.mean(z.argmax(1)[~flag] == yk[~flag]))
@@ -237,8 +231,8 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
             rows.append(row)
             print(f"{pair.train_name:>30s} -> {pair.test:15s} {row['model']:32s} acc "
                   f"{row['accuracy']['value']:.3f}  bal {row['balanced_accuracy']['value']:.3f}"
-                  + (f"  shift AUROC energy {row['shift_auroc']:.3f}, features "
-                     f"{row['feature_shift_auroc']:.3f}" if "shift_auroc" in row else ""),
+                  + (f"  shift AUROC {row['shift_auroc']:.3f} (energy "
+                     f"{row['energy_auroc']:.3f})" if "shift_auroc" in row else ""),
                   flush=True)
     return rows
 
@@ -270,7 +264,7 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
                                "batch_size": batch_size, "warmup_epochs": 0.0,
                                "val_fraction": 0.0})
                 images, ok = prepare_images(list(tpaths[rest]), meta, cache_dir)
-                z = _logits(model, meta, images[ok], "none")
+                z, _ = _logits(model, meta, images[ok], "none")
                 accs.append(float(np.mean(z.argmax(1) == ty[rest][ok])))
             m, lo, hi = interval(accs)
             rows.append({"model": spec.name, "target": target, "k": int(k), "mean": m,
@@ -282,19 +276,20 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
 
 
 def _markdown_extra(rows: Sequence[dict], few: Sequence[dict]) -> str:
-    lines = ["", "## Shift score (energy) and selective accuracy", "",
-             "| model | train | test | accuracy | energy AUROC vs PBC test | flagged | "
-             "accuracy on unflagged | feature-Mahalanobis AUROC | flagged by it |",
+    lines = ["", "## Shift score and selective accuracy", "",
+             "The network's own shift score (the checkpoint's `shift_method`, what "
+             "`deep.predict` writes) and, for comparison, the energy of its logits.", "",
+             "| model | train | test | accuracy | shift score | AUROC vs PBC test | "
+             "energy AUROC | flagged | accuracy on unflagged |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         auc = f"{r['shift_auroc']:.3f}" if "shift_auroc" in r else "-"
+        eauc = f"{r['energy_auroc']:.3f}" if "energy_auroc" in r else "-"
         fl = f"{r['flagged']:.2f}" if "flagged" in r else "-"
         sel = r.get("selective_accuracy")
-        fauc = f"{r['feature_shift_auroc']:.3f}" if "feature_shift_auroc" in r else "-"
-        ffl = f"{r['feature_flagged']:.2f}" if "feature_flagged" in r else "-"
         lines.append(f"| {r['model']} | {r['train']} | {r['test']} | "
-                     f"{r['accuracy']['value']:.3f} | {auc} | {fl} | "
-                     f"{'-' if sel is None else f'{sel:.3f}'} | {fauc} | {ffl} |")
+                     f"{r['accuracy']['value']:.3f} | {r.get('shift_method', '-')} | {auc} | "
+                     f"{eauc} | {fl} | {'-' if sel is None else f'{sel:.3f}'} |")
     if few:
         lines += ["", "## Few-shot: the PBC network fine-tuned on k labelled cells per class",
                   "", "| model | target | k | accuracy (mean over seeds) [95 % CI] |",

@@ -7,7 +7,12 @@ code from an untrusted file)::
      "meta": "<JSON string>",    # model, model_kwargs, classes, img_size, mean, std, epoch
      "state_dict": {name: tensor},
      "optimizer": {...} | None,          # for resuming
-     "extra": "<JSON string>"}           # training state (best loss, history, counters)
+     "extra": "<JSON string>",           # training state (best loss, history, counters)
+     "feature_shift": {module: {name: tensor}}}  # optional, see below
+
+A network with a ``feature_shift`` attribute (:class:`deep.adapt.FeatureShift`, set by
+training) is saved with it (under the module name ``""``; an ensemble's members under
+``"members.0"`` ...), and :func:`load_model` gives it back on the rebuilt network.
 """
 
 from __future__ import annotations
@@ -78,12 +83,17 @@ class CheckpointMeta:
         :func:`deep.train.still_improving`).
     data, split : provenance (data folder, split scheme and seed).
     normalization, resize : human-readable notes on the input pipeline.
+    shift_method : str
+        Which shift score ``deep.predict`` writes: ``"mahalanobis"`` (what training sets:
+        :class:`deep.adapt.FeatureShift` on the penultimate features, stored in the file's
+        ``feature_shift``) or ``"energy"`` (:func:`deep.adapt.energy_score`; checkpoints
+        from before the feature score, hence the default when the key is missing).
     shift_threshold : float or None
-        Energy score (:func:`deep.adapt.energy_score`) above which ``deep.predict`` flags an
-        image as unlike the training data: the 0.99 quantile of the validation images'
-        energies. None: no validation part, or a checkpoint from before shift scores.
+        Score (of ``shift_method``) above which ``deep.predict`` flags an image as unlike the
+        training data: the 0.99 quantile of the validation images' scores. None: no
+        validation part, or a checkpoint from before shift scores.
     shift_val_scores : list of float or None
-        Quantiles 0, 0.01, ..., 1 (101 values) of those validation energies, for reports.
+        Quantiles 0, 0.01, ..., 1 (101 values) of those validation scores, for reports.
     adaptation : dict or None
         How the weights were adapted after training without labels, e.g.
         ``{"method": "bn-statistics", "n_images": 40, "source": "lab2/"}``
@@ -111,6 +121,7 @@ class CheckpointMeta:
     split: dict[str, Any] | None = None
     normalization: str = "x/255 then (x - mean) / std per RGB channel"
     resize: str = "deep.cache.prepare_image(crop, crop_options), area resize"
+    shift_method: str = "energy"
     shift_threshold: float | None = None
     shift_val_scores: list[float] | None = None
     adaptation: dict[str, Any] | None = None
@@ -190,6 +201,13 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     obj = {"format": FORMAT, "version": 1, "meta": json.dumps(meta), "state_dict": state,
            "optimizer": optimizer.state_dict() if optimizer is not None else None,
            "extra": json.dumps(extra or {})}
+    shifts = {name: m.feature_shift.to_state() for name, m in _unwrap(model).named_modules()
+              if getattr(m, "feature_shift", None) is not None}
+    if shifts:
+        obj["feature_shift"] = shifts
+    elif meta.get("shift_method") == "mahalanobis":
+        raise ValueError("checkpoint metadata says shift_method 'mahalanobis' but the network "
+                         "has no feature_shift to store with it")
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -277,17 +295,37 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not match model {meta['model']!r}: "
                               f"{str(exc).splitlines()[0]}") from exc
+    if meta.get("shift_method", "energy") not in ("energy", "mahalanobis"):
+        raise CheckpointError(f"checkpoint {path} has an unknown shift_method "
+                              f"{meta['shift_method']!r}: expected 'energy' or 'mahalanobis'")
+    if ckpt.get("feature_shift"):
+        from .adapt import FeatureShift
+        from .models._common import set_plain_attrs
+
+        try:
+            for name, state in dict(ckpt["feature_shift"]).items():
+                set_plain_attrs(model.get_submodule(name),
+                                feature_shift=FeatureShift.from_state(state))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} has a damaged feature_shift: "
+                                  f"{exc}") from None
+    elif meta.get("shift_method") == "mahalanobis":
+        raise CheckpointError(f"checkpoint {path} says shift_method 'mahalanobis' but holds no "
+                              f"feature_shift; it cannot score shift")
     model.eval()
     return model.to(device), meta
 
 
-def update_meta(path: str | os.PathLike[str], **fields: Any) -> Path:
+def update_meta(path: str | os.PathLike[str], *, feature_shift: Any = None,
+                **fields: Any) -> Path:
     """Set metadata fields of a checkpoint file in place (atomically); the weights, optimiser
     state and training state are left as they are.
 
     Parameters
     ----------
     path : path-like
+    feature_shift : deep.adapt.FeatureShift, optional
+        Also store this shift scorer, the network's own (replacing the file's).
     **fields
         JSON-able values, e.g. ``shift_threshold=3.2`` or ``card={...}``.
 
@@ -299,6 +337,8 @@ def update_meta(path: str | os.PathLike[str], **fields: Any) -> Path:
 
     path = Path(path)
     obj = load_checkpoint(path)
+    if feature_shift is not None:
+        obj["feature_shift"] = {"": feature_shift.to_state()}
     obj["meta"] = json.dumps({**obj["meta"], **fields})
     obj["extra"] = json.dumps(obj.get("extra") or {})
     with atomic_path(path) as tmp:

@@ -5,13 +5,17 @@
     python -m deep.predict --checkpoint runs/wbcnet64/best.pt cells/ extra.jpg --out preds.csv
 
 CSV columns: ``path, status, predicted_class, p_<class>... (checkpoint class order), error,
-note, shift_score, shift_flag``. ``shift_score`` is the energy of the image's logits
-(:func:`deep.adapt.energy_score`; higher = less like the training images) and ``shift_flag``
-is 1 above the checkpoint's ``shift_threshold`` (the 0.99 quantile of its validation images'
-energies), empty for a checkpoint without one; a summary line says how many images are
-flagged, as ``wbc-classic predict`` does. For a soft-voting ensemble the score is the
-vote-weighted mean of the members' energies and the threshold the largest of theirs, so an
-image that no member flags is never flagged. ``--adapt`` first re-estimates the network's
+note, shift_score, shift_flag``. ``shift_score`` says how unlike the training images an image
+is (higher = less like them), by the checkpoint's ``shift_method``: ``mahalanobis`` (every
+checkpoint trained by this version) the Mahalanobis distance of the network's penultimate
+features to its training images' (:class:`deep.adapt.FeatureShift`, the same distance as the
+classical family's), ``energy`` (older checkpoints) the energy of its logits
+(:func:`deep.adapt.energy_score`). ``shift_flag`` is 1 above the checkpoint's
+``shift_threshold`` (the 0.99 quantile of its validation images' scores), empty for a
+checkpoint without one; a summary line says how many images are flagged, as ``wbc-classic
+predict`` does. For a soft-voting ensemble the score is the vote-weighted mean of the members'
+scores and the threshold the largest of theirs, so an image that no member flags is never
+flagged. ``--adapt`` first re-estimates the network's
 BatchNorm statistics on the batch's own readable images with a leukocyte
 (:func:`deep.adapt.adapt_norm_statistics`, at least 8 of them; the checkpoint file is not
 changed). An unreadable image gets ``status=error`` with its message and the batch goes on. An
@@ -63,14 +67,30 @@ __all__ = ["CELL_CHECKS", "expand_inputs", "load_predictor", "main", "no_cell_re
            "predict_logits", "predict_paths", "predict_proba", "soft_vote",
            "write_predictions_csv"]
 
+@overload
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
+                   std: Sequence[float], *, batch_size: int = ...,
+                   device: str | torch.device = ..., tta: bool = ...,
+                   return_features: Literal[False] = ...) -> np.ndarray: ...
+
+
+@overload
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
+                   std: Sequence[float], *, batch_size: int = ...,
+                   device: str | torch.device = ..., tta: bool = ...,
+                   return_features: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
                    std: Sequence[float], *, batch_size: int = 256,
-                   device: str | torch.device = "cpu", tta: bool = False) -> np.ndarray:
+                   device: str | torch.device = "cpu", tta: bool = False,
+                   return_features: bool = False
+                   ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The deep prediction loop: logits of ``model`` for a batch of images.
 
     Every deep prediction (validation loss in training, test scores, ``deep.predict``, the
-    benchmark) goes through here.
+    benchmark, the shift score's features) goes through here.
 
     Parameters
     ----------
@@ -83,25 +103,40 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Se
     device : str or torch.device
     tta : bool
         Average the logits of the 4 flips (identity, h, v, hv).
+    return_features : bool
+        Also return what the head receives (:func:`deep.adapt.head_inputs`), from the
+        unflipped image; the model must be a zoo model.
 
     Returns
     -------
-    ndarray, shape (N, n_classes), float32
+    logits : ndarray, shape (N, n_classes), float32
+    features : ndarray, shape (N, F), float64
+        Only with ``return_features``.
     """
+    from .adapt import head_inputs
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
     device = torch.device(device)
-    out = []
+    out, feats = [], []
     for s in range(0, len(images), batch_size):
         xb = images[s:s + batch_size]
         xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
         x = normalize_batch(xb.to(device), mean, std)
-        z = model(x)
+        if return_features:
+            with head_inputs(model) as grabbed:
+                z = model(x)
+            feats.append(grabbed[0])
+        else:
+            z = model(x)
         if tta:
             z = (z + model(x.flip(3)) + model(x.flip(2)) + model(x.flip(2, 3))) / 4
         out.append(z.float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    logits = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    if not return_features:
+        return logits
+    return logits, torch.cat(feats).double().numpy() if feats else np.zeros((0, 0))
 
 
 def _soft_vote_members(model: nn.Module) -> tuple[list[nn.Module], np.ndarray] | None:
@@ -145,15 +180,24 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
     tta : bool
         Average the logits over the 4 flips.
     return_shift : bool
-        Also return each image's shift score: the energy of its logits
-        (:func:`deep.adapt.energy_score`); for a soft-voting ensemble the vote-weighted mean
-        of the members' energies (the energy of the ensemble's log-probabilities is 0).
+        Also return each image's shift score, by the checkpoint's ``shift_method``:
+        ``"mahalanobis"`` (checkpoints trained by this version) the network's
+        :class:`deep.adapt.FeatureShift` score of its penultimate features, ``"energy"``
+        (older checkpoints) the energy of its logits (:func:`deep.adapt.energy_score`); for
+        a soft-voting ensemble the vote-weighted mean of the members' scores (the energy of
+        the ensemble's log-probabilities would be 0).
 
     Returns
     -------
     proba : ndarray, shape (N, n_classes), float32
     shift : ndarray, shape (N,), float64
         Only with ``return_shift``; higher = less like the training images.
+
+    Raises
+    ------
+    ValueError
+        Images of the wrong shape, or ``shift_method`` is ``"mahalanobis"`` and a network
+        carries no ``feature_shift``.
     """
     images = np.asarray(images)
     s = int(meta["img_size"])
@@ -168,13 +212,28 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
         return (proba, shift) if return_shift else proba
     soft = _soft_vote_members(model)
     members, weights = soft if soft is not None else ([model], np.ones(1))
-    zs = [predict_logits(m, images, meta["mean"], meta["std"], batch_size=batch_size,
-                         device=device, tta=tta) for m in members]
+    by_features = return_shift and meta.get("shift_method", "energy") == "mahalanobis"
+    scorers = [getattr(m, "feature_shift", None) for m in members]
+    if by_features and any(fs is None for fs in scorers):
+        raise ValueError("the checkpoint's shift_method is 'mahalanobis' but its network "
+                         "carries no feature_shift (load it with deep.checkpoint.load_model)")
+    zs, scores = [], []
+    for m, fs in zip(members, scorers, strict=True):
+        if fs is not None and by_features:
+            z, features = predict_logits(m, images, meta["mean"], meta["std"],
+                                         batch_size=batch_size, device=device, tta=tta,
+                                         return_features=True)
+            scores.append(fs.score(features))
+        else:
+            z = predict_logits(m, images, meta["mean"], meta["std"], batch_size=batch_size,
+                               device=device, tta=tta)
+            scores.append(energy_score(z) if return_shift else np.zeros(0))
+        zs.append(z)
     probas = [torch.softmax(torch.from_numpy(z), 1).numpy() for z in zs]
     proba = probas[0] if soft is None else soft_vote(probas, list(weights)).astype(np.float32)
     if not return_shift:
         return proba
-    return proba, np.tensordot(weights, np.stack([energy_score(z) for z in zs]), axes=1)
+    return proba, np.tensordot(weights, np.stack(scores), axes=1)
 
 
 def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = None
@@ -212,7 +271,7 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
     """Read, resize and classify image files; one row dict per path, errors included.
 
     Row keys: ``path, status ("ok"|"no_cell"|"error"), predicted_class, proba (list), error,
-    note``, and for ``ok`` rows ``shift_score`` (float: :func:`predict_proba`'s energy) and
+    note``, and for ``ok`` rows ``shift_score`` (float: :func:`predict_proba`'s shift score) and
     ``shift_flag`` (bool, score above ``meta["shift_threshold"]``; None when the checkpoint
     has none). The files are read by :func:`deep.inputs.read_inputs` (``cell_check``: see
     :func:`deep.inputs.no_cell_reason`). ``on_batch(n)`` is called after each batch of ``n``

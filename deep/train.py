@@ -626,29 +626,62 @@ def _augmentation(settings: Mapping[str, Any]):
                          f"deep.data.build_augmentation") from None
 
 
-def shift_calibration(model: nn.Module, images: np.ndarray, val_idx: np.ndarray,
-                      mean: Sequence[float], std: Sequence[float], *,
-                      device: torch.device | str = "cpu") -> dict[str, Any]:
-    """The shift threshold of a trained network, from its validation images' energies.
+def shift_calibration(model: nn.Module, images: np.ndarray, train_idx: np.ndarray,
+                      val_idx: np.ndarray, mean: Sequence[float], std: Sequence[float], *,
+                      seed: int = 0, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The shift scorer and threshold of a trained network.
 
-    The energy (:func:`deep.adapt.energy_score`) of images the network was not trained on but
-    that come from the training distribution: its :data:`deep.adapt.SHIFT_QUANTILE` (0.99)
-    quantile is the threshold above which ``deep.predict`` flags an image, so about 1 % of
-    such images are flagged (as the classical ``ShiftScorer``'s held-out threshold).
+    A :class:`deep.adapt.FeatureShift` is fitted on the penultimate features of the training
+    images (at most :data:`deep.adapt.SHIFT_FIT_IMAGES`, a seeded sample) and set as the
+    network's ``feature_shift``; its scores of the validation images -- images the network
+    and the scorer were not fitted on, from the training distribution -- give the threshold,
+    their :data:`deep.adapt.SHIFT_QUANTILE` (0.99) quantile, above which ``deep.predict``
+    flags an image, so about 1 % of such images are flagged (as the classical
+    ``ShiftScorer``'s held-out threshold).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A trained zoo model; gets the ``feature_shift`` attribute (a model without a
+        ``head_name`` keeps the energy score).
+    images : ndarray, shape (N, S, S, 3), uint8
+    train_idx, val_idx : ndarray of int
+        Rows of ``images``.
 
     Returns
     -------
     dict
-        ``{"shift_threshold": float, "shift_val_scores": [101 floats]}`` (the quantiles 0,
-        0.01, ..., 1); both None when there are no validation images.
+        ``{"shift_method": "mahalanobis" | "energy", "shift_threshold": float | None,
+        "shift_val_scores": [101 floats] | None}`` (the quantiles 0, 0.01, ..., 1); the
+        threshold and quantiles are None when there are no validation images.
     """
+    from .adapt import SHIFT_FIT_IMAGES, FeatureShift
+    from .models._common import set_plain_attrs
+
+    train_idx = np.sort(np.asarray(train_idx, np.int64))
+    if len(train_idx) > SHIFT_FIT_IMAGES:
+        rng = np.random.default_rng(seed)
+        train_idx = np.sort(rng.choice(train_idx, SHIFT_FIT_IMAGES, replace=False))
+    method = "mahalanobis" if getattr(model, "head_name", None) and len(train_idx) >= 2 \
+        else "energy"
+    scorer = None
+    if method == "mahalanobis":
+        _, features = predict_logits(model, np.asarray(images[train_idx]), mean, std,
+                                     batch_size=256, device=device, return_features=True)
+        scorer = FeatureShift.fit(features)
+        set_plain_attrs(model, feature_shift=scorer)
     if len(val_idx) == 0:
-        return {"shift_threshold": None, "shift_val_scores": None}
-    z = predict_logits(model, np.asarray(images[np.sort(val_idx)]), mean, std,
-                       batch_size=256, device=device)
-    e = energy_score(z)
-    return {"shift_threshold": float(np.quantile(e, SHIFT_QUANTILE)),
-            "shift_val_scores": [float(v) for v in np.quantile(e, np.linspace(0, 1, 101))]}
+        return {"shift_method": method, "shift_threshold": None, "shift_val_scores": None}
+    val_images = np.asarray(images[np.sort(val_idx)])
+    if scorer is not None:
+        _, features = predict_logits(model, val_images, mean, std, batch_size=256,
+                                     device=device, return_features=True)
+        scores = scorer.score(features)
+    else:
+        scores = energy_score(predict_logits(model, val_images, mean, std, batch_size=256,
+                                             device=device))
+    return {"shift_method": method, "shift_threshold": float(np.quantile(scores, SHIFT_QUANTILE)),
+            "shift_val_scores": [float(v) for v in np.quantile(scores, np.linspace(0, 1, 101))]}
 
 
 def train_on_split(cfg: TrainConfig | Mapping[str, Any],
@@ -782,7 +815,7 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         if tmp is not None:
             tmp.cleanup()
     model.eval()
-    shift = shift_calibration(model, images, va, mean, std, device=device)
+    shift = shift_calibration(model, images, tr, va, mean, std, seed=cfg.seed, device=device)
     meta = dataclasses.replace(
         meta, epoch=int(hist["best_epoch"]), epochs_run=round(float(hist["epochs_run"]), 3),
         best_epoch=int(hist["best_epoch"]), train_minutes=hist["train_seconds"] / 60,
@@ -790,7 +823,9 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         converged=hist["stop_reason"] == "early_stopping" or not still_improving(
             hist["history"]), **shift)
     if rank == 0 and tmp is None and (run_dir / "best.pt").is_file():
-        update_meta(run_dir / "best.pt", **shift)  # deep.predict reads the threshold there
+        # deep.predict reads the scorer and its threshold there
+        update_meta(run_dir / "best.pt", feature_shift=getattr(model, "feature_shift", None),
+                    **shift)
     return TrainResult(model=model, meta=meta, history=hist["history"], images=images,
                        train_idx=tr, val_idx=va, train_seconds=hist["train_seconds"],
                        out=None if tmp is not None else run_dir, skipped=skipped)

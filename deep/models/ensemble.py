@@ -106,7 +106,9 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
     :func:`deep.checkpoint.save_checkpoint` / ``load_model`` round-trip it). Members keep their
     own normalisation only if it matches: all members must share mean/std (they do when trained
     on the same Split). The metadata's ``shift_threshold`` is the largest of the members' (None
-    when a member has none).
+    when a member has none, or when the members' ``shift_method`` differ: their thresholds are
+    then in different units, and the ensemble's score falls back to the energy, which every
+    member can give).
     """
     from ..checkpoint import load_model
 
@@ -128,14 +130,16 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
                      in_chans=in_chans, members=[m for m, _ in loaded], mode=mode,
                      vote_weights=vote_weights, member_kwargs=member_kwargs)
     # an image no member flags is never flagged: the ensemble's shift score is the
-    # vote-weighted mean of the members' energies (deep.predict.predict_proba), at most the
+    # vote-weighted mean of the members' scores (deep.predict.predict_proba), at most the
     # largest threshold when every member is below its own
+    methods = {m.get("shift_method", "energy") for m in metas}
     thresholds = [m.get("shift_threshold") for m in metas]
-    threshold = None if None in thresholds else max(float(t) for t in thresholds
-                                                    if t is not None)
+    threshold = None if None in thresholds or len(methods) > 1 else \
+        max(float(t) for t in thresholds if t is not None)
     adapted = [m.get("adaptation") for m in metas]
     meta = dict(ref, model="ensemble", model_kwargs=kwargs, shift_val_scores=None,
                 shift_threshold=threshold,
+                shift_method=methods.pop() if len(methods) == 1 else "energy",
                 adaptation={"method": "members", "members": adapted} if any(adapted)
                 else None)
     return model, meta

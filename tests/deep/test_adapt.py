@@ -437,3 +437,114 @@ def test_penultimate_features_are_what_the_head_receives():
     with pytest.raises(ValueError, match="head_name"):
         penultimate_features(nn.Sequential(nn.Flatten(), nn.Linear(3072, 2)), images, MEAN,
                              STD)
+
+
+# ------------------------------------------------------------------ feature-space shift score
+
+def _with_feature_shift(model, source):
+    """``model`` carrying a FeatureShift fitted on ``source`` images' penultimate features."""
+    from deep.adapt import FeatureShift, penultimate_features
+    from deep.models._common import set_plain_attrs
+
+    set_plain_attrs(model, feature_shift=FeatureShift.fit(
+        penultimate_features(model, source, MEAN, STD)))
+    return model
+
+
+def _source(n=40, seed=0):
+    return np.random.default_rng(seed).integers(100, 200, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_feature_shift_scores_other_images_higher_than_its_own():
+    """Fitted on one kind of image, the Mahalanobis score of held-out images of that kind is
+    about 1, and images of another kind (darker, another 'stain') score far higher."""
+    from deep.adapt import penultimate_features
+
+    model = _with_feature_shift(_wbcnet(), _source(200))
+    same = model.feature_shift.score(penultimate_features(model, _source(40, seed=1), MEAN, STD))
+    other = np.random.default_rng(2).integers(0, 90, (40, 32, 32, 3), dtype=np.uint8)
+    far = model.feature_shift.score(penultimate_features(model, other, MEAN, STD))
+    assert 0.5 < np.median(same) < 2.0
+    assert far.min() > same.max()
+
+
+def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tmp_path):
+    from deep.adapt import penultimate_features
+    from deep.checkpoint import load_checkpoint, load_model
+    from deep.inputs import read_inputs
+    from deep.predict import main
+    from wbc_classic.io.predictions import expand_inputs
+
+    model = _with_feature_shift(_wbcnet(), _source())
+    path = _save(tmp_path / "m.pt", model, shift_method="mahalanobis", shift_threshold=1.5)
+    state = load_checkpoint(path)["feature_shift"][""]
+    assert set(state) == {"center", "scale", "precision"}  # plain tensors: weights_only reads it
+    back, meta = load_model(path)
+    for name in ("center", "scale", "precision"):
+        np.testing.assert_array_equal(getattr(back.feature_shift, name),
+                                      getattr(model.feature_shift, name))
+    out = tmp_path / "p.csv"
+    assert main(["--checkpoint", str(path), str(lab), "--out", str(out)]) == 0
+    rows = _rows(out)
+    _, images = read_inputs(expand_inputs([lab]), meta)
+    want = model.feature_shift.score(penultimate_features(model, images, MEAN, STD))
+    np.testing.assert_allclose([float(r["shift_score"]) for r in rows], want, atol=1e-4)
+    assert [r["shift_flag"] for r in rows] == [str(int(v > 1.5)) for v in want]
+    # --tta averages the flips' logits; the score stays that of the image as it is
+    tta = tmp_path / "tta.csv"
+    assert main(["--checkpoint", str(path), str(lab), "--out", str(tta), "--tta"]) == 0
+    np.testing.assert_allclose([float(r["shift_score"]) for r in _rows(tta)], want, atol=1e-4)
+    # an adapted copy (python -m deep.adapt) keeps the scorer and the method
+    from deep.adapt import main as adapt
+
+    adapted = tmp_path / "adapted.pt"
+    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(adapted)]) == 0
+    again, meta2 = load_model(adapted)
+    assert meta2["shift_method"] == "mahalanobis"
+    np.testing.assert_array_equal(again.feature_shift.precision, model.feature_shift.precision)
+
+
+def test_a_mahalanobis_checkpoint_without_its_scorer_is_refused(ckpt, tmp_path):
+    from deep.checkpoint import CheckpointError, load_model, update_meta
+
+    with pytest.raises(ValueError, match="no feature_shift"):
+        _save(tmp_path / "x.pt", _wbcnet(), shift_method="mahalanobis")
+    broken = tmp_path / "broken.pt"
+    shutil.copy(ckpt, broken)
+    update_meta(broken, shift_method="mahalanobis")
+    with pytest.raises(CheckpointError, match="no feature_shift"):
+        load_model(broken)
+    update_meta(broken, shift_method="knn")
+    with pytest.raises(CheckpointError, match="unknown shift_method"):
+        load_model(broken)
+    # damaged scorer tensors: a clear error naming the file
+    good = _save(tmp_path / "g.pt", _with_feature_shift(_wbcnet(), _source()),
+                 shift_method="mahalanobis")
+    obj = torch.load(good, weights_only=True)
+    obj["feature_shift"][""]["precision"] = torch.zeros(3, 3)
+    torch.save(obj, good)
+    with pytest.raises(CheckpointError, match=r"g\.pt.*damaged feature_shift.*shapes"):
+        load_model(good)
+
+
+def test_ensemble_of_feature_shift_members(ckpt, tmp_path):
+    from deep.adapt import penultimate_features
+    from deep.checkpoint import load_model
+    from deep.models.ensemble import ensemble_from_checkpoints
+    from deep.predict import predict_proba
+
+    a = _save(tmp_path / "a.pt", _with_feature_shift(_wbcnet(seed=1), _source()),
+              shift_method="mahalanobis", shift_threshold=1.2)
+    b = _save(tmp_path / "b.pt", _with_feature_shift(_wbcnet(seed=2), _source(seed=5)),
+              shift_method="mahalanobis", shift_threshold=1.7)
+    ens, meta = ensemble_from_checkpoints([a, b], vote_weights=[1, 3])
+    assert meta["shift_method"] == "mahalanobis" and meta["shift_threshold"] == 1.7
+    imgs = _source(6, seed=9)
+    _, shift = predict_proba(ens.eval(), imgs, meta, return_shift=True)
+    members = [load_model(p)[0] for p in (a, b)]
+    per = [m.feature_shift.score(penultimate_features(m, imgs, MEAN, STD)) for m in members]
+    np.testing.assert_allclose(shift, 0.25 * per[0] + 0.75 * per[1], rtol=1e-6)
+    # members scoring in different units: no threshold, and the energy every member can give
+    mixed, mixed_meta = ensemble_from_checkpoints([a, ckpt])
+    assert mixed_meta["shift_method"] == "energy" and mixed_meta["shift_threshold"] is None
+    assert np.isfinite(predict_proba(mixed.eval(), imgs, mixed_meta, return_shift=True)[1]).all()

@@ -248,7 +248,7 @@ def test_predict_cli_writes_csv_and_reports_bad_images(trained, cell_folders, tm
     ok = [r for r in rows if r["status"] == "ok"]
     err = [r for r in rows if r["status"] == "error"]
     assert len(ok) == 8 and len(err) == 2
-    # every classified image has an energy and a flag against the checkpoint's threshold
+    # every classified image has a shift score and a flag against the checkpoint's threshold
     from deep.checkpoint import load_checkpoint
 
     threshold = load_checkpoint(out / "best.pt")["meta"]["shift_threshold"]
@@ -351,11 +351,9 @@ def test_cell_crop_and_stain_travel_in_the_checkpoint(cell_folders, tmp_path):
     view = prepare_image(read_image(files[0]), 32, crop="cell",
                          crop_options=meta["crop_options"], stain=stain)
     np.testing.assert_array_equal(cache.images[0], view)
-    from deep.models import get_model
+    from deep.checkpoint import load_model
 
-    model = get_model(meta["model"], num_classes=len(meta["classes"]),
-                      img_size=meta["img_size"], **meta["model_kwargs"])
-    model.load_state_dict(ck["state_dict"])
+    model, _ = load_model(tmp_path / "run" / "best.pt")
     rows = predict_paths(model, meta, files)
     assert [r["status"] for r in rows] == ["ok", "ok"]
 
@@ -545,16 +543,27 @@ def test_train_on_split_returns_model_meta_and_history(tmp_path):
     for k, v in ck["state_dict"].items():
         assert torch.equal(v, res.model.state_dict()[k])
     assert CheckpointMeta.from_dict(ck["meta"]).model == "smallcnn"
-    # the shift threshold: the 0.99 quantile of the validation images' energies, in best.pt
-    from deep.adapt import energy_score
-    from deep.predict import predict_logits
+    # the shift score: a Mahalanobis scorer of the penultimate features fitted on the training
+    # images, its threshold the 0.99 quantile of the validation images' scores, in best.pt
+    from deep.adapt import penultimate_features
+    from deep.checkpoint import load_model
 
-    e = energy_score(predict_logits(res.model, res.images[np.sort(res.val_idx)],
-                                    res.meta.mean, res.meta.std))
+    assert res.meta.shift_method == "mahalanobis" and ck["meta"]["shift_method"] == "mahalanobis"
+    scorer = res.model.feature_shift
+    val = res.images[np.sort(res.val_idx)]
+    e = scorer.score(penultimate_features(res.model, val, res.meta.mean, res.meta.std))
     assert res.meta.shift_threshold == pytest.approx(np.quantile(e, 0.99), rel=1e-9)
     assert ck["meta"]["shift_threshold"] == res.meta.shift_threshold
     assert len(res.meta.shift_val_scores) == 101
     assert res.meta.shift_val_scores[0] == pytest.approx(e.min())
+    # fitted on the training images (they score lower than the held-out validation images),
+    # and best.pt gives the same scorer back
+    train = res.images[np.sort(res.train_idx)]
+    t = scorer.score(penultimate_features(res.model, train, res.meta.mean, res.meta.std))
+    assert np.median(t) < np.median(e)
+    back = load_model(tmp_path / "run" / "best.pt")[0].feature_shift
+    for name in ("center", "scale", "precision"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(scorer, name))
     # without an output folder nothing is left behind; without a validation part, no threshold
     res2 = train_on_split(_tiny_cfg(epochs=1, val_fraction=0.0), imgs, y, split,
                           classes=classes)

@@ -9,7 +9,8 @@ it), so a cell of the training distribution is flagged with probability about
 ``shift_score`` and ``shift_flag``; a batch with many flagged cells looks unlike the
 training data, and its predictions should not be trusted without checking.
 
-The score is ``sqrt(d2 / F)`` (``d2`` the squared Mahalanobis distance, ``F`` the number of
+The distance itself is :mod:`wbc_classic.evaluation.shift` (shared with the networks' shift
+score): ``sqrt(d2 / F)`` (``d2`` the squared Mahalanobis distance, ``F`` the number of
 features), so it is near 1 for a typical training cell whatever the number of features.
 
 Example
@@ -32,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 # the sentence about a batch's flags is shared with the deep family's predictions, so it lives
 # with the prediction CSV (wbc_classic.io, which deep may import); re-exported here
+from wbc_classic.evaluation.shift import fit_mahalanobis, mahalanobis_score
 from wbc_classic.io.predictions import batch_summary
 
 __all__ = ["ShiftScorer", "batch_summary"]
@@ -70,30 +72,6 @@ class ShiftScorer(BaseEstimator):
         self.cv = cv
         self.seed = seed
 
-    @staticmethod
-    def _fit_arrays(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from sklearn.covariance import LedoitWolf
-
-        center = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[~(scale > 1e-12)] = 1.0
-        Z = (X - center) / scale
-        cov = LedoitWolf(assume_centered=True, store_precision=False).fit(Z).covariance_
-        # constant features (zero columns of Z) and a shrinkage of 0 on few cells leave the
-        # covariance singular; a ridge of 1e-6 of its mean variance makes it positive definite
-        # without moving the scores, so a plain inverse serves (scikit-learn's pinvh
-        # eigendecomposition is ~100x slower on these matrices)
-        ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
-        precision = np.linalg.inv(cov + ridge * np.eye(cov.shape[0]))
-        return center, scale, (precision + precision.T) / 2
-
-    @staticmethod
-    def _score(X: np.ndarray, center: np.ndarray, scale: np.ndarray,
-               precision: np.ndarray) -> np.ndarray:
-        Z = (X - center) / scale
-        d2 = np.sum((Z @ precision) * Z, axis=1)  # BLAS; an einsum here is ~100x slower
-        return np.sqrt(np.maximum(d2, 0.0) / max(1, X.shape[1]))
-
     def fit(self, X: np.ndarray, y: Any = None, groups: np.ndarray | None = None
             ) -> ShiftScorer:
         """Fit on training feature vectors.
@@ -126,12 +104,12 @@ class ShiftScorer(BaseEstimator):
             kfold = KFold(folds, shuffle=True, random_state=self.seed) if groups is None \
                 else GroupKFold(folds, shuffle=True, random_state=self.seed)
             for tr, te in kfold.split(X, groups=groups):
-                held[te] = self._score(X[te], *self._fit_arrays(X[tr]))
+                held[te] = mahalanobis_score(X[te], *fit_mahalanobis(X[tr]))
         else:
             held = None
-        self.center_, self.scale_, self.precision_ = self._fit_arrays(X)
+        self.center_, self.scale_, self.precision_ = fit_mahalanobis(X)
         if held is None:
-            held = self._score(X, self.center_, self.scale_, self.precision_)
+            held = mahalanobis_score(X, self.center_, self.scale_, self.precision_)
         self.threshold_ = float(np.quantile(held, self.quantile))
         self.train_scores_ = np.quantile(held, np.linspace(0, 1, 101))
         self.n_features_in_ = X.shape[1]
@@ -144,11 +122,7 @@ class ShiftScorer(BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must be (n, {self.n_features_in_}), got {X.shape}")
-        out = np.full(X.shape[0], np.nan)
-        good = np.all(np.isfinite(X), axis=1)
-        if good.any():
-            out[good] = self._score(X[good], self.center_, self.scale_, self.precision_)
-        return out
+        return mahalanobis_score(X, self.center_, self.scale_, self.precision_)
 
     def flag(self, X: np.ndarray) -> np.ndarray:
         """ndarray of bool, shape (n,): the score is above :attr:`threshold_` (or NaN)."""
