@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wbc_classic.io.options import EXIT_OK, EXIT_USAGE, n_jobs_value
+from wbc_classic.io.options import EXIT_OK, EXIT_USAGE, add_cache_options, n_jobs_value
 
 HELP = "adapt a classical model to a laboratory's unlabelled cells (scale, feature alignment)"
 EXAMPLE = ("wbc-classic adapt --model model.skops --images ../shared/data/jtsc_seg/images "
@@ -43,10 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "to the training scale (default: used as they are)")
     parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel workers for the features (default 1; -1 = all cores)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="feature cache folder (default $WBC_CACHE_DIR, else "
-                             "~/.cache/wbc_classic)")
-    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    add_cache_options(parser)
 
 
 def add_adapt_options(parser: argparse.ArgumentParser, methods) -> None:

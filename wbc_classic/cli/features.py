@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from wbc_classic.io.options import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_USAGE, n_jobs_value
+from wbc_classic.io.options import (
+    EXIT_FAILED_INPUTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_cache_options,
+    n_jobs_value,
+)
 
 HELP = "write a table of named per-cell measurements (CSV or Parquet)"
 EXAMPLE = ("wbc-classic features cells/ --out table.csv --um-per-pixel auto   "
@@ -64,10 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "matched by file stem) instead of running the segmenter")
     parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel worker processes (default 1; -1 = all cores)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="feature cache folder (default $WBC_CACHE_DIR, else "
-                             "~/.cache/wbc_classic)")
-    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    add_cache_options(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the machine-readable result (a JSON summary, or the "
                              "dictionary with --describe) to stdout")

@@ -22,6 +22,7 @@ from wbc_classic.io.options import (
     EXIT_FAILED_INPUTS,
     EXIT_OK,
     EXIT_USAGE,
+    add_cache_options,
     n_jobs_value,
 )
 from wbc_classic.io.predictions import batch_report, write_predictions_csv
@@ -46,10 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "red-cell estimate over up to 50 of them); the images are "
                              "resampled to the model's training scale first (default: used "
                              "as they are)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="feature cache folder (default $WBC_CACHE_DIR, else "
-                             "~/.cache/wbc_classic)")
-    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    add_cache_options(parser)
     parser.add_argument("--adapt", action="store_true",
                         help="first adapt the model to this batch's own cells, as "
                              "`wbc-classic adapt` does (at least 20 images with a leukocyte), "

@@ -33,6 +33,7 @@ from wbc_classic.io.options import (
     EXIT_OK,
     EXIT_USAGE,
     NamesAction,
+    add_cache_options,
     deprecated_alias,
     float_range,
     int_range,
@@ -84,11 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="model file to write (.skops)")
     parser.add_argument("--n-jobs", type=n_jobs_value, default=1,
                         help="parallel jobs for features and the classifier (-1: all cores)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="per-image feature cache (default $WBC_CACHE_DIR, else "
-                             "~/.cache/wbc_classic; an unwritable folder falls back to a "
-                             "temporary cache with a warning)")
-    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    add_cache_options(parser)
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                         help="seed of folds, split and model")
     parser.add_argument("--split", metavar="SCHEME", default=None, type=scheme_argument,

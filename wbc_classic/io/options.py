@@ -27,9 +27,9 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["EXIT_FAILED_INPUTS", "EXIT_OK", "EXIT_USAGE", "NamesAction", "check_range",
-           "deprecated_alias", "float_range", "int_range", "json_object", "n_jobs_value",
-           "log_to_stderr", "split_names"]
+__all__ = ["EXIT_FAILED_INPUTS", "EXIT_OK", "EXIT_USAGE", "NamesAction", "add_cache_options",
+           "check_range", "deprecated_alias", "float_range", "int_range", "json_object",
+           "log_to_stderr", "n_jobs_value", "split_names"]
 
 #: every input was used
 EXIT_OK: int = 0
@@ -136,6 +136,19 @@ def n_jobs_value(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be a number of workers in [1, 1024] or -1 (all cores), got {text!r}")
     return value
+
+
+def add_cache_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cache-dir`` and ``--no-cache``, the feature cache options every command that
+    extracts features shares (read by :func:`wbc_classic.io.cachedir.resolve_cache_dir`'s
+    callers as ``args.cache_dir`` and ``args.no_cache``)."""
+    from pathlib import Path
+
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="per-image feature cache (default $WBC_CACHE_DIR, else "
+                             "~/.cache/wbc_classic; an unwritable folder falls back to a "
+                             "temporary cache with a warning)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
 
 
 def json_object(text: str) -> dict[str, Any]:
