@@ -800,6 +800,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
     from wbc_classic.evaluation.profiling import measure_call, model_size_bytes
     from wbc_classic.io.atomic import atomic_path, atomic_write_text
     from wbc_classic.io.images import read_image
+    from wbc_classic.io.predictions import batch_summary
 
     threads = compute_threads(cfg, max(len(f.train) + len(f.val) for f in folds))
     torch.set_num_threads(threads)
@@ -846,6 +847,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                        + (f"{budget} min, " if budget else "") + f"{device})") as st:
             epochs_run: list[float] = []
             metas: list[dict[str, Any]] = []
+            flags: list[np.ndarray] = []  # the test images' shift flags, per fold
             reused_models = 0
             for fi, fold in enumerate(folds):
                 te = fold.test
@@ -869,6 +871,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                     info = json.loads(done.read_text(encoding="utf-8"))
                     with np.load(preds) as z:
                         idx, proba = z["indices"], z["proba"]
+                        shift = z["shift"] if "shift" in z.files else None
                     if not np.array_equal(idx, te_ok):
                         raise ValueError(f"{preds} does not hold this split's test images")
                     reused_models += 1
@@ -881,12 +884,12 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                                               classes=list(data.classes), out=ck, usable=ok,
                                               device=torch.device(device))
                     # one timed pass over the test part: it is also the throughput figure
-                    proba, m_pred = measure_call(predict_proba, res.model,
-                                                 np.asarray(images[te_ok]), res.meta,
-                                                 batch_size=256, device=device)
+                    (proba, shift), m_pred = measure_call(
+                        predict_proba, res.model, np.asarray(images[te_ok]), res.meta,
+                        batch_size=256, device=device, return_shift=True)
                     proba = np.asarray(proba, np.float64)
                     with atomic_path(preds) as tmp, open(tmp, "wb") as fh:
-                        np.savez(fh, indices=te_ok, proba=proba)
+                        np.savez(fh, indices=te_ok, proba=proba, shift=shift)
                     info = {"key": key, "meta": res.meta.to_dict(), "history": res.history,
                             "train_seconds": res.train_seconds,
                             "predict_seconds": m_pred.seconds,
@@ -897,6 +900,9 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                 fit_m = _Seconds(info["train_seconds"], info["peak_rss"])
                 pred_m = _Seconds(info["predict_seconds"], info["peak_rss"])
                 sc.record_fold(data.y, te, te_ok, te_bad, proba, fit_m, pred_m)
+                threshold = info["meta"].get("shift_threshold")
+                if shift is not None and threshold is not None:
+                    flags.append(np.asarray(shift) > float(threshold))
                 epochs_run.append(info["meta"]["epochs_run"])
                 metas.append(info)
             last = metas[-1]
@@ -919,6 +925,13 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                          "threads": threads, "checkpoint": str(ck / "best.pt"),
                          **({"kwargs": kwargs} if kwargs else {})}
             sc.history = [m["history"] for m in metas]
+            if flags:  # the warning a user of the network would get on these test images
+                flags_all = np.concatenate(flags)
+                sc.params.update(shift_method=meta.get("shift_method", "energy"),
+                                 shift_n_scored=int(flags_all.size),
+                                 shift_n_flagged=int(flags_all.sum()))
+                sc.notes.append(batch_summary(flags_all, what="test images",
+                                              family="deep"))
             sc.notes.append("trained on the split's train part minus a stratified 10% "
                             "early-stopping hold-out (the split's val part when it has one); "
                             "weights of the epoch with the lowest validation loss")

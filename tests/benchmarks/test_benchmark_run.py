@@ -346,6 +346,12 @@ def test_deep_run_is_resumable(tmp_path, monkeypatch):
     again = {m["name"]: m for m in doc2["models"]}["smallcnn"]
     assert again["metrics"]["accuracy"] == first["metrics"]["accuracy"]
     assert any("read back" in n for n in again["notes"])
+    # the shift warning a user of the network would get on the test images, in both runs
+    for m in (first, again):
+        assert m["params"]["shift_method"] == "mahalanobis"
+        assert 0 <= m["params"]["shift_n_flagged"] <= m["params"]["shift_n_scored"] > 0
+        assert any(n.startswith("shift") and "test images" in n for n in m["notes"])
+    assert again["params"]["shift_n_flagged"] == first["params"]["shift_n_flagged"]
     # other settings: another key, so it trains (and here fails by the patch)
     monkeypatch.setattr(T, "train_on_split", no_training)
     with pytest.raises(AssertionError, match="trained again"):
