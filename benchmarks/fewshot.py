@@ -9,7 +9,11 @@ jtsc_seg has one basophil, which is then always in the training part), fit a
 cells. ``--adapt standardize coral`` adds rows where the target's cells (all of them,
 *unlabelled*: the LOLO protocol with unlabelled target images allowed) are first aligned to
 PBC's features by a PBC-only model (:meth:`~wbc_classic.classical.model.WBCModel.adapt`'s
-alignment), and the k labelled cells join the training set aligned. Reported: mean accuracy
+alignment), and the k labelled cells join the training set aligned; ``--adapt class-means``
+adds rows where the k labelled cells themselves align their lab, class by class
+(``wbc-classic train --align LAB``: :meth:`~wbc_classic.classical.model.WBCModel.fit_features`
+with ``align_rows``, the map kept only when a cross-validation on the k cells says it
+helps). Reported: mean accuracy
 over seeds and a 95 % interval (t-interval over seeds; the
 per-seed numbers are in the JSON), per k and target.
 
@@ -65,29 +69,36 @@ def features(model, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *, k: int,
-                weight: float, seeds: list[int], classifier: str, n_jobs: int = 1) -> dict:
+                weight: float, seeds: list[int], classifier: str, n_jobs: int = 1,
+                align: bool = False) -> dict:
     """Accuracy on the target's remaining cells of models fitted on PBC + k target cells per
-    class (weight ``weight``), one per seed (one model for k = 0)."""
+    class (weight ``weight``), one per seed (one model for k = 0). ``align``: the target
+    cells are the model's ``align_rows`` (``wbc-classic train --align``: the class-mean map,
+    kept when its cross-validation on the k cells says so)."""
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.labels import PBC5_CLASSES
 
-    accs, n_test = [], len(yt)
+    accs, n_test, applied = [], len(yt), []
     for seed in seeds:
         pick = pick_per_class(yt, k, len(PBC5_CLASSES), seed) if k else np.zeros(0, np.int64)
         rest = np.setdiff1d(np.arange(len(yt)), pick)
         model = WBCModel(classifier, classes=PBC5_CLASSES, cv=0, n_jobs=n_jobs,
                          seed=seed).fit_features(
             np.concatenate([Xp, Xt[pick]]), np.concatenate([yp, yt[pick]]),
-            sample_weight=np.r_[np.ones(len(yp)), np.full(pick.size, weight)])
+            sample_weight=np.r_[np.ones(len(yp)), np.full(pick.size, weight)],
+            align_rows=np.r_[np.zeros(len(yp), bool), np.ones(pick.size, bool)]
+            if align else None)
         pred = model.predict_proba_features(Xt[rest]).argmax(axis=1)
         accs.append(float((pred == yt[rest]).mean()))
+        if align:
+            applied.append(bool(model.metadata_["adaptation"]["applied"]))
         n_test = int(rest.size)
         if k == 0:
             break  # no pick: every seed gives the same model
     m, lo, hi = interval(accs)
     return {"k": k, "target_weight": weight, "classifier": classifier,
             "seeds": seeds[:len(accs)], "accuracy": accs, "mean": m, "ci95": [lo, hi],
-            "n_test": n_test}
+            "n_test": n_test, **({"map_applied": applied} if align else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-weight", type=float, nargs="+", default=[1.0, 20.0])
     ap.add_argument("--targets", nargs="+", default=list(TARGETS))
     ap.add_argument("--adapt", nargs="+", default=["none", "standardize"],
-                    choices=["none", "standardize", "coral"])
+                    choices=["none", "standardize", "coral", "class-means"],
+                    help="none; standardize / coral: the target's unlabelled cells aligned "
+                         "first; class-means: the k labelled cells align the lab "
+                         "(train --align)")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -122,22 +136,28 @@ def main(argv: list[str] | None = None) -> int:
         yt = t.y[keep]
         for adapt in args.adapt:
             Xt = raw
-            if adapt != "none":
+            if adapt not in ("none", "class-means"):
                 pbc_only = WBCModel(args.classifier, classes=PBC5_CLASSES, cv=0,
                                     n_jobs=args.n_jobs).fit_features(Xp, yp)
                 pbc_only.alignment_ = pbc_only._fit_alignment(raw, adapt)
                 Xt = pbc_only._aligned(raw)
             for wi, w in enumerate(args.target_weight):
                 # k = 0 does not depend on the weight: once per target and adaptation
-                for k in (args.ks if wi == 0 else [k for k in args.ks if k]):
+                # (class-means needs labelled target cells: no k = 0)
+                for k in (args.ks if wi == 0 and adapt != "class-means"
+                          else [k for k in args.ks if k]):
                     row = curve_point(Xp, yp, Xt, yt, k=k, weight=w, seeds=args.seeds,
-                                      classifier=args.classifier, n_jobs=args.n_jobs)
+                                      classifier=args.classifier, n_jobs=args.n_jobs,
+                                      align=adapt == "class-means")
                     row.update(target=target, adapt=adapt)
                     results.append(row)
                     lo, hi = row["ci95"]
+                    kept = row.get("map_applied")
                     print(f"{target:16s} adapt={adapt:11s} w={w:<5g} k={k:3d}  acc "
                           f"{row['mean']:.3f} [{lo:.3f}, {hi:.3f}] ({len(row['accuracy'])} "
-                          f"seeds, ~{row['n_test']} test cells)", flush=True)
+                          f"seeds, ~{row['n_test']} test cells)"
+                          + (f", map kept in {sum(kept)} of {len(kept)}" if kept else ""),
+                          flush=True)
     if args.out:
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     return 0

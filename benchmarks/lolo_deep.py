@@ -174,14 +174,16 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
 
 def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and the network's own shift scores (as ``deep.predict`` writes them) of
-    ``images``, after AdaBN on them when ``adapt == "bn"``."""
+    """Log-probabilities of ``images`` (after AdaBN on them when ``adapt == "bn"``) and the
+    network's own shift scores, as ``deep.predict`` (``--adapt``) writes them: from the
+    network as trained."""
     from deep.adapt import adapt_norm_statistics
     from deep.predict import predict_proba
 
-    if adapt == "bn":
-        model = adapt_norm_statistics(model, images, meta["mean"], meta["std"])
     proba, shift = predict_proba(model, images, meta, return_shift=True)
+    if adapt == "bn":
+        proba = predict_proba(adapt_norm_statistics(model, images, meta["mean"], meta["std"]),
+                              images, meta)
     return np.log(np.maximum(proba, 1e-30)), shift
 
 

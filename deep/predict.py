@@ -300,21 +300,32 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
             on_batch(len(chunk_rows))
     if adapt:
         images = np.concatenate(waiting) if waiting else np.zeros((0, 1, 1, 3), np.uint8)
-        model = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
-                                      batch_size=max(2, batch_size), device=device)
-        _classify(model, meta, rows, images, batch_size=batch_size, device=device, tta=tta)
+        adapted = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
+                                        batch_size=max(2, batch_size), device=device)
+        _classify(adapted, meta, rows, images, batch_size=batch_size, device=device, tta=tta,
+                  shift_model=model)
     return rows
 
 
 def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, Any]],
-              images: np.ndarray, **kw: Any) -> None:
+              images: np.ndarray, shift_model: nn.Module | None = None, **kw: Any) -> None:
     """Fill in the class, probabilities and shift score of ``rows``' ``ok`` rows (the rows of
-    :func:`deep.inputs.read_inputs`, whose ``images`` are in the same order)."""
+    :func:`deep.inputs.read_inputs`, whose ``images`` are in the same order).
+
+    ``shift_model``: the network the shift scores come from, when not ``model`` -- for
+    ``--adapt`` the network as trained: the scorer was fitted on its features, and AdaBN
+    moves them even on images like the training ones (the BatchNorm statistics of the
+    augmented training images are not those of plain ones), so the adapted network's
+    features would be flagged whatever the batch."""
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         return
     classes = list(meta["classes"])
-    proba, shift = predict_proba(model, images, meta, return_shift=True, **kw)
+    if shift_model is None:
+        proba, shift = predict_proba(model, images, meta, return_shift=True, **kw)
+    else:
+        proba = predict_proba(model, images, meta, **kw)
+        shift = predict_proba(shift_model, images, meta, return_shift=True, **kw)[1]
     threshold = meta.get("shift_threshold")
     for row, pr, e in zip(ok, proba, shift, strict=True):
         row.update(predicted_class=classes[int(pr.argmax())], proba=[float(v) for v in pr],

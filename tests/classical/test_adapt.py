@@ -77,3 +77,140 @@ def test_coral_matrix_moves_one_covariance_onto_the_other():
     C_from, C_to = A @ A.T + np.eye(4), B @ B.T + np.eye(4)
     M = coral_matrix(C_from, C_to)
     np.testing.assert_allclose(M.T @ C_from @ M, C_to, rtol=1e-8, atol=1e-8)
+
+
+# ------------------------------------------------------ few labelled cells: class-mean map
+
+def _lab_pair(seed=0, n_ref=600, per_class=10, n_test=300, n_features=4):
+    """A reference set and a lab whose every feature is stretched and shifted, with another
+    class mix; the lab's few labelled cells and its other cells (features beyond the
+    fourth are noise)."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((3, n_features))
+    centres[:, :4] = [[0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 1.0, -1.0], [0.0, 3.0, -1.0, 1.0]]
+    y_ref = rng.integers(0, 3, n_ref)
+    X_ref = centres[y_ref] + rng.normal(size=(n_ref, n_features))
+    slope = np.resize([2.0, 0.5, 1.5, 0.8], n_features)
+    offset = np.resize([5.0, -4.0, 2.0, 0.3], n_features)
+
+    def lab(y):
+        return (centres[y] + rng.normal(size=(len(y), n_features))) * slope + offset
+
+    y_few = np.repeat(np.arange(3), per_class)
+    y_test = rng.choice(3, n_test, p=[0.7, 0.2, 0.1])  # not the reference's mix
+    return X_ref, y_ref, lab(y_few), y_few, lab(y_test), y_test, slope, offset
+
+
+def test_class_mean_map_undoes_a_per_feature_affine_shift():
+    from wbc_classic.classical.adapt import class_mean_map
+
+    X_ref, y_ref, X_few, y_few, X_test, y_test, slope, offset = _lab_pair(per_class=200)
+    a, b = class_mean_map(X_few, y_few, X_ref, y_ref, shrink=0.0)
+    np.testing.assert_allclose(a, 1 / slope, rtol=0.1)
+    mapped = X_few * a + b
+    for c in range(3):
+        np.testing.assert_allclose(mapped[y_few == c].mean(0), X_ref[y_ref == c].mean(0),
+                                   atol=0.2)
+    # the map is the lab's, not its class mix's: the other cells land on the reference too
+    assert _nearest_centroid_accuracy(X_ref, y_ref, X_test * a + b, y_test) > 0.8
+    assert _nearest_centroid_accuracy(X_ref, y_ref, X_test, y_test) < 0.6
+    # the prior pulls a feature without class information to a slope of 1
+    flat = X_few.copy()
+    flat[:, 0] = 7.0
+    a_flat, _ = class_mean_map(flat, y_few, X_ref, y_ref, shrink=1.0)
+    assert a_flat[0] == pytest.approx(1.0)
+
+
+def test_class_mean_map_refuses_what_it_cannot_fit():
+    from wbc_classic.classical.adapt import class_mean_map
+
+    X_ref, y_ref, X_few, y_few, *_ = _lab_pair()
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        class_mean_map(X_few[y_few == 0], y_few[y_few == 0], X_ref, y_ref)
+    with pytest.raises(ValueError, match="shapes"):
+        class_mean_map(X_few[:, :3], y_few, X_ref, y_ref)
+    with pytest.raises(ValueError, match="shrink"):
+        class_mean_map(X_few, y_few, X_ref, y_ref, shrink=-1)
+
+
+def test_affine_alignment_round_trips_as_plain_data():
+    from wbc_classic.classical.adapt import FeatureAlignment
+
+    al = FeatureAlignment.from_affine(np.array([2.0, 0.5]), np.array([1.0, -1.0]), n_cells=9)
+    Z = np.array([[0.0, 0.0], [1.0, 2.0]])
+    np.testing.assert_allclose(al.apply(Z), Z * [2.0, 0.5] + [1.0, -1.0])
+    back = FeatureAlignment.from_dict(al.to_dict())
+    assert back.method == "class-means" and back.n_cells == 9
+    np.testing.assert_allclose(back.apply(Z), al.apply(Z))
+    with pytest.raises(ValueError, match="positive"):
+        FeatureAlignment.from_affine(np.array([0.0, 1.0]), np.zeros(2))
+
+
+def _extractor():
+    from features import FeatureExtractor
+
+    return FeatureExtractor(families=("geometry",))
+
+
+N_GEOMETRY = len(_extractor().get_feature_names_out())
+
+
+def _model(**kw):
+    from wbc_classic.classical.model import WBCModel
+
+    return WBCModel("logreg", extractor=_extractor(), classes=["a", "b", "c"], cv=0, seed=0,
+                    **kw)
+
+
+def test_fit_features_aligns_the_lab_rows_and_maps_every_later_input(tmp_path):
+    X_ref, y_ref, X_few, y_few, X_test, y_test, *_ = _lab_pair(n_features=N_GEOMETRY)
+    X = np.vstack([X_ref, X_few]).astype(np.float32)
+    y = np.r_[y_ref, y_few]
+    target = np.r_[np.zeros(len(y_ref), bool), np.ones(len(y_few), bool)]
+    w = np.r_[np.ones(len(y_ref)), np.full(len(y_few), 10.0)]
+    plain = _model().fit_features(X, y, sample_weight=w)
+    aligned = _model().fit_features(X, y, sample_weight=w, align_rows=target)
+    ad = aligned.metadata_["adaptation"]
+    assert ad["method"] == "class-means" and ad["n_cells"] == 30 and ad["applied"]
+    assert ad["check"]["accuracy_aligned"] > ad["check"]["accuracy_as_is"]
+    assert aligned.alignment_.method == "class-means"
+    acc = lambda m: float(np.mean(m.predict_proba_features(X_test).argmax(1) == y_test))  # noqa: E731
+    assert acc(aligned) > 0.85 > acc(plain) + 0.1
+    # the map travels in the model file
+    from wbc_classic.classical.modelfile import load, save
+
+    back = load(save(aligned, tmp_path / "lab.skops"))
+    np.testing.assert_allclose(back.predict_proba_features(X_test),
+                               aligned.predict_proba_features(X_test), atol=1e-6)
+    # a refit without align_rows starts again from the rows as they are
+    again = aligned.fit_features(X, y, sample_weight=w)
+    assert "alignment_" not in again.__dict__ and "adaptation" not in again.metadata_
+
+
+def test_the_check_drops_a_map_that_does_not_help():
+    """A lab like the reference: the map can only add noise, and the cross-validation on
+    the lab's cells decides; without the check the map is always kept."""
+    X_ref, y_ref, *_ = _lab_pair(n_features=N_GEOMETRY)
+    rng = np.random.default_rng(5)
+    few = rng.choice(len(y_ref), 12, replace=False)  # 'lab' cells drawn from the reference
+    X = np.vstack([X_ref, X_ref[few] + rng.normal(scale=0.01, size=(12, N_GEOMETRY))]
+                  ).astype(np.float32)
+    y = np.r_[y_ref, y_ref[few]]
+    target = np.r_[np.zeros(len(y_ref), bool), np.ones(12, bool)]
+    checked = _model().fit_features(X, y, align_rows=target)
+    ad = checked.metadata_["adaptation"]
+    assert ad["check"] is not None and ad["applied"] == (ad["check"]["accuracy_aligned"]
+                                                         > ad["check"]["accuracy_as_is"])
+    assert ("alignment_" in checked.__dict__) == ad["applied"]
+    forced = _model().fit_features(X, y, align_rows=target, align_check=False)
+    assert forced.metadata_["adaptation"]["applied"] and forced.alignment_ is not None
+    # one labelled cell per class: nothing to cross-validate, so the map is not kept
+    one = np.r_[np.zeros(len(y_ref), bool), np.zeros(12, bool)]
+    one[len(y_ref) + np.unique(y[target], return_index=True)[1]] = True
+    few_cells = _model().fit_features(X, y, align_rows=one)
+    assert not few_cells.metadata_["adaptation"]["applied"]
+    assert "too few" in few_cells.metadata_["adaptation"]["check"]["reason"]
+    with pytest.raises(ValueError, match="align_rows"):
+        _model().fit_features(X, y, align_rows=np.ones(len(y), bool))
+    with pytest.raises(ValueError, match="align_rows"):
+        _model().fit_features(X, y, align_rows=target[:-1])

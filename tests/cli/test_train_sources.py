@@ -49,6 +49,34 @@ def test_train_on_two_labs_records_them_in_the_model(sources, capsys):
     assert labs["main"]["n_images"] == 24 and meta["weighted"] is True
 
 
+def test_align_makes_a_model_for_one_lab_and_says_whether_it_kept_the_map(sources, capsys):
+    from wbc_classic.classical.modelfile import load
+
+    root, a, b = sources
+    out = root / "aligned.skops"
+    code = main(["train", "--data", f"main={a}:1", "--data", f"local={b}:4",
+                 "--per-class", "local=4", "--align", "local", "--classes", *CLASSES,
+                 "--classifier", "logreg", "--cv", "0", "--out", str(out),
+                 "--cache-dir", str(root / "cache")])
+    printed = capsys.readouterr().out
+    assert code == 0
+    line = next(x for x in printed.splitlines() if x.startswith("alignment:"))
+    ad = load(out).metadata_["adaptation"]
+    assert ad["method"] == "class-means" and ad["n_cells"] == 12
+    assert ad["check"]["folds"] == 4 and "cross-validated on 12 of local's" in line
+    assert ("for local's images" in line) == ad["applied"]
+    assert ("alignment_" in load(out).__dict__) == ad["applied"]
+    # a lab that is not a source, or a single source (no reference to align to)
+    for data in ([f"main={a}", f"local={b}"], [f"main={a}"]):
+        lab = "nowhere" if len(data) == 2 else "main"
+        argv = ["train", *(x for d in data for x in ("--data", d)), "--align", lab,
+                "--classes", *CLASSES, "--out", str(root / "x.skops"), "--cv", "0",
+                "--classifier", "logreg", "--no-cache"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--align {lab}" in err and "Traceback" not in err
+
+
 def test_bad_sources_give_one_line_and_exit_2(sources, tmp_path, capsys):
     root, a, b = sources
     one = write_class_folders(tmp_path / "one", 4, classes=("lymphocyte",), size=96)

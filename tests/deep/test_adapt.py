@@ -494,6 +494,11 @@ def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tm
     tta = tmp_path / "tta.csv"
     assert main(["--checkpoint", str(path), str(lab), "--out", str(tta), "--tta"]) == 0
     np.testing.assert_allclose([float(r["shift_score"]) for r in _rows(tta)], want, atol=1e-4)
+    # --adapt classifies with the batch's statistics, but the warning is the trained
+    # network's: the scorer was fitted on its features
+    ad = tmp_path / "ad.csv"
+    assert main(["--checkpoint", str(path), str(lab), "--out", str(ad), "--adapt"]) == 0
+    np.testing.assert_allclose([float(r["shift_score"]) for r in _rows(ad)], want, atol=1e-4)
     # an adapted copy (python -m deep.adapt) keeps the scorer and the method
     from deep.adapt import main as adapt
 

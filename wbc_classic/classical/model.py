@@ -166,6 +166,15 @@ def _check_weights(sample_weight: Sequence[float] | np.ndarray, n: int) -> np.nd
     return w
 
 
+def _check_mask(mask: Sequence[bool] | np.ndarray, n: int) -> np.ndarray:
+    """A row mask as bool (n,) (else ValueError)."""
+    m = np.asarray(mask)
+    if m.shape != (n,) or m.dtype.kind not in "bi" or not np.isin(m, (0, 1)).all():
+        raise ValueError(f"align_rows must be one True/False per sample ({n}), got shape "
+                         f"{m.shape}")
+    return m.astype(bool)
+
+
 def _classifier_view(estimator: Any, X: np.ndarray) -> np.ndarray:
     """The rows as the final classifier sees them: through the fitted pipeline's scaler and
     feature selection (``X`` itself for a custom estimator that is not a pipeline)."""
@@ -427,6 +436,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Sequence[Any], y: Sequence[Any] | np.ndarray, *,
             sample_weight: Sequence[float] | np.ndarray | None = None,
+            align_rows: Sequence[bool] | np.ndarray | None = None,
             progress: bool = False) -> WBCModel:
         """Learn everything from training images: pixel scale, stain, features, classifier.
 
@@ -447,6 +457,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Weight of each image in the classifier's fit (e.g. a laboratory's few labelled
             cells weighted up against a large public set); augmented copies inherit their
             image's weight. None: all 1.
+        align_rows : array-like of bool, shape (n,), optional
+            The images of the laboratory the model is for (see :meth:`fit_features`);
+            augmented copies follow their image.
         progress : bool, default False
             Report the feature stage's progress (:class:`wbc_classic.io.progress.Progress`).
 
@@ -469,6 +482,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y must have one label per image: {len(items)} images, "
                              f"y of shape {y.shape}")
         weight = None if sample_weight is None else _check_weights(sample_weight, len(items))
+        target = None if align_rows is None else _check_mask(align_rows, len(items))
         for name in ("extractor_", "estimator_", "alignment_", "input_um_per_pixel_"):
             # a refit starts from nothing
             self.__dict__.pop(name, None)
@@ -491,6 +505,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                                                             f"{skipped[0]})" if skipped else ""))
         Xf, yf, groups = result.X[ok], y[ok], None
         wf = None if weight is None else weight[ok]
+        tf = None if target is None else target[ok]
         used_copies = 0
         if self.augmentation is not None and self.augment_copies > 0:
             from wbc_classic.preprocess.augment import augmented_copies
@@ -504,9 +519,11 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Xf, yf, groups = with_augmented_copies(Xf, yf, aug.X, self.augment_copies, aug_ok)
             if wf is not None:  # a copy weighs what its source image weighs
                 wf = wf[groups]
+            if tf is not None:
+                tf = tf[groups]
         t_features = time.perf_counter() - t0
         self.fit_features(Xf, yf, groups=groups, stain_normalizer=stain, um_per_pixel=um,
-                          sample_weight=wf)
+                          sample_weight=wf, align_rows=tf)
         data = self.metadata_["data"]
         data.update(n_images=len(items), n_skipped=len(skipped), skipped=skipped[:50])
         if groups is not None:
@@ -520,7 +537,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     def fit_features(self, X: np.ndarray, y: Sequence[Any] | np.ndarray, *,
                      groups: np.ndarray | None = None, stain_normalizer: Any = None,
                      um_per_pixel: float | None = None,
-                     sample_weight: Sequence[float] | np.ndarray | None = None) -> WBCModel:
+                     sample_weight: Sequence[float] | np.ndarray | None = None,
+                     align_rows: Sequence[bool] | np.ndarray | None = None,
+                     align_check: bool = True) -> WBCModel:
         """Fit the classifier on precomputed feature vectors (e.g. from :meth:`extract`).
 
         The one fitting step: :meth:`fit` ends here, and benchmarks that extract the
@@ -544,6 +563,18 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         sample_weight : array-like of float, shape (n,), optional
             Weight of each row in the classifier's fit and its cross-validation (not
             supported by ``"knn"``).
+        align_rows : array-like of bool, shape (n,), optional
+            The rows of the laboratory the model is for (its few labelled cells), the others
+            being the reference (e.g. PBC). Their features are moved onto the reference's
+            class by class (:func:`wbc_classic.classical.adapt.class_mean_map`) before the
+            classifier is fitted, and the map becomes :attr:`alignment_`, applied to every
+            later input: the model is then for that lab's images. Whether the map helps is
+            checked first (``align_check``); the outcome is ``metadata_["adaptation"]``.
+        align_check : bool, default True
+            Keep the map only when it predicts the lab's own labelled cells better: a
+            stratified 5-fold cross-validation over those rows (fewer folds for few cells;
+            the reference rows are in every training part), the map refitted in each fold,
+            compared with the model fitted on the rows as they are. False: always keep it.
 
         Returns
         -------
@@ -578,6 +609,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if um_per_pixel is not None and not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
         weight = None if sample_weight is None else _check_weights(sample_weight, X.shape[0])
+        self.__dict__.pop("alignment_", None)  # a refit starts from the rows as given
+        adaptation = None
+        if align_rows is not None:
+            target = _check_mask(align_rows, X.shape[0])
+            adaptation = self._class_alignment(X, names, y_idx, weight, target, align_check)
+            slope, offset = adaptation.pop("slope"), adaptation.pop("offset")
+            if adaptation["applied"]:
+                X = X.copy()
+                X[target] = X[target] * slope + offset
         fit_params = {} if weight is None else {"sample_weight": weight}
         extractor = self.__dict__.get("extractor_")
         if extractor is None:
@@ -632,7 +672,80 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             **({"weighted": True} if weight is not None else {}),
             **cv_info,
         }
+        if adaptation is not None:
+            if adaptation["applied"]:
+                self._set_class_alignment(slope, offset, int(adaptation["n_cells"]))
+            adaptation.update(
+                date=self.metadata_["date"],
+                note="the lab's features are mapped onto the reference's before the classifier"
+                     if adaptation["applied"] else
+                     "the map did not predict the lab's labelled cells better; not applied")
+            self.metadata_["adaptation"] = adaptation
         return self
+
+    def _class_alignment(self, X: np.ndarray, names: tuple[str, ...], y: np.ndarray,
+                         weight: np.ndarray | None, target: np.ndarray,
+                         check: bool) -> dict[str, Any]:
+        """Fit the class-mean map of the ``target`` rows onto the others and decide whether to
+        keep it (:meth:`fit_features`' ``align_rows``, ``align_check``)."""
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold
+
+        from wbc_classic.classical.adapt import CLASS_MEANS, class_mean_map
+
+        ref = ~target
+        if not target.any() or not ref.any():
+            raise ValueError("align_rows must mark some rows (the lab's cells) and leave "
+                             "others (the reference)")
+        w_ref = None if weight is None else weight[ref]
+        slope, offset = class_mean_map(X[target], y[target], X[ref], y[ref],
+                                       sample_weight_ref=w_ref)
+        out: dict[str, Any] = {"method": CLASS_MEANS, "n_cells": int(target.sum()),
+                               "classes": sorted({names[c] for c in y[target]}),
+                               "check": None, "applied": True,
+                               "slope": slope, "offset": offset}
+        if not check:
+            return out
+        rows = np.flatnonzero(target)
+        counts = np.bincount(y[rows], minlength=len(names))
+        folds = int(min(5, counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
+        if folds < 2:
+            out.update(applied=False, check={"reason": "too few labelled cells per class to "
+                                             "cross-validate the map"})
+            return out
+        # a class with fewer cells than folds stays in every training part
+        cv_rows = rows[counts[y[rows]] >= folds]
+        always = np.setdiff1d(rows, cv_rows)
+        right = {"aligned": 0, "as_is": 0}
+        probe = clone(self).set_params(cv=0)
+        kfold = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+        for tr, te in kfold.split(cv_rows, y[cv_rows]):
+            fit_rows = np.sort(np.r_[np.flatnonzero(ref), cv_rows[tr], always])
+            held = cv_rows[te]
+            sw = None if weight is None else weight[fit_rows]
+            for mode in right:
+                m = clone(probe).fit_features(
+                    X[fit_rows], np.asarray(names)[y[fit_rows]], sample_weight=sw,
+                    align_rows=target[fit_rows] if mode == "aligned" else None,
+                    align_check=False)
+                pred = m.predict_proba_features(X[held]).argmax(axis=1)
+                right[mode] += int(np.sum(pred == y[held]))
+        n = int(cv_rows.size)
+        out["check"] = {"folds": folds, "n_cells": n,
+                        "accuracy_aligned": right["aligned"] / n,
+                        "accuracy_as_is": right["as_is"] / n}
+        out["applied"] = right["aligned"] > right["as_is"]
+        return out
+
+    def _set_class_alignment(self, slope: np.ndarray, offset: np.ndarray, n_cells: int) -> None:
+        """:attr:`alignment_` of a raw-feature map ``x' = slope * x + offset``, expressed in
+        the fitted scaler's space (where :meth:`_aligned` applies it)."""
+        from wbc_classic.classical.adapt import FeatureAlignment
+
+        scaler = self._scaler()
+        m, s = scaler.mean_, scaler.scale_
+        self.alignment_ = FeatureAlignment.from_affine(
+            slope, (slope * m + offset - m) / s, n_cells=n_cells)
 
     def _encode(self, y: Sequence[Any] | np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         """(class names, integer label of each row) from names or indices into ``classes``."""

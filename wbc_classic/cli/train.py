@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take at most K labelled cells per class from a source (a "
                              "seeded pick; LAB=K for one source, K alone for every source "
                              "but the first), e.g. --per-class jtsc=10")
+    parser.add_argument("--align", metavar="LAB", default=None,
+                        help="make the model for LAB's images: LAB's labelled cells (a --data "
+                             "source, e.g. a few per class with --per-class) are mapped "
+                             "class by class onto the other sources' features, and every "
+                             "later input is mapped the same way; kept only when a "
+                             "cross-validation on LAB's cells says it helps (printed)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--classes", nargs="+", metavar="CLASS", action=NamesAction,
                        help="classes to use, in label order, space- or comma-separated "
@@ -267,6 +273,15 @@ def run(args: argparse.Namespace) -> int:
     for c, k in zip(classes, counts, strict=True):
         print(f"  {c:>14s}: {k}")
     weighted = len(sources) > 1 and len({s["weight"] for s in sources}) > 1
+    align_rows = None
+    if args.align is not None:
+        labs = [s["lab"] for s in sources]
+        if args.align not in labs or len(labs) < 2:
+            print(f"error: --align {args.align}: name one of several --data sources (the lab "
+                  f"the model is for; the others are the reference), got {', '.join(labs)}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        align_rows = lab_of == args.align
 
     extractor = FeatureExtractor() if not args.families else \
         FeatureExtractor(families=tuple(args.families))
@@ -300,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
         fit_idx = np.union1d(split.train, split.val)
     try:
         model.fit([data.paths[i] for i in fit_idx], data.y[fit_idx], progress=True,
-                  sample_weight=weight[fit_idx] if weighted else None)
+                  sample_weight=weight[fit_idx] if weighted else None,
+                  align_rows=None if align_rows is None else align_rows[fit_idx])
     except ValueError as exc:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -327,6 +343,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cross-validated accuracy: {meta['cv_accuracy']:.4f}{extra}")
     if "best_params" in meta:
         print(f"best parameters: {meta['best_params']}")
+    if "adaptation" in meta:
+        print(_alignment_line(args.align, meta["adaptation"]))
 
     n_train = meta["data"]["n_images"] - meta["data"]["n_skipped"]
     # the data set as a whole (fit counted the images it was given)
@@ -384,6 +402,22 @@ def run(args: argparse.Namespace) -> int:
               f"exit code {EXIT_FAILED_INPUTS}", file=sys.stderr)
         return EXIT_FAILED_INPUTS
     return EXIT_OK
+
+
+def _alignment_line(lab: str, adaptation: dict[str, Any]) -> str:
+    """The sentence ``train --align`` prints about the class-mean map."""
+    check = adaptation.get("check") or {}
+    if "accuracy_aligned" in check:
+        how = (f"cross-validated on {check['n_cells']} of {lab}'s labelled cells "
+               f"({check['folds']}-fold): {check['accuracy_aligned']:.3f} mapped, "
+               f"{check['accuracy_as_is']:.3f} as they are")
+    else:
+        how = check.get("reason", "not checked")
+    if adaptation["applied"]:
+        return (f"alignment: {lab}'s features are mapped onto the other sources' class by "
+                f"class ({how}); every image this model predicts is mapped the same way, so "
+                f"it is a model for {lab}'s images")
+    return f"alignment: not applied to {lab} ({how}); the model takes every image as it is"
 
 
 def _evaluate_holdout(model: Any, X: np.ndarray, y: np.ndarray,
