@@ -416,9 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot adapt to the {len(images)} usable of {len(paths)} images in "
               f"{source}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    meta = {**meta, "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
-                                   "source": source, "adapted_from": str(a.checkpoint),
-                                   "n_layers": int(n_layers)}}
+    # the shift scorer was fitted on the trained network's features, and AdaBN moves them
+    # even on images like the training ones: an adapted network's flags would mean nothing
+    meta = {**meta, "shift_threshold": None,
+            "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
+                           "source": source, "adapted_from": str(a.checkpoint),
+                           "n_layers": int(n_layers)}}
     if isinstance(meta.get("card"), dict):  # the card's scores are the unadapted network's
         card = dict(meta["card"])
         card["model"] = {**card.get("model", {}), "file": a.out.name}

@@ -440,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     if flags and meta.get("shift_threshold") is not None:
         print(batch_summary(np.array(flags), what="images", expected=0.01, family="deep",
                             adapted=a.adapt or bool(meta.get("adaptation"))))
+    elif flags and meta.get("adaptation"):
+        print("shift: no image is flagged: this checkpoint was adapted (python -m "
+              "deep.adapt), so its features are not those its shift scorer was fitted on; "
+              "for a shift warning, predict with the checkpoint as trained, or with --adapt")
     elif flags:
         print("shift: scores written; this checkpoint has no shift threshold (trained "
               "without a validation part, or before shift scores), so no image is flagged")

@@ -268,7 +268,9 @@ def test_deep_adapt_writes_an_adapted_checkpoint(ckpt, lab, tmp_path, capsys):
     new, meta = load_model(out)
     assert meta["adaptation"]["method"] == "bn-statistics"
     assert meta["adaptation"]["n_images"] == 12 and meta["adaptation"]["source"] == str(lab)
-    assert meta["shift_threshold"] == -1.0  # the rest of the metadata is kept
+    assert meta["classes"] == CLASSES and meta["mean"] == MEAN  # the metadata is kept,
+    # but not the flag threshold: the scorer saw the network's features before adaptation
+    assert meta["shift_threshold"] is None
     assert "card" not in meta  # this checkpoint had none; one that has gets a note
     from deep.checkpoint import update_meta
 
@@ -468,7 +470,8 @@ def test_feature_shift_scores_other_images_higher_than_its_own():
     assert far.min() > same.max()
 
 
-def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tmp_path):
+def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tmp_path,
+                                                                          capsys):
     from deep.adapt import penultimate_features
     from deep.checkpoint import load_checkpoint, load_model
     from deep.inputs import read_inputs
@@ -507,6 +510,11 @@ def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tm
     again, meta2 = load_model(adapted)
     assert meta2["shift_method"] == "mahalanobis"
     np.testing.assert_array_equal(again.feature_shift.precision, model.feature_shift.precision)
+    # ... and flags nothing, saying why
+    via = tmp_path / "via.csv"
+    assert main(["--checkpoint", str(adapted), str(lab), "--out", str(via)]) == 0
+    assert "this checkpoint was adapted" in capsys.readouterr().out
+    assert all(r["shift_flag"] == "" for r in _rows(via))
 
 
 def test_a_mahalanobis_checkpoint_without_its_scorer_is_refused(ckpt, tmp_path):
