@@ -6,16 +6,16 @@ Protocol (issue 12 item 4): for each target lab (``jtsc_seg``, ``cellavision_seg
 jtsc_seg has one basophil, which is then always in the training part), fit a
 :class:`wbc_classic.classical.model.WBCModel` on all PBC 5-class cells plus those target cells
 (weight ``--target-weight`` each, PBC cells weight 1), and score it on the target's remaining
-cells. ``--adapt standardize coral`` adds rows where the target's cells (all of them,
-*unlabelled*: the LOLO protocol with unlabelled target images allowed) are first aligned to
-PBC's features by a PBC-only model (:meth:`~wbc_classic.classical.model.WBCModel.adapt`'s
-alignment), and the k labelled cells join the training set aligned; ``--adapt class-means``
-adds rows where the k labelled cells themselves align their lab, class by class
-(``wbc-classic train --align LAB``: :meth:`~wbc_classic.classical.model.WBCModel.fit_features`
-with ``align_rows``, the map kept only when a cross-validation on the k cells says it
-helps). Reported: mean accuracy
-over seeds and a 95 % interval (t-interval over seeds; the
-per-seed numbers are in the JSON), per k and target.
+cells. ``--adapt standardize coral class-means auto`` adds rows where the target's cells
+(all of them, *unlabelled*: the LOLO protocol with unlabelled target images allowed) are
+first aligned to PBC's features by a PBC-only model (``wbc-classic adapt --method``:
+:meth:`~wbc_classic.classical.model.WBCModel.adapt`'s alignment), and the k labelled cells
+join the training set aligned; ``--adapt align`` adds rows where the k labelled cells
+themselves align their lab, class by class (``wbc-classic train --align LAB``:
+:meth:`~wbc_classic.classical.model.WBCModel.fit_features` with ``align_rows``, the map
+kept only when a cross-validation on the k cells says it helps). Reported: mean accuracy
+over seeds and a 95 % interval (t-interval over seeds; the per-seed numbers are in the
+JSON), per k and target.
 
 The features are extracted once per image through the model's feature engine (cached), and
 every configuration fits with :meth:`~wbc_classic.classical.model.WBCModel.fit_features`
@@ -102,6 +102,7 @@ def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wbc_classic.classical.adapt import ADAPT_METHODS
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import load_class_folders, load_labelled
     from wbc_classic.data.labels import PBC5_CLASSES
@@ -116,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-weight", type=float, nargs="+", default=[1.0, 20.0])
     ap.add_argument("--targets", nargs="+", default=list(TARGETS))
     ap.add_argument("--adapt", nargs="+", default=["none", "standardize"],
-                    choices=["none", "standardize", "coral", "class-means"],
-                    help="none; standardize / coral: the target's unlabelled cells aligned "
-                         "first; class-means: the k labelled cells align the lab "
-                         "(train --align)")
+                    choices=["none", *ADAPT_METHODS, "align"],
+                    help="none; standardize / coral / class-means / auto: the target's "
+                         "unlabelled cells aligned first (wbc-classic adapt --method); "
+                         "align: the k labelled cells align the lab (train --align)")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -135,28 +136,31 @@ def main(argv: list[str] | None = None) -> int:
         raw, keep = features(base, [str(p) for p in t.paths])
         yt = t.y[keep]
         for adapt in args.adapt:
-            Xt = raw
-            if adapt not in ("none", "class-means"):
+            Xt, chosen = raw, None
+            if adapt not in ("none", "align"):
                 pbc_only = WBCModel(args.classifier, classes=PBC5_CLASSES, cv=0,
                                     n_jobs=args.n_jobs).fit_features(Xp, yp)
-                pbc_only.alignment_ = pbc_only._fit_alignment(raw, adapt)
-                Xt = pbc_only._aligned(raw)
+                alignment, info = pbc_only._choose_alignment(raw, adapt)
+                chosen = info.get("chosen")
+                Xt = pbc_only._with_alignment(alignment)._aligned(raw)
             for wi, w in enumerate(args.target_weight):
                 # k = 0 does not depend on the weight: once per target and adaptation
-                # (class-means needs labelled target cells: no k = 0)
-                for k in (args.ks if wi == 0 and adapt != "class-means"
+                # (align needs labelled target cells: no k = 0)
+                for k in (args.ks if wi == 0 and adapt != "align"
                           else [k for k in args.ks if k]):
                     row = curve_point(Xp, yp, Xt, yt, k=k, weight=w, seeds=args.seeds,
                                       classifier=args.classifier, n_jobs=args.n_jobs,
-                                      align=adapt == "class-means")
-                    row.update(target=target, adapt=adapt)
+                                      align=adapt == "align")
+                    row.update(target=target, adapt=adapt,
+                               **({"auto_chose": chosen} if chosen else {}))
                     results.append(row)
                     lo, hi = row["ci95"]
                     kept = row.get("map_applied")
                     print(f"{target:16s} adapt={adapt:11s} w={w:<5g} k={k:3d}  acc "
                           f"{row['mean']:.3f} [{lo:.3f}, {hi:.3f}] ({len(row['accuracy'])} "
                           f"seeds, ~{row['n_test']} test cells)"
-                          + (f", map kept in {sum(kept)} of {len(kept)}" if kept else ""),
+                          + (f", map kept in {sum(kept)} of {len(kept)}" if kept else "")
+                          + (f", auto chose {chosen}" if chosen else ""),
                           flush=True)
     if args.out:
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")

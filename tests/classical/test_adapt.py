@@ -214,3 +214,48 @@ def test_the_check_drops_a_map_that_does_not_help():
         _model().fit_features(X, y, align_rows=np.ones(len(y), bool))
     with pytest.raises(ValueError, match="align_rows"):
         _model().fit_features(X, y, align_rows=target[:-1])
+
+
+def test_unlabelled_class_means_and_auto_adaptation(tmp_path):
+    """``adapt --method class-means`` needs no labels: the model's own confident predictions
+    stand in; ``auto`` keeps it only when it makes the lab's cells look more like the
+    training cells, and otherwise leaves the model as it is."""
+    from wbc_classic.classical.modelfile import load, save
+
+    X_ref, y_ref, _, _, X_test, y_test, *_ = _lab_pair(n_features=N_GEOMETRY)
+    model = _model().fit_features(X_ref.astype(np.float32), y_ref)
+    assert model.class_means_.shape == (3, N_GEOMETRY)
+    np.testing.assert_allclose(model.class_means_[1], X_ref[y_ref == 1].mean(0), rtol=1e-5,
+                               atol=1e-5)
+    def acc_on(m, X, y):
+        return float(np.mean(m.predict_proba_features(X).argmax(1) == y))
+
+    def acc(m):
+        return acc_on(m, X_test, y_test)
+
+    aligned = model._with_alignment(model._fit_alignment(X_test, "class-means"))
+    standardized = model._with_alignment(model._fit_alignment(X_test, "standardize"))
+    assert acc(aligned) > 0.85 and acc(aligned) > acc(standardized) > acc(model)
+    chosen, info = model._choose_alignment(X_test, "auto")
+    assert info["chosen"] == "class-means" and chosen is not None
+    assert info["median_shift"]["class-means"] < info["median_shift"]["none"]
+    # new cells of the training distribution: whatever auto picks costs nothing there
+    like, y_like, *_ = _lab_pair(seed=10, n_features=N_GEOMETRY)
+    like = like.astype(np.float32)
+    chosen, _ = model._choose_alignment(like, "auto")
+    assert acc_on(model._with_alignment(chosen), like, y_like) >= \
+        acc_on(model, like, y_like) - 0.01
+    # a map that makes the cells less like the training cells is not taken
+    from wbc_classic.classical.adapt import FeatureAlignment
+
+    worse = FeatureAlignment.from_affine(np.ones(N_GEOMETRY), np.full(N_GEOMETRY, 3.0))
+    model._fit_alignment = lambda X, method: worse  # instance attribute: this model only
+    none, info = model._choose_alignment(like, "auto")
+    assert info["chosen"] == "none" and none is None
+    del model._fit_alignment
+    # the class means travel in the model file; a file without them says so
+    back = load(save(model, tmp_path / "m.skops"))
+    np.testing.assert_array_equal(back.class_means_, model.class_means_)
+    del back.__dict__["class_means_"]
+    with pytest.raises(ValueError, match="class means"):
+        back._fit_alignment(X_test, "class-means")

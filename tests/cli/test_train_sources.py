@@ -107,13 +107,22 @@ def test_adapt_writes_a_model_and_refuses_unusable_batches(sources, tmp_path, ca
     lab = write_class_folders(tmp_path / "lab", 8, classes=CLASSES, size=96, seed=5,
                               stain_shift=1.0)
     out = tmp_path / "adapted.skops"
-    for method in ("standardize", "coral"):
+    for method in ("standardize", "coral", "class-means"):
         code = main(["adapt", "--model", str(model), "--images", str(lab), "--out", str(out),
                      "--method", method, "--no-cache"])
         assert code == 0, capsys.readouterr().err
         adapted = load(out)
         assert adapted.alignment_.method == method and adapted.alignment_.n_cells == 24
         assert adapted.metadata_["adaptation"]["n_images"] == 24
+    # the default, auto: no map or the class-mean map, by the lab's median shift score
+    auto = tmp_path / "auto.skops"
+    assert main(["adapt", "--model", str(model), "--images", str(lab), "--out", str(auto),
+                 "--no-cache"]) == 0
+    said = capsys.readouterr().out
+    info = load(auto).metadata_["adaptation"]
+    assert info["method"] == "auto" and info["chosen"] in ("none", "class-means")
+    assert f"auto: {info['chosen']}, median shift score none" in said
+    assert ("alignment_" in load(auto).__dict__) == (info["chosen"] == "class-means")
     # the adapted model differs from the original on the lab's cells
     paths = sorted(str(p) for p in lab.rglob("*.png"))
     X = load(model).transform(paths)

@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ALIGNMENTS", "CLASS_MEANS", "CLASS_MEANS_SHRINK", "METHODS", "MIN_CELLS",
-           "MIN_DOMAIN_SAMPLES", "FeatureAlignment", "class_mean_map", "coral", "coral_matrix",
+__all__ = ["ADAPT_METHODS", "ALIGNMENTS", "CLASS_MEANS", "CLASS_MEANS_SHRINK", "METHODS",
+           "MIN_CELLS", "MIN_DOMAIN_SAMPLES", "PSEUDO_LABEL_ROUNDS", "FeatureAlignment",
+           "affine_from_class_means", "class_mean_map", "coral", "coral_matrix",
            "fit_alignment", "standardize_per_domain"]
 
 #: alignment methods that need no labels (``wbc-classic adapt --method``)
@@ -60,6 +61,17 @@ CLASS_MEANS = "class-means"
 
 #: every method a :class:`FeatureAlignment` may record
 ALIGNMENTS = (*METHODS, CLASS_MEANS)
+
+#: what ``wbc-classic adapt --method`` offers for a lab's *unlabelled* cells: the two maps
+#: above; ``class-means`` with the model's own confident predictions as the labels
+#: (:meth:`wbc_classic.classical.model.WBCModel.adapt`); ``auto``, whichever of no map and
+#: ``class-means`` leaves the lab's cells more like the training cells (the lower median
+#: shift score)
+ADAPT_METHODS = (*METHODS, CLASS_MEANS, "auto")
+
+#: rounds of predict -> keep the confident half of each predicted class -> refit the
+#: class-mean map, from the standardised start, in ``adapt --method class-means``
+PSEUDO_LABEL_ROUNDS = 4
 
 #: :func:`class_mean_map`'s pull of each feature's slope towards 1, worth this many cells:
 #: the slope of a feature whose lab class means barely differ is set by the prior, not by
@@ -251,12 +263,41 @@ def class_mean_map(X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.nd
                          f"2 classes that the training cells have; got {len(classes)}")
     center = np.average(X_ref, axis=0, weights=w_ref)
     scale = np.sqrt(np.average((X_ref - center) ** 2, axis=0, weights=w_ref))
-    scale[~(scale > 1e-12)] = 1.0
-    lab = np.stack([X[y == c].mean(axis=0) for c in classes])
     ref = np.stack([np.average(X_ref[y_ref == c], axis=0, weights=w_ref[y_ref == c])
                     for c in classes])
-    lab, ref = (lab - center) / scale, (ref - center) / scale
-    n = np.array([np.sum(y == c) for c in classes], dtype=np.float64)[:, None]
+    return affine_from_class_means(np.stack([X[y == c].mean(axis=0) for c in classes]),
+                                   np.array([np.sum(y == c) for c in classes]), ref,
+                                   center, scale, shrink=shrink)
+
+
+def affine_from_class_means(lab_means: np.ndarray, lab_counts: np.ndarray,
+                            ref_means: np.ndarray, center: np.ndarray, scale: np.ndarray, *,
+                            shrink: float = CLASS_MEANS_SHRINK
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """The fit of :func:`class_mean_map` from class means already computed.
+
+    Parameters
+    ----------
+    lab_means, ref_means : ndarray, shape (C, F)
+        The lab's and the reference's mean feature vector of the same C classes (C >= 2).
+    lab_counts : ndarray, shape (C,)
+        The lab's cells behind each mean (the fit's weights; the prior's unit).
+    center, scale : ndarray, shape (F,)
+        The reference's overall mean and standard deviation (the units of the prior).
+
+    Returns
+    -------
+    slope, offset : ndarray of float64, shape (F,)
+        ``x' = slope * x + offset`` on raw features.
+    """
+    scale = np.where(np.asarray(scale, np.float64) > 1e-12, scale, 1.0)
+    center = np.asarray(center, np.float64)
+    lab = (np.asarray(lab_means, np.float64) - center) / scale
+    ref = (np.asarray(ref_means, np.float64) - center) / scale
+    n = np.asarray(lab_counts, np.float64)[:, None]
+    if lab.shape != ref.shape or lab.shape[0] < 2 or n.shape[0] != lab.shape[0]:
+        raise ValueError(f"class means of at least 2 classes needed, got {lab.shape} and "
+                         f"{ref.shape}")
     lab_mean, ref_mean = (n * lab).sum(0) / n.sum(), (n * ref).sum(0) / n.sum()
     # sums over the lab's cells: the prior (worth ``shrink`` cells) weighs less as cells come
     spread = (n * (lab - lab_mean) ** 2).sum(0)

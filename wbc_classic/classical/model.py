@@ -260,9 +260,13 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     shift_ : wbc_classic.classical.shift.ShiftScorer or None
         Distance of a cell's features to the training cells' and the flag threshold
         (:meth:`shift_scores`); None for files written before format 3.
+    class_means_ : ndarray of float64, shape (n_classes, n_features)
+        Mean feature vector of each class's training rows (NaN for a class without rows):
+        what ``adapt --method class-means`` aligns a lab to. Absent in older files.
     alignment_ : wbc_classic.classical.adapt.FeatureAlignment
-        Only after :meth:`adapt`: the alignment of a laboratory's features to the training
-        features, applied before the classifier and the shift scorer.
+        Only after :meth:`adapt`, or :meth:`fit_features` with ``align_rows``: the
+        alignment of a laboratory's features to the training features, applied before the
+        classifier and the shift scorer.
     input_um_per_pixel_ : float
         Only after :meth:`adapt` with a scale: that laboratory's pixel scale, the default
         ``um_per_pixel`` of every prediction.
@@ -652,6 +656,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                        "best_params": {k: _plain(v) for k, v in
                                        estimator.search_["best_params"].items()}}
         self.classes_ = np.asarray(names, dtype=str)
+        # what adapt's class-mean map aligns a lab's (pseudo-labelled) cells to
+        self.class_means_ = np.stack([X[y_idx == c].mean(axis=0, dtype=np.float64)
+                                      if counts[c] else np.full(X.shape[1], np.nan)
+                                      for c in range(len(names))])
         self.extractor_ = extractor
         self.feature_names_ = columns
         self.estimator_ = estimator
@@ -674,7 +682,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         }
         if adaptation is not None:
             if adaptation["applied"]:
-                self._set_class_alignment(slope, offset, int(adaptation["n_cells"]))
+                self.alignment_ = self._raw_map_alignment(slope, offset,
+                                                          int(adaptation["n_cells"]))
             adaptation.update(
                 date=self.metadata_["date"],
                 note="the lab's features are mapped onto the reference's before the classifier"
@@ -737,15 +746,16 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         out["applied"] = right["aligned"] > right["as_is"]
         return out
 
-    def _set_class_alignment(self, slope: np.ndarray, offset: np.ndarray, n_cells: int) -> None:
-        """:attr:`alignment_` of a raw-feature map ``x' = slope * x + offset``, expressed in
-        the fitted scaler's space (where :meth:`_aligned` applies it)."""
+    def _raw_map_alignment(self, slope: np.ndarray, offset: np.ndarray, n_cells: int) -> Any:
+        """The :class:`~wbc_classic.classical.adapt.FeatureAlignment` of a raw-feature map
+        ``x' = slope * x + offset``, expressed in the fitted scaler's space (where
+        :meth:`_aligned` applies it)."""
         from wbc_classic.classical.adapt import FeatureAlignment
 
         scaler = self._scaler()
         m, s = scaler.mean_, scaler.scale_
-        self.alignment_ = FeatureAlignment.from_affine(
-            slope, (slope * m + offset - m) / s, n_cells=n_cells)
+        return FeatureAlignment.from_affine(slope, (slope * m + offset - m) / s,
+                                            n_cells=n_cells)
 
     def _encode(self, y: Sequence[Any] | np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         """(class names, integer label of each row) from names or indices into ``classes``."""
@@ -808,7 +818,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Z = align.apply(scaler.transform(X))
         return (Z * scaler.scale_ + scaler.mean_).astype(np.float32)
 
-    def adapt(self, images_or_paths: Sequence[Any], *, method: str = "standardize",
+    def adapt(self, images_or_paths: Sequence[Any], *, method: str = "auto",
               um_per_pixel: float | str | None = None, n_jobs: int | None = None,
               progress: bool = False) -> WBCModel:
         """A copy of this model adapted to a laboratory's *unlabelled* cells.
@@ -824,7 +834,16 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         images_or_paths : sequence of (H, W, 3) uint8 arrays or paths
             The lab's single-leukocyte images (at least
             :data:`wbc_classic.classical.adapt.MIN_CELLS` with a leukocyte found).
-        method : {"standardize", "coral"}
+        method : {"standardize", "coral", "class-means", "auto"}
+            See :data:`wbc_classic.classical.adapt.ADAPT_METHODS`. ``"class-means"``: the
+            lab's cells are first standardised, then, for
+            :data:`~wbc_classic.classical.adapt.PSEUDO_LABEL_ROUNDS` rounds, classified,
+            and the confident half of each predicted class aligns the lab class by class
+            (:func:`~wbc_classic.classical.adapt.class_mean_map` onto
+            :attr:`class_means_`). ``"auto"``: no map or ``"class-means"``, whichever
+            gives the lab's cells the lower median shift score; with no map the model
+            comes back unadapted (the choice and the scores are in
+            ``metadata_["adaptation"]``).
         um_per_pixel : float, "auto" or None
             The images' pixel scale; None: used as they are.
         n_jobs : int, optional
@@ -869,21 +888,56 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if good.sum() < MIN_CELLS:
             raise ValueError(f"only {int(good.sum())} of {len(items)} images hold a leukocyte "
                              f"the segmenter finds; adaptation needs at least {MIN_CELLS}")
-        new.alignment_ = self._fit_alignment(result.X[good], method)
+        alignment, choice = self._choose_alignment(result.X[good], method)
+        if alignment is not None:
+            new.alignment_ = alignment
         new.metadata_ = dict(self.metadata_)
         new.metadata_["adaptation"] = {
             "method": method, "n_images": len(items), "n_cells": int(good.sum()),
-            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"),
+            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"), **choice,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         return new
+
+    def _choose_alignment(self, X: np.ndarray, method: str) -> tuple[Any, dict[str, Any]]:
+        """(alignment or None, what was chosen) for a lab's raw feature rows: ``method``'s
+        alignment, or for ``"auto"`` the candidate whose aligned rows have the lowest median
+        shift score (see :meth:`adapt`)."""
+        if method != "auto":
+            return self._fit_alignment(X, method), {}
+        if getattr(self, "shift_", None) is None:
+            raise ValueError("method 'auto' chooses by the shift score, and this model file "
+                             "has none (format 2); retrain it or name a method")
+        # not "standardize": it sets the lab's per-feature mean and spread to the training
+        # cells', which is most of what the shift score measures, so it would look best
+        # whether or not it helps (on jtsc_seg it did look best, and was worse)
+        candidates: dict[str, Any] = {"none": None,
+                                      "class-means": self._fit_alignment(X, "class-means")}
+        medians = {name: float(np.nanmedian(self._with_alignment(al).shift_scores(X)[0]))
+                   for name, al in candidates.items()}
+        chosen = min(medians, key=lambda k: medians[k])
+        return candidates[chosen], {"chosen": chosen, "median_shift": medians}
+
+    def _with_alignment(self, alignment: Any) -> WBCModel:
+        """A shallow copy of this fitted model with another :attr:`alignment_` (None: none),
+        for scoring candidate alignments; the fitted classifier is shared, not copied."""
+        import copy
+
+        other = copy.copy(self)
+        other.__dict__ = dict(self.__dict__)
+        other.__dict__.pop("alignment_", None)
+        if alignment is not None:
+            other.alignment_ = alignment
+        return other
 
     def _fit_alignment(self, X: np.ndarray, method: str) -> Any:
         """The :class:`~wbc_classic.classical.adapt.FeatureAlignment` of a lab's feature rows
         (raw, shape (n, F)) to this model's training rows (the step of :meth:`adapt` after
         the features; benchmarks call it on cached features)."""
-        from wbc_classic.classical.adapt import fit_alignment
+        from wbc_classic.classical.adapt import CLASS_MEANS, fit_alignment
 
         self._check_fitted()
+        if method == CLASS_MEANS:
+            return self._pseudo_label_alignment(X)
         cov = None
         if method == "coral":
             pipe = self.estimator_.pipeline_
@@ -897,6 +951,36 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             cov = np.linalg.inv(sc.precision_) * np.outer(sc.scale_, sc.scale_)
         return fit_alignment(self._scaler().transform(np.asarray(X, dtype=np.float32)),
                              method=method, source_covariance=cov)
+
+    def _pseudo_label_alignment(self, X: np.ndarray) -> Any:
+        """The class-mean alignment of unlabelled rows, their labels the model's own
+        confident predictions (``adapt --method class-means``, see :meth:`adapt`)."""
+        from wbc_classic.classical.adapt import PSEUDO_LABEL_ROUNDS, affine_from_class_means
+
+        means = self.__dict__.get("class_means_")
+        if means is None:
+            raise ValueError("this model file has no training class means (written before "
+                             "they were stored); retrain it to use method 'class-means'")
+        X = np.asarray(X, dtype=np.float32)
+        scaler = self._scaler()
+        m, s = scaler.mean_, scaler.scale_  # the prior's units: the training rows' spread
+        alignment = self._fit_alignment(X, "standardize")
+        for _ in range(PSEUDO_LABEL_ROUNDS):
+            proba = self._with_alignment(alignment).predict_proba_features(X)
+            pred, conf = proba.argmax(axis=1), proba.max(axis=1)
+            classes = [c for c in np.unique(pred) if np.isfinite(means[c]).all()]
+            if len(classes) < 2:  # everything called one class: no class structure to match
+                break
+            lab_means, counts = [], []
+            for c in classes:
+                rows = np.flatnonzero(pred == c)
+                sure = rows[conf[rows] >= np.median(conf[rows])]
+                lab_means.append(X[sure].mean(axis=0, dtype=np.float64))
+                counts.append(sure.size)
+            slope, offset = affine_from_class_means(np.stack(lab_means), np.array(counts),
+                                                    means[classes], m, s)
+            alignment = self._raw_map_alignment(slope, offset, X.shape[0])
+        return alignment
 
     def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shift score and flag of feature vectors (:mod:`wbc_classic.classical.shift`).

@@ -21,6 +21,8 @@ File contents (format ``wbc-classic/model``, ``format_version`` 3), a plain dict
 ``stain``             the fitted stain normaliser as plain data, or None
 ``scale``             {"um_per_pixel": float or None} -- the training images' pixel scale
 ``shift``             the fitted :class:`wbc_classic.classical.shift.ShiftScorer` (version 3)
+``class_means``       ndarray (classes, features): the training rows' class means, or None
+                      (files written before them; ``adapt --method class-means`` needs them)
 ``adaptation``        None, or (``wbc-classic adapt``) ``{"alignment": plain data of a
                       wbc_classic.classical.adapt.FeatureAlignment or None,
                       "um_per_pixel": the adapted lab's pixel scale or None}``
@@ -249,6 +251,7 @@ def to_dict(model: Any) -> dict[str, Any]:
                       "params": {k: _plain(v) for k, v in
                                  full_segment_params(model.segment_params).items()}},
         "shift": getattr(model, "shift_", None),
+        "class_means": model.__dict__.get("class_means_"),
         "adaptation": None if not (model.__dict__.get("alignment_") is not None
                                    or model.__dict__.get("input_um_per_pixel_") is not None)
         else {"alignment": None if model.__dict__.get("alignment_") is None
@@ -472,6 +475,12 @@ def _from_dict(obj: Any, path: Path) -> Any:
                 and shift.n_features_in_ == np.asarray(shift.precision_).shape[0]):
             raise ModelFileError(path, "'shift' is not a fitted ShiftScorer")
     model.shift_ = shift
+    means = obj.get("class_means")
+    if means is not None:
+        if not (isinstance(means, np.ndarray) and means.shape == (len(classes), len(names))):
+            raise ModelFileError(path, "'class_means' does not match the classes and "
+                                       "features")
+        model.class_means_ = means.astype(np.float64)
     adaptation = obj.get("adaptation")
     if adaptation is not None:
         from wbc_classic.classical.adapt import FeatureAlignment

@@ -30,13 +30,13 @@ EXAMPLE = ("wbc-classic adapt --model model.skops --images ../shared/data/jtsc_s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``adapt`` options to ``parser``."""
-    from wbc_classic.classical.adapt import METHODS
+    from wbc_classic.classical.adapt import ADAPT_METHODS
 
     parser.add_argument("--model", required=True, type=Path, help="model file to adapt")
     parser.add_argument("--images", required=True, nargs="+", metavar="IMAGES_OR_DIRS",
                         help="the lab's unlabelled single-leukocyte images and/or folders")
     parser.add_argument("--out", required=True, type=Path, help="adapted model file to write")
-    add_adapt_options(parser, METHODS)
+    add_adapt_options(parser, ADAPT_METHODS)
     parser.add_argument("--um-per-pixel", default=None, metavar="UM|auto",
                         help="pixel scale of the lab's images: a number or 'auto' (median "
                              "red-cell estimate); stored, so later predictions resample them "
@@ -48,9 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_adapt_options(parser: argparse.ArgumentParser, methods) -> None:
     """``--method`` (shared with ``predict --adapt``)."""
-    parser.add_argument("--method", choices=list(methods), default="standardize",
-                        help="feature alignment: standardize (per-feature mean and spread "
-                             "of the lab, default) or coral (also the correlations)")
+    parser.add_argument("--method", choices=list(methods), default="auto",
+                        help="feature alignment: auto (default: none or class-means, "
+                             "whichever leaves the lab's cells more like the training "
+                             "cells, by the median shift score), class-means (the lab's "
+                             "class means, classes from the model's own confident "
+                             "predictions), standardize (per-feature mean and spread of the "
+                             "lab) or coral (also the correlations)")
 
 
 def adapt_model(model, paths, *, method: str, um_per_pixel, n_jobs: int):
@@ -61,7 +65,14 @@ def adapt_model(model, paths, *, method: str, um_per_pixel, n_jobs: int):
     info = new.metadata_["adaptation"]
     scale = "" if info["um_per_pixel"] is None else \
         f", pixel scale {info['um_per_pixel']:.4f} um/px"
-    print(f"adapted to {info['n_cells']} of {info['n_images']} images ({method}{scale})")
+    how = method
+    if "chosen" in info:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in info["median_shift"].items())
+        how = f"auto: {info['chosen']}, median shift score {scores}"
+    print(f"adapted to {info['n_cells']} of {info['n_images']} images ({how}{scale})")
+    if info.get("chosen") == "none":
+        print("the lab's cells look more like the training cells as they are: no feature "
+              "alignment is applied")
     return new
 
 

@@ -52,10 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first adapt the model to this batch's own cells, as "
                              "`wbc-classic adapt` does (at least 20 images with a leukocyte), "
                              "then classify them with it; the model file is not changed")
-    from wbc_classic.classical.adapt import METHODS
+    from wbc_classic.classical.adapt import ADAPT_METHODS
     from wbc_classic.cli.adapt import add_adapt_options
 
-    add_adapt_options(parser, METHODS)
+    add_adapt_options(parser, ADAPT_METHODS)
 
 
 def run(args: argparse.Namespace) -> int:
