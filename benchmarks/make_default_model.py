@@ -64,6 +64,8 @@ def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
         adapted = model._with_alignment(alignment)
         out[f"{left}_held_out_adapted"] = _acc(adapted, Xl, yl)
         out[f"{left}_adapt_chose"] = info["chosen"]
+        out[f"{left}_held_out_class_means"] = _acc(
+            model._with_alignment(model._fit_alignment(Xl, "class-means")), Xl, yl)
         out[f"{left}_flagged_by_shift"] = float(adapted.shift_scores(Xl)[1].mean())
     return out
 
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = {}
     for clf in args.classifiers:
         scores[clf] = evaluate(clf, feats, split, args.lab_weight)
-        print(clf, json.dumps({k: round(v, 4) for k, v in scores[clf].items()}), flush=True)
+        print(clf, json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                              for k, v in scores[clf].items()}), flush=True)
     ok = [c for c in args.classifiers if scores[c]["pbc_test"] >= 0.99] or args.classifiers
     best = max(ok, key=lambda c: np.mean([scores[c][f"{lab}_held_out"] for lab in LABS]))
 
@@ -166,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
           for lab in LABS],
         *[f"| {lab} left out, adapted on its unlabelled cells (auto: "
           f"{s[lab + '_adapt_chose']}) | {s[lab + '_held_out_adapted']:.3f} |" for lab in LABS],
+        *[f"| {lab} left out, adapted with --method class-means | "
+          f"{s[lab + '_held_out_class_means']:.3f} |" for lab in LABS],
         "", "Known limits:", *[f"- {x}" for x in card["known_limits"]], "",
         f"Built by `{card['command']}`; {size_mb:.2f} MB.", ""]))
     print(f"saved {path} ({size_mb:.2f} MB), classifier {best}")
