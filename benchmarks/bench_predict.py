@@ -134,7 +134,7 @@ import segmentation, features
 step("segmentation + features (OpenCV, scikit-image, mahotas)")
 from wbc_classic.classical.modelfile import _import_skops_io, load
 _import_skops_io()
-step("skops.io (its trusted-type walk of scikit-learn)")
+step("skops.io (its trusted-type lists)")
 model = load({model!r})
 step("model file (parse, rebuild)")
 paths = {paths!r}

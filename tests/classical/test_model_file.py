@@ -297,18 +297,27 @@ _TRUSTED_LISTS = """
 import json, sys
 sys.path.insert(0, {root!r})
 if {hook}:
-    from wbc_classic.classical.modelfile import _import_skops_io
+    from wbc_classic.classical.modelfile import _import_skops_io, _sklearn_estimator_names
     _import_skops_io()
     assert "torch" not in sys.modules and "dask" not in sys.modules
+    assert "sklearn.cross_decomposition" not in sys.modules  # no walk of scikit-learn
 import skops.io._trusted_types as tt
-print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
-                  if k.isupper() and k.endswith("NAMES")}}))
+lists = {{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
+         if k.isupper() and k.endswith("NAMES")}}
+if {hook}:
+    assert lists["SKLEARN_ESTIMATOR_TYPE_NAMES"] == []
+    # what load() trusts instead, computed on demand
+    lists["SKLEARN_ESTIMATOR_TYPE_NAMES"] = sorted(_sklearn_estimator_names())
+    assert "torch" not in sys.modules and "dask" not in sys.modules
+print(json.dumps(lists))
 """
 
 
 @pytest.mark.slow
-def test_skops_import_without_torch_trusts_the_same_types():
-    """The torch- and dask-free import of skops.io must not change its trusted-type lists."""
+def test_skops_import_without_the_walk_trusts_the_same_types():
+    """skops.io imported without its walk of scikit-learn (and so without torch or dask):
+    its other trusted-type lists are unchanged, and the estimators load() trusts on demand
+    are the ones skops trusts after a plain import."""
     import subprocess
     import sys
 
@@ -318,3 +327,23 @@ def test_skops_import_without_torch_trusts_the_same_types():
            for h in (True, False)]
     assert json.loads(out[0]) == json.loads(out[1])
     assert len(json.loads(out[0])["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100
+
+
+def test_listed_estimators_are_trusted_by_skops_anyway():
+    """The scikit-learn estimators listed to spare the walk widen nothing."""
+    from wbc_classic.classical.modelfile import (
+        _SKLEARN_DEFAULT_SOURCES,
+        _sklearn_estimator_names,
+        _source_name,
+    )
+
+    names = {_source_name(m, a) for m, a in _SKLEARN_DEFAULT_SOURCES}
+    assert None not in names and names <= _sklearn_estimator_names()
+
+
+def test_refused_types_accept_what_skops_trusts_by_default():
+    from wbc_classic.classical.modelfile import refused_types
+
+    assert refused_types(["sklearn.ensemble._forest.ExtraTreesClassifier",
+                          "sklearn.svm._classes.SVC", "wbc_classic.classical.shift.ShiftScorer",
+                          "os.system", "subprocess.Popen"]) == ["os.system", "subprocess.Popen"]
