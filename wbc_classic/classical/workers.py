@@ -26,7 +26,8 @@ import queue
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["own_pool", "run_chunks", "start_workers", "stop_warm_up", "wait_for_workers"]
+__all__ = ["own_pool", "run_chunks", "start_workers", "stop_warm_up", "stop_workers",
+           "wait_for_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 #: warm-up tasks of the last :func:`start_workers`, and their executor
 _warming: list[Any] = []
 _warming_executor: list[Any] = []
+#: the executor :func:`_executor` returned last (for :func:`stop_workers`)
+_made: list[Any] = []
 
 
 def own_pool(n_jobs: int) -> int | None:
@@ -70,7 +73,9 @@ def _executor(n_workers: int) -> Any:
     # joblib's own constructor of the reusable executor, not loky's: loky keeps one executor
     # per process, and joblib.Parallel (used elsewhere in the same process, e.g. by
     # wbc-classic count) reuses it and needs the temporary-folder manager joblib attaches
-    return get_memmapping_executor(n_workers, timeout=300, env=env)
+    executor = get_memmapping_executor(n_workers, timeout=300, env=env)
+    _made[:] = [executor]
+    return executor
 
 
 def _warm_up() -> int:
@@ -166,6 +171,19 @@ def _in_worker(func: Callable[[Any, Any], Any], chunk: Any, arg: Any) -> Any:
     """``func(chunk, arg)`` in a worker process, OpenCV single-threaded."""
     _one_opencv_thread()
     return func(chunk, arg)
+
+
+def stop_workers() -> None:
+    """Kill the worker processes of the executor made here, if any, without waiting.
+
+    For a process about to end: the workers are idle then, and killing them spares the
+    half second or so that waiting for each one's orderly exit (the executor's own exit
+    handler) takes.  A later call of :func:`run_chunks` starts new workers.
+    """
+    if _made:
+        _made.pop().shutdown(wait=False, kill_workers=True)
+    _warming.clear()
+    _warming_executor.clear()
 
 
 def run_chunks(func: Callable[[Any, Any], Any], chunks: Sequence[Any], arg: Any,
