@@ -347,3 +347,42 @@ def test_refused_types_accept_what_skops_trusts_by_default():
     assert refused_types(["sklearn.ensemble._forest.ExtraTreesClassifier",
                           "sklearn.svm._classes.SVC", "wbc_classic.classical.shift.ShiftScorer",
                           "os.system", "subprocess.Popen"]) == ["os.system", "subprocess.Popen"]
+
+
+_NO_PANDAS = """
+import sys
+sys.path.insert(0, {root!r})
+from wbc_classic.classical.modelfile import load
+load("default")
+assert "pandas" not in sys.modules and "torch" not in sys.modules
+import pandas as pd  # refused only during scikit-learn's first import
+from sklearn.preprocessing import StandardScaler
+frame = pd.DataFrame({{"a": [1.0, 2.0]}})
+out = StandardScaler().set_output(transform="pandas").fit_transform(frame)
+assert isinstance(out, pd.DataFrame)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_loading_a_model_imports_no_pandas_and_pandas_still_works_after():
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", _NO_PANDAS.format(root=root)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_without_packages_refuses_only_inside_the_block():
+    import sys
+
+    from wbc_classic.classical.modelfile import without_packages
+
+    name = "wbc_classic_no_such_package_xyz"
+    with without_packages((name, "numpy")):
+        import numpy  # noqa: F401 - already imported: still usable
+        with pytest.raises(ModuleNotFoundError):
+            __import__(name)
+    assert not any(type(f).__name__ == "_Refuse" for f in sys.meta_path)
