@@ -128,7 +128,7 @@ step("numpy")
 from wbc_classic.cli import build_parser
 build_parser(["predict"])
 step("command-line parser")
-from wbc_classic.classical.modelfile import import_sklearn
+from wbc_classic.classical.imports import import_sklearn
 import_sklearn()  # as the command imports it: without pandas
 import sklearn.base
 step("scikit-learn (scipy.stats, ...)")

@@ -378,7 +378,7 @@ def test_loading_a_model_imports_no_pandas_and_pandas_still_works_after():
 def test_without_packages_refuses_only_inside_the_block():
     import sys
 
-    from wbc_classic.classical.modelfile import without_packages
+    from wbc_classic.classical.imports import without_packages
 
     name = "wbc_classic_no_such_package_xyz"
     with without_packages((name, "numpy")):

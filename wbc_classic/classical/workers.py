@@ -82,7 +82,7 @@ def _warm_up() -> int:
     """Run in a fresh worker: import the segmenter and the features and push one small drawn
     cell through both, so that their one-off start-up is over before the first image
     arrives.  Returns the worker's process id."""
-    from wbc_classic.classical.modelfile import import_sklearn
+    from wbc_classic.classical.imports import import_sklearn
 
     import_sklearn()  # before the features import it, without pandas
     import cv2
