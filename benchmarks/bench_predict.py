@@ -128,13 +128,15 @@ step("numpy")
 from wbc_classic.cli import build_parser
 build_parser(["predict"])
 step("command-line parser")
+from wbc_classic.classical.imports import import_sklearn
+import_sklearn()  # as the command imports it: without pandas
 import sklearn.base
-step("scikit-learn (scipy.stats, pandas, ...)")
+step("scikit-learn (scipy.stats, ...)")
 import segmentation, features
 step("segmentation + features (OpenCV, scikit-image, mahotas)")
 from wbc_classic.classical.modelfile import _import_skops_io, load
 _import_skops_io()
-step("skops.io (its trusted-type walk of scikit-learn)")
+step("skops.io (its trusted-type lists)")
 model = load({model!r})
 step("model file (parse, rebuild)")
 paths = {paths!r}

@@ -57,14 +57,23 @@ def binary_dilate(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes (background not 4-connected to the border); bool (H, W)."""
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
+    """Fill enclosed holes (background not 4-connected to the border); bool (H, W).
+
+    The flood fill runs on the mask's bounding box framed by one pixel of background:
+    everything outside the box is background connected to the image border, so a pixel
+    of the box reaches the border exactly when it reaches the frame.
+    """
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    out = mask.copy()
+    if w == 0:
+        return out
     padded = np.zeros((h + 2, w + 2), dtype=np.uint8)
-    padded[1:-1, 1:-1] = mask
+    padded[1:-1, 1:-1] = mask[y:y + h, x:x + w]
     flood = np.zeros((h + 4, w + 4), dtype=np.uint8)
     cv2.floodFill(padded, flood, (0, 0), 1, flags=4)
-    return mask | (padded[1:-1, 1:-1] == 0)
+    out[y:y + h, x:x + w] |= padded[1:-1, 1:-1] == 0
+    return out
 
 
 def components(mask: np.ndarray, centroids: bool = False

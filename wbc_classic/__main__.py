@@ -1,5 +1,3 @@
-import sys
+from wbc_classic.cli import console_main
 
-from wbc_classic.cli import main
-
-sys.exit(main())
+console_main()

@@ -261,3 +261,15 @@ def test_augmented_copies_extract_like_their_images_and_cache(image_files, tmp_p
     bad = augmented_copies([tmp_path / "gone.png"], default_augmentation(), 1)
     res = extract_features(bad, segmenter=disk_segmenter, extractor=FX, progress=False)
     assert not res.ok.any() and "gone.png (augmented" in str(res.failures[0])
+
+
+def test_chunks_keep_every_item_in_order_and_shrink_at_the_end_on_several_processes():
+    from wbc_classic.classical.extraction import _chunks
+
+    todo = list(range(400))
+    one = _chunks(todo, 8, 1)
+    assert [len(c) for c in one] == [8] * 50
+    two = _chunks(todo, 8, 2)
+    assert [i for c in two for i in c] == todo
+    sizes = [len(c) for c in two]
+    assert max(sizes) == 8 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)

@@ -297,18 +297,27 @@ _TRUSTED_LISTS = """
 import json, sys
 sys.path.insert(0, {root!r})
 if {hook}:
-    from wbc_classic.classical.modelfile import _import_skops_io
+    from wbc_classic.classical.modelfile import _import_skops_io, _sklearn_estimator_names
     _import_skops_io()
     assert "torch" not in sys.modules and "dask" not in sys.modules
+    assert "sklearn.cross_decomposition" not in sys.modules  # no walk of scikit-learn
 import skops.io._trusted_types as tt
-print(json.dumps({{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
-                  if k.isupper() and k.endswith("NAMES")}}))
+lists = {{k: sorted(map(str, getattr(tt, k))) for k in dir(tt)
+         if k.isupper() and k.endswith("NAMES")}}
+if {hook}:
+    assert lists["SKLEARN_ESTIMATOR_TYPE_NAMES"] == []
+    # what load() trusts instead, computed on demand
+    lists["SKLEARN_ESTIMATOR_TYPE_NAMES"] = sorted(_sklearn_estimator_names())
+    assert "torch" not in sys.modules and "dask" not in sys.modules
+print(json.dumps(lists))
 """
 
 
 @pytest.mark.slow
-def test_skops_import_without_torch_trusts_the_same_types():
-    """The torch- and dask-free import of skops.io must not change its trusted-type lists."""
+def test_skops_import_without_the_walk_trusts_the_same_types():
+    """skops.io imported without its walk of scikit-learn (and so without torch or dask):
+    its other trusted-type lists are unchanged, and the estimators load() trusts on demand
+    are the ones skops trusts after a plain import."""
     import subprocess
     import sys
 
@@ -318,3 +327,62 @@ def test_skops_import_without_torch_trusts_the_same_types():
            for h in (True, False)]
     assert json.loads(out[0]) == json.loads(out[1])
     assert len(json.loads(out[0])["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100
+
+
+def test_listed_estimators_are_trusted_by_skops_anyway():
+    """The scikit-learn estimators listed to spare the walk widen nothing."""
+    from wbc_classic.classical.modelfile import (
+        _SKLEARN_DEFAULT_SOURCES,
+        _sklearn_estimator_names,
+        _source_name,
+    )
+
+    names = {_source_name(m, a) for m, a in _SKLEARN_DEFAULT_SOURCES}
+    assert None not in names and names <= _sklearn_estimator_names()
+
+
+def test_refused_types_accept_what_skops_trusts_by_default():
+    from wbc_classic.classical.modelfile import refused_types
+
+    assert refused_types(["sklearn.ensemble._forest.ExtraTreesClassifier",
+                          "sklearn.svm._classes.SVC", "wbc_classic.classical.shift.ShiftScorer",
+                          "os.system", "subprocess.Popen"]) == ["os.system", "subprocess.Popen"]
+
+
+_NO_PANDAS = """
+import sys
+sys.path.insert(0, {root!r})
+from wbc_classic.classical.modelfile import load
+load("default")
+assert "pandas" not in sys.modules and "torch" not in sys.modules
+import pandas as pd  # refused only during scikit-learn's first import
+from sklearn.preprocessing import StandardScaler
+frame = pd.DataFrame({{"a": [1.0, 2.0]}})
+out = StandardScaler().set_output(transform="pandas").fit_transform(frame)
+assert isinstance(out, pd.DataFrame)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_loading_a_model_imports_no_pandas_and_pandas_still_works_after():
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", _NO_PANDAS.format(root=root)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_without_packages_refuses_only_inside_the_block():
+    import sys
+
+    from wbc_classic.classical.imports import without_packages
+
+    name = "wbc_classic_no_such_package_xyz"
+    with without_packages((name, "numpy")):
+        import numpy  # noqa: F401 - already imported: still usable
+        with pytest.raises(ModuleNotFoundError):
+            __import__(name)
+    assert not any(type(f).__name__ == "_Refuse" for f in sys.meta_path)

@@ -56,6 +56,24 @@ def test_chunks_run_once_each_here_and_on_the_started_worker():
         list(workers.run_chunks(_fails, [[0, os.getpid()]] * 4, None, 1))
 
 
+def _opencv_threads(chunk: list[int], delay: float) -> list[tuple[int, int]]:
+    import cv2
+
+    time.sleep(delay)
+    return [(os.getpid(), cv2.getNumThreads()) for _ in chunk]
+
+
+@pytest.mark.slow  # starts a loky worker process
+def test_opencv_runs_single_threaded_in_the_chunks_and_is_restored_here():
+    import cv2
+
+    before = cv2.getNumThreads()
+    rows = [r for out in workers.run_chunks(_opencv_threads, [[0]] * 8, 0.05, 1) for r in out]
+    assert {n for _, n in rows} == {1}
+    assert len({pid for pid, _ in rows}) == 2                  # here and on the worker
+    assert cv2.getNumThreads() == before
+
+
 @pytest.mark.slow  # starts a loky worker process
 def test_feature_engine_on_two_processes_equals_one():
     from wbc_classic.classical.extraction import extract_features

@@ -456,7 +456,8 @@ def extract_features(
     max_pixels : int, optional
         Passed to ``read_image`` (its default limit when None).
     chunk_size : int, default 8
-        Items per parallel task.
+        Items per parallel task (the last tasks get fewer, so that the processes finish
+        together).
     stain : wbc_classic.preprocess.stain.StainNormalizer, optional
         A fitted normaliser applied to each image after segmentation and before the
         features (its fitted state is part of the cache key).
@@ -526,7 +527,8 @@ def extract_features(
                     finished.append(done)
         else:
             todo = [(i, item, None) for i, item in enumerate(items)]
-        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+        chunks = _chunks(todo, chunk_size, 1 if n_jobs == 1 and scheduler is None
+                         else _n_processes(n_jobs))
         for results in itertools.chain([finished] if finished else [],
                                        _run(chunks, job, n_jobs, scheduler)):
             for index, x, fnd, failure, cached in results:
@@ -545,6 +547,27 @@ def extract_features(
     if failures:
         logger.warning("%s", result.summary())
     return result
+
+
+def _n_processes(n_jobs: int) -> int:
+    import joblib
+
+    return max(1, joblib.effective_n_jobs(n_jobs))
+
+
+def _chunks(todo: list, chunk_size: int, n_processes: int) -> list[list]:
+    """``todo`` cut into chunks of ``chunk_size`` items, the last ones smaller on several
+    processes: a chunk is at most a quarter of what is left per process, so that the
+    processes run out of work at about the same time instead of one of them waiting for
+    the other's last full chunks (up to ~0.5 s on 2 cores with 8 images a chunk)."""
+    chunks, i = [], 0
+    while i < len(todo):
+        left = len(todo) - i
+        size = chunk_size if n_processes <= 1 else max(
+            1, min(chunk_size, left // (4 * n_processes)))
+        chunks.append(todo[i:i + size])
+        i += size
+    return chunks
 
 
 def _run(chunks: list, job: _Job, n_jobs: int, scheduler: Any) -> Iterator[list]:

@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from wbc_classic.classical.imports import import_sklearn, without_packages
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -63,6 +65,7 @@ __all__ = [
     "check_model_file",
     "known_types",
     "is_known_type",
+    "refused_types",
     "load",
     "packaged_model_path",
     "save",
@@ -137,48 +140,73 @@ _KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
     ("xgboost", "Booster"),
 )
 
+# (module, attribute) of the scikit-learn estimators our classifiers are made of
+# (:mod:`wbc_classic.classical.classifiers`); skops trusts them by default, and they are
+# listed so that checking one of our files needs no walk of scikit-learn
+# (:func:`_import_skops_io`); tests/classical/test_model_file.py checks that skops does
+# trust every one of them
+_SKLEARN_DEFAULT_SOURCES: tuple[tuple[str, str], ...] = (
+    ("sklearn.svm", "SVC"),
+    ("sklearn.svm", "LinearSVC"),
+    ("sklearn.neighbors", "KNeighborsClassifier"),
+    ("sklearn.linear_model", "LogisticRegression"),
+    ("sklearn.naive_bayes", "GaussianNB"),
+    ("sklearn.ensemble", "RandomForestClassifier"),
+    ("sklearn.tree", "DecisionTreeClassifier"),
+    ("sklearn.neural_network", "MLPClassifier"),
+    ("sklearn.preprocessing", "LabelBinarizer"),
+)
+
 
 #: array libraries whose scikit-learn wrappers (``sklearn.externals.array_api_compat.*``)
 #: import them; they define no estimators
 _ARRAY_LIBRARIES = ("torch", "dask", "cupy")
 
 
-class _NoArrayLibraryFinder:
-    """Import hook refusing some top-level packages (see :func:`_import_skops_io`)."""
-
-    def __init__(self, refused: tuple[str, ...]):
-        self.refused = refused
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".", 1)[0] in self.refused:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
 def _import_skops_io() -> Any:
-    """``import skops.io`` without importing torch, dask or cupy on the way.
+    """``import skops.io`` without its walk of every scikit-learn module.
 
-    Importing :mod:`skops.io` builds its list of trusted scikit-learn types with
-    ``sklearn.utils.all_estimators()``, whose package walk imports every sub-package,
-    including ``sklearn.externals.array_api_compat.torch`` and ``.dask`` -- which import
-    torch (~2 s of the ~3 s cold load) and ``dask.array`` (~0.1 s) when they are
-    installed.  Those packages define no estimators, so refusing these libraries during
-    this one import leaves the trusted-type lists unchanged (checked in
-    tests/classical/test_model_file.py) while halving the load time.  Nothing is refused
-    that is already imported, or after the import.
+    On import, :mod:`skops.io` lists the scikit-learn estimators it trusts by default with
+    ``sklearn.utils.all_estimators()``, whose package walk imports every scikit-learn
+    sub-package (and torch and dask through ``sklearn.externals.array_api_compat``): about
+    0.6 s of a command's start-up, more than the rest of loading a model.  During this one
+    import that function returns nothing, so skops' own default list of estimators is
+    empty and :func:`skops.io.get_untrusted_types` lists every estimator a file holds;
+    :func:`load` then accepts exactly what it accepted before -- the types of
+    :func:`known_types`, and scikit-learn's estimators of :func:`_sklearn_estimator_names`,
+    which is walked only for a file holding an estimator outside the first list.  Refusing
+    more, never less, this stays safe for any other user of :mod:`skops.io` in the process.
+    Nothing is changed when :mod:`skops.io` is already imported.
     """
-    refused = tuple(m for m in _ARRAY_LIBRARIES if m not in sys.modules)
-    if "skops.io" in sys.modules or not refused:
-        import skops.io
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import_sklearn()
+    import sklearn.utils
 
-        return skops.io
-    finder = _NoArrayLibraryFinder(refused)
-    sys.meta_path.insert(0, finder)
+    walk = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
     try:
         import skops.io
     finally:
-        sys.meta_path.remove(finder)
+        sklearn.utils.all_estimators = walk
     return skops.io
+
+
+@functools.cache
+def _sklearn_estimator_names() -> frozenset[str]:
+    """The scikit-learn estimators :mod:`skops.io` trusts by default, computed as it does.
+
+    The slow walk :func:`_import_skops_io` avoids, for a file holding an estimator that
+    :func:`known_types` does not list.  Torch, dask and cupy are refused during the walk:
+    the array-API wrappers that import them define no estimators, and the classical path
+    must not pay for torch's import.
+    """
+    from sklearn.utils import all_estimators
+    from skops.io._utils import get_type_name
+
+    with without_packages(_ARRAY_LIBRARIES):
+        names = [get_type_name(cls) for _, cls in all_estimators()]
+    return frozenset(n for n in names if n.startswith("sklearn."))
 
 
 @functools.cache
@@ -197,11 +225,22 @@ def is_known_type(name: str) -> bool:
     checking an SVM model does not import XGBoost.
     """
     attr = name.rsplit(".", 1)[-1]
-    return any(_source_name(m, a) == name for m, a in _KNOWN_SOURCES if a == attr)
+    return any(_source_name(m, a) == name
+               for m, a in _KNOWN_SOURCES + _SKLEARN_DEFAULT_SOURCES if a == attr)
+
+
+def refused_types(untrusted: list[str]) -> list[str]:
+    """The names among ``untrusted`` (as listed by ``skops.io.get_untrusted_types``) that
+    :func:`load` refuses: those neither of :func:`known_types` nor scikit-learn
+    estimators skops trusts by default (walked only when the first test fails)."""
+    return sorted(t for t in untrusted
+                  if not is_known_type(t) and t not in _sklearn_estimator_names())
 
 
 def known_types() -> frozenset[str]:
-    """Fully-qualified names of the non-default types a model file of ours may contain.
+    """Fully-qualified names of the object types a model file of ours may contain beyond
+    builtins and numpy: the types skops does not trust by default, and the scikit-learn
+    estimators of our classifiers (which it does).
 
     Computed from the classes and functions themselves (so a renamed private class in a
     new scikit-learn release is noticed rather than silently trusted).  Anything a file
@@ -209,7 +248,7 @@ def known_types() -> frozenset[str]:
     types is refused at load time.  Imports every candidate module (slow-ish, for tests
     and documentation; loading uses :func:`is_known_type`).
     """
-    names = (_source_name(m, a) for m, a in _KNOWN_SOURCES)
+    names = (_source_name(m, a) for m, a in _KNOWN_SOURCES + _SKLEARN_DEFAULT_SOURCES)
     return frozenset(n for n in names if n is not None)
 
 
@@ -368,7 +407,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
         raise ModelFileError(path, f"corrupt or not a skops file ({type(exc).__name__}: "
                                    f"{exc})") from None
-    refused = sorted(t for t in untrusted if not is_known_type(t))
+    refused = refused_types(untrusted)
     if refused:
         raise ModelFileError(path, "it references types that are not part of a "
                                    f"wbc-classic model and were refused: {refused}")

@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Collection, Sequence
+from typing import NoReturn
 
 # command name -> module under wbc_classic.cli
 COMMANDS: dict[str, str] = {
@@ -116,5 +117,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_warm_up()  # workers started for work that never came: do not wait for them
 
 
+def console_main() -> NoReturn:
+    """Run :func:`main` on ``sys.argv`` and end the process with its exit code, skipping the
+    interpreter's teardown.
+
+    The entry point of the ``wbc-classic`` script and of ``python -m wbc_classic``.
+    Tearing down the modules a command imported (scikit-learn, SciPy, pandas, OpenCV, ...)
+    and waiting for idle worker processes to exit one by one cost about a second after the
+    work is done.  Here the workers are killed (:func:`~wbc_classic.classical.workers.
+    stop_workers`), the exit handlers run (``atexit``, which includes ``logging.shutdown``
+    and the clean-up of temporary files), the standard streams are flushed, and the
+    process ends.  Every file a command writes is complete by then (atomic writes).
+    """
+    import atexit
+    import os
+
+    code = main()
+    try:
+        if "wbc_classic.classical.workers" in sys.modules:
+            from wbc_classic.classical.workers import stop_workers
+
+            stop_workers()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader of our output left; nothing more to say
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
