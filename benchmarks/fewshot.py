@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             if adapt not in ("none", "align"):
                 pbc_only = WBCModel(args.classifier, classes=PBC5_CLASSES, cv=0,
                                     n_jobs=args.n_jobs).fit_features(Xp, yp)
-                alignment, info = pbc_only._choose_alignment(raw, adapt)
-                chosen = info.get("chosen")
-                Xt = pbc_only._with_alignment(alignment)._aligned(raw)
+                adapted = pbc_only.adapt_features(raw, method=adapt)
+                chosen = adapted.metadata_["adaptation"].get("chosen")
+                Xt = adapted._aligned(raw)
             for wi, w in enumerate(args.target_weight):
                 # k = 0 does not depend on the weight: once per target and adaptation
                 # (align needs labelled target cells: no k = 0)

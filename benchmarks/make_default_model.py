@@ -10,8 +10,8 @@ Measured before the shipped fit (all numbers go in the card):
 * ``pbc_test``: fitted on PBC's 80/20 training part (seed 0) + both other labs, scored on
   PBC's test part;
 * leave-one-lab-out: fitted on PBC + the other small lab, scored on the left-out lab
-  (``jtsc_seg``, ``cellavision_seg``), with and without unlabelled adaptation
-  (per-feature standardisation on the left-out lab's own cells).
+  (``jtsc_seg``, ``cellavision_seg``), with and without unlabelled adaptation (``adapt``'s
+  default, auto, and ``--method class-means``, on the left-out lab's own cells).
 
 The candidates (``--classifiers``) are compared on those numbers; the best one that keeps
 PBC test >= 0.99 (by mean left-out accuracy) is fitted on everything and saved.
@@ -60,12 +60,11 @@ def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
         Xl, yl = feats[left]
         out[f"{left}_held_out"] = _acc(model, Xl, yl)
         # what `wbc-classic adapt` does by default (auto: no map or the class-mean map)
-        alignment, info = model._choose_alignment(Xl, "auto")
-        adapted = model._with_alignment(alignment)
+        adapted = model.adapt_features(Xl, method="auto")
         out[f"{left}_held_out_adapted"] = _acc(adapted, Xl, yl)
-        out[f"{left}_adapt_chose"] = info["chosen"]
+        out[f"{left}_adapt_chose"] = adapted.metadata_["adaptation"]["chosen"]
         out[f"{left}_held_out_class_means"] = _acc(
-            model._with_alignment(model._fit_alignment(Xl, "class-means")), Xl, yl)
+            model.adapt_features(Xl, method="class-means"), Xl, yl)
         out[f"{left}_flagged_by_shift"] = float(adapted.shift_scores(Xl)[1].mean())
     return out
 

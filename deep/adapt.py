@@ -4,10 +4,9 @@
   energy of its logits (Liu et al. 2020, "Energy-based out-of-distribution detection",
   NeurIPS), ``-T * logsumexp(z / T)``. A confident network has one large logit and a low
   (very negative) energy; an image unlike everything it was trained on gets small, flat
-  logits and a higher energy. ``deep.predict`` writes it as every image's ``shift_score``
-  and flags it above the checkpoint's ``shift_threshold`` (the 0.99 quantile of the
-  validation images' energies, set by :func:`deep.train.train_on_split`), as the classical
-  family does with its Mahalanobis score.
+  logits and a higher energy. ``deep.predict`` writes it as the ``shift_score`` of
+  checkpoints whose ``shift_method`` is ``"energy"`` (those from before
+  :class:`FeatureShift`, and stacked ensembles).
 * :class:`FeatureShift` -- the shift score of a checkpoint trained by this version: the
   Mahalanobis distance (Ledoit-Wolf, :mod:`wbc_classic.evaluation.shift`, the same as the
   classical family's) of what the network's head receives (:func:`penultimate_features`) to
@@ -178,7 +177,7 @@ def penultimate_features(model: nn.Module, images: np.ndarray | torch.Tensor,
     return features
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureShift:
     """Mahalanobis shift score on a network's penultimate features, as a checkpoint stores it.
 

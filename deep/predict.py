@@ -323,13 +323,17 @@ def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, An
     classes = list(meta["classes"])
     if shift_model is None:
         proba, shift = predict_proba(model, images, meta, return_shift=True, **kw)
-    else:
+    else:  # the features' score is of the unflipped image: no TTA for it
         proba = predict_proba(model, images, meta, **kw)
-        shift = predict_proba(shift_model, images, meta, return_shift=True, **kw)[1]
+        shift = predict_proba(shift_model, images, meta, return_shift=True,
+                              **{**kw, "tta": False})[1]
+    # an adapted checkpoint's features are not those its scorer was fitted on
+    meaningless = meta.get("adaptation") and shift_model is None \
+        and meta.get("shift_method") == "mahalanobis"
     threshold = meta.get("shift_threshold")
     for row, pr, e in zip(ok, proba, shift, strict=True):
         row.update(predicted_class=classes[int(pr.argmax())], proba=[float(v) for v in pr],
-                   shift_score=float(e),
+                   shift_score=None if meaningless else float(e),
                    shift_flag=None if threshold is None else bool(e > threshold))
 
 

@@ -668,8 +668,13 @@ def shift_calibration(model: nn.Module, images: np.ndarray, train_idx: np.ndarra
     if method == "mahalanobis":
         _, features = predict_logits(model, np.asarray(images[train_idx]), mean, std,
                                      batch_size=256, device=device, return_features=True)
-        scorer = FeatureShift.fit(features)
-        set_plain_attrs(model, feature_shift=scorer)
+        try:
+            scorer = FeatureShift.fit(features)
+        except ValueError as exc:  # e.g. a diverged network's NaN features: keep the energy
+            logger.warning("no feature shift scorer (%s); the shift score is the energy", exc)
+            method = "energy"
+        else:
+            set_plain_attrs(model, feature_shift=scorer)
     if len(val_idx) == 0:
         return {"shift_method": method, "shift_threshold": None, "shift_val_scores": None}
     val_images = np.asarray(images[np.sort(val_idx)])

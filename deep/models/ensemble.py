@@ -136,6 +136,8 @@ def ensemble_from_checkpoints(paths: Sequence[str | os.PathLike[str]], mode: str
     thresholds = [m.get("shift_threshold") for m in metas]
     threshold = None if None in thresholds or len(methods) > 1 else \
         max(float(t) for t in thresholds if t is not None)
+    if mode != "soft":  # a stacked ensemble is one network: its members' scorers do not apply
+        methods, threshold = {"energy"}, None
     adapted = [m.get("adaptation") for m in metas]
     meta = dict(ref, model="ensemble", model_kwargs=kwargs, shift_val_scores=None,
                 shift_threshold=threshold,

@@ -176,6 +176,9 @@ def test_fit_features_aligns_the_lab_rows_and_maps_every_later_input(tmp_path):
     assert aligned.alignment_.method == "class-means"
     acc = lambda m: float(np.mean(m.predict_proba_features(X_test).argmax(1) == y_test))  # noqa: E731
     assert acc(aligned) > 0.85 > acc(plain) + 0.1
+    # a model aligned by labelled cells is not adapted again (that would drop its map)
+    with pytest.raises(ValueError, match="train --align"):
+        aligned.adapt_features(X_test)
     # the map travels in the model file
     from wbc_classic.classical.modelfile import load, save
 
@@ -199,9 +202,9 @@ def test_the_check_drops_a_map_that_does_not_help():
     target = np.r_[np.zeros(len(y_ref), bool), np.ones(12, bool)]
     checked = _model().fit_features(X, y, align_rows=target)
     ad = checked.metadata_["adaptation"]
-    assert ad["check"] is not None and ad["applied"] == (ad["check"]["accuracy_aligned"]
-                                                         > ad["check"]["accuracy_as_is"])
-    assert ("alignment_" in checked.__dict__) == ad["applied"]
+    # cells of the reference itself: the map cannot predict them better, so it is dropped
+    assert ad["check"]["accuracy_aligned"] <= ad["check"]["accuracy_as_is"]
+    assert not ad["applied"] and "alignment_" not in checked.__dict__
     forced = _model().fit_features(X, y, align_rows=target, align_check=False)
     assert forced.metadata_["adaptation"]["applied"] and forced.alignment_ is not None
     # one labelled cell per class: nothing to cross-validate, so the map is not kept
@@ -210,6 +213,11 @@ def test_the_check_drops_a_map_that_does_not_help():
     few_cells = _model().fit_features(X, y, align_rows=one)
     assert not few_cells.metadata_["adaptation"]["applied"]
     assert "too few" in few_cells.metadata_["adaptation"]["check"]["reason"]
+    # a lab with cells of one class: no map to fit, recorded, not raised
+    mono = target & (y == y[target][0])
+    one_class = _model().fit_features(X, y, align_rows=mono)
+    assert not one_class.metadata_["adaptation"]["applied"]
+    assert "2 classes" in one_class.metadata_["adaptation"]["check"]["reason"]
     with pytest.raises(ValueError, match="align_rows"):
         _model().fit_features(X, y, align_rows=np.ones(len(y), bool))
     with pytest.raises(ValueError, match="align_rows"):
@@ -253,9 +261,20 @@ def test_unlabelled_class_means_and_auto_adaptation(tmp_path):
     none, info = model._choose_alignment(like, "auto")
     assert info["chosen"] == "none" and none is None
     del model._fit_alignment
-    # the class means travel in the model file; a file without them says so
+    # the class means travel in the model file; a file without them says so for
+    # class-means, and auto falls back to the former default, standardize, saying why
     back = load(save(model, tmp_path / "m.skops"))
     np.testing.assert_array_equal(back.class_means_, model.class_means_)
     del back.__dict__["class_means_"]
     with pytest.raises(ValueError, match="class means"):
         back._fit_alignment(X_test, "class-means")
+    old = back.adapt_features(X_test)
+    assert old.metadata_["adaptation"]["chosen"] == "standardize"
+    assert "older version" in old.metadata_["adaptation"]["note"]
+    assert old.alignment_.method == "standardize"
+    # a model that calls every cell one class has no class means to align: auto says so
+    one = _model()._with_alignment(None)
+    one.__dict__.update(model.__dict__)
+    far = np.full_like(X_test, 50.0)
+    info = one.adapt_features(far).metadata_["adaptation"]
+    assert info["chosen"] == "none" and "one class" in info.get("note", "")

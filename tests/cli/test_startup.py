@@ -14,7 +14,6 @@ from wbc_classic.cli import build_parser
 _PROBE = """
 import json, sys
 sys.path.insert(0, {root!r})
-import pytest
 
 from wbc_classic.cli import build_parser
 args = build_parser(["predict"]).parse_args(["predict", "--model", "m.skops", "a.png",

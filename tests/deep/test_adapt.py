@@ -514,7 +514,7 @@ def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tm
     via = tmp_path / "via.csv"
     assert main(["--checkpoint", str(adapted), str(lab), "--out", str(via)]) == 0
     assert "this checkpoint was adapted" in capsys.readouterr().out
-    assert all(r["shift_flag"] == "" for r in _rows(via))
+    assert all(r["shift_flag"] == r["shift_score"] == "" for r in _rows(via))
 
 
 def test_a_mahalanobis_checkpoint_without_its_scorer_is_refused(ckpt, tmp_path):
@@ -557,6 +557,10 @@ def test_ensemble_of_feature_shift_members(ckpt, tmp_path):
     members = [load_model(p)[0] for p in (a, b)]
     per = [m.feature_shift.score(penultimate_features(m, imgs, MEAN, STD)) for m in members]
     np.testing.assert_allclose(shift, 0.25 * per[0] + 0.75 * per[1], rtol=1e-6)
+    # a stacked ensemble is one network: its members' scorers do not apply, the energy does
+    stack, stack_meta = ensemble_from_checkpoints([a, b], mode="stack")
+    assert stack_meta["shift_method"] == "energy" and stack_meta["shift_threshold"] is None
+    assert np.isfinite(predict_proba(stack.eval(), imgs, stack_meta, return_shift=True)[1]).all()
     # members scoring in different units: no threshold, and the energy every member can give
     mixed, mixed_meta = ensemble_from_checkpoints([a, ckpt])
     assert mixed_meta["shift_method"] == "energy" and mixed_meta["shift_threshold"] is None

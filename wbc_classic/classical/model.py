@@ -613,11 +613,13 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if um_per_pixel is not None and not (np.isfinite(um_per_pixel) and um_per_pixel > 0):
             raise ValueError(f"um_per_pixel must be a positive number, got {um_per_pixel!r}")
         weight = None if sample_weight is None else _check_weights(sample_weight, X.shape[0])
-        self.__dict__.pop("alignment_", None)  # a refit starts from the rows as given
+        for name in ("alignment_", "input_um_per_pixel_"):  # a refit forgets any adaptation
+            self.__dict__.pop(name, None)
         adaptation = None
         if align_rows is not None:
             target = _check_mask(align_rows, X.shape[0])
-            adaptation = self._class_alignment(X, names, y_idx, weight, target, align_check)
+            adaptation = self._class_alignment(X, names, y_idx, weight, target, align_check,
+                                               groups)
             slope, offset = adaptation.pop("slope"), adaptation.pop("offset")
             if adaptation["applied"]:
                 X = X.copy()
@@ -694,11 +696,12 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     def _class_alignment(self, X: np.ndarray, names: tuple[str, ...], y: np.ndarray,
                          weight: np.ndarray | None, target: np.ndarray,
-                         check: bool) -> dict[str, Any]:
+                         check: bool, groups: np.ndarray | None = None) -> dict[str, Any]:
         """Fit the class-mean map of the ``target`` rows onto the others and decide whether to
-        keep it (:meth:`fit_features`' ``align_rows``, ``align_check``)."""
+        keep it (:meth:`fit_features`' ``align_rows``, ``align_check``; ``groups``: an
+        image and its augmented copies, kept in one fold and counted as one cell)."""
         from sklearn.base import clone
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
         from wbc_classic.classical.adapt import CLASS_MEANS, class_mean_map
 
@@ -706,17 +709,25 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if not target.any() or not ref.any():
             raise ValueError("align_rows must mark some rows (the lab's cells) and leave "
                              "others (the reference)")
-        w_ref = None if weight is None else weight[ref]
-        slope, offset = class_mean_map(X[target], y[target], X[ref], y[ref],
-                                       sample_weight_ref=w_ref)
-        out: dict[str, Any] = {"method": CLASS_MEANS, "n_cells": int(target.sum()),
+        rows = np.flatnonzero(target)
+        cells = rows if groups is None else np.unique(groups[rows], return_index=True)[1]
+        out: dict[str, Any] = {"method": CLASS_MEANS, "labels": "given",
+                               "n_cells": int(len(cells)),
                                "classes": sorted({names[c] for c in y[target]}),
-                               "check": None, "applied": True,
-                               "slope": slope, "offset": offset}
+                               "check": None, "applied": True}
+        w_ref = None if weight is None else weight[ref]
+        try:
+            out["slope"], out["offset"] = class_mean_map(X[target], y[target], X[ref], y[ref],
+                                                         sample_weight_ref=w_ref)
+        except ValueError as exc:  # e.g. the lab's cells are of one class
+            out.update(applied=False, slope=None, offset=None,
+                       check={"reason": f"no class-mean map: {exc}"})
+            return out
         if not check:
             return out
-        rows = np.flatnonzero(target)
-        counts = np.bincount(y[rows], minlength=len(names))
+        # per cell (image), not per augmented copy
+        first = rows if groups is None else rows[np.unique(groups[rows], return_index=True)[1]]
+        counts = np.bincount(y[first], minlength=len(names))
         folds = int(min(5, counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
         if folds < 2:
             out.update(applied=False, check={"reason": "too few labelled cells per class to "
@@ -727,8 +738,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         always = np.setdiff1d(rows, cv_rows)
         right = {"aligned": 0, "as_is": 0}
         probe = clone(self).set_params(cv=0)
-        kfold = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
-        for tr, te in kfold.split(cv_rows, y[cv_rows]):
+        kfold = StratifiedKFold(folds, shuffle=True, random_state=self.seed) if groups is None \
+            else StratifiedGroupKFold(folds, shuffle=True, random_state=self.seed)
+        for tr, te in kfold.split(cv_rows, y[cv_rows],
+                                  groups=None if groups is None else groups[cv_rows]):
             fit_rows = np.sort(np.r_[np.flatnonzero(ref), cv_rows[tr], always])
             held = cv_rows[te]
             sw = None if weight is None else weight[fit_rows]
@@ -740,7 +753,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                 pred = m.predict_proba_features(X[held]).argmax(axis=1)
                 right[mode] += int(np.sum(pred == y[held]))
         n = int(cv_rows.size)
-        out["check"] = {"folds": folds, "n_cells": n,
+        out["check"] = {"folds": folds,
+                        "n_cells": n if groups is None else int(np.unique(groups[cv_rows]).size),
                         "accuracy_aligned": right["aligned"] / n,
                         "accuracy_as_is": right["as_is"] / n}
         out["applied"] = right["aligned"] > right["as_is"]
@@ -826,8 +840,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Fits what can be fitted without labels (:mod:`wbc_classic.classical.adapt`): the
         images' pixel scale (``um_per_pixel="auto"``: the median red-cell estimate, then
         every later prediction resamples that lab's images to the training scale), and a
-        feature alignment of the lab's cells to the training cells (per-feature
-        standardisation or CORAL) applied before the classifier and the shift scorer.
+        feature alignment of the lab's cells to the training cells (``method``) applied
+        before the classifier and the shift scorer; the features step is
+        :meth:`adapt_features`.
 
         Parameters
         ----------
@@ -852,8 +867,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Returns
         -------
         WBCModel
-            A new fitted model (this one is unchanged) with :attr:`alignment_`,
-            :attr:`input_um_per_pixel_` and ``metadata_["adaptation"]``.
+            A new fitted model (this one is unchanged) with :attr:`alignment_` (unless
+            ``auto`` chose none), :attr:`input_um_per_pixel_` (with a scale) and
+            ``metadata_["adaptation"]``.
 
         Raises
         ------
@@ -888,13 +904,50 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if good.sum() < MIN_CELLS:
             raise ValueError(f"only {int(good.sum())} of {len(items)} images hold a leukocyte "
                              f"the segmenter finds; adaptation needs at least {MIN_CELLS}")
-        alignment, choice = self._choose_alignment(result.X[good], method)
-        if alignment is not None:
-            new.alignment_ = alignment
+        adapted = new.adapt_features(result.X[good], method=method)
+        adapted.metadata_["adaptation"].update(
+            n_images=len(items), um_per_pixel=new.__dict__.get("input_um_per_pixel_"))
+        return adapted
+
+    def adapt_features(self, X: np.ndarray, *, method: str = "auto") -> WBCModel:
+        """A copy of this model adapted to a laboratory's *unlabelled* feature rows: the step
+        of :meth:`adapt` after the features (benchmarks call it on cached features).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+            The lab's cells as :meth:`extract` gives them (finite rows,
+            n >= :data:`~wbc_classic.classical.adapt.MIN_CELLS`).
+        method : {"standardize", "coral", "class-means", "auto"}
+            As in :meth:`adapt`.
+
+        Returns
+        -------
+        WBCModel
+            With :attr:`alignment_` (unless ``auto`` chose none) and
+            ``metadata_["adaptation"]`` (method, cells, for ``auto`` the choice and the
+            candidates' median shift scores). The fitted classifier is shared with this
+            model, not copied.
+
+        Raises
+        ------
+        ValueError
+            Too few rows, an unknown method, or a model aligned to its lab by labelled cells
+            (``train --align``): adapting would throw that map away.
+        """
+        self._check_fitted()
+        done = self.metadata_.get("adaptation") or {}
+        if done.get("labels") == "given" and "alignment_" in self.__dict__:
+            raise ValueError("this model is aligned to its lab by that lab's labelled cells "
+                             "(train --align); adapting it would replace that map -- adapt "
+                             "a model trained without --align instead")
+        alignment, choice = self._choose_alignment(np.asarray(X, dtype=np.float32), method)
+        new = self._with_alignment(alignment)
         new.metadata_ = dict(self.metadata_)
         new.metadata_["adaptation"] = {
-            "method": method, "n_images": len(items), "n_cells": int(good.sum()),
-            "um_per_pixel": new.__dict__.get("input_um_per_pixel_"), **choice,
+            "method": method, "n_cells": int(len(X)),
+            **({"labels": "predicted"} if "class-means" in (method, choice.get("chosen"))
+               else {}), **choice,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         return new
 
@@ -904,18 +957,27 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         shift score (see :meth:`adapt`)."""
         if method != "auto":
             return self._fit_alignment(X, method), {}
-        if getattr(self, "shift_", None) is None:
-            raise ValueError("method 'auto' chooses by the shift score, and this model file "
-                             "has none (format 2); retrain it or name a method")
+        if getattr(self, "shift_", None) is None or "class_means_" not in self.__dict__:
+            # a file from before the shift scorer or the class means: the former default
+            why = "no shift scorer" if getattr(self, "shift_", None) is None \
+                else "no training class means"
+            return self._fit_alignment(X, "standardize"), {
+                "chosen": "standardize",
+                "note": f"this model file has {why} (written by an older version), so auto "
+                        "fell back to standardize; retrain it for the class-mean map"}
         # not "standardize": it sets the lab's per-feature mean and spread to the training
         # cells', which is most of what the shift score measures, so it would look best
         # whether or not it helps (on jtsc_seg it did look best, and was worse)
-        candidates: dict[str, Any] = {"none": None,
-                                      "class-means": self._fit_alignment(X, "class-means")}
+        candidates: dict[str, Any] = {"none": None}
+        info: dict[str, Any] = {}
+        try:
+            candidates["class-means"] = self._fit_alignment(X, "class-means")
+        except ValueError as exc:  # the model calls (nearly) every cell one class
+            info["note"] = f"class-means not possible: {exc}"
         medians = {name: float(np.nanmedian(self._with_alignment(al).shift_scores(X)[0]))
                    for name, al in candidates.items()}
         chosen = min(medians, key=lambda k: medians[k])
-        return candidates[chosen], {"chosen": chosen, "median_shift": medians}
+        return candidates[chosen], {"chosen": chosen, "median_shift": medians, **info}
 
     def _with_alignment(self, alignment: Any) -> WBCModel:
         """A shallow copy of this fitted model with another :attr:`alignment_` (None: none),
@@ -964,7 +1026,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         scaler = self._scaler()
         m, s = scaler.mean_, scaler.scale_  # the prior's units: the training rows' spread
-        alignment = self._fit_alignment(X, "standardize")
+        alignment, mapped = self._fit_alignment(X, "standardize"), False
         for _ in range(PSEUDO_LABEL_ROUNDS):
             proba = self._with_alignment(alignment).predict_proba_features(X)
             pred, conf = proba.argmax(axis=1), proba.max(axis=1)
@@ -979,7 +1041,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                 counts.append(sure.size)
             slope, offset = affine_from_class_means(np.stack(lab_means), np.array(counts),
                                                     means[classes], m, s)
-            alignment = self._raw_map_alignment(slope, offset, X.shape[0])
+            alignment, mapped = self._raw_map_alignment(slope, offset, X.shape[0]), True
+        if not mapped:
+            raise ValueError("the model calls (nearly) every cell of this lab one class, so "
+                             "there are no class means to align; try method 'standardize'")
         return alignment
 
     def shift_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -516,7 +516,8 @@ def _from_dict(obj: Any, path: Path) -> Any:
     model.shift_ = shift
     means = obj.get("class_means")
     if means is not None:
-        if not (isinstance(means, np.ndarray) and means.shape == (len(classes), len(names))):
+        if not (isinstance(means, np.ndarray) and means.dtype.kind == "f"
+                and means.shape == (len(classes), len(names))):
             raise ModelFileError(path, "'class_means' does not match the classes and "
                                        "features")
         model.class_means_ = means.astype(np.float64)

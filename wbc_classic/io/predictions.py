@@ -89,7 +89,8 @@ def write_predictions_csv(path: str | os.PathLike[str], rows: Sequence[dict],
             probs = [f"{float(p):.6f}" if ok else "" for p in r["proba"]]
             extra = []
             if shift:
-                score = float(r.get("shift_score", float("nan")))
+                raw = r.get("shift_score")  # None: no meaningful score (written empty)
+                score = float("nan") if raw is None else float(raw)
                 flag = r.get("shift_flag")
                 extra = ([f"{score:.4f}", "" if flag is None else str(int(bool(flag)))]
                          if ok and score == score else ["", ""])
