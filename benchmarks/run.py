@@ -884,6 +884,7 @@ def run_deep(cfg: BenchmarkConfig, names: Sequence[str], data: LoadedData,
                                               classes=list(data.classes), out=ck, usable=ok,
                                               device=torch.device(device))
                     # one timed pass over the test part: it is also the throughput figure
+                    # (since the feature shift score, it includes scoring each image's shift)
                     (proba, shift), m_pred = measure_call(
                         predict_proba, res.model, np.asarray(images[te_ok]), res.meta,
                         batch_size=256, device=device, return_shift=True)
