@@ -2,9 +2,11 @@
 
 Fits what can be fitted without labels on the lab's single-leukocyte images
 (:meth:`wbc_classic.classical.model.WBCModel.adapt`): their pixel scale (``--um-per-pixel
-auto``) and an alignment of their feature vectors to the training cells' (per-feature
-standardisation, or CORAL), and writes a new model file that predicts that lab's images
-with both. ``wbc-classic predict --adapt`` does the same for one batch without saving.
+auto``) and an alignment of their feature vectors to the training cells' (``--method``:
+``auto`` by default -- no map or the class-mean map, by the lab's median shift score --,
+``class-means``, per-feature ``standardize``, or ``coral``), and writes a new model file that
+predicts that lab's images with both. ``wbc-classic predict --adapt`` does the same for one
+batch without saving.
 
 A deep network's checkpoint (``.pt``) is adapted by ``python -m deep.adapt`` instead (its
 BatchNorm statistics); given one, this command says so and stops.
