@@ -227,7 +227,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, meta: CheckpointMeta | M
         else:
             z = predict_logits(m, images, meta["mean"], meta["std"], batch_size=batch_size,
                                device=device, tta=tta)
-            scores.append(energy_score(z) if return_shift else np.zeros(0))
+            if return_shift:
+                scores.append(energy_score(z))
         zs.append(z)
     probas = [torch.softmax(torch.from_numpy(z), 1).numpy() for z in zs]
     proba = probas[0] if soft is None else soft_vote(probas, list(weights)).astype(np.float32)

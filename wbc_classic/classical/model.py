@@ -710,9 +710,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError("align_rows must mark some rows (the lab's cells) and leave "
                              "others (the reference)")
         rows = np.flatnonzero(target)
-        cells = rows if groups is None else np.unique(groups[rows], return_index=True)[1]
+        # one row per cell (image), not per augmented copy
+        first = rows if groups is None else rows[np.unique(groups[rows], return_index=True)[1]]
         out: dict[str, Any] = {"method": CLASS_MEANS, "labels": "given",
-                               "n_cells": int(len(cells)),
+                               "n_cells": int(first.size),
                                "classes": sorted({names[c] for c in y[target]}),
                                "check": None, "applied": True}
         w_ref = None if weight is None else weight[ref]
@@ -725,8 +726,6 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             return out
         if not check:
             return out
-        # per cell (image), not per augmented copy
-        first = rows if groups is None else rows[np.unique(groups[rows], return_index=True)[1]]
         counts = np.bincount(y[first], minlength=len(names))
         folds = int(min(5, counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
         if folds < 2:
