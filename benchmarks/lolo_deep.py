@@ -172,19 +172,13 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
     return np.asarray(cached.images), np.asarray(cached.ok, bool)
 
 
-def _logits(model: Any, meta: Any, images: np.ndarray, adapt: str
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Log-probabilities of ``images`` (after AdaBN on them when ``adapt == "bn"``) and the
-    network's own shift scores, as ``deep.predict`` (``--adapt``) writes them: from the
-    network as trained."""
+def _adapted_proba(model: Any, meta: Any, images: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``images`` after AdaBN on them (``--adapt bn``)."""
     from deep.adapt import adapt_norm_statistics
     from deep.predict import predict_proba
 
-    proba, shift = predict_proba(model, images, meta, return_shift=True)
-    if adapt == "bn":
-        proba = predict_proba(adapt_norm_statistics(model, images, meta["mean"], meta["std"]),
-                              images, meta)
-    return np.log(np.maximum(proba, 1e-30)), shift
+    return predict_proba(adapt_norm_statistics(model, images, meta["mean"], meta["std"]),
+                         images, meta)
 
 
 def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *,
@@ -194,7 +188,7 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
 
     from benchmarks.shift import auroc
     from deep.adapt import batchnorm_layers, energy_score
-    from deep.predict import predict_logits
+    from deep.predict import predict_logits, predict_proba
 
     rows = []
     pbc_scores: tuple[np.ndarray, np.ndarray] | None = None  # (own score, energy) of PBC test
@@ -202,12 +196,14 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
     # PBC's test part first: the other labs' AUROC needs its scores
     for pair in sorted(pairs, key=lambda p: p.test != "pbc"):
         images, ok = prepare_images(pair.test_paths, meta, cache_dir)
+        # the shift scores are the network's as trained, as deep.predict (--adapt) writes them
+        as_trained, shift = predict_proba(model, images[ok], meta, return_shift=True)
         for adapt in adaptations:
             if adapt == "bn" and not batchnorm_layers(model):
                 continue
-            z, shift = _logits(model, meta, images[ok], adapt)
+            proba = as_trained if adapt == "none" else _adapted_proba(model, meta, images[ok])
             pred = np.full(len(pair.test_y), -1, np.int64)
-            pred[ok] = z.argmax(axis=1)
+            pred[ok] = proba.argmax(axis=1)
             row: dict[str, Any] = {
                 "family": "deep", "model": spec.name + ("" if adapt == "none" else "+bn"),
                 "features": "-", "adaptation": adapt, "norm": spec.norm,
@@ -228,7 +224,7 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                 flag = shift > float(thr)
                 yk = pair.test_y[ok]
                 row["flagged"] = float(flag.mean())
-                row["selective_accuracy"] = (float(np.mean(z.argmax(1)[~flag] == yk[~flag]))
+                row["selective_accuracy"] = (float(np.mean(pred[ok][~flag] == yk[~flag]))
                                              if (~flag).any() else None)
             rows.append(row)
             print(f"{pair.train_name:>30s} -> {pair.test:15s} {row['model']:32s} acc "
@@ -244,6 +240,7 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
                  out: Path, cache_dir: str | None) -> list[dict]:
     """The few-shot curve of the PBC-trained network (see the module docstring)."""
     from benchmarks.fewshot import interval, pick_per_class
+    from deep.predict import predict_proba
 
     pbc = labs["pbc"]
     rows = []
@@ -266,8 +263,8 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
                                "batch_size": batch_size, "warmup_epochs": 0.0,
                                "val_fraction": 0.0})
                 images, ok = prepare_images(list(tpaths[rest]), meta, cache_dir)
-                z, _ = _logits(model, meta, images[ok], "none")
-                accs.append(float(np.mean(z.argmax(1) == ty[rest][ok])))
+                pred = predict_proba(model, images[ok], meta).argmax(axis=1)
+                accs.append(float(np.mean(pred == ty[rest][ok])))
             m, lo, hi = interval(accs)
             rows.append({"model": spec.name, "target": target, "k": int(k), "mean": m,
                          "ci95": [lo, hi], "accuracy": accs, "seeds": list(seeds),
