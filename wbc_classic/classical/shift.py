@@ -88,13 +88,11 @@ class ShiftScorer(BaseEstimator):
         -------
         self
         """
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] < 2:
-            raise ValueError(f"ShiftScorer needs at least 2 rows of features, got {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("ShiftScorer: features contain NaN or inf")
         if not 0 < self.quantile < 1:
             raise ValueError(f"quantile must be in (0, 1), got {self.quantile!r}")
+        X = np.asarray(X, dtype=np.float64)
+        # the full fit first: it checks the rows (2-D, at least 2, finite) for the folds too
+        center, scale, precision = fit_mahalanobis(X)
         n_groups = X.shape[0] if groups is None else len(np.unique(groups))
         folds = int(min(self.cv or 0, n_groups // 2))
         if folds >= 2:
@@ -106,10 +104,8 @@ class ShiftScorer(BaseEstimator):
             for tr, te in kfold.split(X, groups=groups):
                 held[te] = mahalanobis_score(X[te], *fit_mahalanobis(X[tr]))
         else:
-            held = None
-        self.center_, self.scale_, self.precision_ = fit_mahalanobis(X)
-        if held is None:
-            held = mahalanobis_score(X, self.center_, self.scale_, self.precision_)
+            held = mahalanobis_score(X, center, scale, precision)
+        self.center_, self.scale_, self.precision_ = center, scale, precision
         self.threshold_ = float(np.quantile(held, self.quantile))
         self.train_scores_ = np.quantile(held, np.linspace(0, 1, 101))
         self.n_features_in_ = X.shape[1]
