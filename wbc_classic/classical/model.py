@@ -589,6 +589,18 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Also fits :attr:`shift_`, the shift scorer of the rows as the classifier sees them
         (:mod:`wbc_classic.classical.shift`).
         """
+        return self._fit_rows(X, y, groups=groups, stain_normalizer=stain_normalizer,
+                              um_per_pixel=um_per_pixel, sample_weight=sample_weight,
+                              align_rows=align_rows, align_check=align_check)
+
+    def _fit_rows(self, X: np.ndarray, y: Sequence[Any] | np.ndarray, *,
+                  groups: np.ndarray | None = None, stain_normalizer: Any = None,
+                  um_per_pixel: float | None = None,
+                  sample_weight: Sequence[float] | np.ndarray | None = None,
+                  align_rows: Sequence[bool] | np.ndarray | None = None,
+                  align_check: bool = True, score_shift: bool = True) -> WBCModel:
+        """:meth:`fit_features`; ``score_shift=False`` leaves :attr:`shift_` None (the
+        throw-away models of the ``--align`` check, which only predict)."""
         from sklearn.base import clone
         from sklearn.model_selection import (
             StratifiedGroupKFold,
@@ -651,7 +663,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         from wbc_classic.classical.shift import ShiftScorer
 
         self.shift_: ShiftScorer | None = ShiftScorer(seed=self.seed).fit(
-            _classifier_view(estimator, X), groups=groups)
+            _classifier_view(estimator, X), groups=groups) if score_shift else None
         if estimator.search_ is not None:
             cv_info = {"cv_accuracy": estimator.search_["best_score"],
                        "cv_note": "best mean score of the hyper-parameter search",
@@ -677,8 +689,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             "data": {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
                      "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}},
             "fit_seconds": round(time.perf_counter() - t0, 3),
-            "shift": {"threshold": self.shift_.threshold_,
-                      "quantile": self.shift_.quantile},
+            **({"shift": {"threshold": self.shift_.threshold_,
+                          "quantile": self.shift_.quantile}} if self.shift_ else {}),
             **({"weighted": True} if weight is not None else {}),
             **cv_info,
         }
@@ -745,10 +757,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             held = cv_rows[te]
             sw = None if weight is None else weight[fit_rows]
             for mode in right:
-                m = clone(probe).fit_features(
+                m = clone(probe)._fit_rows(
                     X[fit_rows], np.asarray(names)[y[fit_rows]], sample_weight=sw,
                     align_rows=target[fit_rows] if mode == "aligned" else None,
-                    align_check=False)
+                    align_check=False, score_shift=False)
                 pred = m.predict_proba_features(X[held]).argmax(axis=1)
                 right[mode] += int(np.sum(pred == y[held]))
         n = int(cv_rows.size)
