@@ -26,6 +26,17 @@
   the scale the following weights were trained for. It needs a batch of target images (at
   least :data:`MIN_ADAPT_IMAGES`), no labels.
 
+* :func:`standardize_head_inputs` -- the same idea one place later: what the classification
+  head receives (:func:`head_inputs`) is moved, feature by feature, from the target images'
+  mean and spread to the training images' (:class:`FeatureShift`'s ``center`` and ``scale``),
+  by a :class:`HeadInputMap` in front of the head. The backbone is not changed, so it works
+  for GroupNorm and LayerNorm networks too, and the shift score (of the backbone's features,
+  before the map) stays that of the network as trained. Measured by
+  ``benchmarks.lolo_deep`` on PBC-trained wbcnets (BatchNorm and GroupNorm), it lifted every
+  other lab a little (cellavision_seg +0.01 to +0.03, jtsc_seg +0.05 to +0.21) where AdaBN
+  lowered them, so it is the default (``--method auto``: ``features`` when the checkpoint
+  holds its training features' statistics, AdaBN for older checkpoints).
+
 Command line (writes an adapted copy of a checkpoint; ``deep.predict --adapt`` does the same
 for one batch without saving)::
 
@@ -36,7 +47,8 @@ Exit codes (:mod:`wbc_classic.io.options`): 0 the adapted checkpoint was written
 image; 1 written, but some images could not be read or held no leukocyte (listed, each
 naming its file); 2 a bad option or device, an unusable checkpoint, no input image, too few
 usable images (fewer than :data:`MIN_ADAPT_IMAGES`), or an ``--out`` that cannot be written
-(checked before any work), or a network without BatchNorm layers (nothing to adapt).
+(checked before any work), a network without BatchNorm layers for ``--method bn``, or without
+training feature statistics for ``--method features``.
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,9 +70,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .data import normalize_batch
 
-__all__ = ["MIN_ADAPT_IMAGES", "SHIFT_FIT_IMAGES", "SHIFT_QUANTILE", "FeatureShift",
-           "adapt_norm_statistics", "batchnorm_layers", "energy_score", "head_inputs",
-           "main", "penultimate_features"]
+__all__ = ["ADAPT_METHODS", "MIN_ADAPT_IMAGES", "SHIFT_FIT_IMAGES", "SHIFT_QUANTILE",
+           "FeatureShift", "HeadInputMap", "adapt_network", "adapt_norm_statistics",
+           "batchnorm_layers", "energy_score", "head_input_map", "head_inputs", "main",
+           "penultimate_features", "resolve_adapt_method", "set_head_input_map",
+           "standardize_head_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +93,15 @@ SHIFT_QUANTILE = 0.99
 #: the Ledoit-Wolf shrinkage keeps the covariance well conditioned with fewer images than
 #: features
 SHIFT_FIT_IMAGES = 2000
+
+#: the unsupervised adaptations of a network: ``features`` (:func:`standardize_head_inputs`),
+#: ``bn`` (AdaBN, :func:`adapt_norm_statistics`) and ``auto`` (``features`` when the network
+#: carries its training features' statistics, else ``bn``: :func:`resolve_adapt_method`)
+ADAPT_METHODS = ("auto", "features", "bn")
+
+#: bounds of a :class:`HeadInputMap`'s per-feature slope: a feature nearly constant on the
+#: target images (a unit that stays off) must not be blown up to the training spread
+MAP_SLOPE_RANGE = (0.1, 10.0)
 
 
 def energy_score(logits: np.ndarray | torch.Tensor, temperature: float = 1.0) -> np.ndarray:
@@ -119,7 +143,8 @@ def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     made inside the block: one ``(batch, F)`` CPU tensor per pass, flattened.
 
     The head is the module named by the builder's ``head_name`` (``model.head`` for wbcnet,
-    ``fc`` for the ResNets ...).
+    ``fc`` for the ResNets ...). What is collected is the backbone's output, before a
+    :class:`HeadInputMap` (:func:`set_head_input_map`) moves it.
 
     Raises
     ------
@@ -131,8 +156,9 @@ def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
         raise ValueError(f"{type(model).__name__} has no head_name: penultimate features need "
                          f"a model built by deep.models.get_model")
     grabbed: list[torch.Tensor] = []
+    # prepended: the backbone's own output, before any HeadInputMap moves it
     hook = model.get_submodule(head).register_forward_pre_hook(
-        lambda _m, inputs: grabbed.append(inputs[0].detach().flatten(1).cpu()))
+        lambda _m, inputs: grabbed.append(inputs[0].detach().flatten(1).cpu()), prepend=True)
     try:
         yield grabbed
     finally:
@@ -246,6 +272,213 @@ class FeatureShift:
         return cls(center, scale, precision)
 
 
+@dataclass(frozen=True, eq=False)
+class HeadInputMap:
+    """A per-feature affine map ``x' = slope * x + offset`` of what a network's head receives.
+
+    Set in front of the head by :func:`set_head_input_map` (a forward pre-hook), stored in a
+    checkpoint as plain tensors (``head_input_map``), and fitted by
+    :func:`standardize_head_inputs`.
+
+    Attributes
+    ----------
+    slope, offset : ndarray of float32, shape (F,)
+        F is the width of the head's flattened input.
+    """
+
+    slope: np.ndarray
+    offset: np.ndarray
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, ...) with F values per row after flattening, mapped; same shape."""
+        flat = x.flatten(1)
+        if flat.shape[1] != self.slope.shape[0]:
+            raise ValueError(f"the head receives {flat.shape[1]} features but the map is for "
+                             f"{self.slope.shape[0]}")
+        slope = torch.as_tensor(self.slope, device=x.device, dtype=x.dtype)
+        offset = torch.as_tensor(self.offset, device=x.device, dtype=x.dtype)
+        return (flat * slope + offset).reshape(x.shape)
+
+    def to_state(self) -> dict[str, torch.Tensor]:
+        """Plain tensors for a checkpoint (read back with ``weights_only=True``)."""
+        return {"slope": torch.from_numpy(self.slope), "offset": torch.from_numpy(self.offset)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor]) -> HeadInputMap:
+        """Inverse of :meth:`to_state`.
+
+        Raises
+        ------
+        ValueError
+            A key is missing, the shapes differ, or a value is not finite.
+        """
+        try:
+            slope, offset = (np.asarray(state[k].detach().cpu().numpy(), np.float32)
+                             for k in ("slope", "offset"))
+        except (KeyError, AttributeError, TypeError) as exc:
+            raise ValueError(f"head input map state needs tensors slope and offset "
+                             f"({exc})") from None
+        if slope.ndim != 1 or slope.shape != offset.shape or slope.size == 0:
+            raise ValueError(f"head input map has shapes {slope.shape} and {offset.shape}; "
+                             f"expected (F,) and (F,)")
+        if not (np.isfinite(slope).all() and np.isfinite(offset).all()):
+            raise ValueError("head input map holds NaN or inf")
+        return cls(slope, offset)
+
+
+def _map_head_input(head: nn.Module, inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook of a head: apply its ``input_map`` (None: pass through)."""
+    mapping = vars(head).get("input_map")
+    if mapping is None:
+        return None
+    return (mapping(inputs[0]), *inputs[1:])
+
+
+def _networks(model: nn.Module) -> list[nn.Module]:
+    """The zoo networks of ``model``: its members for an ensemble, else itself."""
+    from .models.ensemble import Ensemble
+
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def _head(model: nn.Module) -> nn.Module:
+    head = getattr(model, "head_name", None)
+    if not head:
+        raise ValueError(f"{type(model).__name__} has no head_name: a head input map needs a "
+                         f"model built by deep.models.get_model")
+    return model.get_submodule(head)
+
+
+def set_head_input_map(model: nn.Module, mapping: HeadInputMap | None) -> None:
+    """Put ``mapping`` in front of a zoo network's head (None removes it), in place.
+
+    Raises
+    ------
+    ValueError
+        The model has no ``head_name`` (not built by :func:`deep.models.get_model`).
+    """
+    from .models._common import set_plain_attrs
+
+    head = _head(model)
+    if not vars(head).get("_input_map_hooked"):
+        head.register_forward_pre_hook(_map_head_input)
+        set_plain_attrs(head, _input_map_hooked=True)
+    set_plain_attrs(head, input_map=mapping)
+
+
+def head_input_map(model: nn.Module) -> HeadInputMap | None:
+    """The :class:`HeadInputMap` in front of a zoo network's head, or None."""
+    head = getattr(model, "head_name", None)
+    return vars(model.get_submodule(head)).get("input_map") if head else None
+
+
+def standardize_head_inputs(model: nn.Module, images: np.ndarray | torch.Tensor,
+                            mean: Sequence[float], std: Sequence[float], *,
+                            batch_size: int = 256, device: str | torch.device = "cpu"
+                            ) -> nn.Module:
+    """A copy of ``model`` whose head receives the target images' features moved onto the
+    training images' per-feature mean and spread.
+
+    For each feature of the head's input (:func:`head_inputs`, the backbone's output), the
+    target images' mean ``mu`` and standard deviation ``sd`` are measured, and a
+    :class:`HeadInputMap` with ``slope = scale / sd`` (bounded by :data:`MAP_SLOPE_RANGE`) and
+    ``offset = center - slope * mu`` is set in front of the head, ``center`` and ``scale``
+    being the training images' (the network's :class:`FeatureShift`). Per-lab feature
+    standardisation (as ``wbc-classic adapt --method standardize`` does for the classical
+    features), one layer before the classifier; the backbone is untouched. An ensemble's
+    members are mapped one by one. A map already in place is replaced, not composed.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A zoo network (or an ensemble of them) carrying ``feature_shift`` (checkpoints trained
+        by this version). Left untouched.
+    images : ndarray (N, S, S, 3) uint8, or tensor (N, 3, S, S) uint8
+        The target images at the model's size, ``N >= MIN_ADAPT_IMAGES``.
+    mean, std : sequence of float
+        The checkpoint's normalisation.
+    batch_size : int, default 256
+    device : str or torch.device
+
+    Returns
+    -------
+    nn.Module
+        The adapted copy on ``device``, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        Fewer than :data:`MIN_ADAPT_IMAGES` images, or a network without ``head_name`` or
+        without ``feature_shift``.
+    """
+    n = len(images)
+    if n < MIN_ADAPT_IMAGES:
+        raise ValueError(f"a target batch of {n} image{'s' if n != 1 else ''} is too few to "
+                         "estimate each feature's mean and spread; need at least "
+                         f"{MIN_ADAPT_IMAGES}")
+    new = copy.deepcopy(model).to(torch.device(device)).eval()
+    for net in _networks(new):
+        fs = getattr(net, "feature_shift", None)
+        if fs is None:
+            raise ValueError(f"{getattr(net, 'arch', type(net).__name__)} carries no "
+                             "statistics of its training images' features (feature_shift: "
+                             "checkpoints trained before them); use the BatchNorm "
+                             "adaptation (method 'bn') or retrain")
+        set_head_input_map(net, None)  # measure the backbone's own features
+        features = penultimate_features(net, images, mean, std, batch_size=batch_size,
+                                        device=device)
+        if features.shape[1] != fs.n_features:
+            raise ValueError(f"the head receives {features.shape[1]} features but the "
+                             f"network's feature statistics are for {fs.n_features}")
+        mu, sd = features.mean(axis=0), features.std(axis=0)
+        slope = np.clip(fs.scale.astype(np.float64) / np.maximum(sd, 1e-12), *MAP_SLOPE_RANGE)
+        offset = fs.center.astype(np.float64) - slope * mu
+        set_head_input_map(net, HeadInputMap(slope.astype(np.float32),
+                                             offset.astype(np.float32)))
+    logger.info("standardised the head inputs of %d network(s) on %d images",
+                len(_networks(new)), n)
+    return new.eval()
+
+
+def resolve_adapt_method(model: nn.Module, method: str) -> str:
+    """``method`` itself, or for ``"auto"``: ``"features"`` when every network carries its
+    training features' statistics (``feature_shift``), else ``"bn"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown method.
+    """
+    if method not in ADAPT_METHODS:
+        raise ValueError(f"unknown adaptation {method!r}; choose from {ADAPT_METHODS}")
+    if method != "auto":
+        return method
+    has_stats = all(getattr(n, "feature_shift", None) is not None for n in _networks(model))
+    return "features" if has_stats else "bn"
+
+
+def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
+                  std: Sequence[float], *, method: str = "auto", batch_size: int = 64,
+                  device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
+    """Adapt a copy of ``model`` to unlabelled target images by ``method`` (one of
+    :data:`ADAPT_METHODS`); returns ``(adapted copy, the method used)``.
+
+    ``features``: :func:`standardize_head_inputs`; ``bn``: :func:`adapt_norm_statistics`
+    (``batch_size`` at least 2); ``auto``: :func:`resolve_adapt_method`.
+
+    Raises
+    ------
+    ValueError
+        Too few images, an unknown method, or a network the method cannot adapt.
+    """
+    used = resolve_adapt_method(model, method)
+    if used == "features":
+        return standardize_head_inputs(model, images, mean, std, batch_size=batch_size,
+                                       device=device), used
+    return adapt_norm_statistics(model, images, mean, std, batch_size=max(2, batch_size),
+                                 device=device), used
+
+
 def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
                           mean: Sequence[float], std: Sequence[float], *,
                           batch_size: int = 64, device: str | torch.device = "cpu"
@@ -325,7 +558,7 @@ def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
 
 EXAMPLE = """example:
   python -m deep.adapt --checkpoint runs/wbcnet64/best.pt --images lab2/cells/ \\
-      --out runs/wbcnet64/best-lab2.pt
+      --out runs/wbcnet64/best-lab2.pt [--method auto|features|bn]
   python -m deep.predict --checkpoint runs/wbcnet64/best-lab2.pt lab2/cells/ --out preds.csv
 """
 
@@ -339,15 +572,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m deep.adapt", epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Adapt a deep checkpoint to another laboratory's unlabelled images: "
-                    "re-estimate its BatchNorm statistics on them (AdaBN) and save a new "
-                    "checkpoint.")
+        description="Adapt a deep checkpoint to another laboratory's unlabelled images and "
+                    "save a new checkpoint: move the features its head receives onto the "
+                    "training images' mean and spread (features), or re-estimate its "
+                    "BatchNorm statistics on them (bn, AdaBN).")
     p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt to adapt")
     p.add_argument("--images", required=True, nargs="+", metavar="IMAGES_OR_DIRS",
                    help="the lab's unlabelled single-leukocyte images and/or folders "
                         f"(searched recursively; at least {MIN_ADAPT_IMAGES} usable)")
     p.add_argument("--out", required=True, type=Path,
                    help="adapted checkpoint to write (atomically)")
+    p.add_argument("--method", choices=ADAPT_METHODS, default="auto",
+                   help="features: standardise the head's input features to the training "
+                        "images'; bn: AdaBN; auto (default): features when the checkpoint "
+                        "holds its training features' statistics (trained by this version), "
+                        "else bn")
     p.add_argument("--batch-size", type=int_range(2, 4096), default=64,
                    help="images per forward pass (default 64)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if present)")
@@ -382,11 +621,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OutputError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    method = resolve_adapt_method(model, a.method)
     n_layers = len(batchnorm_layers(model))
-    if not n_layers:  # nothing to adapt: say so before reading any image
+    # nothing to adapt: say so before reading any image
+    if method == "bn" and not n_layers:
+        why = " (and no statistics of its training features for --method features: trained " \
+              "before them)" if a.method == "auto" else ""
         print(f"error: {a.checkpoint}: {meta['model']} has no BatchNorm layer, so it has no "
               "normalisation statistics to adapt (LayerNorm/GroupNorm networks normalise "
-              "each image by itself); use it as it is", file=sys.stderr)
+              f"each image by itself){why}; use it as it is", file=sys.stderr)
+        return EXIT_USAGE
+    if method == "features" and resolve_adapt_method(model, "auto") != "features":
+        print(f"error: {a.checkpoint}: {meta['model']} carries no statistics of its training "
+              "images' features (a checkpoint trained before them), so --method features "
+              "has nothing to map them onto; use --method bn or retrain", file=sys.stderr)
         return EXIT_USAGE
     paths = expand_inputs(a.images)
     source = " ".join(str(i) for i in a.images)
@@ -409,23 +657,31 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
     try:
         with log_to_stderr():
-            new = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
-                                        batch_size=a.batch_size, device=device)
+            new, _ = adapt_network(model, images, meta["mean"], meta["std"], method=method,
+                                   batch_size=a.batch_size, device=device)
     except ValueError as exc:
         print(f"error: cannot adapt to the {len(images)} usable of {len(paths)} images in "
               f"{source}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    # the shift scorer was fitted on the trained network's features, and AdaBN moves them
-    # even on images like the training ones: an adapted network's flags would mean nothing
-    meta = {**meta, "shift_threshold": None,
-            "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
-                           "source": source, "adapted_from": str(a.checkpoint),
-                           "n_layers": int(n_layers)}}
+    if method == "bn":
+        # the shift scorer was fitted on the trained network's features, and AdaBN moves them
+        # even on images like the training ones: an adapted network's flags would mean nothing
+        meta = {**meta, "shift_threshold": None,
+                "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
+                               "source": source, "adapted_from": str(a.checkpoint),
+                               "n_layers": int(n_layers)}}
+        done = f"BatchNorm statistics re-estimated (AdaBN) on {len(images)} unlabelled images"
+    else:
+        # the backbone is unchanged and the shift score is of its features (before the map):
+        # the threshold still holds
+        meta = {**meta, "adaptation": {"method": "head-inputs", "n_images": int(len(images)),
+                                       "source": source, "adapted_from": str(a.checkpoint)}}
+        done = (f"head input features standardised to the training images' on {len(images)} "
+                "unlabelled images")
     if isinstance(meta.get("card"), dict):  # the card's scores are the unadapted network's
         card = dict(meta["card"])
         card["model"] = {**card.get("model", {}), "file": a.out.name}
-        card["note"] = (f"BatchNorm statistics re-estimated (AdaBN) on {len(images)} unlabelled "
-                        f"images of {source} by python -m deep.adapt from {a.checkpoint}; the "
+        card["note"] = (f"{done} of {source} by python -m deep.adapt from {a.checkpoint}; the "
                         "scores are those of the network before adaptation")
         meta["card"] = card
     try:
@@ -433,8 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write {a.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"adapted {n_layers} BatchNorm layers to {len(images)} of {len(paths)} images "
-          f"-> {a.out}")
+    what = f"{n_layers} BatchNorm layers" if method == "bn" else "the head's input features"
+    print(f"adapted {what} ({method}) to {len(images)} of {len(paths)} images -> {a.out}")
     return EXIT_FAILED_INPUTS if len(images) < len(paths) else EXIT_OK
 
 

@@ -8,11 +8,14 @@ code from an untrusted file)::
      "state_dict": {name: tensor},
      "optimizer": {...} | None,          # for resuming
      "extra": "<JSON string>",           # training state (best loss, history, counters)
-     "feature_shift": {module: {name: tensor}}}  # optional, see below
+     "feature_shift": {module: {name: tensor}},   # optional, see below
+     "head_input_map": {module: {name: tensor}}}  # optional
 
 A network with a ``feature_shift`` attribute (:class:`deep.adapt.FeatureShift`, set by
 training) is saved with it (under the module name ``""``; an ensemble's members under
-``"members.0"`` ...), and :func:`load_model` gives it back on the rebuilt network.
+``"members.0"`` ...), and :func:`load_model` gives it back on the rebuilt network; likewise
+the :class:`deep.adapt.HeadInputMap` in front of a network's head (``deep.adapt --method
+features``).
 """
 
 from __future__ import annotations
@@ -208,6 +211,12 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     elif meta.get("shift_method") == "mahalanobis":
         raise ValueError("checkpoint metadata says shift_method 'mahalanobis' but the network "
                          "has no feature_shift to store with it")
+    from .adapt import head_input_map
+
+    maps = {name: mapping.to_state() for name, m in _unwrap(model).named_modules()
+            if getattr(m, "head_name", None) and (mapping := head_input_map(m)) is not None}
+    if maps:
+        obj["head_input_map"] = maps
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -312,6 +321,15 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     elif meta.get("shift_method") == "mahalanobis":
         raise CheckpointError(f"checkpoint {path} says shift_method 'mahalanobis' but holds no "
                               f"feature_shift; it cannot score shift")
+    if ckpt.get("head_input_map"):
+        from .adapt import HeadInputMap, set_head_input_map
+
+        try:
+            for name, state in dict(ckpt["head_input_map"]).items():
+                set_head_input_map(model.get_submodule(name), HeadInputMap.from_state(state))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} has a damaged head_input_map: "
+                                  f"{exc}") from None
     model.eval()
     return model.to(device), meta
 

@@ -15,12 +15,16 @@ classical family's), ``energy`` (older checkpoints) the energy of its logits
 checkpoint without one; a summary line says how many images are flagged, as ``wbc-classic
 predict`` does. For a soft-voting ensemble the score is the vote-weighted mean of the members'
 scores and the threshold the largest of theirs, so an image that no member flags is never
-flagged. ``--adapt`` first re-estimates the network's
-BatchNorm statistics on the batch's own readable images with a leukocyte
-(:func:`deep.adapt.adapt_norm_statistics`, at least 8 of them; the checkpoint file is not
-changed). An unreadable image gets ``status=error`` with its message and the batch goes on. An
-image without a leukocyte gets ``status=no_cell``, no class and empty probabilities
-(:mod:`wbc_classic.io.predictions`); ``--cell-check`` decides how that is found out:
+flagged. ``--adapt [auto|features|bn]`` first adapts the network to the batch's own readable
+images with a leukocyte (at least 8 of them; the checkpoint file is not changed), as
+``python -m deep.adapt`` does: ``features`` moves what the head receives onto the training
+images' per-feature mean and spread (:func:`deep.adapt.standardize_head_inputs`), ``bn``
+re-estimates the BatchNorm statistics (:func:`deep.adapt.adapt_norm_statistics`), ``auto``
+(what ``--adapt`` alone means) is ``features`` for checkpoints that hold their training
+features' statistics and ``bn`` for older ones. An unreadable image gets ``status=error``
+with its message and the batch goes on. An image without a leukocyte gets
+``status=no_cell``, no class and empty probabilities (:mod:`wbc_classic.io.predictions`);
+``--cell-check`` decides how that is found out:
 
 ``segment`` (default)  the classical segmenter's ``found`` flag
                        (:func:`wbc_classic.preprocess.cellcrop.leukocyte_found`), the same
@@ -58,7 +62,7 @@ from wbc_classic.io.predictions import (
     write_predictions_csv,
 )
 
-from .adapt import adapt_norm_statistics, energy_score
+from .adapt import ADAPT_METHODS, adapt_network, energy_score
 from .checkpoint import CheckpointMeta
 from .data import normalize_batch
 from .inputs import CELL_CHECKS, no_cell_reason
@@ -267,7 +271,7 @@ def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = No
 def predict_paths(model: nn.Module, meta: Mapping[str, Any],
                   paths: Sequence[str | os.PathLike], *, batch_size: int = 64,
                   device: str | torch.device = "cpu", tta: bool = False,
-                  cell_check: str = "segment", adapt: bool = False,
+                  cell_check: str = "segment", adapt: str | None = None,
                   on_batch: Any = None) -> list[dict[str, Any]]:
     """Read, resize and classify image files; one row dict per path, errors included.
 
@@ -278,8 +282,8 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
     :func:`deep.inputs.no_cell_reason`). ``on_batch(n)`` is called after each batch of ``n``
     paths has been read (progress).
 
-    ``adapt``: read every file first, re-estimate the BatchNorm statistics of a copy of
-    ``model`` on the usable images (:func:`deep.adapt.adapt_norm_statistics`; ValueError when
+    ``adapt`` (one of :data:`deep.adapt.ADAPT_METHODS`): read every file first, adapt a copy
+    of ``model`` to the usable images (:func:`deep.adapt.adapt_network`; ValueError when
     there are fewer than :data:`deep.adapt.MIN_ADAPT_IMAGES`) and classify them with it.
     """
     from .inputs import read_inputs
@@ -301,11 +305,19 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
             on_batch(len(chunk_rows))
     if adapt:
         images = np.concatenate(waiting) if waiting else np.zeros((0, 1, 1, 3), np.uint8)
-        adapted = adapt_norm_statistics(model, images, meta["mean"], meta["std"],
-                                        batch_size=max(2, batch_size), device=device)
+        adapted, _ = adapt_network(model, images, meta["mean"], meta["std"], method=adapt,
+                                   batch_size=batch_size, device=device)
         _classify(adapted, meta, rows, images, batch_size=batch_size, device=device, tta=tta,
                   shift_model=model)
     return rows
+
+
+def _bn_adapted(meta: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint (or an ensemble member) was adapted by AdaBN."""
+    ad = meta.get("adaptation") or {}
+    if ad.get("method") == "members":
+        return any(_bn_adapted({"adaptation": m}) for m in ad.get("members") or [])
+    return ad.get("method") == "bn-statistics"
 
 
 def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, Any]],
@@ -328,8 +340,9 @@ def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, An
         proba = predict_proba(model, images, meta, **kw)
         shift = predict_proba(shift_model, images, meta, return_shift=True,
                               **{**kw, "tta": False})[1]
-    # an adapted checkpoint's features are not those its scorer was fitted on
-    meaningless = meta.get("adaptation") and shift_model is None \
+    # an AdaBN checkpoint's features are not those its scorer was fitted on (a head input
+    # map leaves them as they are: the score is of the backbone's features)
+    meaningless = _bn_adapted(meta) and shift_model is None \
         and meta.get("shift_method") == "mahalanobis"
     threshold = meta.get("shift_threshold")
     for row, pr, e in zip(ok, proba, shift, strict=True):
@@ -391,11 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how an image without a leukocyte is recognised (status no_cell): "
                         "segment (default, the classical segmenter), contrast (blank "
                         "images only, cheap) or off")
-    p.add_argument("--adapt", action="store_true",
-                   help="first re-estimate the network's BatchNorm statistics on this batch's "
-                        "own images (AdaBN, as python -m deep.adapt does; at least 8 readable "
-                        "images with a leukocyte), then classify them; the checkpoint is not "
-                        "changed")
+    p.add_argument("--adapt", nargs="?", const="auto", default=None, choices=ADAPT_METHODS,
+                   metavar="METHOD",
+                   help="first adapt the network to this batch's own images, as python -m "
+                        "deep.adapt does (at least 8 readable images with a leukocyte), then "
+                        "classify them; the checkpoint is not changed. METHOD: features (the "
+                        "head's input features standardised to the training images'), bn "
+                        "(AdaBN) or auto (the default: features when the checkpoint holds its "
+                        "training features' statistics, else bn)")
     return p
 
 
@@ -444,8 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     flags = [r["shift_flag"] for r in rows if r["status"] == "ok"]
     if flags and meta.get("shift_threshold") is not None:
         print(batch_summary(np.array(flags), what="images", expected=0.01, family="deep",
-                            adapted=a.adapt or bool(meta.get("adaptation"))))
-    elif flags and meta.get("adaptation"):
+                            adapted=bool(a.adapt) or bool(meta.get("adaptation"))))
+    elif flags and _bn_adapted(meta):
         print("shift: no image is flagged: this checkpoint was adapted (python -m "
               "deep.adapt), so its features are not those its shift scorer was fitted on; "
               "for a shift warning, predict with the checkpoint as trained, or with --adapt")

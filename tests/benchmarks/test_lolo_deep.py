@@ -43,9 +43,10 @@ def test_every_norm_is_scored_on_every_lab_and_bn_adaptation_only_with_batchnorm
     got = {(r["norm"], r["adaptation"], r["test"]) for r in res["rows"]}
     labs = {"pbc", "cellavision_seg", "jtsc_seg"}
     assert {(n, a, t) for n, a, t in got if n == "batch"} == {
-        ("batch", a, t) for a in ("none", "bn") for t in labs}
-    # a GroupNorm network has no BatchNorm statistics to adapt
-    assert {(n, a, t) for n, a, t in got if n == "group"} == {("group", "none", t) for t in labs}
+        ("batch", a, t) for a in ("none", "bn", "features") for t in labs}
+    # a GroupNorm network has no BatchNorm statistics to adapt, but a head input to standardise
+    assert {(n, a, t) for n, a, t in got if n == "group"} == {
+        ("group", a, t) for a in ("none", "features") for t in labs}
     for r in res["rows"]:
         assert sum(map(sum, r["confusion"])) == r["n"]
         assert 0 <= r["accuracy"]["value"] <= 1

@@ -505,16 +505,27 @@ def test_feature_shift_travels_in_the_checkpoint_and_drives_deep_predict(lab, tm
     # an adapted copy (python -m deep.adapt) keeps the scorer and the method
     from deep.adapt import main as adapt
 
-    adapted = tmp_path / "adapted.pt"
-    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(adapted)]) == 0
-    again, meta2 = load_model(adapted)
-    assert meta2["shift_method"] == "mahalanobis"
-    np.testing.assert_array_equal(again.feature_shift.precision, model.feature_shift.precision)
-    # ... and flags nothing, saying why
-    via = tmp_path / "via.csv"
-    assert main(["--checkpoint", str(adapted), str(lab), "--out", str(via)]) == 0
-    assert "this checkpoint was adapted" in capsys.readouterr().out
-    assert all(r["shift_flag"] == r["shift_score"] == "" for r in _rows(via))
+    for method in ("bn", "auto"):
+        adapted = tmp_path / f"adapted-{method}.pt"
+        assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(adapted),
+                      "--method", method]) == 0
+        again, meta2 = load_model(adapted)
+        assert meta2["shift_method"] == "mahalanobis"
+        np.testing.assert_array_equal(again.feature_shift.precision,
+                                      model.feature_shift.precision)
+        via = tmp_path / f"via-{method}.csv"
+        assert main(["--checkpoint", str(adapted), str(lab), "--out", str(via)]) == 0
+        out = capsys.readouterr().out
+        if method == "bn":  # AdaBN moved the features: it flags nothing, saying why
+            assert meta2["adaptation"]["method"] == "bn-statistics"
+            assert "this checkpoint was adapted" in out
+            assert all(r["shift_flag"] == r["shift_score"] == "" for r in _rows(via))
+        else:  # auto = features: the backbone is as trained, and so is the warning
+            assert meta2["adaptation"]["method"] == "head-inputs"
+            assert meta2["shift_threshold"] == 1.5
+            np.testing.assert_allclose([float(r["shift_score"]) for r in _rows(via)], want,
+                                       atol=1e-4)
+            assert [r["shift_flag"] for r in _rows(via)] == [str(int(v > 1.5)) for v in want]
 
 
 def test_a_mahalanobis_checkpoint_without_its_scorer_is_refused(ckpt, tmp_path):
@@ -565,3 +576,125 @@ def test_ensemble_of_feature_shift_members(ckpt, tmp_path):
     mixed, mixed_meta = ensemble_from_checkpoints([a, ckpt])
     assert mixed_meta["shift_method"] == "energy" and mixed_meta["shift_threshold"] is None
     assert np.isfinite(predict_proba(mixed.eval(), imgs, mixed_meta, return_shift=True)[1]).all()
+
+
+# ------------------------------------------------------------- head input standardisation
+
+def _target(n=30, seed=3):
+    """Darker images than _source's: another 'stain'."""
+    return np.random.default_rng(seed).integers(40, 160, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_standardize_head_inputs_moves_the_target_features_onto_the_training_ones():
+    from deep.adapt import head_input_map, penultimate_features, standardize_head_inputs
+    from deep.predict import predict_logits
+
+    model = _with_feature_shift(_wbcnet(), _source(60))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    target = _target()
+    new = standardize_head_inputs(model, target, MEAN, STD)
+    # the original is untouched and has no map; the copy's backbone weights are the same
+    assert head_input_map(model) is None and head_input_map(new) is not None
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+        torch.testing.assert_close(new.state_dict()[k], v)
+    raw = penultimate_features(new, target, MEAN, STD)  # the backbone's, before the map
+    np.testing.assert_allclose(raw, penultimate_features(model, target, MEAN, STD), atol=1e-5)
+    fs, m = model.feature_shift, head_input_map(new)
+    mapped = raw * m.slope + m.offset
+    live = (raw.std(0) > 1e-3) & (m.slope > 0.1) & (m.slope < 10)  # the slope not at a bound
+    assert live.sum() > 10
+    np.testing.assert_allclose(mapped.mean(0)[live], fs.center[live], atol=1e-3)
+    np.testing.assert_allclose(mapped.std(0)[live], fs.scale[live], rtol=1e-3)
+    # the head sees the mapped features: the logits are the head's output of them
+    head = new.get_submodule(new.head_name)
+    with torch.no_grad():  # forward() itself: not through the hook that maps
+        want = head.forward(torch.as_tensor(mapped, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(predict_logits(new, target, MEAN, STD), want, atol=1e-4)
+    assert not np.allclose(predict_logits(model, target, MEAN, STD), want, atol=1e-3)
+    # adapting again replaces the map instead of stacking a second one on it
+    again = standardize_head_inputs(new, target, MEAN, STD)
+    np.testing.assert_allclose(head_input_map(again).slope, m.slope, rtol=1e-5)
+    np.testing.assert_allclose(predict_logits(again, target, MEAN, STD), want, atol=1e-4)
+
+
+def test_standardize_head_inputs_refuses_what_it_cannot_do():
+    from deep.adapt import standardize_head_inputs
+
+    model = _with_feature_shift(_wbcnet(), _source())
+    with pytest.raises(ValueError, match="batch of 3 images is too few"):
+        standardize_head_inputs(model, _target(3), MEAN, STD)
+    with pytest.raises(ValueError, match="method 'bn'"):
+        standardize_head_inputs(_wbcnet(), _target(), MEAN, STD)  # no feature statistics
+
+
+def test_head_input_map_travels_in_the_checkpoint(tmp_path):
+    from deep.adapt import HeadInputMap, head_input_map, standardize_head_inputs
+    from deep.checkpoint import CheckpointError, load_checkpoint, load_model
+    from deep.predict import predict_logits
+
+    new = standardize_head_inputs(_with_feature_shift(_wbcnet(), _source()), _target(), MEAN,
+                                  STD)
+    path = _save(tmp_path / "m.pt", new, shift_method="mahalanobis")
+    state = load_checkpoint(path)["head_input_map"]
+    assert set(state) == {""} and set(state[""]) == {"slope", "offset"}
+    back, _ = load_model(path)
+    np.testing.assert_array_equal(head_input_map(back).slope, head_input_map(new).slope)
+    imgs = _source(5, seed=4)
+    np.testing.assert_allclose(predict_logits(back, imgs, MEAN, STD),
+                               predict_logits(new, imgs, MEAN, STD), atol=1e-6)
+    # a damaged map: one clear error naming the file
+    obj = torch.load(path, weights_only=True)
+    obj["head_input_map"][""]["offset"] = torch.zeros(3)
+    torch.save(obj, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="bad.pt has a damaged head_input_map"):
+        load_model(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        HeadInputMap.from_state({"slope": torch.tensor([1.0, float("nan")]),
+                                 "offset": torch.zeros(2)})
+
+
+def test_deep_adapt_features_on_a_groupnorm_network(lab, tmp_path, capsys):
+    """A GroupNorm network has no BatchNorm statistics, but its head input can be moved:
+    ``auto`` does that; ``--method bn`` says there is nothing to adapt; ``--method
+    features`` on a checkpoint without feature statistics says what to do instead."""
+    from deep.adapt import head_input_map
+    from deep.adapt import main as adapt
+    from deep.checkpoint import load_model
+    from deep.models import get_model
+
+    torch.manual_seed(0)
+    gn = get_model("wbcnet", num_classes=len(CLASSES), width=0.25, img_size=32,
+                   norm="group").eval()
+    path = _save(tmp_path / "gn.pt", _with_feature_shift(gn, _source()),
+                 kwargs={"width": 0.25, "norm": "group"}, shift_method="mahalanobis",
+                 shift_threshold=2.0)
+    out = tmp_path / "gn-lab.pt"
+    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(out),
+                  "--cell-check", "contrast"]) == 0
+    assert "the head's input features (features) to 12 of 12 images" in capsys.readouterr().out
+    assert head_input_map(load_model(out)[0]) is not None
+    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out",
+                  str(tmp_path / "x.pt"), "--method", "bn"]) == 2
+    assert "no BatchNorm layer" in capsys.readouterr().err
+    old = _save(tmp_path / "old.pt", _wbcnet())  # no feature statistics
+    assert adapt(["--checkpoint", str(old), "--images", str(lab), "--out",
+                  str(tmp_path / "y.pt"), "--method", "features"]) == 2
+    err = capsys.readouterr().err
+    assert "no statistics of its training images' features" in err and "--method bn" in err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
+def test_predict_adapt_features_for_a_soft_ensemble(tmp_path):
+    from deep.adapt import adapt_network, head_input_map
+    from deep.models.ensemble import ensemble_from_checkpoints
+
+    a = _save(tmp_path / "a.pt", _with_feature_shift(_wbcnet(seed=1), _source()),
+              shift_method="mahalanobis", shift_threshold=1.2)
+    b = _save(tmp_path / "b.pt", _with_feature_shift(_wbcnet(seed=2), _source(seed=5)),
+              shift_method="mahalanobis", shift_threshold=1.7)
+    ens, meta = ensemble_from_checkpoints([a, b])
+    new, used = adapt_network(ens, _target(), MEAN, STD)
+    assert used == "features"
+    assert all(head_input_map(m) is not None for m in new.members)
+    assert all(head_input_map(m) is None for m in ens.members)
