@@ -114,14 +114,16 @@ def test_adapt_writes_a_model_and_refuses_unusable_batches(sources, tmp_path, ca
         adapted = load(out)
         assert adapted.alignment_.method == method and adapted.alignment_.n_cells == 24
         assert adapted.metadata_["adaptation"]["n_images"] == 24
-    # the default, auto: no map or the class-mean map, by the lab's median shift score
+    # the default, auto: the class-mean map when the shift warning flags half the lab's
+    # cells or more, else no map
     auto = tmp_path / "auto.skops"
     assert main(["adapt", "--model", str(model), "--images", str(lab), "--out", str(auto),
                  "--no-cache"]) == 0
     said = capsys.readouterr().out
     info = load(auto).metadata_["adaptation"]
-    assert info["method"] == "auto" and info["chosen"] in ("none", "class-means")
-    assert f"auto: {info['chosen']}, median shift score none" in said
+    assert info["method"] == "auto"
+    assert info["chosen"] == ("class-means" if info["flagged"] >= 0.5 else "none")
+    assert f"auto: {info['chosen']}; {100 * info['flagged']:.0f} % of the cells flagged" in said
     assert ("alignment_" in load(auto).__dict__) == (info["chosen"] == "class-means")
     # the adapted model differs from the original on the lab's cells
     paths = sorted(str(p) for p in lab.rglob("*.png"))

@@ -866,9 +866,10 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             :data:`~wbc_classic.classical.adapt.PSEUDO_LABEL_ROUNDS` rounds, classified,
             and the confident half of each predicted class aligns the lab class by class
             (:func:`~wbc_classic.classical.adapt.class_mean_map` onto
-            :attr:`class_means_`). ``"auto"``: no map or ``"class-means"``, whichever
-            gives the lab's cells the lower median shift score; with no map the model
-            comes back unadapted (the choice and the scores are in
+            :attr:`class_means_`). ``"auto"``: ``"class-means"`` when the model's shift
+            warning flags at least :data:`~wbc_classic.classical.adapt.AUTO_MAP_FLAGGED`
+            of the lab's cells, else no map, and the model comes back unadapted (the
+            choice, the flagged share and the candidates' median shift scores are in
             ``metadata_["adaptation"]``).
         um_per_pixel : float, "auto" or None
             The images' pixel scale; None: used as they are.
@@ -964,8 +965,11 @@ class WBCModel(ClassifierMixin, BaseEstimator):
 
     def _choose_alignment(self, X: np.ndarray, method: str) -> tuple[Any, dict[str, Any]]:
         """(alignment or None, what was chosen) for a lab's raw feature rows: ``method``'s
-        alignment, or for ``"auto"`` the candidate whose aligned rows have the lowest median
-        shift score (see :meth:`adapt`)."""
+        alignment, or for ``"auto"`` the class-mean map when the shift warning flags at
+        least :data:`~wbc_classic.classical.adapt.AUTO_MAP_FLAGGED` of the rows, else none
+        (see :meth:`adapt`)."""
+        from wbc_classic.classical.adapt import AUTO_MAP_FLAGGED
+
         if method != "auto":
             return self._fit_alignment(X, method), {}
         if getattr(self, "shift_", None) is None or "class_means_" not in self.__dict__:
@@ -976,19 +980,21 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                 "chosen": "standardize",
                 "note": f"this model file has {why} (written by an older version), so auto "
                         "fell back to standardize; retrain it for the class-mean map"}
-        # not "standardize": it sets the lab's per-feature mean and spread to the training
-        # cells', which is most of what the shift score measures, so it would look best
-        # whether or not it helps (on jtsc_seg it did look best, and was worse)
-        candidates: dict[str, Any] = {"none": None}
-        info: dict[str, Any] = {}
+        # not "standardize": per-lab standardisation assumes the lab has the training class
+        # mix (it cost 0.16 on cellavision_seg, whose lymphocytes are 37 % of its cells)
+        scores, flags = self.shift_scores(X)
+        flagged = float(np.mean(flags))
+        info: dict[str, Any] = {"flagged": flagged,
+                                "median_shift": {"none": float(np.nanmedian(scores))}}
+        if flagged < AUTO_MAP_FLAGGED:
+            return None, {"chosen": "none", **info}
         try:
-            candidates["class-means"] = self._fit_alignment(X, "class-means")
+            alignment = self._fit_alignment(X, "class-means")
         except ValueError as exc:  # the model calls (nearly) every cell one class
-            info["note"] = f"class-means not possible: {exc}"
-        medians = {name: float(np.nanmedian(self._with_alignment(al).shift_scores(X)[0]))
-                   for name, al in candidates.items()}
-        chosen = min(medians, key=lambda k: medians[k])
-        return candidates[chosen], {"chosen": chosen, "median_shift": medians, **info}
+            return None, {"chosen": "none", **info, "note": f"class-means not possible: {exc}"}
+        info["median_shift"]["class-means"] = float(np.nanmedian(
+            self._with_alignment(alignment).shift_scores(X)[0]))
+        return alignment, {"chosen": "class-means", **info}
 
     def _with_alignment(self, alignment: Any) -> WBCModel:
         """A shallow copy of this fitted model with another :attr:`alignment_` (None: none),

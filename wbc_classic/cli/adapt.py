@@ -3,13 +3,15 @@
 Fits what can be fitted without labels on the lab's single-leukocyte images
 (:meth:`wbc_classic.classical.model.WBCModel.adapt`): their pixel scale (``--um-per-pixel
 auto``) and an alignment of their feature vectors to the training cells' (``--method``:
-``auto`` by default -- no map or the class-mean map, by the lab's median shift score --,
+``auto`` by default -- the class-mean map when the shift warning flags at least half the lab's
+cells, else no map --,
 ``class-means``, per-feature ``standardize``, or ``coral``), and writes a new model file that
 predicts that lab's images with both. ``wbc-classic predict --adapt`` does the same for one
 batch without saving.
 
-A deep network's checkpoint (``.pt``) is adapted by ``python -m deep.adapt`` instead (its
-BatchNorm statistics); given one, this command says so and stops.
+A deep network's checkpoint (``.pt``) is adapted by ``python -m deep.adapt`` instead (the
+features its head receives, or its BatchNorm statistics); given one, this command says so and
+stops.
 
 Exit codes (:mod:`wbc_classic.io.options`): 0 the adapted model was written; 2 a bad option,
 a model that cannot be loaded (or a deep checkpoint), too few usable images (fewer than 20
@@ -51,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_adapt_options(parser: argparse.ArgumentParser, methods) -> None:
     """``--method`` (shared with ``predict --adapt``)."""
     parser.add_argument("--method", choices=list(methods), default="auto",
-                        help="feature alignment: auto (default: none or class-means, "
-                             "whichever leaves the lab's cells more like the training "
-                             "cells, by the median shift score), class-means (the lab's "
+                        help="feature alignment: auto (default: class-means when the "
+                             "shift warning flags at least half the lab's cells, else "
+                             "none), class-means (the lab's "
                              "class means, classes from the model's own confident "
                              "predictions), standardize (per-feature mean and spread of the "
                              "lab) or coral (also the correlations)")
@@ -68,13 +70,17 @@ def adapt_model(model, paths, *, method: str, um_per_pixel, n_jobs: int):
     scale = "" if info["um_per_pixel"] is None else \
         f", pixel scale {info['um_per_pixel']:.4f} um/px"
     how = method
-    if "chosen" in info:
+    if "flagged" in info:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in info["median_shift"].items())
-        how = f"auto: {info['chosen']}, median shift score {scores}"
+        how = (f"auto: {info['chosen']}; {100 * info['flagged']:.0f} % of the cells flagged "
+               f"by the shift warning; median shift score {scores}")
+    elif "chosen" in info:  # an older model file's fallback
+        how = f"auto: {info['chosen']}"
     print(f"adapted to {info['n_cells']} of {info['n_images']} images ({how}{scale})")
     if info.get("chosen") == "none":
-        print("the lab's cells look more like the training cells as they are: no feature "
-              "alignment is applied")
+        why = info.get("note") or ("fewer than half the lab's cells look unlike the training "
+                                   "cells")
+        print(f"no feature alignment is applied: {why}")
     return new
 
 
