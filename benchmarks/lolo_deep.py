@@ -8,16 +8,18 @@ a time budget of ``--max-minutes``; with ``--recipe lab`` the lab-randomising au
 and scored on every lab outside its training set, and on PBC's test part when PBC is in it.
 
 Each row is also scored with the test-time adaptations of ``--adapt`` (default
-``none,bn,features``), on the test lab's unlabelled images: ``bn``, the network's BatchNorm
-statistics re-estimated (:func:`deep.adapt.adapt_norm_statistics`, AdaBN; a network without
-BatchNorm has no such row), and ``features``, the features its head receives standardised to
-the training images' (:func:`deep.adapt.standardize_head_inputs`). Every row reports the
-network's own shift score, the one ``deep.predict`` writes (the checkpoint's ``shift_method``:
-the Mahalanobis distance of its penultimate features, :class:`deep.adapt.FeatureShift`): its
-AUROC between PBC's test cells and the test lab's cells (when the network was trained on PBC
-and the test lab is another one), the share of the test lab's cells flagged by the threshold
-stored in the checkpoint, and the accuracy on the unflagged ones (selective accuracy). Beside
-it, for comparison, the AUROC of the energy of the logits (:func:`deep.adapt.energy_score`).
+``none,bn,features,auto``), on the test lab's unlabelled images: ``bn``, the network's
+BatchNorm statistics re-estimated (:func:`deep.adapt.adapt_norm_statistics`, AdaBN; a network
+without BatchNorm has no such row), ``features``, the features its head receives
+standardised to the training images' (:func:`deep.adapt.standardize_head_inputs`), and
+``auto``, what ``deep.predict --adapt`` does (``features`` when the network's shift warning
+flags at least half the lab's images, else none). Every row reports the network's own shift
+score, the one ``deep.predict`` writes (the checkpoint's ``shift_method``: the Mahalanobis
+distance of its penultimate features, :class:`deep.adapt.FeatureShift`): its AUROC between
+PBC's test cells and the test lab's cells (when the network was trained on PBC and the test lab
+is another one), the share of the test lab's cells flagged by the threshold stored in the
+checkpoint, and the accuracy on the unflagged ones (selective accuracy). Beside it, for
+comparison, the AUROC of the energy of the logits (:func:`deep.adapt.energy_score`).
 
 ``--fewshot K ...`` adds the few-shot curve of the networks trained on ``pbc`` alone: for each
 other lab, K and seed, ``min(K, n_c - 1)`` labelled cells per class of that lab (the pick of
@@ -66,9 +68,11 @@ __all__ = ["NORMS", "ADAPT", "NetSpec", "train_network", "prepare_images", "scor
 
 #: The normalisations compared (the builders' ``norm`` keyword).
 NORMS = ("batch", "group", "layer")
-#: Test-time adaptations of a network: none, BatchNorm statistics of the test lab (AdaBN), or
-#: its head's input features standardised to the training images' (``features``).
-ADAPT = ("none", "bn", "features")
+#: Test-time adaptations of a network: none, BatchNorm statistics of the test lab (AdaBN), its
+#: head's input features standardised to the training images' (``features``), or ``auto``
+#: (``features`` when the shift warning flags at least half the lab's images, else none: what
+#: ``deep.predict --adapt`` does).
+ADAPT = ("none", "bn", "features", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,14 +179,15 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
     return np.asarray(cached.images), np.asarray(cached.ok, bool)
 
 
-def _adapted_proba(model: Any, meta: Any, images: np.ndarray, method: str) -> np.ndarray:
+def _adapted_proba(model: Any, meta: Any, images: np.ndarray, method: str
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
     """Class probabilities of ``images`` after adapting the network to them by ``method``
-    (``bn`` or ``features``, :func:`deep.adapt.adapt_network`)."""
+    (:func:`deep.adapt.adapt_network`), and what the adaptation did."""
     from deep.adapt import adapt_network
     from deep.predict import predict_proba
 
-    return predict_proba(adapt_network(model, images, meta["mean"], meta["std"],
-                                       method=method)[0], images, meta)
+    adapted, info = adapt_network(model, images, meta, method=method)
+    return predict_proba(adapted, images, meta), info
 
 
 def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *,
@@ -191,7 +196,12 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
     """Rows of one trained network on each of ``pairs`` (its test labs), per adaptation."""
 
     from benchmarks.shift import auroc
-    from deep.adapt import batchnorm_layers, energy_score, resolve_adapt_method
+    from deep.adapt import (
+        MIN_FEATURE_IMAGES,
+        batchnorm_layers,
+        energy_score,
+        resolve_adapt_method,
+    )
     from deep.predict import predict_logits, predict_proba
 
     rows = []
@@ -204,9 +214,14 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
         as_trained, shift = predict_proba(model, images[ok], meta, return_shift=True)
         for adapt in adaptations:
             if (adapt == "bn" and not batchnorm_layers(model)) or \
-                    (adapt == "features" and resolve_adapt_method(model, "auto") != "features"):
+                    (adapt in ("features", "auto")
+                     and resolve_adapt_method(model, "auto") != "features"):
                 continue  # nothing that method can adapt
-            proba = as_trained if adapt == "none" else \
+            if adapt in ("features", "auto") and int(ok.sum()) < MIN_FEATURE_IMAGES:
+                print(f"  {pair.test}: {int(ok.sum())} images are too few for --adapt "
+                      f"{adapt} (at least {MIN_FEATURE_IMAGES}); no row", flush=True)
+                continue
+            proba, info = (as_trained, {}) if adapt == "none" else \
                 _adapted_proba(model, meta, images[ok], adapt)
             pred = np.full(len(pair.test_y), -1, np.int64)
             pred[ok] = proba.argmax(axis=1)
@@ -215,6 +230,7 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                 "features": "-", "adaptation": adapt, "norm": spec.norm,
                 "train": pair.train_name, "test": pair.test, "unreadable": int((~ok).sum()),
                 "shift_method": meta.get("shift_method", "energy"),
+                **({"auto_chose": info["method"]} if adapt == "auto" else {}),
                 **score_predictions(pair.test_y, pred, seed=seed, n_resamples=n_resamples)}
             # the warning a user gets comes from the network as trained: PBC's test cells
             # against this lab's, both without adaptation
@@ -318,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=float, default=0.75, help="wbcnet width")
     ap.add_argument("--norms", default="batch", help="normalisations, comma-separated: "
                     + ", ".join(NORMS))
-    ap.add_argument("--adapt", default="none,bn,features",
+    ap.add_argument("--adapt", default="none,bn,features,auto",
                     help="test-time adaptations, comma-separated: " + ", ".join(ADAPT))
     ap.add_argument("--crop", default="cell", choices=("center", "none", "cell"))
     ap.add_argument("--recipe", default="lab", help="training recipe (deep.recipes)")

@@ -34,8 +34,12 @@
   before the map) stays that of the network as trained. Measured by
   ``benchmarks.lolo_deep`` on PBC-trained wbcnets (BatchNorm and GroupNorm), it lifted every
   other lab a little (cellavision_seg +0.01 to +0.03, jtsc_seg +0.05 to +0.21) where AdaBN
-  lowered them, so it is the default (``--method auto``: ``features`` when the checkpoint
-  holds its training features' statistics, AdaBN for older checkpoints).
+  lowered them. It assumes the batch holds the lab's usual mix of cells: a folder of one
+  class is moved towards the average training cell. ``--method auto`` (the default) applies
+  it when the network's shift warning flags at least half the images (the classical
+  ``adapt``'s rule, :data:`wbc_classic.evaluation.shift.AUTO_MAP_FLAGGED`) and otherwise
+  keeps the network as trained; older checkpoints without the training features' statistics
+  get AdaBN. An adapted checkpoint is not adapted again (:func:`adapted_already`).
 
 Command line (writes an adapted copy of a checkpoint; ``deep.predict --adapt`` does the same
 for one batch without saving)::
@@ -70,11 +74,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .data import normalize_batch
 
-__all__ = ["ADAPT_METHODS", "MIN_ADAPT_IMAGES", "SHIFT_FIT_IMAGES", "SHIFT_QUANTILE",
-           "FeatureShift", "HeadInputMap", "adapt_network", "adapt_norm_statistics",
-           "batchnorm_layers", "energy_score", "head_input_map", "head_inputs", "main",
-           "penultimate_features", "resolve_adapt_method", "set_head_input_map",
-           "standardize_head_inputs"]
+__all__ = ["ADAPT_METHODS", "MIN_ADAPT_IMAGES", "MIN_FEATURE_IMAGES", "SHIFT_FIT_IMAGES",
+           "SHIFT_QUANTILE", "FeatureShift", "HeadInputMap", "adapt_network",
+           "adapt_norm_statistics", "adapted_already", "batchnorm_layers", "energy_score",
+           "head_input_map", "head_inputs", "main", "penultimate_features",
+           "resolve_adapt_method", "set_head_input_map", "standardize_head_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +86,11 @@ logger = logging.getLogger(__name__)
 #: variance from fewer is mostly noise (and a layer after global pooling sees one value per
 #: image and channel), so the "adapted" network would be worse than the original
 MIN_ADAPT_IMAGES = 8
+
+#: fewest target images :func:`standardize_head_inputs` accepts: each feature's mean and spread
+#: over the batch stands for the lab's, so the batch must hold the lab's usual mix of cells
+#: (as for the classical ``adapt``, at least 20)
+MIN_FEATURE_IMAGES = 20
 
 #: quantile of the validation images' shift scores used as a checkpoint's ``shift_threshold``
 #: (:func:`deep.train.shift_calibration`): about 1 % of images like the training data are
@@ -394,7 +403,10 @@ def standardize_head_inputs(model: nn.Module, images: np.ndarray | torch.Tensor,
         A zoo network (or an ensemble of them) carrying ``feature_shift`` (checkpoints trained
         by this version). Left untouched.
     images : ndarray (N, S, S, 3) uint8, or tensor (N, 3, S, S) uint8
-        The target images at the model's size, ``N >= MIN_ADAPT_IMAGES``.
+        The target images at the model's size, ``N >= MIN_FEATURE_IMAGES``, in the lab's
+        usual mix of cell types: the map gives the batch the training images' mean, so a
+        batch of one cell type (a folder sorted by class) is moved towards the average
+        training cell and misclassified.
     mean, std : sequence of float
         The checkpoint's normalisation.
     batch_size : int, default 256
@@ -408,14 +420,14 @@ def standardize_head_inputs(model: nn.Module, images: np.ndarray | torch.Tensor,
     Raises
     ------
     ValueError
-        Fewer than :data:`MIN_ADAPT_IMAGES` images, or a network without ``head_name`` or
+        Fewer than :data:`MIN_FEATURE_IMAGES` images, or a network without ``head_name`` or
         without ``feature_shift``.
     """
     n = len(images)
-    if n < MIN_ADAPT_IMAGES:
+    if n < MIN_FEATURE_IMAGES:
         raise ValueError(f"a target batch of {n} image{'s' if n != 1 else ''} is too few to "
                          "estimate each feature's mean and spread; need at least "
-                         f"{MIN_ADAPT_IMAGES}")
+                         f"{MIN_FEATURE_IMAGES}, of the lab's usual mix of cells")
     new = copy.deepcopy(model).to(torch.device(device)).eval()
     for net in _networks(new):
         fs = getattr(net, "feature_shift", None)
@@ -440,9 +452,24 @@ def standardize_head_inputs(model: nn.Module, images: np.ndarray | torch.Tensor,
     return new.eval()
 
 
+def adapted_already(meta: Mapping[str, Any]) -> str:
+    """How a checkpoint (or one of an ensemble's members) was adapted by ``deep.adapt``, or
+    ``""`` when it is as trained (or ``auto`` left it so): an adapted checkpoint is not
+    adapted again, since its features are no longer those its statistics describe."""
+    ad = meta.get("adaptation") or {}
+    if ad.get("method") == "members":
+        return "; ".join(filter(None, (adapted_already({"adaptation": m})
+                                       for m in ad.get("members") or [])))
+    if not ad or ad.get("method") == "none":
+        return ""
+    return f"{ad.get('method')} on {ad.get('source', 'another batch')}"
+
+
 def resolve_adapt_method(model: nn.Module, method: str) -> str:
-    """``method`` itself, or for ``"auto"``: ``"features"`` when every network carries its
-    training features' statistics (``feature_shift``), else ``"bn"``.
+    """What ``method`` can mean for this network before any image is seen: ``method``
+    itself, or for ``"auto"``: ``"features"`` when every network carries its training
+    features' statistics (``feature_shift``), else ``"bn"`` (:func:`adapt_network` then
+    decides on the images whether ``features`` is applied).
 
     Raises
     ------
@@ -457,26 +484,69 @@ def resolve_adapt_method(model: nn.Module, method: str) -> str:
     return "features" if has_stats else "bn"
 
 
-def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor, mean: Sequence[float],
-                  std: Sequence[float], *, method: str = "auto", batch_size: int = 64,
-                  device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
-    """Adapt a copy of ``model`` to unlabelled target images by ``method`` (one of
-    :data:`ADAPT_METHODS`); returns ``(adapted copy, the method used)``.
+def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor,
+                  meta: Mapping[str, Any], *, method: str = "auto", batch_size: int = 64,
+                  device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Adapt ``model`` to unlabelled target images by ``method`` (one of
+    :data:`ADAPT_METHODS`): the one entry of ``deep.adapt`` and ``deep.predict --adapt``.
 
-    ``features``: :func:`standardize_head_inputs`; ``bn``: :func:`adapt_norm_statistics`
-    (``batch_size`` at least 2); ``auto``: :func:`resolve_adapt_method`.
+    ``features``: :func:`standardize_head_inputs`; ``bn``: :func:`adapt_norm_statistics`;
+    ``auto``: ``bn`` for a network without its training features' statistics (a checkpoint
+    from before them), else ``features`` when the network's shift warning flags at least
+    :data:`wbc_classic.evaluation.shift.AUTO_MAP_FLAGGED` of the images (the rule of the
+    classical ``adapt``), and otherwise the model as it is: standardising a batch's features
+    assumes the batch has the training images' class mix, which costs more than it gives on a
+    lab like the training one.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left untouched.
+    images : ndarray (N, S, S, 3) uint8, or tensor (N, 3, S, S) uint8
+    meta : mapping
+        The checkpoint's metadata: ``mean``, ``std``, and for ``auto`` its
+        ``shift_threshold`` (none: ``features`` is applied, and the info says why).
+
+    Returns
+    -------
+    model : nn.Module
+        The adapted copy, or ``model`` itself when ``auto`` chose no adaptation.
+    info : dict
+        ``method`` (``"features"``, ``"bn"`` or ``"none"``), for ``auto`` on a network with
+        feature statistics ``flagged`` (the share of the images flagged, None without a
+        threshold), and a ``note`` when a choice needs saying.
 
     Raises
     ------
     ValueError
         Too few images, an unknown method, or a network the method cannot adapt.
     """
+    mean, std = meta["mean"], meta["std"]
     used = resolve_adapt_method(model, method)
+    info: dict[str, Any] = {}
+    if method == "auto" and used == "features":
+        from wbc_classic.evaluation.shift import AUTO_MAP_FLAGGED
+
+        from .predict import predict_proba
+
+        threshold = meta.get("shift_threshold")
+        if threshold is None:
+            info.update(flagged=None, note="the checkpoint has no shift threshold to decide "
+                                           "by, so the features were standardised")
+        else:
+            _, shift = predict_proba(model, np.asarray(images), meta, batch_size=batch_size,
+                                     device=device, return_shift=True)
+            info["flagged"] = float(np.mean(shift > float(threshold)))
+            if info["flagged"] < AUTO_MAP_FLAGGED:
+                info["note"] = (f"only {100 * info['flagged']:.0f} % of the images look "
+                                "unlike the training images, so the network is used as "
+                                "trained")
+                return model, {"method": "none", **info}
     if used == "features":
         return standardize_head_inputs(model, images, mean, std, batch_size=batch_size,
-                                       device=device), used
+                                       device=device), {"method": used, **info}
     return adapt_norm_statistics(model, images, mean, std, batch_size=max(2, batch_size),
-                                 device=device), used
+                                 device=device), {"method": used, **info}
 
 
 def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
@@ -527,6 +597,9 @@ def adapt_norm_statistics(model: nn.Module, images: np.ndarray | torch.Tensor,
                          f"{batch_size}")
     device = torch.device(device)
     new = copy.deepcopy(model).to(device).eval()
+    for net in _networks(new):  # a head input map was fitted to the features AdaBN moves
+        if head_input_map(net) is not None:
+            set_head_input_map(net, None)
     layers = batchnorm_layers(new)
     if not layers:
         logger.warning("%s has no BatchNorm layer: there are no normalisation statistics to "
@@ -621,6 +694,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OutputError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    done_before = adapted_already(meta)
+    if done_before:
+        print(f"error: {a.checkpoint} is adapted already ({done_before}); adapt the "
+              "checkpoint as trained instead", file=sys.stderr)
+        return EXIT_USAGE
     method = resolve_adapt_method(model, a.method)
     n_layers = len(batchnorm_layers(model))
     # nothing to adapt: say so before reading any image
@@ -657,25 +735,30 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
     try:
         with log_to_stderr():
-            new, _ = adapt_network(model, images, meta["mean"], meta["std"], method=method,
-                                   batch_size=a.batch_size, device=device)
+            new, info = adapt_network(model, images, meta, method=a.method,
+                                      batch_size=a.batch_size, device=device)
     except ValueError as exc:
         print(f"error: cannot adapt to the {len(images)} usable of {len(paths)} images in "
               f"{source}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if method == "bn":
+    method = info["method"]
+    record = {"n_images": int(len(images)), "source": source,
+              "adapted_from": str(a.checkpoint),
+              **({"flagged": info["flagged"]} if "flagged" in info else {})}
+    if method == "none":  # auto: the images look like the training images
+        meta = {**meta, "adaptation": {"method": "none", **record, "note": info["note"]}}
+        done = f"not adapted (auto: {info['note']}) to {len(images)} unlabelled images"
+    elif method == "bn":
         # the shift scorer was fitted on the trained network's features, and AdaBN moves them
         # even on images like the training ones: an adapted network's flags would mean nothing
         meta = {**meta, "shift_threshold": None,
-                "adaptation": {"method": "bn-statistics", "n_images": int(len(images)),
-                               "source": source, "adapted_from": str(a.checkpoint),
+                "adaptation": {"method": "bn-statistics", **record,
                                "n_layers": int(n_layers)}}
         done = f"BatchNorm statistics re-estimated (AdaBN) on {len(images)} unlabelled images"
     else:
         # the backbone is unchanged and the shift score is of its features (before the map):
         # the threshold still holds
-        meta = {**meta, "adaptation": {"method": "head-inputs", "n_images": int(len(images)),
-                                       "source": source, "adapted_from": str(a.checkpoint)}}
+        meta = {**meta, "adaptation": {"method": "head-inputs", **record}}
         done = (f"head input features standardised to the training images' on {len(images)} "
                 "unlabelled images")
     if isinstance(meta.get("card"), dict):  # the card's scores are the unadapted network's
@@ -689,8 +772,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write {a.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    what = f"{n_layers} BatchNorm layers" if method == "bn" else "the head's input features"
-    print(f"adapted {what} ({method}) to {len(images)} of {len(paths)} images -> {a.out}")
+    if method == "none":
+        print(f"not adapted: {info['note']} (auto); the checkpoint is written as it is, with "
+              f"the check recorded -> {a.out}")
+    else:
+        what = f"{n_layers} BatchNorm layers" if method == "bn" else \
+            "the head's input features"
+        flagged = "" if info.get("flagged") is None else \
+            f"; {100 * info['flagged']:.0f} % of them flagged by the shift warning"
+        print(f"adapted {what} ({method}) to {len(images)} of {len(paths)} images{flagged} "
+              f"-> {a.out}")
     return EXIT_FAILED_INPUTS if len(images) < len(paths) else EXIT_OK
 
 

@@ -326,7 +326,13 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
 
         try:
             for name, state in dict(ckpt["head_input_map"]).items():
-                set_head_input_map(model.get_submodule(name), HeadInputMap.from_state(state))
+                net, mapping = model.get_submodule(name), HeadInputMap.from_state(state)
+                stats = getattr(net, "feature_shift", None)
+                if stats is None or stats.n_features != mapping.slope.shape[0]:
+                    raise ValueError(f"its map for {name or 'the network'} is for "
+                                     f"{mapping.slope.shape[0]} features, the network's head "
+                                     f"receives {'?' if stats is None else stats.n_features}")
+                set_head_input_map(net, mapping)
         except (ValueError, AttributeError, TypeError) as exc:
             raise CheckpointError(f"checkpoint {path} has a damaged head_input_map: "
                                   f"{exc}") from None

@@ -15,13 +15,15 @@ classical family's), ``energy`` (older checkpoints) the energy of its logits
 checkpoint without one; a summary line says how many images are flagged, as ``wbc-classic
 predict`` does. For a soft-voting ensemble the score is the vote-weighted mean of the members'
 scores and the threshold the largest of theirs, so an image that no member flags is never
-flagged. ``--adapt [auto|features|bn]`` first adapts the network to the batch's own readable
-images with a leukocyte (at least 8 of them; the checkpoint file is not changed), as
-``python -m deep.adapt`` does: ``features`` moves what the head receives onto the training
-images' per-feature mean and spread (:func:`deep.adapt.standardize_head_inputs`), ``bn``
-re-estimates the BatchNorm statistics (:func:`deep.adapt.adapt_norm_statistics`), ``auto``
-(what ``--adapt`` alone means) is ``features`` for checkpoints that hold their training
-features' statistics and ``bn`` for older ones. An unreadable image gets ``status=error``
+flagged. ``--adapt [--method auto|features|bn]`` first adapts the network to the batch's own
+readable images with a leukocyte (the checkpoint file is not changed), as ``python -m
+deep.adapt`` does (:func:`deep.adapt.adapt_network`): ``features`` moves what the head
+receives onto the training images' per-feature mean and spread (at least 20 images, of the
+lab's usual mix of cells), ``bn`` re-estimates the BatchNorm statistics (at least 8),
+``auto`` (the default) is ``features`` when the checkpoint holds its training features'
+statistics and its shift warning flags at least half the images, no adaptation when it flags
+fewer, and ``bn`` for older checkpoints; a line says what was done. An adapted checkpoint is
+not adapted again. An unreadable image gets ``status=error``
 with its message and the batch goes on. An image without a leukocyte gets
 ``status=no_cell``, no class and empty probabilities (:mod:`wbc_classic.io.predictions`);
 ``--cell-check`` decides how that is found out:
@@ -271,8 +273,8 @@ def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float] | None = No
 def predict_paths(model: nn.Module, meta: Mapping[str, Any],
                   paths: Sequence[str | os.PathLike], *, batch_size: int = 64,
                   device: str | torch.device = "cpu", tta: bool = False,
-                  cell_check: str = "segment", adapt: str | None = None,
-                  on_batch: Any = None) -> list[dict[str, Any]]:
+                  cell_check: str = "segment", adapt: bool | str | None = None,
+                  on_batch: Any = None, on_adapt: Any = None) -> list[dict[str, Any]]:
     """Read, resize and classify image files; one row dict per path, errors included.
 
     Row keys: ``path, status ("ok"|"no_cell"|"error"), predicted_class, proba (list), error,
@@ -282,33 +284,42 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
     :func:`deep.inputs.no_cell_reason`). ``on_batch(n)`` is called after each batch of ``n``
     paths has been read (progress).
 
-    ``adapt`` (one of :data:`deep.adapt.ADAPT_METHODS`): read every file first, adapt a copy
-    of ``model`` to the usable images (:func:`deep.adapt.adapt_network`; ValueError when
-    there are fewer than :data:`deep.adapt.MIN_ADAPT_IMAGES`) and classify them with it.
+    ``adapt`` (one of :data:`deep.adapt.ADAPT_METHODS`, or True for ``"auto"``): read every
+    file first, adapt ``model`` to the usable images (:func:`deep.adapt.adapt_network`;
+    ValueError when there are too few, or when the checkpoint is adapted already) and
+    classify them with it; ``on_adapt(info)`` then receives what the adaptation did
+    (:func:`deep.adapt.adapt_network`'s ``info``).
     """
+    from .adapt import adapted_already
     from .inputs import read_inputs
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    method = "auto" if adapt is True else (adapt or None)
+    if method and adapted_already(meta):
+        raise ValueError(f"the checkpoint is adapted already ({adapted_already(meta)}); "
+                         "adapt the checkpoint as trained instead")
     rows: list[dict[str, Any]] = []
     waiting: list[np.ndarray] = []  # --adapt: every image is read before the first is classified
     for start in range(0, len(paths), batch_size):
         chunk_rows, images = read_inputs(paths[start:start + batch_size], meta,
                                          cell_check=cell_check)
         rows += chunk_rows
-        if adapt:
+        if method:
             waiting.append(images)
         else:
             _classify(model, meta, chunk_rows, images, batch_size=batch_size, device=device,
                       tta=tta)
         if on_batch is not None:
             on_batch(len(chunk_rows))
-    if adapt:
+    if method:
         images = np.concatenate(waiting) if waiting else np.zeros((0, 1, 1, 3), np.uint8)
-        adapted, _ = adapt_network(model, images, meta["mean"], meta["std"], method=adapt,
-                                   batch_size=batch_size, device=device)
+        adapted, info = adapt_network(model, images, meta, method=method,
+                                      batch_size=batch_size, device=device)
         _classify(adapted, meta, rows, images, batch_size=batch_size, device=device, tta=tta,
                   shift_model=model)
+        if on_adapt is not None:
+            on_adapt(info)
     return rows
 
 
@@ -404,14 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how an image without a leukocyte is recognised (status no_cell): "
                         "segment (default, the classical segmenter), contrast (blank "
                         "images only, cheap) or off")
-    p.add_argument("--adapt", nargs="?", const="auto", default=None, choices=ADAPT_METHODS,
-                   metavar="METHOD",
-                   help="first adapt the network to this batch's own images, as python -m "
-                        "deep.adapt does (at least 8 readable images with a leukocyte), then "
-                        "classify them; the checkpoint is not changed. METHOD: features (the "
-                        "head's input features standardised to the training images'), bn "
-                        "(AdaBN) or auto (the default: features when the checkpoint holds its "
-                        "training features' statistics, else bn)")
+    p.add_argument("--adapt", action="store_true",
+                   help="first adapt the network to this batch's own images (the lab's usual "
+                        "mix of cells, not a folder of one class), as python -m deep.adapt "
+                        "does, then classify them; the checkpoint is not changed")
+    p.add_argument("--method", choices=ADAPT_METHODS, default="auto",
+                   help="with --adapt: features (the head's input features standardised to "
+                        "the training images'; at least 20 images), bn (AdaBN; at least 8) "
+                        "or auto (the default: features when the checkpoint holds its "
+                        "training features' statistics and its shift warning flags at least "
+                        "half the images, no adaptation when it flags fewer, bn for older "
+                        "checkpoints)")
     return p
 
 
@@ -440,13 +454,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no image files found in {' '.join(a.inputs)} (empty folder?)",
               file=sys.stderr)
         return EXIT_USAGE
+    from .adapt import adapted_already
+
+    if a.adapt and adapted_already(meta):
+        print(f"error: --adapt: {' '.join(map(str, a.checkpoint))} is adapted already "
+              f"({adapted_already(meta)}); predict with it as it is, or adapt the checkpoint "
+              "as trained", file=sys.stderr)
+        return EXIT_USAGE
     t0 = time.perf_counter()
+    adapt_info: dict[str, Any] = {}
     try:
         with Progress(total=len(paths), desc="read" if a.adapt else "predict",
                       unit="img") as bar, log_to_stderr():
             rows = predict_paths(model, meta, paths, batch_size=a.batch_size, device=device,
-                                 tta=a.tta, cell_check=a.cell_check, adapt=a.adapt,
-                                 on_batch=bar.update)
+                                 tta=a.tta, cell_check=a.cell_check,
+                                 adapt=a.method if a.adapt else None, on_batch=bar.update,
+                                 on_adapt=adapt_info.update)
     except ValueError as exc:  # --adapt on too few usable images
         print(f"error: --adapt: cannot adapt to these {len(paths)} images: {exc}",
               file=sys.stderr)
@@ -455,12 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     write_predictions_csv(a.out, rows, meta["classes"])
     summary, problems = batch_report(rows, a.out, dt)
     print(summary)
+    if adapt_info:
+        print(f"adapt: {adapt_info['method']}"
+              + (f" ({adapt_info['note']})" if adapt_info.get("note") else ""))
     for line in problems:
         print(line, file=sys.stderr)
     flags = [r["shift_flag"] for r in rows if r["status"] == "ok"]
     if flags and meta.get("shift_threshold") is not None:
         print(batch_summary(np.array(flags), what="images", expected=0.01, family="deep",
-                            adapted=bool(a.adapt) or bool(meta.get("adaptation"))))
+                            adapted=adapt_info.get("method", "none") != "none"
+                            or bool(adapted_already(meta))))
     elif flags and _bn_adapted(meta):
         print("shift: no image is flagged: this checkpoint was adapted (python -m "
               "deep.adapt), so its features are not those its shift scorer was fitted on; "

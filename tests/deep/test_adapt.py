@@ -58,10 +58,11 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """12 synthetic single-cell images of another 'laboratory' (shifted stain)."""
+    """24 synthetic single-cell images of another 'laboratory' (shifted stain): enough for
+    the ``features`` adaptation (at least 20)."""
     from wbc_classic.data.synthetic_sets import write_class_folders
 
-    return write_class_folders(tmp_path_factory.mktemp("lab") / "lab", 4, classes=CLASSES,
+    return write_class_folders(tmp_path_factory.mktemp("lab") / "lab", 8, classes=CLASSES,
                                size=48, seed=3, stain_shift=1.0)
 
 
@@ -264,10 +265,10 @@ def test_deep_adapt_writes_an_adapted_checkpoint(ckpt, lab, tmp_path, capsys):
 
     out = tmp_path / "adapted.pt"
     assert main(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(out)]) == 0
-    assert "to 12 of 12 images" in capsys.readouterr().out
+    assert "to 24 of 24 images" in capsys.readouterr().out
     new, meta = load_model(out)
     assert meta["adaptation"]["method"] == "bn-statistics"
-    assert meta["adaptation"]["n_images"] == 12 and meta["adaptation"]["source"] == str(lab)
+    assert meta["adaptation"]["n_images"] == 24 and meta["adaptation"]["source"] == str(lab)
     assert meta["classes"] == CLASSES and meta["mean"] == MEAN  # the metadata is kept,
     # but not the flag threshold: the scorer saw the network's features before adaptation
     assert meta["shift_threshold"] is None
@@ -308,7 +309,7 @@ def test_deep_adapt_bad_input(ckpt, lab, tmp_path, capsys):
     assert main(["--checkpoint", str(ckpt), "--images", str(mixed), "--out", str(out),
                  "--cell-check", "contrast"]) == 1
     cap = capsys.readouterr()
-    assert "1 of 13 images skipped" in cap.err and "broken.png" in cap.err
+    assert "1 of 25 images skipped" in cap.err and "broken.png" in cap.err
     assert out.is_file()
     # an output folder, a missing checkpoint, a network without BatchNorm: exit 2, no work
     assert main(["--checkpoint", str(ckpt), "--images", str(lab), "--out", str(tmp_path)]) == 2
@@ -655,26 +656,45 @@ def test_head_input_map_travels_in_the_checkpoint(tmp_path):
 
 
 def test_deep_adapt_features_on_a_groupnorm_network(lab, tmp_path, capsys):
-    """A GroupNorm network has no BatchNorm statistics, but its head input can be moved:
-    ``auto`` does that; ``--method bn`` says there is nothing to adapt; ``--method
-    features`` on a checkpoint without feature statistics says what to do instead."""
+    """A GroupNorm network has no BatchNorm statistics, but its head input can be moved;
+    ``auto`` does it only when the shift warning flags at least half the images, and
+    otherwise writes the checkpoint as it is, saying so; ``--method bn`` says there is
+    nothing to adapt; ``--method features`` on a checkpoint without feature statistics says
+    what to do instead; an adapted checkpoint is not adapted again."""
     from deep.adapt import head_input_map
     from deep.adapt import main as adapt
     from deep.checkpoint import load_model
     from deep.models import get_model
 
     torch.manual_seed(0)
-    gn = get_model("wbcnet", num_classes=len(CLASSES), width=0.25, img_size=32,
-                   norm="group").eval()
-    path = _save(tmp_path / "gn.pt", _with_feature_shift(gn, _source()),
-                 kwargs={"width": 0.25, "norm": "group"}, shift_method="mahalanobis",
-                 shift_threshold=2.0)
+    gn = _with_feature_shift(get_model("wbcnet", num_classes=len(CLASSES), width=0.25,
+                                       img_size=32, norm="group").eval(), _source())
+    common = {"kwargs": {"width": 0.25, "norm": "group"}, "shift_method": "mahalanobis"}
+    flags_all = _save(tmp_path / "gn.pt", gn, shift_threshold=0.0, **common)
+    flags_none = _save(tmp_path / "gn-high.pt", gn, shift_threshold=1e9, **common)
     out = tmp_path / "gn-lab.pt"
-    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(out),
+    assert adapt(["--checkpoint", str(flags_all), "--images", str(lab), "--out", str(out),
                   "--cell-check", "contrast"]) == 0
-    assert "the head's input features (features) to 12 of 12 images" in capsys.readouterr().out
-    assert head_input_map(load_model(out)[0]) is not None
-    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out",
+    said = capsys.readouterr().out
+    assert "the head's input features (features) to 24 of 24 images; 100 % of them flagged" \
+        in said
+    adapted, meta = load_model(out)
+    assert head_input_map(adapted) is not None and meta["adaptation"]["flagged"] == 1.0
+    # auto on images the warning does not flag: the network as trained, the check recorded
+    same = tmp_path / "gn-same.pt"
+    assert adapt(["--checkpoint", str(flags_none), "--images", str(lab), "--out",
+                  str(same)]) == 0
+    assert "not adapted: only 0 % of the images look unlike" in capsys.readouterr().out
+    kept, kept_meta = load_model(same)
+    assert head_input_map(kept) is None and kept_meta["adaptation"]["method"] == "none"
+    # ... and such a checkpoint may still be adapted; an adapted one may not
+    assert adapt(["--checkpoint", str(same), "--images", str(lab), "--out",
+                  str(tmp_path / "again.pt"), "--method", "features"]) == 0
+    assert adapt(["--checkpoint", str(out), "--images", str(lab), "--out",
+                  str(tmp_path / "twice.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "is adapted already (head-inputs on" in err and not (tmp_path / "twice.pt").exists()
+    assert adapt(["--checkpoint", str(flags_all), "--images", str(lab), "--out",
                   str(tmp_path / "x.pt"), "--method", "bn"]) == 2
     assert "no BatchNorm layer" in capsys.readouterr().err
     old = _save(tmp_path / "old.pt", _wbcnet())  # no feature statistics
@@ -683,6 +703,56 @@ def test_deep_adapt_features_on_a_groupnorm_network(lab, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no statistics of its training images' features" in err and "--method bn" in err
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+    # features needs 20 images of the lab's mix, and says so
+    few = _few(tmp_path, lab, 12)
+    assert adapt(["--checkpoint", str(flags_all), "--images", str(few), "--out",
+                  str(tmp_path / "z.pt"), "--method", "features"]) == 2
+    err = capsys.readouterr().err
+    assert "12 images is too few" in err and "at least 20, of the lab's usual mix" in err
+
+
+def test_predict_adapt_method_and_an_adapted_checkpoint(lab, tmp_path, capsys):
+    """``deep.predict --adapt --method M``; ``--adapt`` followed by the inputs still reads
+    them as inputs; an adapted checkpoint is refused by ``--adapt`` in one line."""
+    from deep.adapt import main as adapt
+    from deep.predict import main
+
+    path = _save(tmp_path / "m.pt", _with_feature_shift(_wbcnet(), _source()),
+                 shift_method="mahalanobis", shift_threshold=0.0)
+    out = tmp_path / "p.csv"
+    assert main(["--checkpoint", str(path), "--adapt", str(lab), "--out", str(out)]) == 0
+    assert "adapt: features" in capsys.readouterr().out
+    assert main(["--checkpoint", str(path), str(lab), "--out", str(out), "--adapt",
+                 "--method", "bn"]) == 0
+    assert "adapt: bn" in capsys.readouterr().out
+    saved = tmp_path / "a.pt"
+    assert adapt(["--checkpoint", str(path), "--images", str(lab), "--out", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["--checkpoint", str(saved), str(lab), "--out", str(out), "--adapt"]) == 2
+    err = capsys.readouterr().err
+    assert "--adapt:" in err and "is adapted already" in err and "Traceback" not in err
+
+
+def test_adabn_after_a_head_input_map_drops_the_map(tmp_path):
+    """AdaBN moves the features a map was fitted to, so it takes the map away; a checkpoint
+    whose map does not fit its network is refused when loaded."""
+    from deep.adapt import (
+        HeadInputMap,
+        adapt_norm_statistics,
+        head_input_map,
+        set_head_input_map,
+        standardize_head_inputs,
+    )
+    from deep.checkpoint import CheckpointError, load_model
+
+    mapped = standardize_head_inputs(_with_feature_shift(_wbcnet(), _source()), _target(),
+                                     MEAN, STD)
+    assert head_input_map(adapt_norm_statistics(mapped, _target(), MEAN, STD)) is None
+    assert head_input_map(mapped) is not None  # the original keeps its map
+    set_head_input_map(mapped, HeadInputMap(np.ones(3, np.float32), np.zeros(3, np.float32)))
+    path = _save(tmp_path / "narrow.pt", mapped, shift_method="mahalanobis")
+    with pytest.raises(CheckpointError, match="is for 3 features, the network's head receives"):
+        load_model(path)
 
 
 def test_predict_adapt_features_for_a_soft_ensemble(tmp_path):
@@ -694,7 +764,7 @@ def test_predict_adapt_features_for_a_soft_ensemble(tmp_path):
     b = _save(tmp_path / "b.pt", _with_feature_shift(_wbcnet(seed=2), _source(seed=5)),
               shift_method="mahalanobis", shift_threshold=1.7)
     ens, meta = ensemble_from_checkpoints([a, b])
-    new, used = adapt_network(ens, _target(), MEAN, STD)
-    assert used == "features"
+    new, info = adapt_network(ens, _target(), meta, method="features")
+    assert info == {"method": "features"}
     assert all(head_input_map(m) is not None for m in new.members)
     assert all(head_input_map(m) is None for m in ens.members)

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from wbc_classic.evaluation.shift import AUTO_MAP_FLAGGED
+
 __all__ = ["ADAPT_METHODS", "ALIGNMENTS", "AUTO_MAP_FLAGGED", "CLASS_MEANS",
            "CLASS_MEANS_SHRINK", "METHODS", "MIN_CELLS", "MIN_DOMAIN_SAMPLES",
            "PSEUDO_LABEL_ROUNDS", "FeatureAlignment", "affine_from_class_means",
@@ -64,9 +66,8 @@ ALIGNMENTS = (*METHODS, CLASS_MEANS)
 
 #: what ``wbc-classic adapt --method`` offers for a lab's *unlabelled* cells: the two maps
 #: above; ``class-means`` with the model's own confident predictions as the labels
-#: (:meth:`wbc_classic.classical.model.WBCModel.adapt`); ``auto``, whichever of no map and
-#: ``class-means`` leaves the lab's cells more like the training cells (the lower median
-#: shift score)
+#: (:meth:`wbc_classic.classical.model.WBCModel.adapt`); ``auto``, ``class-means`` when the
+#: shift warning flags at least :data:`AUTO_MAP_FLAGGED` of the lab's cells, else no map
 ADAPT_METHODS = (*METHODS, CLASS_MEANS, "auto")
 
 #: rounds of predict -> keep the confident half of each predicted class -> refit the
@@ -81,17 +82,6 @@ CLASS_MEANS_SHRINK = 1.0
 #: fewest target cells an alignment is fitted on (fewer give meaningless statistics)
 MIN_CELLS = 20
 
-#: ``adapt --method auto`` fits the class-mean map when at least this share of the lab's
-#: cells is flagged by the model's shift warning (whose threshold flags about 1 % of cells
-#: like the training cells), and otherwise leaves the model as it is: a lab whose cells are
-#: mostly flagged is unlike the training data, and one whose cells mostly are not has more
-#: to lose than to gain from a map fitted on the model's own predictions. Measured on eight
-#: left-out-lab cases (logreg and svm, trained on PBC or on PBC and the other lab, left out
-#: jtsc_seg or cellavision_seg) the flagged share was 0.0-0.33 on cellavision_seg and 1.0 on
-#: jtsc_seg, and the rule picked the better of the two seven times; the former rule, the
-#: lower median shift score, six times (a map can move cells into the right classes while
-#: raising their median distance to the training cells)
-AUTO_MAP_FLAGGED = 0.5
 
 
 @dataclass(frozen=True)
