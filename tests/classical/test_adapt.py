@@ -179,6 +179,8 @@ def test_fit_features_aligns_the_lab_rows_and_maps_every_later_input(tmp_path):
     # a model aligned by labelled cells is not adapted again (that would drop its map)
     with pytest.raises(ValueError, match="train --align"):
         aligned.adapt_features(X_test)
+    with pytest.raises(ValueError, match="train --align"):  # nor from images, before any work
+        aligned.adapt([np.zeros((8, 8, 3), np.uint8)] * 20)
     # the map travels in the model file
     from wbc_classic.classical.modelfile import load, save
 
@@ -244,6 +246,12 @@ def test_unlabelled_class_means_and_auto_adaptation(tmp_path):
     aligned = model._with_alignment(model._fit_alignment(X_test, "class-means"))
     standardized = model._with_alignment(model._fit_alignment(X_test, "standardize"))
     assert acc(aligned) > 0.85 and acc(aligned) > acc(standardized) > acc(model)
+    # an adapted model is not adapted again (auto would judge the cells through its map,
+    # and none would drop it): adapt the model as trained
+    once = model.adapt_features(X_test, method="class-means")
+    with pytest.raises(ValueError,
+                       match=f"adapted already .method class-means on {len(X_test)} cells"):
+        once.adapt_features(X_test)
     chosen, info = model._choose_alignment(X_test, "auto")
     assert info["flagged"] >= 0.5 and info["flagged"] == model.shift_scores(X_test)[1].mean()
     assert info["chosen"] == "class-means" and chosen is not None

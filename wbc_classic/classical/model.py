@@ -909,6 +909,12 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if len(items) < MIN_CELLS:
             raise ValueError(f"adaptation needs at least {MIN_CELLS} images of the lab, got "
                              f"{len(items)}")
+        done = self.metadata_.get("adaptation") or {}
+        if done.get("labels") == "given" and "alignment_" in self.__dict__:
+            raise ValueError("this model is aligned to its lab by that lab's labelled cells "
+                             "(train --align); adapting it would replace that map -- adapt "
+                             "a model trained without --align instead")
+        # an earlier adapt's map and scale are dropped: the model is adapted as trained
         new = copy.deepcopy(self)
         new.__dict__.pop("alignment_", None)
         new.__dict__.pop("input_um_per_pixel_", None)
@@ -956,15 +962,22 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            Too few rows, an unknown method, or a model aligned to its lab by labelled cells
-            (``train --align``): adapting would throw that map away.
+            Too few rows, an unknown method, or a model that is aligned already: by its
+            lab's labelled cells (``train --align``), or by an earlier ``adapt`` (its map
+            would be replaced, and ``auto`` would judge the cells through it); adapt the
+            model as trained instead.
         """
         self._check_fitted()
         done = self.metadata_.get("adaptation") or {}
-        if done.get("labels") == "given" and "alignment_" in self.__dict__:
-            raise ValueError("this model is aligned to its lab by that lab's labelled cells "
-                             "(train --align); adapting it would replace that map -- adapt "
-                             "a model trained without --align instead")
+        if "alignment_" in self.__dict__:
+            if done.get("labels") == "given":
+                raise ValueError("this model is aligned to its lab by that lab's labelled "
+                                 "cells (train --align); adapting it would replace that map "
+                                 "-- adapt a model trained without --align instead")
+            raise ValueError(f"this model is adapted already (method "
+                             f"{done.get('chosen') or done.get('method') or 'unknown'} on "
+                             f"{done.get('n_cells', '?')} cells); adapt the model as trained "
+                             "instead (adapt() from images does: it drops the earlier map)")
         with _one_blas_thread():
             alignment, choice = self._choose_alignment(np.asarray(X, dtype=np.float32),
                                                        method)
