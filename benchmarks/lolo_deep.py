@@ -179,14 +179,15 @@ def prepare_images(paths: Sequence[str], meta: Any, cache_dir: str | None
     return np.asarray(cached.images), np.asarray(cached.ok, bool)
 
 
-def _adapted_proba(model: Any, meta: Any, images: np.ndarray, method: str
-                   ) -> tuple[np.ndarray, dict[str, Any]]:
+def _adapted_proba(model: Any, meta: Any, images: np.ndarray, method: str,
+                   shift: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Class probabilities of ``images`` after adapting the network to them by ``method``
-    (:func:`deep.adapt.adapt_network`), and what the adaptation did."""
+    (:func:`deep.adapt.adapt_network`; ``shift``: the images' shift scores by the network as
+    trained), and what the adaptation did."""
     from deep.adapt import adapt_network
     from deep.predict import predict_proba
 
-    adapted, info = adapt_network(model, images, meta, method=method)
+    adapted, info = adapt_network(model, images, meta, method=method, shift=shift)
     return predict_proba(adapted, images, meta), info
 
 
@@ -222,7 +223,7 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
                       f"{adapt} (at least {MIN_FEATURE_IMAGES}); no row", flush=True)
                 continue
             proba, info = (as_trained, {}) if adapt == "none" else \
-                _adapted_proba(model, meta, images[ok], adapt)
+                _adapted_proba(model, meta, images[ok], adapt, shift)
             pred = np.full(len(pair.test_y), -1, np.int64)
             pred[ok] = proba.argmax(axis=1)
             row: dict[str, Any] = {

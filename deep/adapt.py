@@ -76,9 +76,10 @@ from .data import normalize_batch
 
 __all__ = ["ADAPT_METHODS", "MIN_ADAPT_IMAGES", "MIN_FEATURE_IMAGES", "SHIFT_FIT_IMAGES",
            "SHIFT_QUANTILE", "FeatureShift", "HeadInputMap", "adapt_network",
-           "adapt_norm_statistics", "adapted_already", "batchnorm_layers", "energy_score",
-           "head_input_map", "head_inputs", "main", "penultimate_features",
-           "resolve_adapt_method", "set_head_input_map", "standardize_head_inputs"]
+           "adapt_norm_statistics", "adaptation_records", "adapted_already",
+           "batchnorm_layers", "energy_score", "head_input_map", "head_inputs", "main",
+           "penultimate_features", "resolve_adapt_method", "set_head_input_map",
+           "standardize_head_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -452,17 +453,21 @@ def standardize_head_inputs(model: nn.Module, images: np.ndarray | torch.Tensor,
     return new.eval()
 
 
-def adapted_already(meta: Mapping[str, Any]) -> str:
-    """How a checkpoint (or one of an ensemble's members) was adapted by ``deep.adapt``, or
-    ``""`` when it is as trained (or ``auto`` left it so): an adapted checkpoint is not
-    adapted again, since its features are no longer those its statistics describe."""
+def adaptation_records(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The adaptations ``deep.adapt`` recorded in a checkpoint's metadata, an ensemble's
+    members' included; empty for a checkpoint as trained (or one ``auto`` left so)."""
     ad = meta.get("adaptation") or {}
     if ad.get("method") == "members":
-        return "; ".join(filter(None, (adapted_already({"adaptation": m})
-                                       for m in ad.get("members") or [])))
-    if not ad or ad.get("method") == "none":
-        return ""
-    return f"{ad.get('method')} on {ad.get('source', 'another batch')}"
+        return [r for m in ad.get("members") or [] for r in adaptation_records({"adaptation": m})]
+    return [] if not ad or ad.get("method") == "none" else [dict(ad)]
+
+
+def adapted_already(meta: Mapping[str, Any]) -> str:
+    """How a checkpoint (or one of an ensemble's members) was adapted by ``deep.adapt``, or
+    ``""`` when it is as trained: an adapted checkpoint is not adapted again, since its
+    features are no longer those its statistics describe."""
+    return "; ".join(f"{r.get('method')} on {r.get('source', 'another batch')}"
+                     for r in adaptation_records(meta))
 
 
 def resolve_adapt_method(model: nn.Module, method: str) -> str:
@@ -486,7 +491,8 @@ def resolve_adapt_method(model: nn.Module, method: str) -> str:
 
 def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor,
                   meta: Mapping[str, Any], *, method: str = "auto", batch_size: int = 64,
-                  device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+                  device: str | torch.device = "cpu", shift: np.ndarray | None = None
+                  ) -> tuple[nn.Module, dict[str, Any]]:
     """Adapt ``model`` to unlabelled target images by ``method`` (one of
     :data:`ADAPT_METHODS`): the one entry of ``deep.adapt`` and ``deep.predict --adapt``.
 
@@ -506,6 +512,9 @@ def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor,
     meta : mapping
         The checkpoint's metadata: ``mean``, ``std``, and for ``auto`` its
         ``shift_threshold`` (none: ``features`` is applied, and the info says why).
+    shift : ndarray of float, shape (N,), optional
+        The images' shift scores by ``model`` as trained, when the caller has them already
+        (``auto`` needs them; computed here otherwise).
 
     Returns
     -------
@@ -534,8 +543,10 @@ def adapt_network(model: nn.Module, images: np.ndarray | torch.Tensor,
             info.update(flagged=None, note="the checkpoint has no shift threshold to decide "
                                            "by, so the features were standardised")
         else:
-            _, shift = predict_proba(model, np.asarray(images), meta, batch_size=batch_size,
-                                     device=device, return_shift=True)
+            if shift is None:
+                _, shift = predict_proba(model, np.asarray(images), meta,
+                                         batch_size=batch_size, device=device,
+                                         return_shift=True)
             info["flagged"] = float(np.mean(shift > float(threshold)))
             if info["flagged"] < AUTO_MAP_FLAGGED:
                 info["note"] = (f"only {100 * info['flagged']:.0f} % of the images look "
@@ -657,9 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adapted checkpoint to write (atomically)")
     p.add_argument("--method", choices=ADAPT_METHODS, default="auto",
                    help="features: standardise the head's input features to the training "
-                        "images'; bn: AdaBN; auto (default): features when the checkpoint "
-                        "holds its training features' statistics (trained by this version), "
-                        "else bn")
+                        "images' (at least 20 images of the lab's usual mix); bn: AdaBN (at "
+                        "least 8); auto (default): features when the checkpoint holds its "
+                        "training features' statistics and its shift warning flags at least "
+                        "half the images, the network as trained when it flags fewer, bn for "
+                        "older checkpoints")
     p.add_argument("--batch-size", type=int_range(2, 4096), default=64,
                    help="images per forward pass (default 64)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if present)")

@@ -64,7 +64,7 @@ from wbc_classic.io.predictions import (
     write_predictions_csv,
 )
 
-from .adapt import ADAPT_METHODS, adapt_network, energy_score
+from .adapt import ADAPT_METHODS, adapt_network, adaptation_records, energy_score
 from .checkpoint import CheckpointMeta
 from .data import normalize_batch
 from .inputs import CELL_CHECKS, no_cell_reason
@@ -314,10 +314,14 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
             on_batch(len(chunk_rows))
     if method:
         images = np.concatenate(waiting) if waiting else np.zeros((0, 1, 1, 3), np.uint8)
+        # the warning is the network's as trained (its scorer was fitted on its features);
+        # auto decides by the same scores
+        shift = predict_proba(model, images, meta, batch_size=batch_size, device=device,
+                              return_shift=True)[1]
         adapted, info = adapt_network(model, images, meta, method=method,
-                                      batch_size=batch_size, device=device)
+                                      batch_size=batch_size, device=device, shift=shift)
         _classify(adapted, meta, rows, images, batch_size=batch_size, device=device, tta=tta,
-                  shift_model=model)
+                  shift=shift)
         if on_adapt is not None:
             on_adapt(info)
     return rows
@@ -325,35 +329,31 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
 
 def _bn_adapted(meta: Mapping[str, Any]) -> bool:
     """Whether a checkpoint (or an ensemble member) was adapted by AdaBN."""
-    ad = meta.get("adaptation") or {}
-    if ad.get("method") == "members":
-        return any(_bn_adapted({"adaptation": m}) for m in ad.get("members") or [])
-    return ad.get("method") == "bn-statistics"
+    return any(r.get("method") == "bn-statistics" for r in adaptation_records(meta))
 
 
 def _classify(model: nn.Module, meta: Mapping[str, Any], rows: list[dict[str, Any]],
-              images: np.ndarray, shift_model: nn.Module | None = None, **kw: Any) -> None:
+              images: np.ndarray, shift: np.ndarray | None = None, **kw: Any) -> None:
     """Fill in the class, probabilities and shift score of ``rows``' ``ok`` rows (the rows of
     :func:`deep.inputs.read_inputs`, whose ``images`` are in the same order).
 
-    ``shift_model``: the network the shift scores come from, when not ``model`` -- for
-    ``--adapt`` the network as trained: the scorer was fitted on its features, and AdaBN
-    moves them even on images like the training ones (the BatchNorm statistics of the
-    augmented training images are not those of plain ones), so the adapted network's
-    features would be flagged whatever the batch."""
+    ``shift``: the images' shift scores, when they do not come from ``model`` -- for
+    ``--adapt`` those of the network as trained (of the unflipped images): the scorer was
+    fitted on its features, and AdaBN moves them even on images like the training ones (the
+    BatchNorm statistics of the augmented training images are not those of plain ones), so
+    the adapted network's features would be flagged whatever the batch."""
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         return
     classes = list(meta["classes"])
-    if shift_model is None:
+    given = shift is not None
+    if shift is None:
         proba, shift = predict_proba(model, images, meta, return_shift=True, **kw)
-    else:  # the features' score is of the unflipped image: no TTA for it
+    else:
         proba = predict_proba(model, images, meta, **kw)
-        shift = predict_proba(shift_model, images, meta, return_shift=True,
-                              **{**kw, "tta": False})[1]
     # an AdaBN checkpoint's features are not those its scorer was fitted on (a head input
     # map leaves them as they are: the score is of the backbone's features)
-    meaningless = _bn_adapted(meta) and shift_model is None \
+    meaningless = _bn_adapted(meta) and not given \
         and meta.get("shift_method") == "mahalanobis"
     threshold = meta.get("shift_threshold")
     for row, pr, e in zip(ok, proba, shift, strict=True):
