@@ -909,11 +909,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if len(items) < MIN_CELLS:
             raise ValueError(f"adaptation needs at least {MIN_CELLS} images of the lab, got "
                              f"{len(items)}")
-        done = self.metadata_.get("adaptation") or {}
-        if done.get("labels") == "given" and "alignment_" in self.__dict__:
-            raise ValueError("this model is aligned to its lab by that lab's labelled cells "
-                             "(train --align); adapting it would replace that map -- adapt "
-                             "a model trained without --align instead")
+        self._refuse_label_aligned()
         # an earlier adapt's map and scale are dropped: the model is adapted as trained
         new = copy.deepcopy(self)
         new.__dict__.pop("alignment_", None)
@@ -968,12 +964,9 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             model as trained instead.
         """
         self._check_fitted()
-        done = self.metadata_.get("adaptation") or {}
+        self._refuse_label_aligned()
         if "alignment_" in self.__dict__:
-            if done.get("labels") == "given":
-                raise ValueError("this model is aligned to its lab by that lab's labelled "
-                                 "cells (train --align); adapting it would replace that map "
-                                 "-- adapt a model trained without --align instead")
+            done = self.metadata_.get("adaptation") or {}
             raise ValueError(f"this model is adapted already (method "
                              f"{done.get('chosen') or done.get('method') or 'unknown'} on "
                              f"{done.get('n_cells', '?')} cells); adapt the model as trained "
@@ -989,6 +982,15 @@ class WBCModel(ClassifierMixin, BaseEstimator):
                else {}), **choice,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         return new
+
+    def _refuse_label_aligned(self) -> None:
+        """ValueError for a model aligned to its lab by that lab's labelled cells (``train
+        --align``): adapting it would replace that map."""
+        done = self.metadata_.get("adaptation") or {}
+        if done.get("labels") == "given" and "alignment_" in self.__dict__:
+            raise ValueError("this model is aligned to its lab by that lab's labelled cells "
+                             "(train --align); adapting it would replace that map -- adapt "
+                             "a model trained without --align instead")
 
     def _choose_alignment(self, X: np.ndarray, method: str) -> tuple[Any, dict[str, Any]]:
         """(alignment or None, what was chosen) for a lab's raw feature rows: ``method``'s
