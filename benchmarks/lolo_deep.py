@@ -24,8 +24,9 @@ comparison, the AUROC of the energy of the logits (:func:`deep.adapt.energy_scor
 ``--fewshot K ...`` adds the few-shot curve of the networks trained on ``pbc`` alone: for each
 other lab, K and seed, ``min(K, n_c - 1)`` labelled cells per class of that lab (the pick of
 :func:`benchmarks.fewshot.pick_per_class`) plus as many PBC training cells per class
-(so that PBC is not forgotten) fine-tune the PBC network for ``--fewshot-epochs`` epochs
-(batch ``--fewshot-batch-size``, rate ``--fewshot-lr``, no warm-up, no validation part),
+(``--fewshot-replay`` times as many; so that PBC is not forgotten) fine-tune the PBC network
+for ``--fewshot-epochs`` epochs (batch ``--fewshot-batch-size``, rate ``--fewshot-lr``, no
+warm-up, no validation part),
 which is then scored on the lab's remaining cells (mean and 95 % t-interval over seeds).
 
 Everything a run trains is kept under ``--out`` (``nets/<key>/best.pt``; key: training set,
@@ -260,8 +261,9 @@ def score_network(model: Any, meta: Any, spec: NetSpec, pairs: Sequence[Pair], *
 
 def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
                  seeds: Sequence[int], *, epochs: int, lr: float, batch_size: int,
-                 out: Path, cache_dir: str | None) -> list[dict]:
-    """The few-shot curve of the PBC-trained network (see the module docstring)."""
+                 out: Path, cache_dir: str | None, replay: int = 1) -> list[dict]:
+    """The few-shot curve of the PBC-trained network (see the module docstring);
+    ``replay``: PBC training cells per class, as a multiple of the target's k."""
     from benchmarks.fewshot import interval, pick_per_class
     from deep.predict import predict_proba
 
@@ -275,10 +277,10 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
             for s in seeds:
                 pick = pick_per_class(ty, k, len(CLASSES5), s)
                 rest = np.setdiff1d(np.arange(len(ty)), pick)
-                replay = pick_per_class(np.asarray(pbc.train_y), max(k, 1), len(CLASSES5),
-                                        1000 + s)
-                paths = [*tpaths[pick], *np.asarray(pbc.train_paths)[replay]]
-                y = np.r_[ty[pick], np.asarray(pbc.train_y)[replay]]
+                replay_rows = pick_per_class(np.asarray(pbc.train_y), replay * max(k, 1),
+                                             len(CLASSES5), 1000 + s)
+                paths = [*tpaths[pick], *np.asarray(pbc.train_paths)[replay_rows]]
+                y = np.r_[ty[pick], np.asarray(pbc.train_y)[replay_rows]]
                 model, meta, _ = train_network(
                     spec, paths, y, out=out, cache_dir=cache_dir, pretrained=base_ckpt,
                     label=f"fewshot {target} k={k} seed={s}",
@@ -291,7 +293,8 @@ def fewshot_rows(spec: NetSpec, base_ckpt: str, labs: dict, ks: Sequence[int],
             m, lo, hi = interval(accs)
             rows.append({"model": spec.name, "target": target, "k": int(k), "mean": m,
                          "ci95": [lo, hi], "accuracy": accs, "seeds": list(seeds),
-                         "epochs": epochs, "lr": lr, "batch_size": batch_size})
+                         "epochs": epochs, "lr": lr, "batch_size": batch_size,
+                         "replay": replay})
             print(f"few-shot {target:16s} k={k:3d}  acc {m:.3f} [{lo:.3f}, {hi:.3f}] "
                   f"({len(accs)} seeds)", flush=True)
     return rows
@@ -353,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fewshot-batch-size", type=int, default=16,
                     help="batch size of the fine-tuning (default 16: a few dozen cells give "
                          "a few steps per epoch)")
+    ap.add_argument("--fewshot-replay", type=int, default=1,
+                    help="PBC training cells per class in the fine-tuning, as a multiple of "
+                         "k (default 1)")
     ap.add_argument("--cache-dir", default=None, help="image cache (default $WBC_CACHE_DIR)")
     ap.add_argument("--n-resamples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
@@ -376,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [t for t in trains if t not in known]
         if unknown:
             raise ValueError(f"unknown training sets {unknown}; one of {known}")
+        if args.fewshot_replay < 1:
+            raise ValueError(f"--fewshot-replay must be >= 1, got {args.fewshot_replay}")
         if args.fewshot and "pbc" not in trains:
             raise ValueError("--fewshot fine-tunes the network trained on pbc: add pbc to "
                              "--train")
@@ -406,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.fewshot_seeds, epochs=args.fewshot_epochs,
                                     lr=args.fewshot_lr,
                                     batch_size=args.fewshot_batch_size, out=args.out,
-                                    cache_dir=args.cache_dir)
+                                    cache_dir=args.cache_dir, replay=args.fewshot_replay)
     from wbc_classic.io.atomic import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,7 @@ def test_fewshot_rows_per_target_and_k(run):
     out, res = run
     assert {(r["target"], r["k"]) for r in res["fewshot"]} == {
         (t, 2) for t in ("cellavision_seg", "jtsc_seg")}
+    assert {r["replay"] for r in res["fewshot"]} == {1}
     assert "Few-shot" in (out / "report.md").read_text()
 
 
@@ -101,4 +102,7 @@ def test_bad_arguments_fail_before_any_training(labs_root, tmp_path, capsys):
     assert lolo_deep.main(["--data", str(labs_root), "--train", "jtsc_seg", "--fewshot", "5",
                            "--out", str(tmp_path)]) == 2
     assert "pbc" in capsys.readouterr().err
+    assert lolo_deep.main(["--data", str(labs_root), "--fewshot", "5", "--fewshot-replay", "0",
+                           "--out", str(tmp_path)]) == 2
+    assert "--fewshot-replay" in capsys.readouterr().err
     assert not list(tmp_path.glob("nets/*"))
