@@ -384,3 +384,68 @@ def test_count_takes_n_jobs_and_um_per_pixel_like_predict(trained, tmp_path, cap
     assert main(["count", "--model", str(model_path), *fields, "--out", str(tmp_path / "y"),
                  "--um-per-pixel", "-3"]) == 2
     assert "--um-per-pixel" in capsys.readouterr().err
+
+
+def _write_fields(tmp_path, n, seed0=20):
+    import cv2
+
+    paths = []
+    for i in range(n):
+        f = make_smear(shape=(240, 320), n_leukocytes=3, classes=CLASSES, seed=seed0 + i)
+        path = tmp_path / f"adapt_field{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+        paths.append(str(path))
+    return paths
+
+
+def test_count_adapt_fits_on_every_fields_cells_then_counts(trained, tmp_path, capsys):
+    _, _, model_path = trained
+    fields = _write_fields(tmp_path, 10)
+    reports = []
+    for jobs in ("1", "2"):
+        assert main(["count", "--model", str(model_path), *fields, "--out",
+                     str(tmp_path / f"a{jobs}"), "--adapt", "--method", "standardize",
+                     "--n-jobs", jobs, "--json"]) == 0
+        out, err = capsys.readouterr()
+        reports.append(json.loads(out))  # the adaptation line goes to stderr with --json
+        assert "adapted to the" in err and "leukocytes of 10 fields (standardize)" in err
+    report = reports[0]
+    assert [{k: v for k, v in e.items() if k != "annotated"} for e in report["images"]] == \
+        [{k: v for k, v in e.items() if k != "annotated"} for e in reports[1]["images"]]
+    n = report["overall"]["n_cells"]
+    assert report["adaptation"]["method"] == "standardize"
+    assert report["adaptation"]["n_cells"] == n >= 20
+    assert report["shift"]["summary"].startswith("shift")
+    for path in fields:  # drawn from the field read again
+        assert read_image(tmp_path / "a1" / "annotated" / f"{Path(path).stem}.png").shape \
+            == (240, 320, 3)
+    plain = tmp_path / "plain"
+    assert main(["count", "--model", str(model_path), *fields, "--out", str(plain),
+                 "--no-images", "--json"]) == 0
+    assert "adaptation" not in json.loads(capsys.readouterr().out)
+
+
+def test_count_adapt_with_too_few_cells_stops_with_a_message(trained, tmp_path, capsys):
+    _, _, model_path = trained
+    fields = _write_fields(tmp_path, 2)
+    assert main(["count", "--model", str(model_path), *fields, "--out", str(tmp_path / "c"),
+                 "--adapt"]) == 2
+    err = capsys.readouterr().err
+    assert "--adapt" in err and "at least 20" in err and "2 fields" in err
+
+
+def test_count_with_workers_ends_when_its_work_is_done(trained, tmp_path):
+    """A joblib generator left suspended kept ``count --n-jobs 2`` alive for its workers'
+    five-minute idle timeout after the outputs were written."""
+    import subprocess
+    import sys
+
+    _, _, model_path = trained
+    fields = _write_fields(tmp_path, 2)
+    done = subprocess.run([sys.executable, "-m", "wbc_classic", "count", "--model",
+                           str(model_path), *fields, "--out", str(tmp_path / "c"),
+                           "--no-images", "--n-jobs", "2"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "c" / "counts.json").is_file()
+    assert "leaked" not in done.stderr  # no shared-memory files left by killed workers

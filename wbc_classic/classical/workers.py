@@ -71,9 +71,11 @@ def _executor(n_workers: int) -> Any:
     if "ENABLE_IPC" not in os.environ:  # TBB schedulers coordinate across processes
         env["ENABLE_IPC"] = "1"
     # joblib's own constructor of the reusable executor, not loky's: loky keeps one executor
-    # per process, and joblib.Parallel (used elsewhere in the same process, e.g. by
-    # wbc-classic count) reuses it and needs the temporary-folder manager joblib attaches
-    executor = get_memmapping_executor(n_workers, timeout=300, env=env)
+    # per process, and joblib.Parallel (used elsewhere in the same process) reuses it and
+    # needs the temporary-folder manager joblib attaches. No memmapping (max_nbytes=None):
+    # a task's arrays (a model's, wbc-classic count's) are pickled with it, since the
+    # shared-memory files of memmapped ones outlive workers killed by stop_workers
+    executor = get_memmapping_executor(n_workers, timeout=300, env=env, max_nbytes=None)
     _made[:] = [executor]
     return executor
 

@@ -66,22 +66,30 @@ def adapt_model(model, paths, *, method: str, um_per_pixel, n_jobs: int):
     unusable input)."""
     new = model.adapt([str(p) for p in paths], method=method, um_per_pixel=um_per_pixel,
                       n_jobs=n_jobs, progress=True)
-    info = new.metadata_["adaptation"]
-    scale = "" if info["um_per_pixel"] is None else \
+    report_adaptation(new.metadata_["adaptation"])
+    return new
+
+
+def report_adaptation(info: dict, *, of: str = "images", file=None) -> None:
+    """Print what an adaptation did (``metadata_["adaptation"]`` of the adapted model) to
+    ``file`` (default stdout): the cells it was fitted on, the method (for ``auto`` its
+    choice and why) and the scale; ``of`` names what ``info["n_images"]`` counts."""
+    scale = "" if info.get("um_per_pixel") is None else \
         f", pixel scale {info['um_per_pixel']:.4f} um/px"
-    how = method
+    how = info["method"]
     if "flagged" in info:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in info["median_shift"].items())
         how = (f"auto: {info['chosen']}; {100 * info['flagged']:.0f} % of the cells flagged "
                f"by the shift warning; median shift score {scores}")
     elif "chosen" in info:  # an older model file's fallback
         how = f"auto: {info['chosen']}"
-    print(f"adapted to {info['n_cells']} of {info['n_images']} images ({how}{scale})")
+    cells = f"{info['n_cells']} of {info['n_images']} images" if of == "images" else \
+        f"the {info['n_cells']} leukocytes of {info['n_images']} {of}"
+    print(f"adapted to {cells} ({how}{scale})", file=file)
     if info.get("chosen") == "none":
         why = info.get("note") or ("fewer than half the lab's cells look unlike the training "
                                    "cells")
-        print(f"no feature alignment is applied: {why}")
-    return new
+        print(f"no feature alignment is applied: {why}", file=file)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,11 @@ each one with a saved classical model, and write into ``--out``:
 ``counts.json``      the same counts and percentages, plus the model and class order
 ``annotated/``       ``<image>.png`` with a labelled box around every leukocyte
 
+With ``--adapt`` the model is first adapted to the leukocytes of all the fields, as
+``wbc-classic adapt`` adapts it to a lab's single-cell images (``--method``; ``auto``: the
+class-mean map when the shift warning flags at least half the cells, else none), and then
+classifies them: the cells of every field are found first, the counts come after.
+
 A field that cannot be read gets ``status=error`` in ``counts.csv``/``counts.json`` and the
 others go on; a field in which no leukocyte is found gets ``status=no_cell`` (zero counts).
 Exit codes (:mod:`wbc_classic.io.options`): 0 every field was counted; 1 some failed or held
@@ -71,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "-1 = all cores)")
     parser.add_argument("--json", action="store_true",
                         help="print the machine-readable result (counts.json) to stdout")
+    parser.add_argument("--adapt", action="store_true",
+                        help="first adapt the model to the leukocytes of these fields, as "
+                             "`wbc-classic adapt` does for single-cell images (at least 20 "
+                             "leukocytes); see --method")
+    from wbc_classic.classical.adapt import ADAPT_METHODS
+    from wbc_classic.cli.adapt import add_adapt_options
+
+    add_adapt_options(parser, ADAPT_METHODS)
 
 
 def annotate(image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
@@ -131,9 +144,9 @@ def _summary(counts: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
             "percentages": {c: round(float(p), 2) for c, p in zip(classes, pct, strict=True)}}
 
 
-def _find_and_classify(model: Any, path: Path, rescale: float) -> tuple:
-    """(image, cells, proba, shift scores, shift flags) of one field, or
-    (None, None, exception, None, None) when it fails."""
+def _find_cells(model: Any, path: Path, rescale: float) -> tuple:
+    """(image, cells, features (n_cells, F)) of one field, or (None, None, exception) when
+    it fails."""
     from segmentation import segment_field
     from wbc_classic.classical.extraction import Segmented
     from wbc_classic.classical.model import segmenter_params
@@ -148,38 +161,80 @@ def _find_and_classify(model: Any, path: Path, rescale: float) -> tuple:
         # segment step; their features give both the classes and the shift scores
         X = model.transform([Segmented(c.crop, c.segmentation) for c in cells]) \
             if cells else np.zeros((0, len(model.feature_names_)), np.float32)
-        proba = model.predict_proba_features(X)
-        shift, flag = model.shift_scores(X)
     except (ImportError, MemoryError):
         raise  # broken installation or machine, not a bad image
     except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
-        return None, None, exc, None, None
-    return image, cells, proba, shift, flag
+        return None, None, exc
+    return image, cells, X
+
+
+def _find_cells_of(chunk: Sequence[tuple[int, Path]], arg: tuple[Any, float]) -> list:
+    """``[(index, _find_cells(...))]`` of a chunk of ``(index, field)`` (a task of
+    :func:`wbc_classic.classical.workers.run_chunks`; ``arg``: model and rescale)."""
+    model, rescale = arg
+    return [(i, _find_cells(model, path, rescale)) for i, path in chunk]
 
 
 def _fields(model: Any, paths: Sequence[Path], rescale: float, n_jobs: int):
-    """Yield ``_find_and_classify`` of each field in order, in ``n_jobs`` processes."""
-    if n_jobs == 1:
-        for p in paths:
-            yield _find_and_classify(model, p, rescale)
-        return
-    import joblib
+    """Yield ``_find_cells`` of each field in order, in ``n_jobs`` processes: this one and
+    the feature engine's workers (:func:`~wbc_classic.classical.workers.run_chunks`, killed
+    when the command ends), or another active joblib backend's."""
+    from wbc_classic.classical.workers import own_pool, run_chunks
 
-    yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
-        joblib.delayed(_find_and_classify)(model, p, rescale) for p in paths)
+    n_workers = own_pool(n_jobs)
+    if n_workers == 0:
+        for p in paths:
+            yield _find_cells(model, p, rescale)
+        return
+    if n_workers is None:  # e.g. joblib.parallel_backend("dask")
+        import joblib
+
+        yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(_find_cells)(model, p, rescale) for p in paths)
+        return
+    # one field per task; the tasks finish in any order, the fields are yielded in theirs
+    done: dict[int, tuple] = {}
+    following = 0
+    for results in run_chunks(_find_cells_of, [[(i, p)] for i, p in enumerate(paths)],
+                              (model, rescale), n_workers):
+        done.update(results)
+        while following in done:
+            yield done.pop(following)
+            following += 1
+
+
+def _adapted_to_fields(model: Any, found: list[tuple], method: str) -> Any:
+    """``model`` adapted to the leukocytes of every field that was read (``found``: the
+    ``_find_cells`` results); ValueError when too few cells."""
+    from wbc_classic.classical.adapt import MIN_CELLS
+
+    rows = [x for image, _, x in found if image is not None and len(x)]
+    X = np.concatenate(rows) if rows else np.zeros((0, len(model.feature_names_)), np.float32)
+    X = X[np.all(np.isfinite(X), axis=1)]
+    if len(X) < MIN_CELLS:
+        raise ValueError(f"--adapt: {len(X)} leukocytes found in {len(found)} fields; "
+                         f"adaptation needs at least {MIN_CELLS}")
+    new = model.adapt_features(X, method=method)
+    new.metadata_["adaptation"].update(n_images=len(found), um_per_pixel=None)
+    return new
 
 
 def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
                  exclude_border: bool = False, write_images: bool = True,
-                 rescale: float = 1.0, n_jobs: int = 1) -> dict[str, Any]:
+                 rescale: float = 1.0, n_jobs: int = 1,
+                 adapt: str | None = None) -> dict[str, Any]:
     """Segment, classify and count the leukocytes of field images; write the outputs.
 
     ``rescale`` resizes each field before segmentation (see ``--rescale``); boxes are
     mapped back to the original field's pixels. ``n_jobs`` fields are processed at once
-    (joblib processes; the outputs are the same for any value).
+    (joblib processes; the outputs are the same for any value). ``adapt`` (a method of
+    :meth:`~wbc_classic.classical.model.WBCModel.adapt_features`, e.g. ``"auto"``): the
+    model is first adapted to the leukocytes of all the fields (ValueError when fewer than
+    :data:`~wbc_classic.classical.adapt.MIN_CELLS` are found), then classifies them.
 
     Returns the report written to ``counts.json`` (dict with ``classes``, ``images``
-    (one entry per field, with ``status`` and ``error``) and ``overall``).
+    (one entry per field, with ``status`` and ``error``), ``overall``, ``shift`` and, with
+    ``adapt``, ``adaptation``).
     """
     from wbc_classic.io.atomic import atomic_open, atomic_path, atomic_write_text
     from wbc_classic.io.progress import progress
@@ -196,16 +251,27 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     total = np.zeros(len(classes), dtype=np.int64)
     all_flags: list[np.ndarray] = []
     results = _fields(model, paths, rescale, n_jobs)
-    for path, stem in progress(list(zip(paths, _unique_stems(paths), strict=True)),
-                               desc="count", unit="field"):
+    if adapt is not None:
+        # every field's cells before any count; the images are read again to be drawn
+        found = [(image if image is None else image.shape, cells, X)
+                 for image, cells, X in progress(results, desc="find cells", unit="field",
+                                                 total=len(paths))]
+        model = _adapted_to_fields(model, found, adapt)
+        results = iter(found)
+    # results first: zip then draws it to its end, which lets joblib's generator shut its
+    # workers down (one left suspended kept the command alive for minutes after its work)
+    for (image, cells, X), (path, stem) in zip(
+            results, progress(list(zip(paths, _unique_stems(paths), strict=True)),
+                              desc="count", unit="field"), strict=True):
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
-        image, cells, proba, shift, flag = next(results)
         if image is None:
-            exc = proba
+            exc = X
             entry.update(status="error", error=f"{type(exc).__name__}: {exc}",
                          **_summary(np.zeros(len(classes), np.int64), classes))
             per_image.append(entry)
             continue
+        proba = model.predict_proba_features(X)
+        shift, flag = model.shift_scores(X)
         pred = proba.argmax(axis=1) if len(proba) else np.zeros(0, np.int64)
         counted = np.array([not (exclude_border and c.touches_border) for c in cells],
                            dtype=bool)
@@ -217,7 +283,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         all_flags.append(flag[counted & np.isfinite(shift)])
         if not cells:
             entry.update(status="no_cell", error=f"{path}: no leukocyte found in the field")
-        h, w = image.shape[:2]
+        h, w = (image if isinstance(image, tuple) else image.shape)[:2]
         boxes = [(min(h, round(r0 / rescale)), min(w, round(c0 / rescale)),
                   min(h, round(r1 / rescale)), min(w, round(c1 / rescale)))
                  for r0, c0, r1, c1 in (c.bbox for c in cells)]
@@ -228,6 +294,10 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
                               "" if not np.isfinite(shift[j]) else f"{shift[j]:.4f}",
                               int(flag[j])])
         if write_images:
+            if isinstance(image, tuple):  # --adapt kept only its shape
+                from wbc_classic.io.images import read_image
+
+                image = read_image(path)
             drawn = annotate(image, boxes, [classes[k] for k in pred],
                              classes, [float(proba[j, k]) for j, k in enumerate(pred)])
             import cv2
@@ -252,6 +322,8 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
                   "summary": batch_summary(flags, expected=1 - scorer.quantile,
                                            adapted=getattr(model, "alignment_", None)
                                            is not None)}}
+    if adapt is not None:
+        report["adaptation"] = model.metadata_["adaptation"]
 
     with atomic_open(out_dir / "cells.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -295,10 +367,15 @@ def run(args: argparse.Namespace) -> int:
                   else sys.stdout)
         report = count_fields(model, paths, args.out, exclude_border=args.exclude_border,
                               write_images=not args.no_images, rescale=rescale,
-                              n_jobs=args.n_jobs)
+                              n_jobs=args.n_jobs, adapt=args.method if args.adapt else None)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.adapt:
+        from wbc_classic.cli.adapt import report_adaptation
+
+        report_adaptation(report["adaptation"], of="fields",
+                          file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(report))
         return EXIT_FAILED_INPUTS if any(e["status"] != "ok" for e in report["images"]) \
