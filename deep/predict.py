@@ -296,8 +296,9 @@ def predict_paths(model: nn.Module, meta: Mapping[str, Any],
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     method = "auto" if adapt is True else (adapt or None)
-    if method and adapted_already(meta):
-        raise ValueError(f"the checkpoint is adapted already ({adapted_already(meta)}); "
+    done_before = adapted_already(meta) if method else ""
+    if done_before:
+        raise ValueError(f"the checkpoint is adapted already ({done_before}); "
                          "adapt the checkpoint as trained instead")
     rows: list[dict[str, Any]] = []
     waiting: list[np.ndarray] = []  # --adapt: every image is read before the first is classified
@@ -456,9 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .adapt import adapted_already
 
-    if a.adapt and adapted_already(meta):
+    done_before = adapted_already(meta) if a.adapt else ""
+    if done_before:
         print(f"error: --adapt: {' '.join(map(str, a.checkpoint))} is adapted already "
-              f"({adapted_already(meta)}); predict with it as it is, or adapt the checkpoint "
+              f"({done_before}); predict with it as it is, or adapt the checkpoint "
               "as trained", file=sys.stderr)
         return EXIT_USAGE
     t0 = time.perf_counter()

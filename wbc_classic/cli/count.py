@@ -29,7 +29,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -144,9 +144,18 @@ def _summary(counts: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
             "percentages": {c: round(float(p), 2) for c, p in zip(classes, pct, strict=True)}}
 
 
-def _find_cells(model: Any, path: Path, rescale: float) -> tuple:
-    """(image, cells, features (n_cells, F)) of one field, or (None, None, exception) when
-    it fails."""
+class _FieldCells(NamedTuple):
+    """What :func:`_find_cells` found in one field."""
+
+    shape: tuple[int, ...] | None     #: the field's (H, W, 3); None when it failed
+    cells: list[Any]                  #: the leukocytes (:func:`segmentation.segment_field`)
+    X: np.ndarray | None              #: their features, (n_cells, F)
+    image: np.ndarray | None = None   #: the field; dropped by --adapt, read again to be drawn
+    error: Exception | None = None    #: why the field failed
+
+
+def _find_cells(model: Any, path: Path, rescale: float) -> _FieldCells:
+    """The leukocytes of one field and their features (or the error that stopped it)."""
     from segmentation import segment_field
     from wbc_classic.classical.extraction import Segmented
     from wbc_classic.classical.model import segmenter_params
@@ -164,8 +173,8 @@ def _find_cells(model: Any, path: Path, rescale: float) -> tuple:
     except (ImportError, MemoryError):
         raise  # broken installation or machine, not a bad image
     except Exception as exc:  # noqa: BLE001 - reported per field, batch goes on
-        return None, None, exc
-    return image, cells, X
+        return _FieldCells(None, [], None, error=exc)
+    return _FieldCells(image.shape, cells, X, image)
 
 
 def _find_cells_of(chunk: Sequence[tuple[int, Path]], arg: tuple[Any, float]) -> list:
@@ -203,12 +212,12 @@ def _fields(model: Any, paths: Sequence[Path], rescale: float, n_jobs: int):
             following += 1
 
 
-def _adapted_to_fields(model: Any, found: list[tuple], method: str) -> Any:
+def _adapted_to_fields(model: Any, found: list[_FieldCells], method: str) -> Any:
     """``model`` adapted to the leukocytes of every field that was read (``found``: the
     ``_find_cells`` results); ValueError when too few cells."""
     from wbc_classic.classical.adapt import MIN_CELLS
 
-    rows = [x for image, _, x in found if image is not None and len(x)]
+    rows = [f.X for f in found if f.X is not None and len(f.X)]
     X = np.concatenate(rows) if rows else np.zeros((0, len(model.feature_names_)), np.float32)
     X = X[np.all(np.isfinite(X), axis=1)]
     if len(X) < MIN_CELLS:
@@ -253,19 +262,19 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
     results = _fields(model, paths, rescale, n_jobs)
     if adapt is not None:
         # every field's cells before any count; the images are read again to be drawn
-        found = [(image if image is None else image.shape, cells, X)
-                 for image, cells, X in progress(results, desc="find cells", unit="field",
-                                                 total=len(paths))]
+        found = [f._replace(image=None) for f in progress(results, desc="find cells",
+                                                          unit="field", total=len(paths))]
         model = _adapted_to_fields(model, found, adapt)
         results = iter(found)
-    # results first: zip then draws it to its end, which lets joblib's generator shut its
-    # workers down (one left suspended kept the command alive for minutes after its work)
-    for (image, cells, X), (path, stem) in zip(
+    # results first: zip then draws it to its end, so that the generator's clean-up (of
+    # run_chunks or joblib) runs here and no worker waits for work that never comes
+    for field, (path, stem) in zip(
             results, progress(list(zip(paths, _unique_stems(paths), strict=True)),
                               desc="count", unit="field"), strict=True):
         entry: dict[str, Any] = {"image": str(path), "status": "ok", "error": ""}
-        if image is None:
-            exc = X
+        cells, X = field.cells, field.X
+        if field.shape is None:
+            exc = field.error
             entry.update(status="error", error=f"{type(exc).__name__}: {exc}",
                          **_summary(np.zeros(len(classes), np.int64), classes))
             per_image.append(entry)
@@ -283,7 +292,7 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
         all_flags.append(flag[counted & np.isfinite(shift)])
         if not cells:
             entry.update(status="no_cell", error=f"{path}: no leukocyte found in the field")
-        h, w = (image if isinstance(image, tuple) else image.shape)[:2]
+        h, w = field.shape[:2]
         boxes = [(min(h, round(r0 / rescale)), min(w, round(c0 / rescale)),
                   min(h, round(r1 / rescale)), min(w, round(c1 / rescale)))
                  for r0, c0, r1, c1 in (c.bbox for c in cells)]
@@ -294,10 +303,12 @@ def count_fields(model: Any, paths: Sequence[Path], out_dir: Path, *,
                               "" if not np.isfinite(shift[j]) else f"{shift[j]:.4f}",
                               int(flag[j])])
         if write_images:
-            if isinstance(image, tuple):  # --adapt kept only its shape
+            if field.image is None:  # --adapt did not keep it
                 from wbc_classic.io.images import read_image
 
                 image = read_image(path)
+            else:
+                image = field.image
             drawn = annotate(image, boxes, [classes[k] for k in pred],
                              classes, [float(proba[j, k]) for j, k in enumerate(pred)])
             import cv2
