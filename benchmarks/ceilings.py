@@ -1,0 +1,186 @@
+"""How far can adaptation go? Upper bounds of the cross-lab scores, per target lab.
+
+A PBC-trained model scored on another lab's cells can fall short for two reasons: its
+adaptation does not recover the shift it could recover (the pseudo-labels are wrong), or
+the representation does not carry the lab's classes at all. This benchmark separates the
+two, for each target lab (``jtsc_seg``, ``cellavision_seg``) and classifier, on the cells
+of the production path (default segmenter and features, cached):
+
+``as trained``
+    trained on every PBC 5-class cell, applied to the lab's cells as they are;
+``adapt auto`` / ``adapt class-means``
+    the same model adapted to the lab's *unlabelled* cells
+    (:meth:`~wbc_classic.classical.model.WBCModel.adapt_features`, ``wbc-classic adapt``);
+``class-means, true labels``
+    the class-mean map of ``adapt --method class-means`` fitted with the lab's *true*
+    labels instead of the model's predictions
+    (:func:`wbc_classic.classical.adapt.class_mean_map`): what perfect pseudo-labels would
+    give, the ceiling of that adaptation for this classifier and features;
+``PBC + lab labels, 5-fold``
+    PBC plus the lab's own labelled cells of four folds (weight ``--target-weight``, with
+    ``train --align``'s class-mean map and its check), scored on the fifth: the few-shot
+    curve at "every labelled cell there is";
+``lab alone, 5-fold``
+    a model of the lab's own cells only (stratified 5-fold): how separable its classes are
+    in these features with its own labels, whatever was learnt elsewhere.
+
+Cross-validated rows test the cells of classes with at least :data:`MIN_TESTED` of them
+(jtsc_seg's single basophil and cellavision_seg's 3 are not tested: they are in every
+training part of the PBC rows and left out of the lab-alone model); the other rows test
+every cell. Each row has the accuracy with a 95 % bootstrap interval and the
+balanced accuracy (:func:`wbc_classic.evaluation.metrics.evaluate`).
+
+    python -m benchmarks.ceilings --classifiers logreg svm --out runs/ceilings.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.fewshot import TARGETS, features
+
+#: Folds of the cross-validated rows.
+FOLDS = 5
+#: Fewest cells of a class for it to be tested in the cross-validated rows: every training
+#: part then holds at least 5 of it (what the SVM's 5-fold calibration needs).
+MIN_TESTED = FOLDS + 2
+
+
+def _score(y: np.ndarray, pred: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
+    from wbc_classic.evaluation.metrics import evaluate
+
+    ev = evaluate(y, pred, n_classes=len(names), class_names=names, seed=0)
+    acc, bal = ev.metrics["accuracy"], ev.metrics["balanced_accuracy"]
+    return {"n_test": int(y.size), "accuracy": acc.to_dict(), "balanced_accuracy": bal.to_dict(),
+            "accuracy_text": acc.format(), "confusion": ev.confusion.tolist()}
+
+
+def cross_validated(Xp: np.ndarray | None, yp: np.ndarray | None, Xt: np.ndarray,
+                    yt: np.ndarray, *, classifier: str, weight: float, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Pooled out-of-fold predictions on the target's cells of classes with at least
+    :data:`MIN_TESTED` cells.
+
+    With ``Xp`` (the reference), each fold's model is fitted on the reference plus the
+    target's other folds, weight ``weight``, aligned by their class means
+    (``align_rows``, checked); without it, on the target's other folds alone, of the
+    tested classes only (a class of a few cells cannot be fitted, e.g. by the SVM's
+    calibration). Returns (tested rows, their predictions as indices into
+    ``PBC5_CLASSES``, whether each fold kept the map).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    counts = np.bincount(yt, minlength=len(PBC5_CLASSES))
+    tested = np.flatnonzero(counts[yt] >= MIN_TESTED)
+    always = np.setdiff1d(np.arange(len(yt)), tested)
+    pred = np.full(len(yt), -1)
+    kept: list[bool] = []
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
+    for tr, te in folds.split(tested, yt[tested]):
+        if Xp is None:
+            present = [PBC5_CLASSES[c] for c in np.unique(yt[tested])]
+            model = WBCModel(classifier, classes=present, cv=0, seed=seed).fit_features(
+                Xt[tested[tr]], np.asarray(PBC5_CLASSES)[yt[tested[tr]]])
+            to_pbc5 = np.array([PBC5_CLASSES.index(c) for c in present])
+        else:
+            rows = np.sort(np.r_[tested[tr], always])
+            model = WBCModel(classifier, classes=PBC5_CLASSES, cv=0, seed=seed)
+            to_pbc5 = np.arange(len(PBC5_CLASSES))
+            assert yp is not None
+            model.fit_features(
+                np.concatenate([Xp, Xt[rows]]), np.concatenate([yp, yt[rows]]),
+                sample_weight=np.r_[np.ones(len(yp)), np.full(rows.size, weight)],
+                align_rows=np.r_[np.zeros(len(yp), bool), np.ones(rows.size, bool)])
+            kept.append(bool(model.metadata_["adaptation"]["applied"]))
+        pred[tested[te]] = to_pbc5[model.predict_proba_features(Xt[tested[te]]).argmax(axis=1)]
+    return tested, pred[tested], kept
+
+
+def lab_rows(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *,
+             classifier: str, weight: float) -> list[dict[str, Any]]:
+    """Every row of the table for one target lab and classifier."""
+    from wbc_classic.classical.adapt import class_mean_map
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    names = tuple(PBC5_CLASSES)
+    pbc = WBCModel(classifier, classes=PBC5_CLASSES, cv=0).fit_features(Xp, yp)
+    out = [{"row": "as trained",
+            **_score(yt, pbc.predict_proba_features(Xt).argmax(axis=1), names)}]
+    for method in ("auto", "class-means"):
+        adapted = pbc.adapt_features(Xt, method=method)
+        out.append({"row": f"adapt {method}",
+                    "chosen": adapted.metadata_["adaptation"].get("chosen", method),
+                    **_score(yt, adapted.predict_proba_features(Xt).argmax(axis=1), names)})
+    slope, offset = class_mean_map(Xt, yt, Xp, yp)
+    oracle = pbc._with_alignment(pbc._raw_map_alignment(slope, offset, len(yt)))
+    out.append({"row": "class-means, true labels",
+                **_score(yt, oracle.predict_proba_features(Xt).argmax(axis=1), names)})
+    rows, pred, kept = cross_validated(Xp, yp, Xt, yt, classifier=classifier, weight=weight)
+    out.append({"row": f"PBC + lab labels, {FOLDS}-fold", "map_kept": kept,
+                **_score(yt[rows], pred, names)})
+    rows, pred, _ = cross_validated(None, None, Xt, yt, classifier=classifier, weight=weight)
+    out.append({"row": f"lab alone, {FOLDS}-fold", **_score(yt[rows], pred, names)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.datasets import load_class_folders, load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
+    from wbc_classic.io.atomic import atomic_write_text
+    from wbc_classic.io.cachedir import resolve_cache_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"])
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    ap.add_argument("--target-weight", type=float, default=30.0,
+                    help="weight of the lab's labelled cells beside PBC's (as benchmarks.fewshot)")
+    ap.add_argument("--n-jobs", type=int, default=1, help="feature extraction workers")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="feature cache (default: $WBC_CACHE_DIR, else the per-user cache)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON of every row")
+    args = ap.parse_args(argv)
+    for name in ("pbc", *args.targets):
+        if not (args.data / name).is_dir():
+            ap.error(f"{args.data / name} is not a folder (--data: the folder holding pbc "
+                     "and the target labs)")
+
+    engine = WBCModel("logreg", classes=PBC5_CLASSES, cv=0, n_jobs=args.n_jobs,
+                      cache_dir=resolve_cache_dir(args.cache_dir))
+    pbc = load_class_folders(args.data / "pbc", PBC5_CLASSES)
+    Xp, keep = features(engine, [str(p) for p in pbc.paths])
+    yp = pbc.y[keep]
+    results: list[dict[str, Any]] = []
+    for target in args.targets:
+        lab = load_labelled(args.data / target, PBC5_CLASSES)
+        Xt, keep = features(engine, [str(p) for p in lab.paths])
+        yt = lab.y[keep]
+        for classifier in args.classifiers:
+            for row in lab_rows(Xp, yp, Xt, yt, classifier=classifier,
+                                weight=args.target_weight):
+                row.update(target=target, classifier=classifier)
+                results.append(row)
+                extra = (f", chose {row['chosen']}" if "chosen" in row else "") + \
+                    (f", map kept in {sum(row['map_kept'])} of {len(row['map_kept'])} folds"
+                     if "map_kept" in row else "")
+                print(f"{target:16s} {classifier:7s} {row['row']:26s} "
+                      f"{row['accuracy_text']}  balanced {row['balanced_accuracy']['value']:.3f}"
+                      f"  ({row['n_test']} cells{extra})", flush=True)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
