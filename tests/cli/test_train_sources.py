@@ -77,6 +77,41 @@ def test_align_makes_a_model_for_one_lab_and_says_whether_it_kept_the_map(source
         assert f"--align {lab}" in err and "Traceback" not in err
 
 
+def test_a_later_source_may_hold_some_of_the_classes(sources, tmp_path, capsys):
+    from wbc_classic.classical.modelfile import load
+    from wbc_classic.cli.train import load_sources
+
+    root, a, _ = sources
+    # a lab that labelled only its lymphocytes and neutrophils, in class folders
+    some = write_class_folders(tmp_path / "some", 3, classes=("neutrophil", "lymphocyte"),
+                               size=96, seed=7)
+    out = tmp_path / "m.skops"
+    code = main(["train", "--data", f"main={a}", "--data", f"some={some}:3", "--classes",
+                 *CLASSES, "--classifier", "logreg", "--cv", "0", "--out", str(out),
+                 "--no-cache"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "none of eosinophil (learnt from the other sources)" in printed
+    labs = {s["lab"]: s for s in load(out).metadata_["data"]["sources"]}
+    assert labs["some"]["counts"] == {"eosinophil": 0, "lymphocyte": 3, "neutrophil": 3}
+    assert labs["some"]["missing"] == ["eosinophil"] and labs["main"]["missing"] == []
+    # its images carry the labels of their folders, in the classes' order
+    data, weight, lab, _ = load_sources([Source("main", a, 1.0), Source("some", some, 3.0)],
+                                        CLASSES)
+    mine = [(p.parent.name, CLASSES[y]) for p, y, w in zip(data.paths, data.y, weight,
+                                                           strict=True) if w == 3.0]
+    assert [c for _, c in mine] == ["lymphocyte"] * 3 + ["neutrophil"] * 3
+    assert all(folder == c for folder, c in mine)
+    # without --classes the classes are the union of the sources'
+    data, *_ = load_sources([Source("some", some, 1.0), Source("main", a, 1.0)], None)
+    assert data.classes == tuple(sorted(CLASSES))
+    # the first source is the reference: it must hold every class
+    assert main(["train", "--data", f"some={some}", "--data", f"main={a}", "--classes",
+                 *CLASSES, "--classifier", "logreg", "--cv", "0",
+                 "--out", str(tmp_path / "x.skops"), "--no-cache"]) == 2
+    assert "the first --data source must hold every class" in capsys.readouterr().err
+
+
 def test_bad_sources_give_one_line_and_exit_2(sources, tmp_path, capsys):
     root, a, b = sources
     one = write_class_folders(tmp_path / "one", 4, classes=("lymphocyte",), size=96)
@@ -84,6 +119,8 @@ def test_bad_sources_give_one_line_and_exit_2(sources, tmp_path, capsys):
         (["--data", str(one)], "only one class"),
         (["--data", f"x={a}", "--data", f"x={b}"], "same lab name"),
         (["--data", f"x={a}", "--per-class", "y=3"], "no --data source named 'y'"),
+        (["--data", f"x={a}", "--data", f"y={one}", "--classes", "eosinophil", "neutrophil"],
+         "no image of the classes eosinophil, neutrophil"),
         (["--data", str(tmp_path / "missing")], "missing"),
     ]
     for extra, message in cases:

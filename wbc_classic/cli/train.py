@@ -189,11 +189,19 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
     lab : ndarray of str (n,), each image's lab name
     summary : list of dict, one per source (lab, root, weight, per_class, counts)
 
+    Notes
+    -----
+    The first source must hold every class asked for (it is the reference, e.g. PBC); a
+    later one may hold only some of them (a lab that labelled its neutrophils and
+    lymphocytes only): its other classes are learnt from the other sources, and its entry
+    in ``summary`` lists them under ``"missing"``.
+
     Raises
     ------
     ValueError
-        A folder that cannot be loaded, two sources with one lab name, a --per-class lab
-        that is no source, or fewer than 2 classes in all.
+        A folder that cannot be loaded, a later source with none of the classes, two
+        sources with one lab name, a --per-class lab that is no source, or fewer than 2
+        classes in all.
     """
     from wbc_classic.data.datasets import ImageSet, load_labelled
 
@@ -208,12 +216,19 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
                              f"(sources: {', '.join(labs)})")
         for name in ([lab] if lab is not None else labs[1:]):
             limits[name] = k
-    loaded = [load_labelled(s.path, classes) for s in sources]
     if classes is None:
-        names = tuple(sorted({c for d in loaded for c in d.classes}))
-        loaded = [load_labelled(s.path, names) for s in sources] if len(loaded) > 1 \
-            else loaded
-    names = tuple(loaded[0].classes)
+        names = tuple(sorted({c for s in sources for c in load_labelled(s.path).classes}))
+        loaded = [_load_some_classes(s.path, names) for s in sources]
+    else:
+        try:
+            loaded = [load_labelled(sources[0].path, classes)]
+        except ValueError as exc:
+            if len(sources) == 1:
+                raise
+            raise ValueError(f"{exc} -- the first --data source must hold every class (the "
+                             "others may hold some); give the complete one first") from exc
+        names = tuple(loaded[0].classes)
+        loaded += [_load_some_classes(s.path, names) for s in sources[1:]]
     rng = np.random.default_rng(seed)
     paths, ys, weights, lab_of, summary = [], [], [], [], []
     for src, d in zip(sources, loaded, strict=True):
@@ -231,7 +246,9 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
         counts = np.bincount(d.y[idx], minlength=len(names))
         summary.append({"lab": src.lab, "root": str(Path(src.path).resolve()),
                         "weight": float(src.weight), "per_class": k, "n_images": int(idx.size),
-                        "counts": {c: int(n) for c, n in zip(names, counts, strict=True)}})
+                        "counts": {c: int(n) for c, n in zip(names, counts, strict=True)},
+                        "missing": [c for c, n in zip(names, np.bincount(
+                            d.y, minlength=len(names)), strict=True) if n == 0]})
     y = np.concatenate(ys)
     present = np.unique(y)
     if present.size < 2:
@@ -240,6 +257,29 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
                          "needs at least 2 classes with images")
     data = ImageSet(paths, y, names, Path(sources[0].path))
     return data, np.concatenate(weights), np.asarray(lab_of), summary
+
+
+def _load_some_classes(root: Any, names: tuple[str, ...]) -> Any:
+    """The images of ``root`` of those of the classes ``names`` it holds, labelled in the
+    order of ``names`` (a ValueError when it holds none of them).
+
+    A segmentation set's manifest already keeps the classes it has; class folders are
+    loaded whole and relabelled, in the order :func:`load_class_folders` gives (by class in
+    ``names`` order, then by path), so a folder holding every class loads as before.
+    """
+    from wbc_classic.data.datasets import ImageSet, is_segmentation_layout, load_labelled
+
+    if is_segmentation_layout(Path(root)):
+        return load_labelled(root, names)
+    data = load_labelled(root)
+    index = {c: i for i, c in enumerate(names)}
+    code = np.array([index.get(c, -1) for c in data.classes], np.int64)[data.y]
+    keep = np.flatnonzero(code >= 0)
+    if keep.size == 0:
+        raise ValueError(f"{root}: no image of the classes {', '.join(names)} (its class "
+                         f"folders: {', '.join(data.classes)})")
+    keep = keep[np.argsort(code[keep], kind="stable")]
+    return ImageSet([data.paths[i] for i in keep], code[keep], names, data.root)
 
 
 def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:
@@ -268,7 +308,9 @@ def run(args: argparse.Namespace) -> int:
     for src in sources:
         print(f"data: {src['lab']} = {src['root']} -- {src['n_images']} images"
               + (f", weight {src['weight']:g}" if len(sources) > 1 else "")
-              + (f", at most {src['per_class']} per class" if src["per_class"] else ""))
+              + (f", at most {src['per_class']} per class" if src["per_class"] else "")
+              + (f"; none of {', '.join(src['missing'])} (learnt from the other sources)"
+                 if src["missing"] and len(sources) > 1 else ""))
     print(f"{len(data.paths)} images, {len(classes)} classes")
     for c, k in zip(classes, counts, strict=True):
         print(f"  {c:>14s}: {k}")
