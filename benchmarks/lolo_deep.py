@@ -90,11 +90,13 @@ class NetSpec:
     epochs: int = 300
     threads: int = 1
     seed: int = 0
+    stain: str = "none"
 
     @property
     def name(self) -> str:
-        """Row label: model, normalisation, crop and recipe."""
-        return f"{self.model}-{self.norm}-{self.crop}-{self.recipe}"
+        """Row label: model, normalisation, crop, recipe and a stain normaliser if any."""
+        return f"{self.model}-{self.norm}-{self.crop}-{self.recipe}" + \
+            (f"-{self.stain}" if self.stain != "none" else "")
 
     def train_config(self, cache_dir: str | None) -> Any:
         """The :class:`deep.train.TrainConfig` (recipe applied)."""
@@ -107,11 +109,14 @@ class NetSpec:
             self.recipe, model=self.model, model_kwargs=kwargs, img_size=self.img_size,
             crop=self.crop, epochs=self.epochs, max_minutes=self.max_minutes, patience=0,
             threads=self.threads, seed=self.seed, split_seed=self.seed, progress=False,
-            cache_dir=cache_dir, device="cpu", tta=False)
+            cache_dir=cache_dir, device="cpu", tta=False, stain=self.stain)
 
 
 def _key(spec: NetSpec, paths: Sequence[str], y: np.ndarray, extra: str = "") -> str:
-    h = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+    fields = dataclasses.asdict(spec)
+    if fields["stain"] == "none":  # the key of the networks trained before the option
+        del fields["stain"]
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     h.update("\n".join(paths).encode())
     h.update(np.asarray(y, np.int64).tobytes())
     h.update(extra.encode())
@@ -154,9 +159,11 @@ def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Pa
     cfg = spec.train_config(cache_dir)
     if pretrained or overrides:
         cfg = dataclasses.replace(cfg, pretrained=pretrained, **(overrides or {}))
+    # a fine-tuned network sees its images through the stain normaliser it was trained with
+    stain = load_model(pretrained)[1].get("stain") if pretrained else None
     t0 = time.time()
     res = train_on_split(cfg, [*paths, paths[0]], np.r_[y, y[:1]], _all_train(len(y)),
-                         classes=list(CLASSES5), out=run)
+                         classes=list(CLASSES5), out=run, stain=stain)
     if res.skipped:
         print(f"  {len(res.skipped)} unreadable training image(s) skipped, e.g. "
               f"{next(iter(res.skipped))}", flush=True)
@@ -342,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="test-time adaptations, comma-separated: " + ", ".join(ADAPT))
     ap.add_argument("--crop", default="cell", choices=("center", "none", "cell"))
     ap.add_argument("--recipe", default="lab", help="training recipe (deep.recipes)")
+    ap.add_argument("--stain", default="none",
+                    help="stain normaliser fitted on the training images and applied to every "
+                         "image the networks see (deep.train --stain)")
     ap.add_argument("--img-size", type=int, default=64)
     ap.add_argument("--max-minutes", type=float, default=8.0,
                     help="training budget of each network (default 8)")
@@ -375,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         from deep.recipes import get_recipe
 
         get_recipe(args.recipe)
+        from wbc_classic.preprocess.stain import available_normalizers
+
+        if args.stain not in available_normalizers():
+            raise ValueError(f"unknown --stain {args.stain!r}; one of "
+                             f"{', '.join(available_normalizers())}")
         labs = load_labs(args.data, [s for s in args.labs.split(",") if s], seed=args.seed)
         pairs = lolo_pairs(labs)
         trains = [s for s in args.train.split(",") if s]
@@ -398,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     for norm in norms:
         spec = NetSpec(model=args.model, norm=norm, width=args.width, img_size=args.img_size,
                        crop=args.crop, recipe=args.recipe, max_minutes=args.max_minutes,
-                       epochs=args.epochs, threads=args.threads, seed=args.seed)
+                       epochs=args.epochs, threads=args.threads, seed=args.seed,
+                       stain=args.stain)
         for train in trains:
             mine = [p for p in pairs if p.train_name == train]
             print(f"# {spec.name}: training on {train} ({len(mine[0].train_y)} cells)",

@@ -720,7 +720,8 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         False for images that could not be read: left out of training and validation.
     stain : StainNormalizer or dict, optional
         With prepared ``images``: the normaliser already applied to them (recorded in the
-        metadata).
+        metadata). With image files: a fitted normaliser to apply instead of fitting
+        ``cfg.stain`` (fine-tuning keeps the one its network was trained with).
     device : torch.device or str, optional
 
     Returns
@@ -767,7 +768,12 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         from .cache import build_cache, deep_cache_dir
 
         paths = list(data)
-        norm = fit_normalizer(cfg.stain, [paths[i] for i in tr], n_ref=50, seed=cfg.seed)
+        if stain is not None:
+            from wbc_classic.preprocess.stain import normalizer_from_dict
+
+            norm = normalizer_from_dict(stain) if isinstance(stain, dict) else stain
+        else:
+            norm = fit_normalizer(cfg.stain, [paths[i] for i in tr], n_ref=50, seed=cfg.seed)
         # an unreadable image is skipped, reported and counted (as benchmarks.run does)
         cache = build_cache(paths, cfg.img_size, cache_dir=deep_cache_dir(cfg.cache_dir),
                             on_error="skip", crop=cfg.crop, crop_options=cfg.crop_options,

@@ -106,3 +106,31 @@ def test_bad_arguments_fail_before_any_training(labs_root, tmp_path, capsys):
                            "--out", str(tmp_path)]) == 2
     assert "--fewshot-replay" in capsys.readouterr().err
     assert not list(tmp_path.glob("nets/*"))
+
+
+def test_a_stain_normaliser_is_fitted_once_and_kept_by_the_fine_tuning(labs_root, tmp_path):
+    spec = lolo_deep.NetSpec(model="wbcnet", width=0.25, img_size=32, crop="center",
+                             recipe="default", epochs=1, max_minutes=1, stain="reinhard")
+    assert spec.name.endswith("-reinhard")
+    # a spec without a normaliser keeps the key of the networks trained before the option
+    plain = lolo_deep.NetSpec()
+    assert lolo_deep._key(plain, ["a.png"], [0]) == lolo_deep._key(
+        lolo_deep.NetSpec(stain="none"), ["a.png"], [0])
+    assert lolo_deep._key(spec, ["a.png"], [0]) != lolo_deep._key(
+        lolo_deep.NetSpec(model="wbcnet", width=0.25, img_size=32, crop="center",
+                          recipe="default", epochs=1, max_minutes=1), ["a.png"], [0])
+    labs = lolo_deep.load_labs(labs_root, ["pbc", "jtsc_seg"], seed=0)
+    pair = next(p for p in lolo_deep.lolo_pairs(labs) if p.train_name == "pbc")
+    _, meta, run = lolo_deep.train_network(spec, pair.train_paths, pair.train_y,
+                                           out=tmp_path, cache_dir=str(tmp_path / "c"))
+    assert meta["stain"]["name"] == "reinhard"
+    jtsc = labs["jtsc_seg"]
+    _, tuned, _ = lolo_deep.train_network(spec, list(jtsc.train_paths), jtsc.train_y,
+                                          out=tmp_path,
+                                          cache_dir=str(tmp_path / "c"),
+                                          pretrained=str(run / "best.pt"),
+                                          overrides={"epochs": 1, "max_minutes": None})
+    # not refitted on the fine-tuning images (another lab's): the base network's reference
+    assert tuned["stain"] == meta["stain"]
+    assert lolo_deep.main(["--data", str(labs_root), "--stain", "purple",
+                           "--out", str(tmp_path / "x")]) == 2
