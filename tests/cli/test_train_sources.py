@@ -85,6 +85,7 @@ def test_a_later_source_may_hold_some_of_the_classes(sources, tmp_path, capsys):
     # a lab that labelled only its lymphocytes and neutrophils, in class folders
     some = write_class_folders(tmp_path / "some", 3, classes=("neutrophil", "lymphocyte"),
                                size=96, seed=7)
+    (some / "smudge").mkdir()  # an empty folder of a class nobody asked for is ignored
     out = tmp_path / "m.skops"
     code = main(["train", "--data", f"main={a}", "--data", f"some={some}:3", "--classes",
                  *CLASSES, "--classifier", "logreg", "--cv", "0", "--out", str(out),
@@ -95,14 +96,18 @@ def test_a_later_source_may_hold_some_of_the_classes(sources, tmp_path, capsys):
     labs = {s["lab"]: s for s in load(out).metadata_["data"]["sources"]}
     assert labs["some"]["counts"] == {"eosinophil": 0, "lymphocyte": 3, "neutrophil": 3}
     assert labs["some"]["missing"] == ["eosinophil"] and labs["main"]["missing"] == []
-    # its images carry the labels of their folders, in the classes' order
+    # its images carry the labels of their folders, in the order the classes are given
+    order = ("neutrophil", "eosinophil", "lymphocyte")
     data, weight, lab, _ = load_sources([Source("main", a, 1.0), Source("some", some, 3.0)],
-                                        CLASSES)
-    mine = [(p.parent.name, CLASSES[y]) for p, y, w in zip(data.paths, data.y, weight,
-                                                           strict=True) if w == 3.0]
-    assert [c for _, c in mine] == ["lymphocyte"] * 3 + ["neutrophil"] * 3
+                                        order)
+    assert data.classes == order
+    mine = [(p.parent.name, order[y]) for p, y, w in zip(data.paths, data.y, weight,
+                                                         strict=True) if w == 3.0]
+    assert [c for _, c in mine] == ["neutrophil"] * 3 + ["lymphocyte"] * 3
     assert all(folder == c for folder, c in mine)
-    # without --classes the classes are the union of the sources'
+    assert all(p.parent.name == order[y] for p, y in zip(data.paths, data.y, strict=True))
+    # without --classes the classes are the union of the sources' (an empty folder is one)
+    (some / "smudge").rmdir()
     data, *_ = load_sources([Source("some", some, 1.0), Source("main", a, 1.0)], None)
     assert data.classes == tuple(sorted(CLASSES))
     # the first source is the reference: it must hold every class
@@ -110,6 +115,11 @@ def test_a_later_source_may_hold_some_of_the_classes(sources, tmp_path, capsys):
                  *CLASSES, "--classifier", "logreg", "--cv", "0",
                  "--out", str(tmp_path / "x.skops"), "--no-cache"]) == 2
     assert "the first --data source must hold every class" in capsys.readouterr().err
+    # ... and only that message says so
+    assert main(["train", "--data", f"none={tmp_path / 'nowhere'}", "--data", f"main={a}",
+                 "--classes", *CLASSES, "--classifier", "logreg", "--cv", "0",
+                 "--out", str(tmp_path / "x.skops"), "--no-cache"]) == 2
+    assert "must hold every class" not in capsys.readouterr().err
 
 
 def test_bad_sources_give_one_line_and_exit_2(sources, tmp_path, capsys):

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from wbc_classic.io.options import (
     int_range,
     n_jobs_value,
 )
+
+if TYPE_CHECKING:
+    from wbc_classic.data.datasets import ImageSet
 
 HELP = "train a classical (segmentation + features + classifier) leukocyte model"
 EXAMPLE = ("wbc-classic train --data ../shared/data/pbc --preset pbc8 --classifier svm "
@@ -191,8 +194,9 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
 
     Notes
     -----
-    The first source must hold every class asked for (it is the reference, e.g. PBC); a
-    later one may hold only some of them (a lab that labelled its neutrophils and
+    With ``classes`` given, the first source must hold every one of them (it is the
+    reference, e.g. PBC); without, the classes are those of all the sources together. A
+    later source may hold only some of them (a lab that labelled its neutrophils and
     lymphocytes only): its other classes are learnt from the other sources, and its entry
     in ``summary`` lists them under ``"missing"``.
 
@@ -219,16 +223,19 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
     if classes is None:
         names = tuple(sorted({c for s in sources for c in load_labelled(s.path).classes}))
         loaded = [_load_some_classes(s.path, names) for s in sources]
-    else:
-        try:
-            loaded = [load_labelled(sources[0].path, classes)]
-        except ValueError as exc:
-            if len(sources) == 1:
-                raise
-            raise ValueError(f"{exc} -- the first --data source must hold every class (the "
-                             "others may hold some); give the complete one first") from exc
+    elif len(sources) == 1:
+        loaded = [load_labelled(sources[0].path, classes)]
         names = tuple(loaded[0].classes)
-        loaded += [_load_some_classes(s.path, names) for s in sources[1:]]
+    else:
+        loaded = [_load_some_classes(s.path, classes) for s in sources]
+        names = tuple(loaded[0].classes)
+        lacking = [c for c, n in zip(names, np.bincount(loaded[0].y, minlength=len(names)),
+                                     strict=True) if n == 0]
+        if lacking:
+            raise ValueError(f"{sources[0].path}: no image of the class(es) "
+                             f"{', '.join(lacking)} -- the first --data source must hold "
+                             "every class (the others may hold some); give the complete "
+                             "one first")
     rng = np.random.default_rng(seed)
     paths, ys, weights, lab_of, summary = [], [], [], [], []
     for src, d in zip(sources, loaded, strict=True):
@@ -259,27 +266,29 @@ def load_sources(sources: Sequence[Source], classes: Sequence[str] | str | None,
     return data, np.concatenate(weights), np.asarray(lab_of), summary
 
 
-def _load_some_classes(root: Any, names: tuple[str, ...]) -> Any:
-    """The images of ``root`` of those of the classes ``names`` it holds, labelled in the
-    order of ``names`` (a ValueError when it holds none of them).
+def _load_some_classes(root: str | Path, classes: Sequence[str] | str) -> ImageSet:
+    """The images of ``root`` of those of ``classes`` it holds, labelled in their order.
 
-    A segmentation set's manifest already keeps the classes it has; class folders are
-    loaded whole and relabelled, in the order :func:`load_class_folders` gives (by class in
-    ``names`` order, then by path), so a folder holding every class loads as before.
+    A class ``root`` lacks (no folder, an empty folder, no manifest row) is left with no
+    image; folders of classes not asked for are ignored, empty or not.
+
+    Raises
+    ------
+    ValueError
+        ``root`` holds none of the classes, or cannot be loaded.
     """
-    from wbc_classic.data.datasets import ImageSet, is_segmentation_layout, load_labelled
+    from wbc_classic.data.datasets import (
+        is_segmentation_layout,
+        load_class_folders,
+        load_labelled,
+    )
 
     if is_segmentation_layout(Path(root)):
-        return load_labelled(root, names)
-    data = load_labelled(root)
-    index = {c: i for i, c in enumerate(names)}
-    code = np.array([index.get(c, -1) for c in data.classes], np.int64)[data.y]
-    keep = np.flatnonzero(code >= 0)
-    if keep.size == 0:
-        raise ValueError(f"{root}: no image of the classes {', '.join(names)} (its class "
-                         f"folders: {', '.join(data.classes)})")
-    keep = keep[np.argsort(code[keep], kind="stable")]
-    return ImageSet([data.paths[i] for i in keep], code[keep], names, data.root)
+        return load_labelled(root, classes)
+    data = load_class_folders(root, classes, missing="skip")
+    if len(data) == 0:
+        raise ValueError(f"{root}: no image of the classes {', '.join(data.classes)}")
+    return data
 
 
 def _resolve_classes(args: argparse.Namespace) -> Sequence[str] | str | None:

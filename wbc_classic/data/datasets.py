@@ -170,6 +170,7 @@ def load_class_folders(
     aliases: Mapping[str, str] | None = None,
     *,
     recursive: bool = False,
+    missing: str = "raise",
 ) -> ImageSet:
     """Load a class-per-folder tree (PBC, Raabin-WBC, LISC layouts).
 
@@ -192,6 +193,10 @@ def load_class_folders(
         Extra raw-name -> class-name aliases, overriding the built-in ones.
     recursive : bool, optional
         Also collect images in nested sub-folders of each class folder.
+    missing : {"raise", "skip"}, optional
+        What a requested class without a folder, or whose folders hold no image, does:
+        ``"raise"`` (default) a :class:`DatasetError`; ``"skip"`` leaves it with no image
+        (its label index is kept), for a source that holds only some of the classes.
 
     Returns
     -------
@@ -205,8 +210,10 @@ def load_class_folders(
         ``root`` does not exist.
     DatasetError
         ``root`` is not a folder or holds no class folders, a requested class has no folder,
-        or a class has no image files.
+        or a class has no image files (with ``missing="raise"``).
     """
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"missing must be 'raise' or 'skip', not {missing!r}")
     root_p = Path(root)
     if not root_p.exists():
         raise FileNotFoundError(f"data set root {str(root_p)!r} does not exist")
@@ -227,13 +234,13 @@ def load_class_folders(
 
     if wanted is None:
         wanted = tuple(sorted(folders))
-    else:
-        missing = [c for c in wanted if c not in folders]
-        if missing:
+    elif missing == "raise":
+        absent = [c for c in wanted if c not in folders]
+        if absent:
             found = ", ".join(f"{d.name!r}->{c!r}" for c, ds in sorted(folders.items())
                               for d in ds)
             raise DatasetError(
-                f"requested class(es) {missing} not found in {str(root_p)!r}; class folders "
+                f"requested class(es) {absent} not found in {str(root_p)!r}; class folders "
                 f"found: {found}"
             )
 
@@ -241,12 +248,12 @@ def load_class_folders(
     labels: list[int] = []
     for label, cname in enumerate(wanted):
         class_files: list[tuple[str, Path]] = []
-        for d in folders[cname]:
+        for d in folders.get(cname, []):
             files, skipped = _list_images(d, recursive)
             if skipped:
                 logger.info("skipped %d non-image file(s) in %s", skipped, d)
             if not files:
-                if len(folders[cname]) == 1:
+                if len(folders[cname]) == 1 and missing == "raise":
                     raise DatasetError(
                         f"class folder {str(d)!r} (class {cname!r}) contains no image files "
                         f"(extensions {sorted(IMAGE_EXTENSIONS)})"
@@ -254,6 +261,8 @@ def load_class_folders(
                 logger.warning("class folder %s (merged into %r) holds no images", d, cname)
             class_files += [(f"{d.name}/{f.relative_to(d).as_posix()}", f) for f in files]
         if not class_files:
+            if missing == "skip":
+                continue
             raise DatasetError(f"class {cname!r} has no image files in {str(root_p)!r} "
                                f"(folders: {[d.name for d in folders[cname]]})")
         class_files.sort(key=lambda t: t[0])
