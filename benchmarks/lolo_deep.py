@@ -144,7 +144,7 @@ def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Pa
     that is done is loaded, not trained again. ``pretrained`` (a checkpoint) and
     ``overrides`` (:class:`deep.train.TrainConfig` fields) make a fine-tuning run.
     """
-    from deep.checkpoint import load_model
+    from deep.checkpoint import load_checkpoint, load_model
     from deep.train import train_on_split
     from wbc_classic.io.atomic import atomic_write_text
 
@@ -160,7 +160,7 @@ def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Pa
     if pretrained or overrides:
         cfg = dataclasses.replace(cfg, pretrained=pretrained, **(overrides or {}))
     # a fine-tuned network sees its images through the stain normaliser it was trained with
-    stain = load_model(pretrained)[1].get("stain") if pretrained else None
+    stain = load_checkpoint(pretrained)["meta"].get("stain") if pretrained else None
     t0 = time.time()
     res = train_on_split(cfg, [*paths, paths[0]], np.r_[y, y[:1]], _all_train(len(y)),
                          classes=list(CLASSES5), out=run, stain=stain)
