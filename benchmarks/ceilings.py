@@ -28,7 +28,9 @@ Cross-validated rows test the cells of classes with at least :data:`MIN_TESTED` 
 (jtsc_seg's single basophil and cellavision_seg's 3 are not tested: they are in every
 training part of the PBC rows and left out of the lab-alone model); the other rows test
 every cell. Each row has the accuracy with a 95 % bootstrap interval and the
-balanced accuracy (:func:`wbc_classic.evaluation.metrics.evaluate`).
+balanced accuracy (:func:`wbc_classic.evaluation.metrics.evaluate`). Last, per lab, the
+*disputed labels*: the cells that every cross-validated row of every classifier calls
+another class than their label (:func:`disputed_labels`), a short list to look at again.
 
     python -m benchmarks.ceilings --classifiers logreg svm --out runs/ceilings.json
 """
@@ -38,12 +40,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.fewshot import TARGETS, features
+from benchmarks.fewshot import TARGETS, lab_cells
 
 #: Folds of the cross-validated rows.
 FOLDS = 5
@@ -105,9 +108,36 @@ def cross_validated(Xp: np.ndarray | None, yp: np.ndarray | None, Xt: np.ndarray
     return tested, pred[tested], kept
 
 
+def _wrong(rows: np.ndarray, pred: np.ndarray, yt: np.ndarray, images: Sequence[str],
+           names: tuple[str, ...]) -> list[dict[str, str]]:
+    """The tested cells predicted another class than their label: image, label, prediction."""
+    return [{"image": images[r], "label": names[yt[r]], "predicted": names[p]}
+            for r, p in zip(rows, pred, strict=True) if p != yt[r]]
+
+
+def disputed_labels(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells that every cross-validated row (of every classifier given) gets wrong: a model
+    of the lab's own cells and PBC plus the lab's other cells both disagree with their
+    label, a short list of labels worth a second look. Each: image, label, predictions."""
+    cv = [r for r in rows if "wrong" in r]
+    if not cv:
+        return []
+    common = set.intersection(*({w["image"] for w in r["wrong"]} for r in cv))
+    out: dict[str, dict[str, Any]] = {}
+    for r in cv:
+        for w in r["wrong"]:
+            if w["image"] in common:
+                d = out.setdefault(w["image"], {"image": w["image"], "label": w["label"],
+                                                "predicted": []})
+                d["predicted"].append(w["predicted"])
+    return [out[k] for k in sorted(out)]
+
+
 def lab_rows(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *,
-             classifier: str, weight: float) -> list[dict[str, Any]]:
-    """Every row of the table for one target lab and classifier."""
+             classifier: str, weight: float, images: Sequence[str] | None = None
+             ) -> list[dict[str, Any]]:
+    """Every row of the table for one target lab and classifier (``images``: the names of
+    the lab's cells, for the cross-validated rows' ``wrong`` lists)."""
     from wbc_classic.classical.adapt import class_mean_map
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.labels import PBC5_CLASSES
@@ -125,28 +155,33 @@ def lab_rows(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *,
     oracle = pbc._with_alignment(pbc._raw_map_alignment(slope, offset, len(yt)))
     out.append({"row": "class-means, true labels",
                 **_score(yt, oracle.predict_proba_features(Xt).argmax(axis=1), names)})
+    images = [str(i) for i in range(len(yt))] if images is None else list(images)
     rows, pred, kept = cross_validated(Xp, yp, Xt, yt, classifier=classifier, weight=weight)
     out.append({"row": f"PBC + lab labels, {FOLDS}-fold", "map_kept": kept,
-                **_score(yt[rows], pred, names)})
+                **_score(yt[rows], pred, names),
+                "wrong": _wrong(rows, pred, yt, images, names)})
     rows, pred, _ = cross_validated(None, None, Xt, yt, classifier=classifier, weight=weight)
-    out.append({"row": f"lab alone, {FOLDS}-fold", **_score(yt[rows], pred, names)})
+    out.append({"row": f"lab alone, {FOLDS}-fold", **_score(yt[rows], pred, names),
+                "wrong": _wrong(rows, pred, yt, images, names)})
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wbc_classic.classical.classifiers import CLASSIFIERS
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import load_class_folders, load_labelled
     from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir
+    from wbc_classic.io.options import float_range, int_range
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"])
+    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"],
+                    choices=sorted(CLASSIFIERS))
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--target-weight", type=float, default=30.0,
+    ap.add_argument("--target-weight", type=float_range(0, lo_open=True), default=30.0,
                     help="weight of the lab's labelled cells beside PBC's (as benchmarks.fewshot)")
-    ap.add_argument("--n-jobs", type=int, default=1, help="feature extraction workers")
+    ap.add_argument("--n-jobs", type=int_range(1), default=1, help="feature extraction workers")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="feature cache (default: $WBC_CACHE_DIR, else the per-user cache)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every row")
@@ -158,17 +193,15 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = WBCModel("logreg", classes=PBC5_CLASSES, cv=0, n_jobs=args.n_jobs,
                       cache_dir=resolve_cache_dir(args.cache_dir))
-    pbc = load_class_folders(args.data / "pbc", PBC5_CLASSES)
-    Xp, keep = features(engine, [str(p) for p in pbc.paths])
-    yp = pbc.y[keep]
+    Xp, yp, _ = lab_cells(engine, args.data / "pbc")
     results: list[dict[str, Any]] = []
     for target in args.targets:
-        lab = load_labelled(args.data / target, PBC5_CLASSES)
-        Xt, keep = features(engine, [str(p) for p in lab.paths])
-        yt = lab.y[keep]
+        Xt, yt, images = lab_cells(engine, args.data / target)
+        mine = []
         for classifier in args.classifiers:
             for row in lab_rows(Xp, yp, Xt, yt, classifier=classifier,
-                                weight=args.target_weight):
+                                weight=args.target_weight, images=images):
+                mine.append(row)
                 row.update(target=target, classifier=classifier)
                 results.append(row)
                 extra = (f", chose {row['chosen']}" if "chosen" in row else "") + \
@@ -177,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{target:16s} {classifier:7s} {row['row']:26s} "
                       f"{row['accuracy_text']}  balanced {row['balanced_accuracy']['value']:.3f}"
                       f"  ({row['n_test']} cells{extra})", flush=True)
+        disputed = disputed_labels(mine)
+        results.append({"target": target, "row": "disputed labels", "cells": disputed})
+        print(f"{target}: {len(disputed)} cells every cross-validated model calls another "
+              "class than their label (worth a second look): " + (", ".join(
+                  f"{d['image']} ({d['label']} -> {'/'.join(sorted(set(d['predicted'])))})"
+                  for d in disputed) or "none"), flush=True)
     if args.out:
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     return 0

@@ -32,6 +32,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,6 +67,27 @@ def features(model, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     res = model.extract(paths)
     good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
     return res.X[good], good
+
+
+class LabCells(NamedTuple):
+    """The usable cells of one labelled lab: features, labels (indices into
+    ``PBC5_CLASSES``) and image paths relative to the lab's folder, row for row."""
+
+    X: np.ndarray
+    y: np.ndarray
+    images: list[str]
+
+
+def lab_cells(engine: Any, root: Path) -> LabCells:
+    """The 5-class cells of the labelled lab at ``root`` (class folders or a segmentation
+    set) through ``engine``'s feature extraction (cached); unusable images are left out."""
+    from wbc_classic.data.datasets import load_labelled
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    lab = load_labelled(root, PBC5_CLASSES)
+    X, keep = features(engine, [str(p) for p in lab.paths])
+    return LabCells(X, lab.y[keep],
+                    [Path(lab.paths[i]).relative_to(root).as_posix() for i in keep])
 
 
 def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *, k: int,
@@ -104,7 +126,6 @@ def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, 
 def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.adapt import ADAPT_METHODS
     from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.datasets import load_class_folders, load_labelled
     from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir
@@ -127,14 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
     base = WBCModel(args.classifier, classes=PBC5_CLASSES, n_jobs=args.n_jobs, cv=0,
                     cache_dir=resolve_cache_dir(None))
-    pbc = load_class_folders(args.data / "pbc", PBC5_CLASSES)
-    Xp, keep = features(base, [str(p) for p in pbc.paths])
-    yp = pbc.y[keep]
+    Xp, yp, _ = lab_cells(base, args.data / "pbc")
     results: list[dict] = []
     for target in args.targets:
-        t = load_labelled(args.data / target, PBC5_CLASSES)
-        raw, keep = features(base, [str(p) for p in t.paths])
-        yt = t.y[keep]
+        raw, yt, _ = lab_cells(base, args.data / target)
         for adapt in args.adapt:
             Xt, chosen = raw, None
             if adapt not in ("none", "align"):

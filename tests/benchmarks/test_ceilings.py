@@ -29,18 +29,58 @@ def run(tmp_path_factory):
 
 
 def test_every_row_is_scored_on_the_lab(run):
-    assert [r["row"] for r in run] == ROWS
-    for r in run:
+    assert [r["row"] for r in run] == [*ROWS, "disputed labels"]
+    for r in run[:-1]:
         assert r["target"] == "jtsc_seg" and r["classifier"] == "logreg"
         assert sum(map(sum, r["confusion"])) == r["n_test"]
         assert 0.0 <= r["accuracy"]["value"] <= 1.0
     assert len(run[4]["map_kept"]) == ceilings.FOLDS
+    # the cross-validated rows list their errors by image name; the disputed labels are
+    # the errors they share
+    for r in run[4:6]:
+        wrong = r["wrong"]
+        assert len(wrong) == round(r["n_test"] * (1 - r["accuracy"]["value"]))
+        assert all(w["image"].startswith("images/") and w["image"].endswith(".png")
+                   and w["label"] != w["predicted"] for w in wrong)
+    shared = {w["image"] for w in run[4]["wrong"]} & {w["image"] for w in run[5]["wrong"]}
+    assert [d["image"] for d in run[-1]["cells"]] == sorted(shared)
+
+
+def test_disputed_labels_are_the_errors_every_row_shares():
+    rows = [{"wrong": [{"image": "a", "label": "x", "predicted": "y"},
+                       {"image": "b", "label": "x", "predicted": "z"}]},
+            {"wrong": [{"image": "b", "label": "x", "predicted": "y"}]},
+            {"row": "as trained"}]
+    assert ceilings.disputed_labels(rows) == [
+        {"image": "b", "label": "x", "predicted": ["z", "y"]}]
+    assert ceilings.disputed_labels([{"row": "as trained"}]) == []
+
+
+def test_cells_with_swapped_labels_are_listed_as_disputed():
+    from features import FeatureExtractor
+
+    rng = np.random.default_rng(1)
+    width = len(FeatureExtractor().get_feature_names_out())
+    means = 2.0 * rng.normal(size=(5, width))  # five well-separated classes
+    yp = np.repeat(np.arange(5), 20)
+    Xp = rng.normal(size=(yp.size, width)) + means[yp]
+    y_true = np.repeat(np.arange(5), 10)
+    Xt = rng.normal(size=(y_true.size, width)) + means[y_true]
+    yt = y_true.copy()
+    yt[[3, 27]] = [4, 0]  # two labels the features contradict
+    names = [f"images/{i:03d}.png" for i in range(yt.size)]
+    rows = ceilings.lab_rows(Xp, yp, Xt, yt, classifier="logreg", weight=1.0, images=names)
+    disputed = ceilings.disputed_labels(rows)
+    assert [d["image"] for d in disputed] == ["images/003.png", "images/027.png"]
+    assert [d["label"] for d in disputed] == ["neutrophil", "basophil"]
+    assert all(set(d["predicted"]) == {c} for d, c in zip(
+        disputed, ["basophil", "lymphocyte"], strict=True))
 
 
 def test_a_model_of_the_lab_own_cells_separates_its_classes(run):
     # the synthetic classes differ in shape and size: a model of the lab's own labelled
     # cells must do far better than chance (0.2), whatever the stain shift
-    assert run[-1]["accuracy"]["value"] >= 0.6
+    assert run[5]["row"] == "lab alone, 5-fold" and run[5]["accuracy"]["value"] >= 0.6
 
 
 def test_cross_validation_tests_only_classes_with_enough_cells():
