@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.fewshot import TARGETS, lab_cells
+from benchmarks.labcells import add_lab_arguments, load_labs
 
 #: Folds of the cross-validated rows.
 FOLDS = 5
@@ -167,36 +167,19 @@ def lab_rows(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wbc_classic.classical.classifiers import CLASSIFIERS
-    from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
-    from wbc_classic.io.cachedir import resolve_cache_dir
-    from wbc_classic.io.options import float_range, int_range
+    from wbc_classic.io.options import float_range
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"],
-                    choices=sorted(CLASSIFIERS))
-    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    add_lab_arguments(ap, classifiers=True)
     ap.add_argument("--target-weight", type=float_range(0, lo_open=True), default=30.0,
                     help="weight of the lab's labelled cells beside PBC's (as benchmarks.fewshot)")
-    ap.add_argument("--n-jobs", type=int_range(1), default=1, help="feature extraction workers")
-    ap.add_argument("--cache-dir", type=Path, default=None,
-                    help="feature cache (default: $WBC_CACHE_DIR, else the per-user cache)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every row")
     args = ap.parse_args(argv)
-    for name in ("pbc", *args.targets):
-        if not (args.data / name).is_dir():
-            ap.error(f"{args.data / name} is not a folder (--data: the folder holding pbc "
-                     "and the target labs)")
-
-    engine = WBCModel("logreg", classes=PBC5_CLASSES, cv=0, n_jobs=args.n_jobs,
-                      cache_dir=resolve_cache_dir(args.cache_dir))
-    Xp, yp, _ = lab_cells(engine, args.data / "pbc")
+    (Xp, yp, _), labs = load_labs(ap, args)
     results: list[dict[str, Any]] = []
     for target in args.targets:
-        Xt, yt, images = lab_cells(engine, args.data / target)
+        Xt, yt, images = labs[target]
         mine = []
         for classifier in args.classifiers:
             for row in lab_rows(Xp, yp, Xt, yt, classifier=classifier,

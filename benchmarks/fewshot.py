@@ -32,11 +32,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 
-TARGETS = ("jtsc_seg", "cellavision_seg")
+from benchmarks.labcells import add_lab_arguments, load_labs
 
 
 def pick_per_class(y: np.ndarray, k: int, n_classes: int, seed: int) -> np.ndarray:
@@ -60,34 +59,6 @@ def interval(values: list[float]) -> tuple[float, float, float]:
         return m, m, m
     h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
     return m, max(m - h, 0.0), min(m + h, 1.0)
-
-
-def features(model, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(X of the usable images, their indices) through the model's feature engine."""
-    res = model.extract(paths)
-    good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
-    return res.X[good], good
-
-
-class LabCells(NamedTuple):
-    """The usable cells of one labelled lab: features, labels (indices into
-    ``PBC5_CLASSES``) and image paths relative to the lab's folder, row for row."""
-
-    X: np.ndarray
-    y: np.ndarray
-    images: list[str]
-
-
-def lab_cells(engine: Any, root: Path) -> LabCells:
-    """The 5-class cells of the labelled lab at ``root`` (class folders or a segmentation
-    set) through ``engine``'s feature extraction (cached); unusable images are left out."""
-    from wbc_classic.data.datasets import load_labelled
-    from wbc_classic.data.labels import PBC5_CLASSES
-
-    lab = load_labelled(root, PBC5_CLASSES)
-    X, keep = features(engine, [str(p) for p in lab.paths])
-    return LabCells(X, lab.y[keep],
-                    [Path(lab.paths[i]).relative_to(root).as_posix() for i in keep])
 
 
 def curve_point(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *, k: int,
@@ -128,30 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
-    from wbc_classic.io.cachedir import resolve_cache_dir
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_lab_arguments(ap)
     ap.add_argument("--classifier", default="svm")
     ap.add_argument("--ks", type=int, nargs="+", default=[0, 5, 10, 25])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--target-weight", type=float, nargs="+", default=[1.0, 20.0])
-    ap.add_argument("--targets", nargs="+", default=list(TARGETS))
     ap.add_argument("--adapt", nargs="+", default=["none", "standardize"],
                     choices=["none", *ADAPT_METHODS, "align"],
                     help="none; standardize / coral / class-means / auto: the target's "
                          "unlabelled cells aligned first (wbc-classic adapt --method); "
                          "align: the k labelled cells align the lab (train --align)")
-    ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    base = WBCModel(args.classifier, classes=PBC5_CLASSES, n_jobs=args.n_jobs, cv=0,
-                    cache_dir=resolve_cache_dir(None))
-    Xp, yp, _ = lab_cells(base, args.data / "pbc")
+    (Xp, yp, _), labs = load_labs(ap, args)
     results: list[dict] = []
     for target in args.targets:
-        raw, yt, _ = lab_cells(base, args.data / target)
+        raw, yt, _ = labs[target]
         for adapt in args.adapt:
             Xt, chosen = raw, None
             if adapt not in ("none", "align"):

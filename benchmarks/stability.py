@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.fewshot import TARGETS, lab_cells
+from benchmarks.labcells import add_lab_arguments, load_labs
 
 #: The adaptations scored: the lab's cells as they are, and the class-mean map.
 ADAPTATIONS = ("none", "class-means")
@@ -84,18 +84,11 @@ def summarise(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, di
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print one line per classifier, target and adaptation."""
-    from wbc_classic.classical.classifiers import CLASSIFIERS
-    from wbc_classic.classical.model import WBCModel
-    from wbc_classic.data.labels import PBC5_CLASSES
     from wbc_classic.io.atomic import atomic_write_text
-    from wbc_classic.io.cachedir import resolve_cache_dir
     from wbc_classic.io.options import float_range, int_range
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--classifiers", nargs="+", default=["logreg", "svm"],
-                    choices=sorted(CLASSIFIERS))
-    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    add_lab_arguments(ap, classifiers=True)
     ap.add_argument("--repeats", type=int_range(1), default=5,
                     help="perturbed refits besides the unperturbed one")
     ap.add_argument("--noise", type=float_range(0, lo_open=True), default=1e-5,
@@ -104,18 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                     help='JSON overrides of the classifier\'s parameters, e.g. '
                          '\'{"tol": 1e-8, "max_iter": 50000, "C": 0.03}\' for logreg')
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-jobs", type=int_range(1), default=1, help="feature extraction workers")
     ap.add_argument("--out", type=Path, default=None, help="JSON report (atomic)")
     args = ap.parse_args(argv)
-    for name in ("pbc", *args.targets):
-        if not (args.data / name).is_dir():
-            ap.error(f"{args.data / name} is not a folder (--data: the folder holding pbc "
-                     "and the target labs)")
-
-    engine = WBCModel("logreg", classes=PBC5_CLASSES, cv=0, n_jobs=args.n_jobs,
-                      cache_dir=resolve_cache_dir(None))
-    Xp, yp, _ = lab_cells(engine, args.data / "pbc")
-    labs = {t: lab_cells(engine, args.data / t)[:2] for t in args.targets}
+    (Xp, yp, _), cells = load_labs(ap, args)
+    labs = {t: (c.X, c.y) for t, c in cells.items()}
     report: dict[str, Any] = {"noise": args.noise, "repeats": args.repeats, "seed": args.seed,
                               "params": args.params, "n_pbc": int(len(yp)), "classifiers": {}}
     for classifier in args.classifiers:
@@ -128,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             iterations.append(n_iter)
         summary = summarise(runs)
         report["classifiers"][classifier] = {"scores": summary, "iterations": iterations}
-        its = ("" if iterations[0] is None else
-               f"; solver iterations {min(iterations)}-{max(iterations)}")
+        counted = [i for i in iterations if i is not None]
+        its = f"; solver iterations {min(counted)}-{max(counted)}" if counted else ""
         for target, by_adapt in summary.items():
             for adapt, s in by_adapt.items():
                 print(f"{classifier:8s} {target:16s} {adapt:12s} {s['unperturbed']:.3f} "

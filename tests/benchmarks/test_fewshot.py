@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from benchmarks import fewshot
+from benchmarks import fewshot, labcells
 from wbc_classic.data.synthetic_sets import write_class_folders, write_segmentation_set
 
 
@@ -34,7 +34,7 @@ def test_lab_cells_names_images_relative_to_the_lab(tmp_path):
 
     write_segmentation_set(tmp_path / "lab", 10, seed=3, size=64)
     engine = WBCModel("logreg", classes=PBC5_CLASSES, cv=0)
-    cells = fewshot.lab_cells(engine, tmp_path / "lab")
+    cells = labcells.lab_cells(engine, tmp_path / "lab")
     assert len(cells.X) == len(cells.y) == len(cells.images) > 0
     assert all(name.startswith("images/") for name in cells.images)
     assert set(np.unique(cells.y)) <= set(range(len(PBC5_CLASSES)))
