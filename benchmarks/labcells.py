@@ -43,8 +43,15 @@ def lab_cells(engine: Any, root: Path) -> LabCells:
 
     lab = load_labelled(root, PBC5_CLASSES)
     X, keep = features(engine, [str(p) for p in lab.paths])
-    return LabCells(X, lab.y[keep],
-                    [Path(lab.paths[i]).relative_to(root).as_posix() for i in keep])
+    return LabCells(X, lab.y[keep], [_name(Path(lab.paths[i]), root) for i in keep])
+
+
+def _name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (a manifest may list paths elsewhere: then whole)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def add_lab_arguments(ap: argparse.ArgumentParser, *, classifiers: bool = False) -> None:
@@ -57,7 +64,8 @@ def add_lab_arguments(ap: argparse.ArgumentParser, *, classifiers: bool = False)
                     help="the folder holding pbc and the target labs (../shared/data)")
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--n-jobs", type=int_range(1), default=1,
-                    help="workers of the feature extraction (and of the classifier)")
+                    help="parallel workers of the feature extraction (benchmarks.fewshot: "
+                         "also of its classifiers)")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="feature cache (default: $WBC_CACHE_DIR, else the per-user cache)")
     if classifiers:
