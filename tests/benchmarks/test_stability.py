@@ -67,10 +67,10 @@ def test_the_first_fit_is_unperturbed_and_the_others_perturbed(labs, monkeypatch
 def test_params_reach_the_classifier():
     from sklearn.linear_model import LogisticRegression
 
+    from features import FeatureExtractor
+    from wbc_classic.classical.classifiers import final_estimator
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.labels import PBC5_CLASSES
-
-    from features import FeatureExtractor
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(5), 8)
@@ -79,8 +79,6 @@ def test_params_reach_the_classifier():
     model = WBCModel("logreg", classes=PBC5_CLASSES, cv=0,
                      classifier_params={"params": {"C": 0.03, "max_iter": 7}}
                      ).fit_features(X, y)
-    from wbc_classic.classical.classifiers import final_estimator
-
     clf = final_estimator(model.estimator_.pipeline_)
     assert isinstance(clf, LogisticRegression) and clf.C == 0.03 and clf.max_iter == 7
     assert stability.solver_iterations(model) == int(np.max(clf.n_iter_))
