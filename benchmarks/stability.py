@@ -50,18 +50,6 @@ def solver_iterations(model: Any) -> int | None:
     return None if n_iter is None else int(np.max(n_iter))
 
 
-def json_object(text: str) -> dict[str, Any]:
-    """An argparse ``type=``: a JSON object (``{"C": 0.03}``), else a one-line error."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"C\": 0.03}}', "
-                                         f"not {text!r}")
-    return value
-
-
 def scores(Xp: np.ndarray, yp: np.ndarray, labs: dict[str, tuple[np.ndarray, np.ndarray]],
            *, classifier: str, params: dict[str, Any] | None = None
            ) -> tuple[dict[str, dict[str, float]], int | None]:
@@ -99,7 +87,7 @@ def summarise(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, di
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print one line per classifier, target and adaptation."""
     from wbc_classic.io.atomic import atomic_write_text
-    from wbc_classic.io.options import float_range, int_range
+    from wbc_classic.io.options import float_range, int_range, json_object
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_lab_arguments(ap, classifiers=True)

@@ -62,6 +62,7 @@ from wbc_classic.io.options import (
     NamesAction,
     float_range,
     int_range,
+    json_object,
     log_to_stderr,
 )
 
@@ -1003,16 +1004,6 @@ EXAMPLE = """example:
 """
 
 
-def _json_dict(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"width\": 0.5}'")
-    return value
-
-
 def _lazy_choices(name: str | tuple[str, ...]) -> tuple[str, ...]:
     if name == "crops":
         from .cache import CROPS
@@ -1071,7 +1062,7 @@ def build_parser(*, only_given: bool = False) -> argparse.ArgumentParser:
             continue
         name = flag or f"--{f.name.replace('_', '-')}"
         if typing.get_origin(base) is dict:
-            kw["type"] = _json_dict
+            kw["type"] = json_object
             kw["metavar"] = "JSON"
         elif typing.get_origin(base) is list:
             kw["nargs"] = "+"

@@ -114,7 +114,7 @@ def test_summary_of_runs():
 def test_bad_arguments_stop_before_any_work(labs, tmp_path, capsys):
     cases = [(["--data", str(labs), "--noise", "0"], "--noise"),
              (["--data", str(tmp_path)], "is not a folder"),
-             (["--data", str(labs), "--params", "{bad"], "not JSON"),
+             (["--data", str(labs), "--params", "{bad"], "is not valid JSON"),
              (["--data", str(labs), "--params", "[1]"], "must be a JSON object"),
              (["--data", str(labs), "--classifiers", "logreg", "--params", '{"bogus": 1}'],
               "Invalid parameter 'bogus'"),
