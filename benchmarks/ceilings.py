@@ -180,11 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for target in args.targets:
         Xt, yt, images = labs[target]
-        mine = []
         for classifier in args.classifiers:
             for row in lab_rows(Xp, yp, Xt, yt, classifier=classifier,
                                 weight=args.target_weight, images=images):
-                mine.append(row)
                 row.update(target=target, classifier=classifier)
                 results.append(row)
                 extra = (f", chose {row['chosen']}" if "chosen" in row else "") + \
@@ -193,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{target:16s} {classifier:7s} {row['row']:26s} "
                       f"{row['accuracy_text']}  balanced {row['balanced_accuracy']['value']:.3f}"
                       f"  ({row['n_test']} cells{extra})", flush=True)
-        disputed = disputed_labels(mine)
+        disputed = disputed_labels([r for r in results if r["target"] == target])
         results.append({"target": target, "row": "disputed labels", "cells": disputed})
         print(f"{target}: {len(disputed)} cells every cross-validated model calls another "
               "class than their label (worth a second look): " + (", ".join(
