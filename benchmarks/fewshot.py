@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                     n_jobs=args.n_jobs).fit_features(Xp, yp)
                 adapted = pbc_only.adapt_features(raw, method=adapt)
                 chosen = adapted.metadata_["adaptation"].get("chosen")
-                Xt = adapted._aligned(raw)
+                Xt = adapted.aligned_features(raw)
             for wi, w in enumerate(args.target_weight):
                 # k = 0 does not depend on the weight: once per target and adaptation
                 # (align needs labelled target cells: no k = 0)

@@ -53,7 +53,8 @@ from wbc_classic.evaluation.shift import AUTO_MAP_FLAGGED
 __all__ = ["ADAPT_METHODS", "ALIGNMENTS", "AUTO_MAP_FLAGGED", "CLASS_MEANS",
            "CLASS_MEANS_SHRINK", "METHODS", "MIN_CELLS", "MIN_DOMAIN_SAMPLES",
            "PSEUDO_LABEL_ROUNDS", "FeatureAlignment", "affine_from_class_means",
-           "class_mean_map", "coral", "coral_matrix", "fit_alignment", "standardize_per_domain"]
+           "class_mean_map", "confident_rows", "coral", "coral_matrix", "fit_alignment",
+           "standardize_per_domain"]
 
 #: alignment methods that need no labels (``wbc-classic adapt --method``)
 METHODS = ("standardize", "coral")
@@ -212,6 +213,29 @@ def fit_alignment(Z: np.ndarray, *, method: str = "standardize",
         Ct = LedoitWolf(assume_centered=True).fit((Z - mean) / std).covariance_
         matrix = coral_matrix(Ct, Cs)
     return FeatureAlignment(method, mean, std, matrix, int(Z.shape[0]))
+
+
+def confident_rows(proba: np.ndarray) -> dict[int, np.ndarray]:
+    """The confident half of each predicted class: the pseudo-labels of the class-mean map.
+
+    Parameters
+    ----------
+    proba : ndarray of float, shape (n, K)
+        Class probabilities of a lab's cells.
+
+    Returns
+    -------
+    dict of int to ndarray of int
+        For every class predicted at least once (the argmax), the rows predicted as it whose
+        probability of it is at least the median over those rows, in increasing order.
+    """
+    proba = np.asarray(proba)
+    pred, conf = proba.argmax(axis=1), proba.max(axis=1)
+    out = {}
+    for c in np.unique(pred):
+        rows = np.flatnonzero(pred == c)
+        out[int(c)] = rows[conf[rows] >= np.median(conf[rows])]
+    return out
 
 
 def class_mean_map(X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray, *,

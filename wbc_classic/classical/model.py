@@ -826,7 +826,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Columns in :attr:`classes_` order; rows sum to 1.
         """
         self._check_fitted()
-        X = self._aligned(np.asarray(X, dtype=np.float32))
+        X = self.aligned_features(np.asarray(X, dtype=np.float32))
         if X.shape[0] == 0:
             return np.zeros((0, len(self.classes_)))
         with _one_blas_thread():
@@ -846,8 +846,22 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             raise ValueError("this model's classifier has no 'scale' step to align features in")
         return scaler
 
-    def _aligned(self, X: np.ndarray) -> np.ndarray:
-        """Raw feature rows moved by the model's :attr:`alignment_` (unchanged without one)."""
+    def aligned_features(self, X: np.ndarray) -> np.ndarray:
+        """Feature rows as this model's classifier receives them: moved by its
+        :attr:`alignment_` (from ``adapt`` or ``train --align``), unchanged without one.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, F)
+            Raw features, as :meth:`extract` gives them.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, F)
+            On the training cells' scale: rows of the adapted lab can be pooled with the
+            training rows (e.g. to refit on both).
+        """
+        X = np.asarray(X, dtype=np.float32)
         align = self.__dict__.get("alignment_")
         if align is None or X.shape[0] == 0:
             return X
@@ -1063,7 +1077,11 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     def _pseudo_label_alignment(self, X: np.ndarray) -> Any:
         """The class-mean alignment of unlabelled rows, their labels the model's own
         confident predictions (``adapt --method class-means``, see :meth:`adapt`)."""
-        from wbc_classic.classical.adapt import PSEUDO_LABEL_ROUNDS, affine_from_class_means
+        from wbc_classic.classical.adapt import (
+            PSEUDO_LABEL_ROUNDS,
+            affine_from_class_means,
+            confident_rows,
+        )
 
         means = self.__dict__.get("class_means_")
         if means is None:
@@ -1074,17 +1092,12 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         m, s = scaler.mean_, scaler.scale_  # the prior's units: the training rows' spread
         alignment, mapped = self._fit_alignment(X, "standardize"), False
         for _ in range(PSEUDO_LABEL_ROUNDS):
-            proba = self._with_alignment(alignment).predict_proba_features(X)
-            pred, conf = proba.argmax(axis=1), proba.max(axis=1)
-            classes = [c for c in np.unique(pred) if np.isfinite(means[c]).all()]
+            sure = confident_rows(self._with_alignment(alignment).predict_proba_features(X))
+            classes = [c for c in sure if np.isfinite(means[c]).all()]
             if len(classes) < 2:  # everything called one class: no class structure to match
                 break
-            lab_means, counts = [], []
-            for c in classes:
-                rows = np.flatnonzero(pred == c)
-                sure = rows[conf[rows] >= np.median(conf[rows])]
-                lab_means.append(X[sure].mean(axis=0, dtype=np.float64))
-                counts.append(sure.size)
+            lab_means = [X[sure[c]].mean(axis=0, dtype=np.float64) for c in classes]
+            counts = [sure[c].size for c in classes]
             slope, offset = affine_from_class_means(np.stack(lab_means), np.array(counts),
                                                     means[classes], m, s)
             alignment, mapped = self._raw_map_alignment(slope, offset, X.shape[0]), True
@@ -1114,7 +1127,8 @@ class WBCModel(ClassifierMixin, BaseEstimator):
         if scorer is None or X.shape[0] == 0:
             return np.full(X.shape[0], np.nan), np.zeros(X.shape[0], bool)
         with _one_blas_thread():
-            scores = scorer.score_samples(_classifier_view(self.estimator_, self._aligned(X)))
+            scores = scorer.score_samples(
+                _classifier_view(self.estimator_, self.aligned_features(X)))
         return scores, ~(scores <= scorer.threshold_)
 
     def predict_proba(self, X: Sequence[Any], *,
