@@ -46,22 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.labcells import add_lab_arguments, load_labs
+from benchmarks.labcells import add_lab_arguments, fit_lab_model, load_labs, score
 
 #: Folds of the cross-validated rows.
 FOLDS = 5
 #: Fewest cells of a class for it to be tested in the cross-validated rows: every training
 #: part then holds at least 5 of it (what the SVM's 5-fold calibration needs).
 MIN_TESTED = FOLDS + 2
-
-
-def _score(y: np.ndarray, pred: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
-    from wbc_classic.evaluation.metrics import evaluate
-
-    ev = evaluate(y, pred, n_classes=len(names), class_names=names, seed=0)
-    acc, bal = ev.metrics["accuracy"], ev.metrics["balanced_accuracy"]
-    return {"n_test": int(y.size), "accuracy": acc.to_dict(), "balanced_accuracy": bal.to_dict(),
-            "accuracy_text": acc.format(), "confusion": ev.confusion.tolist()}
 
 
 def cross_validated(Xp: np.ndarray | None, yp: np.ndarray | None, Xt: np.ndarray,
@@ -90,10 +81,8 @@ def cross_validated(Xp: np.ndarray | None, yp: np.ndarray | None, Xt: np.ndarray
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     for tr, te in folds.split(tested, yt[tested]):
         if Xp is None:
-            present = [PBC5_CLASSES[c] for c in np.unique(yt[tested])]
-            model = WBCModel(classifier, classes=present, cv=0, seed=seed).fit_features(
-                Xt[tested[tr]], np.asarray(PBC5_CLASSES)[yt[tested[tr]]])
-            to_pbc5 = np.array([PBC5_CLASSES.index(c) for c in present])
+            model, to_pbc5 = fit_lab_model(classifier, Xt[tested[tr]], yt[tested[tr]],
+                                           seed=seed)
         else:
             rows = np.sort(np.r_[tested[tr], always])
             model = WBCModel(classifier, classes=PBC5_CLASSES, cv=0, seed=seed)
@@ -145,23 +134,23 @@ def lab_rows(Xp: np.ndarray, yp: np.ndarray, Xt: np.ndarray, yt: np.ndarray, *,
     names = tuple(PBC5_CLASSES)
     pbc = WBCModel(classifier, classes=PBC5_CLASSES, cv=0).fit_features(Xp, yp)
     out = [{"row": "as trained",
-            **_score(yt, pbc.predict_proba_features(Xt).argmax(axis=1), names)}]
+            **score(yt, pbc.predict_proba_features(Xt).argmax(axis=1))}]
     for method in ("auto", "class-means"):
         adapted = pbc.adapt_features(Xt, method=method)
         out.append({"row": f"adapt {method}",
                     "chosen": adapted.metadata_["adaptation"].get("chosen", method),
-                    **_score(yt, adapted.predict_proba_features(Xt).argmax(axis=1), names)})
+                    **score(yt, adapted.predict_proba_features(Xt).argmax(axis=1))})
     slope, offset = class_mean_map(Xt, yt, Xp, yp)
     oracle = pbc._with_alignment(pbc._raw_map_alignment(slope, offset, len(yt)))
     out.append({"row": "class-means, true labels",
-                **_score(yt, oracle.predict_proba_features(Xt).argmax(axis=1), names)})
+                **score(yt, oracle.predict_proba_features(Xt).argmax(axis=1))})
     images = [str(i) for i in range(len(yt))] if images is None else list(images)
     rows, pred, kept = cross_validated(Xp, yp, Xt, yt, classifier=classifier, weight=weight)
     out.append({"row": f"PBC + lab labels, {FOLDS}-fold", "map_kept": kept,
-                **_score(yt[rows], pred, names),
+                **score(yt[rows], pred),
                 "wrong": _wrong(rows, pred, yt, images, names)})
     rows, pred, _ = cross_validated(None, None, Xt, yt, classifier=classifier, weight=weight)
-    out.append({"row": f"lab alone, {FOLDS}-fold", **_score(yt[rows], pred, names),
+    out.append({"row": f"lab alone, {FOLDS}-fold", **score(yt[rows], pred),
                 "wrong": _wrong(rows, pred, yt, images, names)})
     return out
 

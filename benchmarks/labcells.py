@@ -54,6 +54,63 @@ def _name(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def score(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy and balanced accuracy with 95 % bootstrap intervals, and the confusion
+    matrix, of predictions of 5-class cells (:func:`wbc_classic.evaluation.metrics.evaluate`,
+    seed 0).
+
+    Parameters
+    ----------
+    y, pred : ndarray of int, shape (n,)
+        Labels and predictions, indices into ``PBC5_CLASSES``.
+
+    Returns
+    -------
+    dict
+        ``n_test``, ``accuracy`` and ``balanced_accuracy`` (value and interval),
+        ``accuracy_text`` and ``confusion`` (list of lists).
+    """
+    from wbc_classic.data.labels import PBC5_CLASSES
+    from wbc_classic.evaluation.metrics import evaluate
+
+    names = tuple(PBC5_CLASSES)
+    ev = evaluate(y, pred, n_classes=len(names), class_names=names, seed=0)
+    acc, bal = ev.metrics["accuracy"], ev.metrics["balanced_accuracy"]
+    return {"n_test": int(y.size), "accuracy": acc.to_dict(), "balanced_accuracy": bal.to_dict(),
+            "accuracy_text": acc.format(), "confusion": ev.confusion.tolist()}
+
+
+def fit_lab_model(classifier: str, X: np.ndarray, y: np.ndarray, *, seed: int = 0
+                  ) -> tuple[Any, np.ndarray]:
+    """A model of one lab's cells alone, over the classes ``y`` holds.
+
+    Parameters
+    ----------
+    classifier : str
+        A :data:`wbc_classic.classical.classifiers.CLASSIFIERS` name.
+    X : ndarray, shape (n, F)
+        The lab's cells (raw features; the model's scaler standardises them by the lab).
+    y : ndarray of int, shape (n,)
+        Their labels, indices into ``PBC5_CLASSES``; at least 2 classes.
+    seed : int, default 0
+
+    Returns
+    -------
+    model : WBCModel
+        Fitted; its probability columns are the classes present, in ``PBC5_CLASSES`` order.
+    to_pbc5 : ndarray of int, shape (C,)
+        The ``PBC5_CLASSES`` index of each of its columns.
+    """
+    from wbc_classic.classical.model import WBCModel
+    from wbc_classic.data.labels import PBC5_CLASSES
+
+    present = np.unique(y)
+    names = [PBC5_CLASSES[c] for c in present]
+    model = WBCModel(classifier, classes=names, cv=0, seed=seed).fit_features(
+        X, np.asarray(PBC5_CLASSES)[y])
+    return model, present.astype(np.int64)
+
+
 def add_lab_arguments(ap: argparse.ArgumentParser, *, classifiers: bool = False) -> None:
     """``--data``, ``--targets``, ``--n-jobs`` and ``--cache-dir``; with ``classifiers``
     also ``--classifiers`` (several registry names, default logreg and svm)."""

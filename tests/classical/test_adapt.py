@@ -192,6 +192,24 @@ def test_fit_features_aligns_the_lab_rows_and_maps_every_later_input(tmp_path):
     assert "alignment_" not in again.__dict__ and "adaptation" not in again.metadata_
 
 
+def test_aligned_features_are_what_the_classifier_receives():
+    X_ref, y_ref, X_few, y_few, X_test, *_ = _lab_pair(n_features=N_GEOMETRY)
+    X = np.vstack([X_ref, X_few]).astype(np.float32)
+    target = np.r_[np.zeros(len(y_ref), bool), np.ones(len(y_few), bool)]
+    plain = _model().fit_features(X, np.r_[y_ref, y_few])
+    aligned = _model().fit_features(X, np.r_[y_ref, y_few], align_rows=target,
+                                    align_check=False)
+    X64 = np.asarray(X_test, np.float64)
+    out = plain.aligned_features(X64)          # no map: the rows as they are, in float32
+    assert out.dtype == np.float32 and np.array_equal(out, X64.astype(np.float32))
+    assert aligned.aligned_features(X64[:0]).shape == (0, X64.shape[1])
+    moved = aligned.aligned_features(X64)
+    assert moved.dtype == np.float32 and not np.allclose(moved, X64)
+    # the model's probabilities are its classifier's on the moved rows
+    np.testing.assert_allclose(aligned.predict_proba_features(X64),
+                               aligned.estimator_.predict_proba(moved), atol=1e-6)
+
+
 def test_the_check_drops_a_map_that_does_not_help():
     """A lab like the reference: the map can only add noise, and the cross-validation on
     the lab's cells decides; without the check the map is always kept."""

@@ -785,7 +785,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
     def _raw_map_alignment(self, slope: np.ndarray, offset: np.ndarray, n_cells: int) -> Any:
         """The :class:`~wbc_classic.classical.adapt.FeatureAlignment` of a raw-feature map
         ``x' = slope * x + offset``, expressed in the fitted scaler's space (where
-        :meth:`_aligned` applies it)."""
+        :meth:`aligned_features` applies it)."""
         from wbc_classic.classical.adapt import FeatureAlignment
 
         scaler = self._scaler()
