@@ -15,6 +15,9 @@ Measured before the shipped fit (all numbers go in the card):
 
 The candidates (``--classifiers``) are compared on those numbers; the best one that keeps
 PBC test >= 0.99 (by mean left-out accuracy) is fitted on everything and saved.
+``--augment-copies K`` adds K augmented copies of every training cell
+(:func:`wbc_classic.preprocess.augment.default_augmentation`, ``--augment-strength``), to
+the evaluation's training parts (copies of PBC's test cells never) and to the shipped fit.
 
     python -m benchmarks.make_default_model --data ../shared/data --out wbc_classic/models
 """
@@ -43,20 +46,41 @@ def _acc(model, X, y) -> float:
     return float((model.predict_proba_features(X).argmax(axis=1) == y).mean())
 
 
-def evaluate(classifier: str, feats: dict, split, weight: float) -> dict:
-    """PBC-test and leave-one-lab-out accuracies of one candidate (see the module doc)."""
+def _with_copies(X: np.ndarray, y: np.ndarray, rows: np.ndarray, copies: tuple | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``rows`` of one lab's cells plus the augmented copies of those cells
+    (``copies``: their features and each copy's source row; None: no copies)."""
+    if copies is None:
+        return X[rows], y[rows]
+    Xc, source = copies
+    take = np.isin(source, rows)
+    return np.concatenate([X[rows], Xc[take]]), np.concatenate([y[rows], y[source[take]]])
+
+
+def evaluate(classifier: str, feats: dict, split, weight: float,
+             copies: dict | None = None) -> dict:
+    """PBC-test and leave-one-lab-out accuracies of one candidate (see the module doc);
+    ``copies`` (per lab: augmented copies' features and source rows) join the training
+    rows of their source cells, never the test rows."""
+    copies = copies or {}
+
+    def rows_of(name: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        X, y = feats[name]
+        return _with_copies(X, y, np.arange(len(y)) if rows is None else rows,
+                            copies.get(name))
+
     Xp, yp = feats["pbc"]
     tr, te = split
-    parts = [(Xp[tr], yp[tr], 1.0)] + [(*feats[lab], weight) for lab in LABS]
+    parts = [(*rows_of("pbc", tr), 1.0)] + [(*rows_of(lab), weight) for lab in LABS]
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     w = np.concatenate([np.full(len(p[1]), p[2]) for p in parts])
     out = {"pbc_test": _acc(_fit(classifier, X, y, w), Xp[te], yp[te])}
     for left in LABS:
         other = [lab for lab in LABS if lab != left][0]
-        Xo, yo = feats[other]
-        model = _fit(classifier, np.concatenate([Xp, Xo]), np.concatenate([yp, yo]),
-                     np.r_[np.ones(len(yp)), np.full(len(yo), weight)])
+        (Xa, ya), (Xo, yo) = rows_of("pbc"), rows_of(other)
+        model = _fit(classifier, np.concatenate([Xa, Xo]), np.concatenate([ya, yo]),
+                     np.r_[np.ones(len(ya)), np.full(len(yo), weight)])
         Xl, yl = feats[left]
         out[f"{left}_held_out"] = _acc(model, Xl, yl)
         # what `wbc-classic adapt` does by default (auto: no map or the class-mean map)
@@ -78,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     from wbc_classic.data.split import Split, make_split
     from wbc_classic.io.atomic import atomic_write_text
     from wbc_classic.io.cachedir import resolve_cache_dir
+    from wbc_classic.io.options import float_range, int_range
+    from wbc_classic.preprocess.augment import augmented_copies, default_augmentation
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -85,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lab-weight", type=float, default=5.0)
     ap.add_argument("--out", type=Path, default=Path("wbc_classic/models"))
     ap.add_argument("--max-mb", type=float, default=5.0)
+    ap.add_argument("--augment-copies", type=int_range(0, 50), default=0, metavar="K",
+                    help="K augmented copies of every training cell (wbc-classic train "
+                         "--augment-copies), in the evaluation's training parts and the "
+                         "shipped fit")
+    ap.add_argument("--augment-strength", type=float_range(0, 5, lo_open=True), default=1.0)
     args = ap.parse_args(argv)
 
     cache = resolve_cache_dir(None)
@@ -97,12 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         res = probe.extract([str(p) for p in s.paths])
         good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
         feats[name], usable[name] = (res.X[good], s.y[good]), good
+    augmentation = default_augmentation(args.augment_strength) if args.augment_copies else None
+    copies = {}
+    if augmentation is not None:
+        for name, s in sets.items():
+            res = probe.extract(augmented_copies([str(s.paths[i]) for i in usable[name]],
+                                                 augmentation, args.augment_copies, seed=0))
+            ok = res.ok & res.found & np.all(np.isfinite(res.X), axis=1)
+            source = np.tile(np.arange(usable[name].size), args.augment_copies)
+            copies[name] = (res.X[ok], source[ok])
     split: Split | tuple[np.ndarray, np.ndarray]
     split = make_split(feats["pbc"][1], "80/20", seed=0)
     split = (np.union1d(split.train, split.val), split.test)
     scores = {}
     for clf in args.classifiers:
-        scores[clf] = evaluate(clf, feats, split, args.lab_weight)
+        scores[clf] = evaluate(clf, feats, split, args.lab_weight, copies)
         print(clf, json.dumps({k: round(v, 4) if isinstance(v, float) else v
                               for k, v in scores[clf].items()}), flush=True)
     ok = [c for c in args.classifiers if scores[c]["pbc_test"] >= 0.99] or args.classifiers
@@ -114,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         paths += [str(s.paths[i]) for i in keep]
         y.append(s.y[keep])
         w.append(np.full(keep.size, 1.0 if name == "pbc" else args.lab_weight))
-    model = WBCModel(best, classes=PBC5_CLASSES, cv=0, cache_dir=cache)
+    model = WBCModel(best, classes=PBC5_CLASSES, cv=0, cache_dir=cache,
+                     augmentation=augmentation, augment_copies=args.augment_copies)
     model.fit(paths, np.concatenate(y), sample_weight=np.concatenate(w))
     model.cache_dir = None
     sources = [{"lab": name, "n_images": int(usable[name].size),
@@ -135,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         "never_trained_on": ["bccd"],
         "shipped_model_fit": "all usable images of the three labs (PBC 5 classes, "
                              "cellavision_seg, jtsc_seg), small labs weighted "
-                             f"{args.lab_weight:g}",
+                             f"{args.lab_weight:g}" + (
+                                 f", {args.augment_copies} augmented copies of every cell "
+                                 f"(strength {args.augment_strength:g})"
+                                 if augmentation is not None else ""),
         "evaluation": {"protocol": __doc__.split("Measured before the shipped fit "
                                                  "(all numbers go in the card):")[1]
                        .split("The candidates")[0].strip(),
