@@ -91,12 +91,15 @@ class NetSpec:
     threads: int = 1
     seed: int = 0
     stain: str = "none"
+    align_weight: float = 0.0
 
     @property
     def name(self) -> str:
-        """Row label: model, normalisation, crop, recipe and a stain normaliser if any."""
+        """Row label: model, normalisation, crop, recipe, a stain normaliser and the
+        feature-alignment weight if any."""
         return f"{self.model}-{self.norm}-{self.crop}-{self.recipe}" + \
-            (f"-{self.stain}" if self.stain != "none" else "")
+            (f"-{self.stain}" if self.stain != "none" else "") + \
+            (f"-coral{self.align_weight:g}" if self.align_weight > 0 else "")
 
     def train_config(self, cache_dir: str | None) -> Any:
         """The :class:`deep.train.TrainConfig` (recipe applied)."""
@@ -109,13 +112,17 @@ class NetSpec:
             self.recipe, model=self.model, model_kwargs=kwargs, img_size=self.img_size,
             crop=self.crop, epochs=self.epochs, max_minutes=self.max_minutes, patience=0,
             threads=self.threads, seed=self.seed, split_seed=self.seed, progress=False,
-            cache_dir=cache_dir, device="cpu", tta=False, stain=self.stain)
+            cache_dir=cache_dir, device="cpu", tta=False, stain=self.stain,
+            align_weight=self.align_weight)
 
 
 def _key(spec: NetSpec, paths: Sequence[str], y: np.ndarray, extra: str = "") -> str:
     fields = dataclasses.asdict(spec)
-    if fields["stain"] == "none":  # the key of the networks trained before the option
+    # the keys of the networks trained before these options
+    if fields["stain"] == "none":
         del fields["stain"]
+    if fields["align_weight"] == 0:
+        del fields["align_weight"]
     h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     h.update("\n".join(paths).encode())
     h.update(np.asarray(y, np.int64).tobytes())
@@ -135,14 +142,16 @@ def _all_train(n: int):
 
 def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Path,
                   cache_dir: str | None = None, pretrained: str | None = None,
-                  overrides: dict[str, Any] | None = None, label: str = ""
-                  ) -> tuple[Any, Any, Path]:
+                  overrides: dict[str, Any] | None = None, label: str = "",
+                  align_paths: Sequence[str] | None = None) -> tuple[Any, Any, Path]:
     """Train (or read back) one network on ``paths``/``y``; returns ``(model, meta, run)``,
     ``run`` the folder holding its ``best.pt``.
 
     The network is kept as ``out/nets/<key>/best.pt`` with a ``done.json`` beside it: a key
     that is done is loaded, not trained again. ``pretrained`` (a checkpoint) and
-    ``overrides`` (:class:`deep.train.TrainConfig` fields) make a fine-tuning run.
+    ``overrides`` (:class:`deep.train.TrainConfig` fields) make a fine-tuning run;
+    ``align_paths``, the unlabelled images a network with ``spec.align_weight`` aligns its
+    features to (in the key).
     """
     from deep.checkpoint import load_checkpoint, load_model
     from deep.train import train_on_split
@@ -151,6 +160,8 @@ def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Pa
     paths = [str(p) for p in paths]
     y = np.asarray(y, np.int64)
     extra = json.dumps({"pretrained": pretrained, **(overrides or {})}, sort_keys=True)
+    if align_paths is not None:
+        extra += "\nalign:" + "\n".join(str(p) for p in align_paths)
     run = Path(out) / "nets" / _key(spec, paths, y, extra)
     done = run / "done.json"
     if done.is_file() and (run / "best.pt").is_file():
@@ -163,7 +174,8 @@ def train_network(spec: NetSpec, paths: Sequence[str], y: np.ndarray, *, out: Pa
     stain = load_checkpoint(pretrained)["meta"].get("stain") if pretrained else None
     t0 = time.time()
     res = train_on_split(cfg, [*paths, paths[0]], np.r_[y, y[:1]], _all_train(len(y)),
-                         classes=list(CLASSES5), out=run, stain=stain)
+                         classes=list(CLASSES5), out=run, stain=stain,
+                         align_images=None if align_paths is None else list(align_paths))
     if res.skipped:
         print(f"  {len(res.skipped)} unreadable training image(s) skipped, e.g. "
               f"{next(iter(res.skipped))}", flush=True)
@@ -352,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stain", default="none",
                     help="stain normaliser fitted on the training images and applied to every "
                          "image the networks see (deep.train --stain)")
+    ap.add_argument("--align-weight", type=float, default=0.0,
+                    help="train each network with a feature-alignment loss (Deep CORAL, "
+                         "deep.train's align_weight) to the held-out lab's unlabelled images: "
+                         "one network per held-out lab, scored on it and on PBC's test part")
     ap.add_argument("--img-size", type=int, default=64)
     ap.add_argument("--max-minutes", type=float, default=8.0,
                     help="training budget of each network (default 8)")
@@ -399,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"unknown training sets {unknown}; one of {known}")
         if args.fewshot_replay < 1:
             raise ValueError(f"--fewshot-replay must be >= 1, got {args.fewshot_replay}")
+        if args.align_weight < 0:
+            raise ValueError(f"--align-weight must be >= 0, got {args.align_weight}")
+        if args.align_weight > 0 and args.fewshot:
+            raise ValueError("--fewshot fine-tunes a network trained without --align-weight")
         if args.fewshot and "pbc" not in trains:
             raise ValueError("--fewshot fine-tunes the network trained on pbc: add pbc to "
                              "--train")
@@ -414,11 +434,24 @@ def main(argv: list[str] | None = None) -> int:
         spec = NetSpec(model=args.model, norm=norm, width=args.width, img_size=args.img_size,
                        crop=args.crop, recipe=args.recipe, max_minutes=args.max_minutes,
                        epochs=args.epochs, threads=args.threads, seed=args.seed,
-                       stain=args.stain)
+                       stain=args.stain, align_weight=args.align_weight)
         for train in trains:
             mine = [p for p in pairs if p.train_name == train]
             print(f"# {spec.name}: training on {train} ({len(mine[0].train_y)} cells)",
                   flush=True)
+            if spec.align_weight > 0:
+                # one network per held-out lab, aligned to its unlabelled images; scored on
+                # it and on PBC's test part (what the alignment costs at home)
+                home = [p for p in mine if p.test in p.train]
+                for pair in (p for p in mine if p.test not in p.train):
+                    model, meta, run = train_network(
+                        spec, pair.train_paths, pair.train_y, out=args.out,
+                        cache_dir=args.cache_dir, label=f"{train}, aligned to {pair.test}",
+                        align_paths=pair.test_paths)
+                    rows += score_network(model, meta, spec, [*home, pair],
+                                          adaptations=adapts, cache_dir=args.cache_dir,
+                                          seed=args.seed, n_resamples=args.n_resamples)
+                continue
             model, meta, run = train_network(spec, mine[0].train_paths, mine[0].train_y,
                                              out=args.out, cache_dir=args.cache_dir,
                                              label=train)

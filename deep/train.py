@@ -144,6 +144,14 @@ class TrainConfig:
                          "(0 = off)", type=int_range(0))
     label_smoothing: float = _opt(0.1, "label smoothing of the training loss",
         type=float_range(0, 1, hi_open=True))
+    align_weight: float = _opt(0.0, "weight of the feature-alignment loss (Deep CORAL: the "
+                               "mean and covariance of what the head receives) between the "
+                               "training images and unlabelled images of the target lab "
+                               "(train_on_split's align_images); 0 = off",
+                               type=float_range(0))
+    align_data: str | None = _opt(None, "folder of unlabelled images of the lab the network "
+                                  "is for (with --align-weight; prepared as the training "
+                                  "images are)")
     use_class_weights: bool = _opt(False, "weight the loss by balanced class weights",
                                    flag="--class-weights")
     augment: dict[str, Any] = _opt(
@@ -359,10 +367,43 @@ def model_cost(name: str, *, num_classes: int, img_size: int,
 
 # ----------------------------------------------------------------------------- the loop
 
+def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL's distance of two batches of features, with the distance of their means.
+
+    ``||C_s - C_t||_F^2 / (4 F^2) + ||m_s - m_t||^2 / F`` for feature batches of F columns,
+    ``C`` their covariances and ``m`` their means (Sun & Saenko 2016, "Deep CORAL:
+    correlation alignment for deep domain adaptation", ECCV workshops; the mean term is the
+    linear-kernel MMD). Differentiable in both.
+
+    Parameters
+    ----------
+    source, target : tensor of float, shapes (n, F) and (m, F), n, m >= 2
+
+    Returns
+    -------
+    tensor, shape ()
+    """
+    f = source.shape[1]
+
+    def cov(x: torch.Tensor) -> torch.Tensor:
+        c = x - x.mean(0, keepdim=True)
+        return c.T @ c / (x.shape[0] - 1)
+
+    return (((cov(source) - cov(target)) ** 2).sum() / (4 * f * f)
+            + ((source.mean(0) - target.mean(0)) ** 2).sum() / f)
+
+
+def _forever(loader: DataLoader) -> Any:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
 def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         cfg: TrainConfig, *, meta: CheckpointMeta | Mapping[str, Any],
         out: str | os.PathLike[str] | None = None,
-        device: torch.device | None = None) -> dict[str, Any]:
+        device: torch.device | None = None,
+        align_ds: ArrayDataset | None = None) -> dict[str, Any]:
     """Train ``model`` in place; return ``{"history", "best_epoch", "best_val_loss",
     "train_seconds", "stop_reason", "epochs_run"}``.
 
@@ -381,6 +422,12 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
         ``cfg.resume`` continues from ``out/last.pt``: weights, optimiser state and the
         position in the learning-rate schedule.
     device : torch.device, optional
+    align_ds : ArrayDataset, optional
+        Unlabelled images of the lab the network is for (labels ignored; the training
+        augmentation applies). With ``cfg.align_weight > 0`` every step also forwards a
+        batch of them, and ``cfg.align_weight`` times :func:`coral_loss` between the two
+        batches' head inputs joins the loss: the backbone learns features whose statistics
+        are the same in both labs.
 
     Notes
     -----
@@ -418,6 +465,24 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                         > cfg.batch_size, generator=g, pin_memory=is_cuda,
                         persistent_workers=cfg.num_workers > 0)
     has_val = val_ds is not None and len(val_ds) > 0
+    aligning = align_ds is not None and len(align_ds) > 1 and cfg.align_weight > 0
+    head_in: list[torch.Tensor] = []
+    if aligning:
+        assert align_ds is not None
+        if world > 1:
+            raise ValueError("feature alignment (align_weight) runs in one process")
+        g_align = torch.Generator()
+        g_align.manual_seed(cfg.seed + 1)
+        align_batches = _forever(DataLoader(
+            align_ds, batch_size=min(cfg.batch_size, len(align_ds)), shuffle=True,
+            drop_last=True, generator=g_align, num_workers=cfg.num_workers))
+        head_name = getattr(model, "head_name", None)
+        if not head_name:
+            raise ValueError(f"{type(model).__name__} has no head_name: feature alignment "
+                             "needs a model built by deep.models.get_model")
+        # what the head receives, with its gradient (deep.adapt.head_inputs detaches)
+        hook = model.get_submodule(head_name).register_forward_pre_hook(
+            lambda _m, inputs: head_in.append(inputs[0].flatten(1)))
     optimizer = _make_optimizer(cfg, ddp_model)
     # the schedule's base rates come from the settings, never from a (resumed) optimiser
     # whose rates are already scaled by the schedule
@@ -485,9 +550,24 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
             if use_cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             yb = yb.to(device, non_blocking=True)
+            if aligning:
+                head_in.clear()
+                xt = normalize_batch(next(align_batches)[0].to(device, non_blocking=True),
+                                     mean, std)
+                if use_cl:
+                    xt = xt.contiguous(memory_format=torch.channels_last)
+                x = torch.cat([x, xt])
             with torch.autocast(device.type, enabled=use_amp):
                 z = ddp_model(x)
-                loss = criterion(z.float(), yb)
+                if aligning:
+                    n_src = len(yb)
+                    feats = head_in.pop()
+                    head_in.clear()
+                    z = z[:n_src]
+                    loss = criterion(z.float(), yb) + cfg.align_weight * coral_loss(
+                        feats[:n_src].float(), feats[n_src:].float())
+                else:
+                    loss = criterion(z.float(), yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {float(loss)} at epoch "
                                          f"{epoch + 1}, step {i}: lower the learning rate")
@@ -567,6 +647,8 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                                 extra=state)
         if stop:
             break
+    if aligning:
+        hook.remove()
     epochs_run = sum(float(r.get("fraction", 1.0)) for r in state["history"])
     return {"history": state["history"], "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val_loss"], "train_seconds": state["train_seconds"],
@@ -695,7 +777,9 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
                    labels: Sequence[int] | np.ndarray, split: Any, *,
                    classes: Sequence[str], out: str | os.PathLike[str] | None = None,
                    usable: np.ndarray | None = None, stain: Any = None,
-                   device: torch.device | str | None = None) -> TrainResult:
+                   device: torch.device | str | None = None,
+                   align_images: Sequence[str | os.PathLike[str]] | np.ndarray | None = None
+                   ) -> TrainResult:
     """Train ``cfg.model`` on the train part of ``split``: the one deep training entry.
 
     Parameters
@@ -724,6 +808,11 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         metadata). With image files: a fitted normaliser to apply instead of fitting
         ``cfg.stain`` (fine-tuning keeps the one its network was trained with).
     device : torch.device or str, optional
+    align_images : sequence of path-like, or ndarray (M, S, S, 3) uint8, optional
+        Unlabelled images of the lab the network is for, prepared as ``data`` is (the same
+        crop, stain normaliser and size); with ``cfg.align_weight > 0`` the training aligns
+        the network's features of the two (:func:`fit`'s ``align_ds``). Unreadable ones are
+        skipped.
 
     Returns
     -------
@@ -732,7 +821,8 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     Raises
     ------
     ValueError
-        A class has no training image, or the split does not fit the labels.
+        A class has no training image, the split does not fit the labels, or
+        ``cfg.align_weight > 0`` without ``align_images`` (or with fewer than 2 usable).
     """
     if not isinstance(cfg, TrainConfig):
         cfg = TrainConfig(**dict(cfg))
@@ -790,6 +880,10 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     missing = [c for i, c in enumerate(classes) if not np.any(y[tr] == i)]
     if missing:
         raise ValueError(f"no training images for class(es) {', '.join(missing)}")
+    align_ds = None
+    if cfg.align_weight > 0:
+        target = _align_images(align_images, cfg, stain_dict, rank)
+        align_ds = ArrayDataset(target, np.zeros(len(target), np.int64), transform=aug)
     mean, std = channel_stats(images[np.sort(tr)])
     train_ds = ArrayDataset(images, y, tr, transform=aug)
     val_ds = ArrayDataset(images, y, va) if len(va) else None
@@ -817,7 +911,8 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
                 split.save(run_dir / "split.json")
             if not cfg.resume and (run_dir / "metrics.jsonl").exists():
                 (run_dir / "metrics.jsonl").unlink()
-        hist = fit(model, train_ds, val_ds, cfg, meta=meta, out=run_dir, device=device)
+        hist = fit(model, train_ds, val_ds, cfg, meta=meta, out=run_dir, device=device,
+                   align_ds=align_ds)
         if world > 1:
             dist.barrier()  # rank 0 has written best.pt
         best = run_dir / "best.pt"
@@ -841,6 +936,32 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     return TrainResult(model=model, meta=meta, history=hist["history"], images=images,
                        train_idx=tr, val_idx=va, train_seconds=hist["train_seconds"],
                        out=None if tmp is not None else run_dir, skipped=skipped)
+
+
+def _align_images(align_images: Any, cfg: TrainConfig, stain: dict[str, Any] | None,
+                  rank: int) -> np.ndarray:
+    """The target lab's unlabelled images as the network sees them (see train_on_split)."""
+    if align_images is None:
+        raise ValueError("align_weight > 0 needs unlabelled images of the target lab "
+                         "(align_images)")
+    if isinstance(align_images, np.ndarray):
+        target = align_images
+    else:
+        from wbc_classic.preprocess.stain import normalizer_from_dict
+
+        from .cache import build_cache, deep_cache_dir
+
+        cached = build_cache([str(p) for p in align_images], cfg.img_size,
+                             cache_dir=deep_cache_dir(cfg.cache_dir), on_error="skip",
+                             crop=cfg.crop, crop_options=cfg.crop_options,
+                             stain=normalizer_from_dict(stain) if stain else None,
+                             progress=cfg.progress and rank == 0)
+        target = np.asarray(cached.images)[np.asarray(cached.ok, bool)]
+    if target.ndim != 4 or target.shape[1:] != (cfg.img_size, cfg.img_size, 3) \
+            or len(target) < 2:
+        raise ValueError(f"align_images: need at least 2 usable images of shape "
+                         f"({cfg.img_size}, {cfg.img_size}, 3), got {target.shape}")
+    return target
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -907,13 +1028,23 @@ def train(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     _maybe_init_distributed(cfg.device)
     rank, world, _ = _dist_info()
     out = Path(cfg.out)
+    align = None
+    if cfg.align_weight > 0:
+        from wbc_classic.io.predictions import expand_inputs
+
+        if not cfg.align_data:
+            raise ValueError("--align-weight needs --align-data, a folder of unlabelled "
+                             "images of the lab the network is for")
+        align = [str(p) for p in expand_inputs([cfg.align_data])]
     if str(cfg.data).lower().endswith(".npz"):
         images, y, split, classes, norm = _load_npz(cfg)
-        res = train_on_split(cfg, images, y, split, classes=classes, out=out, stain=norm)
+        res = train_on_split(cfg, images, y, split, classes=classes, out=out, stain=norm,
+                             align_images=align)
     else:
         iset, classes = _load_data(cfg)
         split = _make_split(cfg, iset.y)
-        res = train_on_split(cfg, iset.paths, iset.y, split, classes=classes, out=out)
+        res = train_on_split(cfg, iset.paths, iset.y, split, classes=classes, out=out,
+                             align_images=align)
         y = np.asarray(iset.y, np.int64)
     te = np.asarray(split.test, np.int64)
     skipped = res.skipped

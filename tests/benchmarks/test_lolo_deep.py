@@ -115,9 +115,11 @@ def test_a_stain_normaliser_is_fitted_once_and_kept_by_the_fine_tuning(labs_root
     spec = lolo_deep.NetSpec(model="wbcnet", width=0.25, img_size=32, crop="center",
                              recipe="default", epochs=1, max_minutes=1, stain="reinhard")
     assert spec.name.endswith("-reinhard")
-    # a spec without a normaliser keeps the key of the networks trained before the option
+    # a spec without a normaliser (or alignment) keeps the key of the networks trained
+    # before those options
     plain = lolo_deep.NetSpec()
-    fields = {k: v for k, v in dataclasses.asdict(plain).items() if k != "stain"}
+    fields = {k: v for k, v in dataclasses.asdict(plain).items()
+              if k not in ("stain", "align_weight")}
     before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     before.update(b"a.png")
     before.update(np.asarray([0], np.int64).tobytes())
@@ -140,3 +142,31 @@ def test_a_stain_normaliser_is_fitted_once_and_kept_by_the_fine_tuning(labs_root
     assert tuned["stain"] == meta["stain"]
     assert lolo_deep.main(["--data", str(labs_root), "--stain", "purple",
                            "--out", str(tmp_path / "x")]) == 2
+
+
+def test_align_weight_trains_one_network_per_held_out_lab_aligned_to_it(labs_root, tmp_path,
+                                                                        monkeypatch):
+    calls = []
+    real = lolo_deep.train_network
+
+    def spy(spec, paths, y, **kw):
+        calls.append((spec, list(paths), kw.get("align_paths")))
+        return real(spec, paths, y, **kw)
+
+    monkeypatch.setattr(lolo_deep, "train_network", spy)
+    out = tmp_path / "aligned"
+    assert lolo_deep.main(["--data", str(labs_root), "--labs", "pbc,jtsc_seg,cellavision_seg",
+                           *TINY, "--align-weight", "0.5", "--adapt", "none",
+                           "--cache-dir", str(tmp_path / "c"), "--out", str(out)]) == 0
+    labs = lolo_deep.load_labs(labs_root, ["pbc", "jtsc_seg", "cellavision_seg"], seed=0)
+    assert len(calls) == 2                                   # one per held-out lab
+    for spec, paths, _ in calls:
+        assert spec.align_weight == 0.5 and spec.name.endswith("-coral0.5")
+        assert paths == list(labs["pbc"].train_paths)
+    assert sorted(tuple(a) for _, _, a in calls) == sorted(
+        tuple(labs[t].test_paths) for t in ("jtsc_seg", "cellavision_seg"))
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    # each network on its own lab and on PBC's test part, nothing else
+    assert sorted(r["test"] for r in rows) == ["cellavision_seg", "jtsc_seg", "pbc", "pbc"]
+    assert lolo_deep.main(["--data", str(labs_root), "--align-weight", "-1",
+                           "--out", str(tmp_path)]) == 2

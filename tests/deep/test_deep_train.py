@@ -824,3 +824,52 @@ def test_recipes_fill_the_config_and_flags_win():
         get_recipe("nope")
     with pytest.raises(SystemExit):
         config_from_args(["--data", "d", "--recipe", "nope"])
+
+
+def test_coral_loss_is_zero_for_equal_statistics_and_grows_with_the_shift():
+    from deep.train import coral_loss
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 6, generator=g)
+    assert float(coral_loss(a, a)) == pytest.approx(0.0, abs=1e-7)
+    shifted = [float(coral_loss(a, a * s + m)) for s, m in ((1, 0.5), (1, 1.0), (2, 1.0))]
+    assert 0 < shifted[0] < shifted[1] < shifted[2]
+    x = a.clone().requires_grad_(True)
+    coral_loss(x, a * 2).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_feature_alignment_pulls_the_target_features_towards_the_training_ones(tmp_path):
+    """A shifted copy of the training images as the 'other lab': with the alignment loss
+    the network's features of the two are closer than without it."""
+    from deep.adapt import penultimate_features
+    from deep.train import coral_loss, train_on_split
+    from wbc_classic.data.split import make_split
+
+    imgs, y, classes = _tiny_arrays(n_per_class=8)
+    other = np.clip(imgs.astype(np.int16) * [1.0, 0.6, 0.6] + [0, 40, 60], 0, 255
+                    ).astype(np.uint8)
+    split = make_split(y, "80/20", seed=0)
+    gaps = {}
+    for w in (0.0, 20.0):
+        res = train_on_split(_tiny_cfg(epochs=4, align_weight=w, no_augment=True), imgs, y,
+                             split, classes=classes, align_images=other)
+        f = [torch.as_tensor(penultimate_features(res.model, im, res.meta.mean, res.meta.std))
+             for im in (imgs, other)]
+        gaps[w] = float(coral_loss(*f))
+    assert gaps[20.0] < gaps[0.0]
+    with pytest.raises(ValueError, match="align_images"):
+        train_on_split(_tiny_cfg(epochs=1, align_weight=1.0), imgs, y, split, classes=classes)
+
+
+def test_the_command_aligns_to_a_folder_of_unlabelled_images(tmp_path, cell_folders, capsys):
+    from deep.train import main, train
+
+    assert main(["--data", str(cell_folders), "--out", str(tmp_path / "o"),
+                 "--align-weight", "1"]) == 2
+    assert "--align-data" in capsys.readouterr().err
+    other = cell_folders / "neutrophil"          # any folder of images stands for the lab
+    cfg = _cfg(tmp_path, cell_folders, epochs=1, align_weight=1.0, align_data=str(other))
+    train(cfg)
+    saved = json.loads((Path(cfg.out) / "config.json").read_text())
+    assert saved["align_weight"] == 1.0 and saved["align_data"] == str(other)
