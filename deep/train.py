@@ -23,6 +23,10 @@ Command line
     # several processes (CPU: gloo, GPU: nccl)
     torchrun --nproc_per_node 2 -m deep.train --data ../shared/data/pbc --out runs/ddp
 
+    # for one lab: align the features to its unlabelled images while training (Deep CORAL)
+    python -m deep.train --data ../shared/data/pbc --recipe lab --crop cell \
+        --align-weight 1 --align-data my_lab/cells/ --out runs/wbcnet-mylab
+
 Every flag is one :class:`TrainConfig` field (``--img-size`` is ``img_size``; ``--help`` lists
 them with their defaults). Outputs in ``--out``: ``best.pt`` (lowest validation loss),
 ``last.pt`` (resumable with ``--resume``), ``metrics.jsonl`` (one JSON line per epoch),

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pytest
 
 from benchmarks import pseudo_labels
 from benchmarks.labcells import add_lab_arguments, load_labs
+from tests.benchmarks.conftest import json_report
 from wbc_classic.classical.adapt import confident_rows
-from wbc_classic.data.synthetic_sets import write_class_folders, write_segmentation_set
 
 ARGS = ["--targets", "jtsc_seg", "--classifiers", "logreg", "--rounds", "2", "--weights",
         "2", "--neighbours", "5"]
@@ -20,11 +19,8 @@ SCHEMES = {"as trained", "class-means", "self-training, weight 2", "lab-own",
 
 
 @pytest.fixture(scope="module")
-def labs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labs")
-    write_class_folders(root / "pbc", 10, size=64, seed=1)
-    write_segmentation_set(root / "jtsc_seg", 25, seed=3, size=64, stain_shift=-0.7, scale=0.8)
-    return root
+def labs(pbc_and_jtsc):
+    return pbc_and_jtsc
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +34,7 @@ def cells(labs):
 
 @pytest.fixture(scope="module")
 def report(labs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pl") / "p.json"
-    assert pseudo_labels.main(["--data", str(labs), *ARGS, "--cache-dir", str(labs / "cache"),
-                               "--out", str(out)]) == 0
-    return json.loads(out.read_text())
+    return json_report(pseudo_labels.main, labs, ARGS, tmp_path_factory.mktemp("pl") / "p.json")
 
 
 def test_every_scheme_is_scored_on_every_cell(report, cells):

@@ -8,26 +8,21 @@ import numpy as np
 import pytest
 
 from benchmarks import stability
-from wbc_classic.data.synthetic_sets import write_class_folders, write_segmentation_set
+from tests.benchmarks.conftest import json_report
 
 ARGS = ["--targets", "jtsc_seg", "--classifiers", "logreg", "--repeats", "2", "--noise",
         "1e-3"]
 
 
 @pytest.fixture(scope="module")
-def labs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labs")
-    write_class_folders(root / "pbc", 10, size=64, seed=1)
-    write_segmentation_set(root / "jtsc_seg", 20, seed=3, size=64, stain_shift=-0.7, scale=0.8)
-    return root
+def labs(pbc_and_jtsc):
+    return pbc_and_jtsc
 
 
 @pytest.fixture(scope="module")
 def report(labs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("stability") / "s.json"
-    assert stability.main(["--data", str(labs), *ARGS, "--cache-dir", str(labs / "cache"),
-                           "--out", str(out)]) == 0
-    return json.loads(out.read_text())
+    return json_report(stability.main, labs, ARGS,
+                       tmp_path_factory.mktemp("stability") / "s.json")
 
 
 def test_the_same_seed_gives_the_same_report(labs, report, tmp_path):
