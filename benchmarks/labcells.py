@@ -10,6 +10,7 @@ here once.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,9 +29,11 @@ class LabCells(NamedTuple):
     images: list[str]
 
 
-def features(model: Any, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(X of the usable images, their indices) through the model's feature engine."""
-    res = model.extract(paths)
+def features(model: Any, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(X of the usable images, their indices) through the model's feature engine;
+    ``items``: image paths, or anything else :meth:`WBCModel.extract` takes (e.g.
+    augmented copies)."""
+    res = model.extract(items)
     good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
     return res.X[good], good
 

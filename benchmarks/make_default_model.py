@@ -96,6 +96,7 @@ def evaluate(classifier: str, feats: dict, split, weight: float,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.labcells import features
     from wbc_classic.classical.model import WBCModel
     from wbc_classic.data.datasets import ImageSet, load_class_folders, load_labelled
     from wbc_classic.data.labels import PBC5_CLASSES
@@ -125,18 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     feats, usable = {}, {}
     s: ImageSet | dict[str, float]
     for name, s in sets.items():
-        res = probe.extract([str(p) for p in s.paths])
-        good = np.flatnonzero(res.ok & res.found & np.all(np.isfinite(res.X), axis=1))
-        feats[name], usable[name] = (res.X[good], s.y[good]), good
+        X, good = features(probe, [str(p) for p in s.paths])
+        feats[name], usable[name] = (X, s.y[good]), good
     augmentation = default_augmentation(args.augment_strength) if args.augment_copies else None
     copies = {}
     if augmentation is not None:
         for name, s in sets.items():
-            res = probe.extract(augmented_copies([str(s.paths[i]) for i in usable[name]],
-                                                 augmentation, args.augment_copies, seed=0))
-            ok = res.ok & res.found & np.all(np.isfinite(res.X), axis=1)
+            Xc, kept = features(probe, augmented_copies(
+                [str(s.paths[i]) for i in usable[name]], augmentation, args.augment_copies,
+                seed=0))
             source = np.tile(np.arange(usable[name].size), args.augment_copies)
-            copies[name] = (res.X[ok], source[ok])
+            copies[name] = (Xc, source[kept])
     split: Split | tuple[np.ndarray, np.ndarray]
     split = make_split(feats["pbc"][1], "80/20", seed=0)
     split = (np.union1d(split.train, split.val), split.test)

@@ -566,7 +566,6 @@ def fit(model: nn.Module, train_ds: ArrayDataset, val_ds: ArrayDataset | None,
                 if aligning:
                     n_src = len(yb)
                     feats = head_in.pop()
-                    head_in.clear()
                     z = z[:n_src]
                     loss = criterion(z.float(), yb) + cfg.align_weight * coral_loss(
                         feats[:n_src].float(), feats[n_src:].float())
@@ -860,8 +859,6 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
     else:
         from wbc_classic.preprocess.stain import fit_normalizer
 
-        from .cache import build_cache, deep_cache_dir
-
         paths = list(data)
         if stain is not None:
             from wbc_classic.preprocess.stain import normalizer_from_dict
@@ -870,9 +867,7 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
         else:
             norm = fit_normalizer(cfg.stain, [paths[i] for i in tr], n_ref=50, seed=cfg.seed)
         # an unreadable image is skipped, reported and counted (as benchmarks.run does)
-        cache = build_cache(paths, cfg.img_size, cache_dir=deep_cache_dir(cfg.cache_dir),
-                            on_error="skip", crop=cfg.crop, crop_options=cfg.crop_options,
-                            stain=norm, progress=cfg.progress and rank == 0)
+        cache = _prepare(paths, cfg, norm, rank)
         skipped = {str(paths[i]): msg for i, msg in sorted(cache.errors.items())}
         if skipped:
             readable = np.asarray(cache.ok, bool)
@@ -942,6 +937,18 @@ def train_on_split(cfg: TrainConfig | Mapping[str, Any],
                        out=None if tmp is not None else run_dir, skipped=skipped)
 
 
+def _prepare(paths: Sequence[str | os.PathLike[str]], cfg: TrainConfig, norm: Any,
+             rank: int) -> Any:
+    """Image files as the network sees them: decoded, cropped (``cfg.crop``), stain-normalised
+    by ``norm`` and resized to ``cfg.img_size`` once, cached; unreadable ones skipped."""
+    from .cache import build_cache, deep_cache_dir
+
+    return build_cache([str(p) for p in paths], cfg.img_size,
+                       cache_dir=deep_cache_dir(cfg.cache_dir), on_error="skip",
+                       crop=cfg.crop, crop_options=cfg.crop_options, stain=norm,
+                       progress=cfg.progress and rank == 0)
+
+
 def _align_images(align_images: Any, cfg: TrainConfig, stain: dict[str, Any] | None,
                   rank: int) -> np.ndarray:
     """The target lab's unlabelled images as the network sees them (see train_on_split)."""
@@ -953,13 +960,8 @@ def _align_images(align_images: Any, cfg: TrainConfig, stain: dict[str, Any] | N
     else:
         from wbc_classic.preprocess.stain import normalizer_from_dict
 
-        from .cache import build_cache, deep_cache_dir
-
-        cached = build_cache([str(p) for p in align_images], cfg.img_size,
-                             cache_dir=deep_cache_dir(cfg.cache_dir), on_error="skip",
-                             crop=cfg.crop, crop_options=cfg.crop_options,
-                             stain=normalizer_from_dict(stain) if stain else None,
-                             progress=cfg.progress and rank == 0)
+        cached = _prepare(align_images, cfg, normalizer_from_dict(stain) if stain else None,
+                          rank)
         target = np.asarray(cached.images)[np.asarray(cached.ok, bool)]
     if target.ndim != 4 or target.shape[1:] != (cfg.img_size, cfg.img_size, 3) \
             or len(target) < 2:

@@ -826,7 +826,7 @@ class WBCModel(ClassifierMixin, BaseEstimator):
             Columns in :attr:`classes_` order; rows sum to 1.
         """
         self._check_fitted()
-        X = self.aligned_features(np.asarray(X, dtype=np.float32))
+        X = self.aligned_features(X)
         if X.shape[0] == 0:
             return np.zeros((0, len(self.classes_)))
         with _one_blas_thread():
